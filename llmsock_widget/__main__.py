@@ -1,0 +1,73 @@
+"""Command line: ``python -m llmsock_widget serve [--host --port --model --store-dir]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from .errors import ServerStartError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m llmsock_widget", description="llmsock command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the llmsock server in the foreground")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
+    serve.add_argument("--model", default="builtin", help="model: builtin or builtin:<tokens per second>")
+    serve.add_argument("--store-dir", default=None, help="keep sessions as JSON files in this directory")
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser pages from this exact origin (repeatable)",
+    )
+    serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT or SIGTERM; print its address as one JSON line first."""
+    from .server import ServerThread
+    from .stores import JsonFileStore, MemoryStore
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(message)s")
+    store = JsonFileStore(args.store_dir) if args.store_dir else MemoryStore()
+    try:
+        server = ServerThread(
+            host=args.host, port=args.port, model=args.model, store=store, allowed_origins=args.allow_origin
+        ).start()
+    except (ServerStartError, ValueError) as exc:
+        print(f"llmsock: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(json.dumps({"url": server.url, "token": server.token, "sse": server.sse_url}), flush=True)
+    while not stop.wait(0.5):  # wake now and then: signal handlers run only in the main thread
+        pass
+    server.stop()
+    logging.getLogger("llmsock").info("llmsock: stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Frozen event values: what happens in a session, and replies to one connection.
+
+Session events carry ``seq``: it grows by one per event within a session, is
+kept in the session state, and survives a store save/load.  Every connection on
+the session sees the same session events in ``seq`` order.
+
+Replies (:class:`SessionReady`, :class:`ControlResult`, :class:`ErrorReply`,
+:class:`Pong`) go to one connection only and have no ``seq``.
+
+Events validate themselves on construction (as h11's do), so a bad value is
+caught where it is made, not where it is encoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+FinishReason = Literal["stop", "length", "aborted"]
+Status = Literal["idle", "generating", "paused"]
+Level = Literal["info", "warning", "error"]
+
+FINISH_REASONS = ("stop", "length", "aborted")
+STATUSES = ("idle", "generating", "paused")
+LEVELS = ("info", "warning", "error")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _SessionEvent:
+    session_id: str
+    seq: int
+    ts: int  # milliseconds since the epoch, given by the caller (the core has no clock)
+    turn_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(type(self.seq) is int and self.seq >= 1, f"seq must be >= 1, not {self.seq!r}")
+        _check(bool(self.session_id), "session_id must not be empty")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserMessage(_SessionEvent):
+    """A user's prompt, echoed to every connection when its turn starts."""
+
+    text: str
+    message_id: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelStart(_SessionEvent):
+    """The model starts answering the turn's user message."""
+
+    model: str
+    message_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelDelta(_SessionEvent):
+    """A piece of the model's answer text."""
+
+    text: str
+    message_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelUsage(_SessionEvent):
+    """Token counts for the turn."""
+
+    input_tokens: int
+    output_tokens: int
+    message_id: str = ""
+
+    def __post_init__(self) -> None:
+        _SessionEvent.__post_init__(self)
+        _check(self.input_tokens >= 0 and self.output_tokens >= 0, "token counts must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelEnd(_SessionEvent):
+    """The turn is over; ``text`` is the whole answer as the deltas built it."""
+
+    finish_reason: FinishReason
+    text: str
+    message_id: str = ""
+    usage: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        _SessionEvent.__post_init__(self)
+        _check(self.finish_reason in FINISH_REASONS, f"bad finish_reason {self.finish_reason!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelError(_SessionEvent):
+    """The model failed; the turn is over and its partial text is kept, marked."""
+
+    code: str
+    message: str
+    text: str = ""
+    message_id: str = ""
+    recoverable: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Diagnostic(_SessionEvent):
+    """Something the users of a session should know (store trouble, queueing)."""
+
+    level: Level
+    code: str
+    message: str
+
+    def __post_init__(self) -> None:
+        _SessionEvent.__post_init__(self)
+        _check(self.level in LEVELS, f"bad level {self.level!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StatusChanged(_SessionEvent):
+    """The session went idle, started generating, or was paused."""
+
+    status: Status
+
+    def __post_init__(self) -> None:
+        _SessionEvent.__post_init__(self)
+        _check(self.status in STATUSES, f"bad status {self.status!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HistoryCleared(_SessionEvent):
+    """The conversation history was cleared."""
+
+
+SessionEvent = Union[
+    UserMessage,
+    ModelStart,
+    ModelDelta,
+    ModelUsage,
+    ModelEnd,
+    ModelError,
+    Diagnostic,
+    StatusChanged,
+    HistoryCleared,
+]
+
+
+# -- replies to one connection (no seq) ------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionReady:
+    """Sent on connect: which session this connection is on and how far it is."""
+
+    session_id: str
+    seq: int
+    status: Status
+    ts: int
+    created: bool = False
+    protocol: str = "llmsock/1"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ControlResult:
+    """The outcome of a control command, for the connection that sent it."""
+
+    action: str
+    ok: bool
+    ts: int
+    request_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ErrorReply:
+    """A request from this connection failed; the connection stays open."""
+
+    code: str
+    message: str
+    ts: int
+    recoverable: bool = True
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pong:
+    """The answer to a ``ping``."""
+
+    ts: int
+    request_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Reply = Union[SessionReady, ControlResult, ErrorReply, Pong]
+Event = Union[SessionEvent, Reply]

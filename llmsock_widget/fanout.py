@@ -1,0 +1,68 @@
+"""The fan-out port: how a session's events reach every connection watching it.
+
+:class:`LocalFanout` keeps subscribers in this process.  A networked backend
+(Redis pub/sub, for teams across kernels) implements the same two methods:
+``subscribe`` is async (it may need a round trip) and returns an async
+``unsubscribe``; ``publish`` must not block — it hands the event on in order
+and returns, so the streaming path never waits on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable, Protocol
+
+from .events import SessionEvent
+
+log = logging.getLogger("llmsock")
+
+Deliver = Callable[[SessionEvent], None]
+Unsubscribe = Callable[[], Awaitable[None]]
+
+
+class Fanout(Protocol):
+    """Deliver each session's events, in order, to everyone subscribed to it."""
+
+    async def subscribe(self, session_id: str, deliver: Deliver) -> Unsubscribe:
+        """Call ``deliver(event)`` for every event published on ``session_id`` from now on."""
+        ...
+
+    def publish(self, session_id: str, event: SessionEvent) -> None:
+        """Hand ``event`` to every subscriber of ``session_id``; never block."""
+        ...
+
+    def count(self, session_id: str) -> int:
+        """Return how many subscribers this process has on ``session_id``."""
+        ...
+
+
+class LocalFanout:
+    """In-process fan-out: subscribers are called directly, in subscription order."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Deliver]] = {}
+
+    async def subscribe(self, session_id: str, deliver: Deliver) -> Unsubscribe:
+        """Add ``deliver`` to the session's subscribers."""
+        self._subscribers.setdefault(session_id, []).append(deliver)
+
+        async def unsubscribe() -> None:
+            subscribers = self._subscribers.get(session_id, [])
+            if deliver in subscribers:
+                subscribers.remove(deliver)
+            if not subscribers:
+                self._subscribers.pop(session_id, None)
+
+        return unsubscribe
+
+    def publish(self, session_id: str, event: SessionEvent) -> None:
+        """Call every subscriber; one that raises is logged and the rest still get the event."""
+        for deliver in tuple(self._subscribers.get(session_id, ())):
+            try:
+                deliver(event)
+            except Exception:  # one broken connection must not starve the others
+                log.exception("llmsock: a subscriber of session %s failed", session_id)
+
+    def count(self, session_id: str) -> int:
+        """Return how many subscribers are on ``session_id``."""
+        return len(self._subscribers.get(session_id, ()))

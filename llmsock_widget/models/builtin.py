@@ -1,0 +1,344 @@
+"""The builtin model: offline, deterministic, conversation-aware replies for demos and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import math
+import random
+import re
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator, Iterator, Literal
+
+from ..errors import ModelFailure
+from .base import FinishChunk, ModelChunk, ModelRequest, TextChunk, UsageChunk
+
+MAX_DIRECTIVE_TOKENS = 1_000_000
+"""The largest count ``/long``, ``/error`` and ``/hold`` accept."""
+
+_QUOTE_CHARS = 60
+_SENTENCES_PER_PARAGRAPH = 4
+# Unpaced streams still give the loop a turn this often, so one long reply cannot starve other sessions.
+_YIELD_EVERY = 64
+
+# A prose token is a word (with inner apostrophes) or one punctuation mark, each with its leading
+# whitespace; the trailing ``\s+`` keeps the concatenation of all tokens equal to the text.
+_PROSE_TOKEN = re.compile(r"\s*(?:\w+(?:['’]\w+)*|[^\w\s])|\s+")
+_ECHO_TOKEN = re.compile(r"\s*\S+|\s+")
+_COUNT = re.compile(r"[0-9]{1,7}")
+_SLOW = re.compile(r"/slow[ \t]+(\S+)[ \t]*\n?(.*)", re.DOTALL)
+
+_SUBJECTS = (
+    "The server",
+    "The widget",
+    "Each token",
+    "The stream",
+    "Your notebook",
+    "The hub",
+    "This reply",
+    "Every session",
+    "The websocket",
+    "The kernel",
+    "A careful reader",
+    "The builtin model",
+)
+_VERBS = ("keeps", "sends", "remembers", "renders", "carries", "checks", "replays", "counts", "delivers")
+_OBJECTS = (
+    "the conversation in order",
+    "one small word at a time",
+    "every delta to each open view",
+    "the text exactly as written",
+    "a steady pace without drifting",
+    "the history of this session",
+    "the usage at the very end",
+    "what you asked a moment ago",
+    "the same answer for the same question",
+    "each turn from start to finish",
+)
+_TAILS = (
+    "",
+    "",
+    "",
+    ", so nothing gets lost",
+    ", even after a reconnect",
+    " without any network access",
+    ", which keeps demos predictable",
+    " while the notebook stays responsive",
+)
+
+_MARKDOWN = """\
+# Builtin model demo
+
+This reply shows what the chat view can render:
+
+- a list item with a **bold** word
+- an inline code span such as `llmsock.start()`
+- plain text after the list
+
+```python
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+```
+
+That is the whole demo."""
+
+Kind = Literal["chat", "echo", "markdown", "long", "error", "hold"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Directive:
+    """What the prompt asks of the builtin model."""
+
+    kind: Kind
+    text: str  # the prompt the reply talks about, or the text to echo
+    count: int = 0  # tokens for long/error/hold
+    paced: bool = False  # whether /slow set tokens_per_second
+    tokens_per_second: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Conversation:
+    """What the builtin model knows about the conversation so far."""
+
+    prompt: str
+    turn: int
+    first_prompt: str
+    input_tokens: int
+
+
+class BuiltinModel:
+    """Stream deterministic, offline replies that refer to the conversation.
+
+    A normal prompt gets ``You said: "<prompt>".`` plus which turn this is (and, after the
+    first turn, the first prompt), then filler sentences chosen by a hash of the prompt, until
+    about ``default_tokens`` tokens.  The same request always gets the same reply.
+
+    Directives, for demos and tests, start the prompt's first line:
+
+    - ``/echo <text>``: reply with exactly ``<text>`` (all of it, later lines too), split on
+      whitespace boundaries.
+    - ``/long <n>``: reply with exactly ``n`` tokens (0 to 1,000,000).
+    - ``/error [<n>]``: stream ``n`` tokens (default 5), then raise :class:`ModelFailure`
+      with code ``model_error``.
+    - ``/hold [<n>]``: stream ``n`` tokens (default 3), then wait until cancelled.
+    - ``/slow <tokens_per_second> <rest>``: answer ``<rest>`` (which may hold another
+      directive) at this pace; ``0`` means unlimited.
+    - ``/markdown``: a fixed reply with a heading, a list, bold, inline code and a code block.
+
+    Unknown directives, and directives with a malformed count or pace, are normal prompts.
+    ``options["maxTokens"]`` caps every reply; a reply cut short ends with
+    ``FinishChunk(reason="length")``.
+    """
+
+    def __init__(
+        self, *, tokens_per_second: float | None = 100.0, default_tokens: int = 60, name: str = "builtin"
+    ) -> None:
+        """Set the pace (``None`` or 0: unlimited), the usual reply length and the model's name.
+
+        Raises:
+            ValueError: if the pace is negative or not finite, or ``default_tokens`` is negative.
+        """
+        if tokens_per_second is not None and not _is_pace(tokens_per_second):
+            raise ValueError(f"tokens_per_second must be a finite number >= 0, not {tokens_per_second!r}")
+        if default_tokens < 0:
+            raise ValueError(f"default_tokens must be >= 0, not {default_tokens!r}")
+        self.name = name
+        self.tokens_per_second = tokens_per_second or None
+        self.default_tokens = default_tokens
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        """Yield the reply's text tokens, then usage, then ``FinishChunk("length")`` if it was cut.
+
+        Raises:
+            ModelFailure: for ``/error``, after its tokens.
+        """
+        conversation = _read(request.messages)
+        directive = _parse(conversation.prompt)
+        tokens = _reply_tokens(directive, conversation, default_tokens=self.default_tokens)
+        pace = _Pacer(directive.tokens_per_second if directive.paced else self.tokens_per_second)
+        cap = _max_tokens(request.options)
+        sent = 0
+        for token in tokens:
+            if cap is not None and sent >= cap:
+                yield UsageChunk(input_tokens=conversation.input_tokens, output_tokens=sent)
+                yield FinishChunk(reason="length")
+                return
+            await pace.wait(sent)
+            yield TextChunk(text=token)
+            sent += 1
+        if directive.kind == "error":
+            raise ModelFailure(f"builtin model failed on purpose after {sent} tokens", code="model_error")
+        if directive.kind == "hold":
+            await asyncio.Event().wait()  # nothing sets it: only cancellation ends a held reply
+        yield UsageChunk(input_tokens=conversation.input_tokens, output_tokens=sent)
+
+
+class _Pacer:
+    """Wait until each token is due, measured from the start so the pace does not drift."""
+
+    def __init__(self, tokens_per_second: float | None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._start = self._loop.time()
+        self._interval = 1.0 / tokens_per_second if tokens_per_second else None
+
+    async def wait(self, index: int) -> None:
+        """Sleep until token ``index`` (0-based; the first is due at once) is due."""
+        if self._interval is None:
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            return
+        due = self._start + index * self._interval
+        await asyncio.sleep(max(0.0, due - self._loop.time()))
+
+
+def _read(messages: tuple[dict[str, str], ...]) -> _Conversation:
+    """Return the current prompt, the turn number, the first prompt and the input word count."""
+    prompts = [message.get("content", "") for message in messages if message.get("role") == "user"]
+    return _Conversation(
+        prompt=prompts[-1] if prompts else "",
+        turn=max(1, len(prompts)),
+        first_prompt=prompts[0] if prompts else "",
+        input_tokens=sum(len(message.get("content", "").split()) for message in messages),
+    )
+
+
+def _parse(prompt: str) -> _Directive:
+    """Return the directive that starts ``prompt``'s first line, or a "chat" directive."""
+    words = prompt.split("\n", 1)[0].split() if prompt.startswith("/") else []
+    head = words[0] if words else ""
+    arg = words[1] if len(words) > 1 else None
+    if head == "/echo":
+        return _Directive(kind="echo", text=prompt[len("/echo ") :])
+    if head == "/markdown":
+        return _Directive(kind="markdown", text=prompt)
+    if head == "/slow":
+        return _parse_slow(prompt)
+    defaults: dict[str, int | None] = {"/long": None, "/error": 5, "/hold": 3}
+    if head in defaults:
+        count = _count(arg) if arg is not None else defaults[head]
+        if count is not None:
+            kind: Kind = "long" if head == "/long" else "error" if head == "/error" else "hold"
+            return _Directive(kind=kind, text=prompt, count=count)
+    return _Directive(kind="chat", text=prompt)
+
+
+def _parse_slow(prompt: str) -> _Directive:
+    """Return the directive of ``/slow <pace> <rest>``: ``rest``'s, at that pace unless it sets its own."""
+    match = _SLOW.fullmatch(prompt)
+    rate = _pace(match.group(1)) if match else None
+    if match is None or rate is None:
+        return _Directive(kind="chat", text=prompt)
+    inner = _parse(match.group(2))
+    return inner if inner.paced else replace(inner, paced=True, tokens_per_second=rate or None)
+
+
+def _count(word: str) -> int | None:
+    """Return ``word`` as a token count, or None if it is not one in range."""
+    if not _COUNT.fullmatch(word):
+        return None
+    count = int(word)
+    return count if count <= MAX_DIRECTIVE_TOKENS else None
+
+
+def _pace(word: str) -> float | None:
+    """Return ``word`` as tokens per second (0 for unlimited), or None if it is not a valid pace."""
+    try:
+        rate = float(word)
+    except ValueError:
+        return None
+    return rate if _is_pace(rate) else None
+
+
+def _is_pace(rate: float) -> bool:
+    """Return whether ``rate`` is a usable tokens-per-second value (0 for unlimited)."""
+    return math.isfinite(rate) and rate >= 0
+
+
+def _max_tokens(options: dict[str, Any]) -> int | None:
+    """Return the ``maxTokens`` cap, ignoring values that are not counts."""
+    cap = options.get("maxTokens")
+    # bool is an int subclass; True is not a sensible cap.
+    if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0:
+        return cap
+    return None
+
+
+def _reply_tokens(
+    directive: _Directive, conversation: _Conversation, *, default_tokens: int
+) -> Iterator[str]:
+    """Return the tokens of the whole natural reply (lazily: ``/long`` may be a million)."""
+    if directive.kind == "echo":
+        return iter(_ECHO_TOKEN.findall(directive.text))
+    if directive.kind == "markdown":
+        return iter(_tokenize(_MARKDOWN))
+    pieces = _pieces(directive.text, conversation)
+    if directive.kind == "chat":
+        return _whole_pieces(pieces, at_least=default_tokens)
+    return itertools.islice(itertools.chain.from_iterable(map(_tokenize, pieces)), directive.count)
+
+
+def _whole_pieces(pieces: Iterator[str], *, at_least: int) -> Iterator[str]:
+    """Yield the tokens of whole pieces until there are at least ``at_least`` (and one piece)."""
+    count = 0
+    for piece in pieces:
+        tokens = _tokenize(piece)
+        yield from tokens
+        count += len(tokens)
+        if count >= at_least:
+            return
+
+
+def _pieces(prompt: str, conversation: _Conversation) -> Iterator[str]:
+    """Yield the introduction, then filler sentences forever, each with its leading whitespace."""
+    yield _intro(prompt, conversation)
+    rng = random.Random(_seed(f"{conversation.turn}\n{prompt}"))
+    for index in itertools.count():
+        separator = "\n\n" if index % _SENTENCES_PER_PARAGRAPH == 0 else " "
+        yield separator + _sentence(rng)
+
+
+def _intro(prompt: str, conversation: _Conversation) -> str:
+    """Return the opening that quotes the prompt and places it in the conversation."""
+    quoted = _shorten(prompt)
+    said = f'You said: "{quoted}".' if quoted else "You sent an empty message."
+    if conversation.turn == 1:
+        return f"{said} This is the first turn of our conversation."
+    first = _shorten(conversation.first_prompt)
+    return f'{said} This is turn {conversation.turn} of our conversation; earlier you asked "{first}".'
+
+
+def _shorten(text: str, limit: int = _QUOTE_CHARS) -> str:
+    """Return ``text`` on one line, cut to ``limit`` characters (at a word boundary if one is near)."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def _sentence(rng: random.Random) -> str:
+    """Return one filler sentence chosen by ``rng``."""
+    parts = (_pick(rng, _SUBJECTS), _pick(rng, _VERBS), _pick(rng, _OBJECTS))
+    return " ".join(parts) + _pick(rng, _TAILS) + "."
+
+
+def _pick(rng: random.Random, choices: tuple[str, ...]) -> str:
+    """Return one of ``choices``."""
+    # Only Random.random() is guaranteed the same sequence across Python versions; choice() is not.
+    return choices[int(rng.random() * len(choices))]
+
+
+def _seed(text: str) -> int:
+    """Return a seed that depends only on ``text`` (unlike ``hash()``, which varies per process)."""
+    # surrogatepass: a prompt decoded from JSON may hold a lone surrogate, which plain UTF-8 rejects.
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _tokenize(text: str) -> list[str]:
+    """Split prose into words and punctuation marks, each keeping its leading whitespace."""
+    return _PROSE_TOKEN.findall(text)

@@ -1,0 +1,442 @@
+"""Wire formats of both dialects.  Pure: text in, commands out; events in, text out.
+
+* ``envelope`` — the llm-core dialect (seeds 000–002): a plain-text frame is a
+  prompt; the server sends ``{"name", "data": {"kind", "event", "meta"}}``.
+  JSON frames whose ``type`` is a seed-004 client type are commands here too.
+* ``seed004`` — the JSON protocol of seed 004: ``{"type", "id", "data", "metadata"}``.
+
+docs/protocol.md is the normative description; this module implements it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
+from typing import Any, Literal, Union
+
+from .errors import InvalidFrame, UnknownType
+from .events import (
+    ControlResult,
+    Diagnostic,
+    ErrorReply,
+    Event,
+    HistoryCleared,
+    ModelDelta,
+    ModelEnd,
+    ModelError,
+    ModelStart,
+    ModelUsage,
+    Pong,
+    SessionReady,
+    StatusChanged,
+    UserMessage,
+)
+
+PROTOCOL_VERSION = "llmsock/1"
+Dialect = Literal["envelope", "seed004"]
+DIALECTS: tuple[Dialect, ...] = ("envelope", "seed004")
+
+# WebSocket subprotocol names: a client may name its dialect, and browsers send the token as one.
+SUBPROTOCOL_ENVELOPE = "llmsock.envelope.v1"
+SUBPROTOCOL_SEED004 = "llmsock.seed004.v1"
+SUBPROTOCOL_AUTO = "llmsock.v1"
+SUBPROTOCOL_TOKEN_PREFIX = "llmsock.token."
+
+CLIENT_TYPES = ("user_message", "control", "ping")
+CONTROL_ACTIONS = ("abort", "pause", "resume", "clear_history", "get_history", "get_status")
+
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 20
+
+
+# -- commands (what a client asks for) --------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SendPrompt:
+    """Run a turn with this user text."""
+
+    text: str
+    message_id: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Control:
+    """One of :data:`CONTROL_ACTIONS`."""
+
+    action: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ping:
+    """Ask for a ``pong``."""
+
+    request_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Command = Union[SendPrompt, Control, Ping]
+
+
+# -- decoding ------------------------------------------------------------------------
+
+
+def parse_json(text: str) -> Any:
+    """Parse JSON strictly: no NaN/Infinity, no duplicate keys, bounded depth and integers.
+
+    Raises:
+        InvalidFrame: with a message saying what is wrong.
+    """
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
+    except InvalidFrame:
+        raise
+    except RecursionError:
+        raise InvalidFrame("JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidFrame(f"not valid JSON: {exc}") from None
+    _check_value(value, 0)
+    return value
+
+
+def detect_dialect(text: str) -> Dialect:
+    """Return the dialect a connection's first frame implies."""
+    return "seed004" if _client_type(text) is not None else "envelope"
+
+
+def decode(text: str, dialect: Dialect) -> Command:
+    """Return the command in a client text frame.
+
+    Raises:
+        InvalidFrame: malformed JSON or fields (seed004), or an empty prompt.
+        UnknownType: a ``type`` or control action that does not exist.
+    """
+    if dialect == "envelope":
+        if _client_type(text) is None:
+            if not text.strip():
+                raise InvalidFrame("empty prompt")
+            _check_text(text)
+            return SendPrompt(text=text)
+    message = parse_json(text)
+    if not isinstance(message, dict):
+        raise InvalidFrame("a message must be a JSON object")
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise InvalidFrame("a message needs a string 'type'")
+    request_id = _optional_id(message)
+    data = message.get("data", {})
+    if not isinstance(data, dict):
+        raise InvalidFrame("'data' must be an object")
+    if "metadata" in message and not isinstance(message["metadata"], (dict, type(None))):
+        raise InvalidFrame("'metadata' must be an object")
+    if kind == "user_message":
+        return _decode_user_message(data, request_id)
+    if kind == "control":
+        action = data.get("type")
+        if not isinstance(action, str):
+            raise InvalidFrame("a control message needs data.type")
+        if action not in CONTROL_ACTIONS:
+            raise UnknownType(f"unknown control action: {action!r}")
+        return Control(action=action, request_id=request_id)
+    if kind == "ping":
+        return Ping(request_id=request_id, data=data)
+    raise UnknownType(f"unknown message type: {kind!r}")
+
+
+def _client_type(text: str) -> str | None:
+    # Cheap test first: only a JSON object can be a command.
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = parse_json(text)
+    except InvalidFrame:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if kind in CLIENT_TYPES else None
+
+
+def _decode_user_message(data: dict[str, Any], request_id: str | None) -> SendPrompt:
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise InvalidFrame("user_message needs data.text as a string")
+    if not text.strip():
+        raise InvalidFrame("empty prompt")
+    options = data.get("options", {})
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise InvalidFrame("data.options must be an object")
+    return SendPrompt(text=text, message_id=request_id, options=_decode_options(options))
+
+
+def _decode_options(options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "temperature" in options and options["temperature"] is not None:
+        t = options["temperature"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 2:
+            raise InvalidFrame("options.temperature must be a number from 0 to 2")
+        out["temperature"] = float(t)
+    if "maxTokens" in options and options["maxTokens"] is not None:
+        n = options["maxTokens"]
+        if type(n) is not int or not 1 <= n <= 1_000_000:
+            raise InvalidFrame("options.maxTokens must be an integer from 1 to 1000000")
+        out["maxTokens"] = n
+    if "tools" in options and options["tools"] is not None:
+        tools = options["tools"]
+        if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
+            raise InvalidFrame("options.tools must be a list of strings")
+        out["tools"] = list(tools)
+    return out
+
+
+def _optional_id(message: dict[str, Any]) -> str | None:
+    value = message.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 128:
+        raise InvalidFrame("'id' must be a string of 1 to 128 characters")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidFrame(f"duplicate key in JSON object: {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidFrame(f"{name} is not allowed in JSON")
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidFrame(f"integer with more than {MAX_INT_DIGITS} digits")
+    return int(digits)
+
+
+def _finite_float(digits: str) -> float:
+    value = float(digits)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidFrame(f"number out of range: {digits[:20]}")
+    return value
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidFrame("text holds a lone surrogate (not valid Unicode)") from None
+
+
+def _check_value(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise InvalidFrame(f"JSON is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(item, depth + 1)
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def encode(event: Event, dialect: Dialect) -> str | None:
+    """Return the text frame for ``event`` in ``dialect``, or None if it has none there."""
+    if type(event) is ModelDelta:
+        return _encode_delta(event, dialect)
+    obj = to_envelope(event) if dialect == "envelope" else to_seed004(event)
+    if obj is None:
+        return None
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _encode_delta(event: ModelDelta, dialect: Dialect) -> str:
+    # Deltas are most of the traffic: build their frame from pieces instead of dicts and json.dumps.
+    # The text is byte-for-byte what encode's general path gives (a unit test holds them equal).
+    meta = f'{{"sessionId":{_json_str(event.session_id)},"timestamp":{event.ts},"sequence":{event.seq}'
+    if event.turn_id is not None:
+        meta += f',"turnId":{_json_str(event.turn_id)}'
+    text = _json_str(event.text)
+    if dialect == "envelope":
+        return (
+            '{"name":"interaction.model","data":{"kind":"model","event":{"type":"delta","text":'
+            f'{text}}},"meta":{meta}}}}}}}'
+        )
+    return (
+        f'{{"type":"llm_chunk","id":{_json_str(event.message_id)},"data":{{"chunk":{text},'
+        f'"isComplete":false}},"metadata":{meta}}}}}'
+    )
+
+
+def _meta(event: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"sessionId": event.session_id, "timestamp": event.ts}
+    seq = getattr(event, "seq", None)
+    if isinstance(event, (SessionReady,)):
+        return meta
+    if seq is not None:
+        meta["sequence"] = seq
+    if getattr(event, "turn_id", None) is not None:
+        meta["turnId"] = event.turn_id
+    return meta
+
+
+def _envelope(name: str, kind: str, body: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "data": {"kind": kind, "event": body, "meta": meta}}
+
+
+def to_envelope(event: Event) -> dict[str, Any] | None:
+    """Return the llm-core envelope for ``event``."""
+    body: dict[str, Any]
+    if isinstance(event, ModelDelta):
+        return _envelope("interaction.model", "model", {"type": "delta", "text": event.text}, _meta(event))
+    if isinstance(event, UserMessage):
+        body = {"type": "message", "text": event.text, "messageId": event.message_id}
+        if event.options:
+            body["options"] = event.options
+        return _envelope("interaction.user", "user", body, _meta(event))
+    if isinstance(event, ModelStart):
+        body = {"type": "start", "model": event.model, "messageId": event.message_id}
+        return _envelope("interaction.model", "model", body, _meta(event))
+    if isinstance(event, ModelUsage):
+        body = {"type": "usage", "inputTokens": event.input_tokens, "outputTokens": event.output_tokens}
+        return _envelope("interaction.model", "model", body, _meta(event))
+    if isinstance(event, ModelEnd):
+        body = {"type": "end", "finishReason": event.finish_reason, "text": event.text}
+        if event.usage is not None:
+            body["usage"] = event.usage
+        return _envelope("interaction.model", "model", body, _meta(event))
+    if isinstance(event, ModelError):
+        body = {
+            "type": "error",
+            "code": event.code,
+            "message": event.message,
+            "recoverable": event.recoverable,
+            "text": event.text,
+        }
+        return _envelope("interaction.model", "model", body, _meta(event))
+    if isinstance(event, Diagnostic):
+        body = {"type": "diagnostic", "level": event.level, "code": event.code, "message": event.message}
+        return _envelope("interaction.diagnostic", "diagnostic", body, _meta(event))
+    if isinstance(event, StatusChanged):
+        return _envelope(
+            "interaction.status", "status", {"type": "status", "status": event.status}, _meta(event)
+        )
+    if isinstance(event, HistoryCleared):
+        return _envelope("interaction.session", "session", {"type": "cleared"}, _meta(event))
+    if isinstance(event, SessionReady):
+        body = {
+            "type": "ready",
+            "sessionId": event.session_id,
+            "sequence": event.seq,
+            "status": event.status,
+            "created": event.created,
+            "protocol": event.protocol,
+        }
+        return _envelope("interaction.session", "session", body, _meta(event))
+    return _reply_envelope(event)
+
+
+def _reply_envelope(event: Event) -> dict[str, Any] | None:
+    if not isinstance(event, (ControlResult, ErrorReply, Pong)):
+        raise TypeError(f"cannot encode {type(event).__name__}")
+    body: dict[str, Any]
+    meta: dict[str, Any] = {"timestamp": event.ts}
+    if isinstance(event, ControlResult):
+        body = {
+            "type": "result",
+            "action": event.action,
+            "ok": event.ok,
+            "message": event.message,
+            "data": event.data,
+            "requestId": event.request_id,
+        }
+        return _envelope("interaction.control", "control", body, meta)
+    if isinstance(event, ErrorReply):
+        body = {
+            "type": "error",
+            "code": event.code,
+            "message": event.message,
+            "recoverable": event.recoverable,
+            "requestId": event.request_id,
+        }
+        return _envelope("interaction.error", "error", body, meta)
+    return _envelope("interaction.control", "control", {"type": "pong", "requestId": event.request_id}, meta)
+
+
+def _msg(kind: str, msg_id: str, data: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "id": msg_id, "data": data, "metadata": metadata}
+
+
+def to_seed004(event: Event) -> dict[str, Any] | None:
+    """Return the seed-004 message for ``event``, or None if that dialect has none."""
+    data: dict[str, Any]
+    if isinstance(event, ModelDelta):
+        return _msg("llm_chunk", event.message_id, {"chunk": event.text, "isComplete": False}, _meta(event))
+    if isinstance(event, UserMessage):
+        data = {"text": event.text}
+        if event.options:
+            data["options"] = event.options
+        return _msg("user_message", event.message_id, data, _meta(event))
+    if isinstance(event, (ModelStart, ModelUsage)):
+        return None  # seed 004 has no such message: start shows as status, usage rides on llm_complete
+    if isinstance(event, ModelEnd):
+        data = {
+            "fullText": event.text,
+            "finishReason": event.finish_reason,
+            "aborted": event.finish_reason == "aborted",
+        }
+        if event.usage is not None:
+            data["usage"] = event.usage
+        return _msg("llm_complete", event.message_id, data, _meta(event))
+    if isinstance(event, ModelError):
+        data = {
+            "code": event.code,
+            "message": event.message,
+            "recoverable": event.recoverable,
+            "fullText": event.text,
+        }
+        return _msg("error", event.message_id, data, _meta(event))
+    if isinstance(event, Diagnostic):
+        data = {"level": event.level, "code": event.code, "message": event.message}
+        return _msg("diagnostic", f"s{event.seq}", data, _meta(event))
+    if isinstance(event, StatusChanged):
+        return _msg("status", f"s{event.seq}", {"status": event.status}, _meta(event))
+    if isinstance(event, HistoryCleared):
+        return _msg("status", f"s{event.seq}", {"status": "idle", "historyCleared": True}, _meta(event))
+    if isinstance(event, SessionReady):
+        data = {
+            "status": "connected",
+            "sessionId": event.session_id,
+            "sequence": event.seq,
+            "sessionStatus": event.status,
+            "created": event.created,
+            "protocol": event.protocol,
+        }
+        return _msg("status", "ready", data, _meta(event))
+    if not isinstance(event, (ControlResult, ErrorReply, Pong)):
+        raise TypeError(f"cannot encode {type(event).__name__}")
+    meta = {"timestamp": event.ts}
+    if isinstance(event, ControlResult):
+        data = {**event.data, "type": event.action, "success": event.ok, "message": event.message}
+        return _msg("control_response", event.request_id or event.action, data, meta)
+    if isinstance(event, ErrorReply):
+        data = {"code": event.code, "message": event.message, "recoverable": event.recoverable}
+        return _msg("error", event.request_id or "error", data, meta)
+    return _msg("pong", event.request_id or "pong", {**event.data, "timestamp": event.ts}, meta)

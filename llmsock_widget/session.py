@@ -1,0 +1,206 @@
+"""Interaction state and its reducer: ``apply(state, event) -> state``.  Pure.
+
+A session goes through turns.  Its ``phase`` follows this table (events not
+listed for a phase are refused with :class:`InvalidTransition`, which is our
+bug, never the peer's)::
+
+    phase       event                          next phase
+    idle        UserMessage                    turn
+    turn        ModelStart                     streaming
+    turn        ModelEnd / ModelError          idle       (failed or aborted before the model began)
+    streaming   ModelDelta / ModelUsage        streaming
+    streaming   ModelEnd / ModelError          idle
+    idle        HistoryCleared                 idle
+    any         Diagnostic / StatusChanged     same
+
+Every event's ``seq`` must be exactly ``state.seq + 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from .errors import LocalError
+from .events import (
+    Diagnostic,
+    HistoryCleared,
+    ModelDelta,
+    ModelEnd,
+    ModelError,
+    ModelStart,
+    ModelUsage,
+    SessionEvent,
+    Status,
+    StatusChanged,
+    UserMessage,
+)
+
+Role = Literal["user", "assistant"]
+MessageStatus = Literal["complete", "streaming", "aborted", "error", "length"]
+Phase = Literal["idle", "turn", "streaming"]
+
+
+class InvalidTransition(LocalError):
+    """An event that the session's phase does not allow (a bug in the caller)."""
+
+    code = "invalid_transition"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Message:
+    """One message of the transcript."""
+
+    id: str
+    role: Role
+    text: str
+    turn_id: str
+    ts: int
+    status: MessageStatus = "complete"
+    error: dict[str, str] | None = None
+    usage: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InteractionState:
+    """Everything a session needs to go on and to be shown.
+
+    ``current`` is the assistant message being streamed, kept apart from
+    ``messages`` so that a delta replaces one small value, not the transcript.
+    ``revision`` counts saves (stores use it to refuse stale writes).
+    """
+
+    session_id: str
+    seq: int = 0
+    revision: int = 0
+    phase: Phase = "idle"
+    status: Status = "idle"
+    turn_id: str | None = None
+    messages: tuple[Message, ...] = ()
+    current: Message | None = None
+    model: str = ""
+    created_at: int = 0
+    updated_at: int = 0
+
+
+def new_state(session_id: str, *, ts: int = 0, model: str = "") -> InteractionState:
+    """Return the state of a session that has seen nothing yet."""
+    return InteractionState(session_id=session_id, created_at=ts, updated_at=ts, model=model)
+
+
+def apply(state: InteractionState, event: SessionEvent) -> InteractionState:
+    """Return the state after ``event``; raise :class:`InvalidTransition` if it cannot happen."""
+    if event.session_id != state.session_id:
+        raise InvalidTransition(f"event for session {event.session_id!r} applied to {state.session_id!r}")
+    if event.seq != state.seq + 1:
+        raise InvalidTransition(f"event seq {event.seq} does not follow {state.seq}")
+    handler = _HANDLERS.get((state.phase, type(event))) or _HANDLERS.get(("any", type(event)))
+    if handler is None:
+        raise InvalidTransition(f"{type(event).__name__} not allowed while {state.phase}")
+    if state.phase != "idle" and not isinstance(event, (Diagnostic, StatusChanged)):
+        if event.turn_id != state.turn_id:
+            raise InvalidTransition(f"event for turn {event.turn_id!r} during turn {state.turn_id!r}")
+    # Handlers return the fields that change, so each event costs one replace (deltas are the hot path).
+    changes = handler(state, event)
+    return replace(state, **changes, seq=event.seq, updated_at=max(state.updated_at, event.ts))
+
+
+def history(state: InteractionState) -> list[dict[str, str]]:
+    """Return the conversation as ``[{"role", "content"}]`` for a model.
+
+    Aborted and failed answers are included with the text they reached, so the
+    model sees what the user saw; empty ones are left out.
+    """
+    out = []
+    for message in state.messages:
+        if message.role == "assistant" and not message.text:
+            continue
+        out.append({"role": message.role, "content": message.text})
+    return out
+
+
+# -- handlers -------------------------------------------------------------------------
+
+
+def _user_message(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, UserMessage)
+    if event.turn_id is None:
+        raise InvalidTransition("a user message needs a turn_id")
+    message = Message(id=event.message_id, role="user", text=event.text, turn_id=event.turn_id, ts=event.ts)
+    return {"phase": "turn", "turn_id": event.turn_id, "messages": (*state.messages, message)}
+
+
+def _model_start(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ModelStart)
+    current = Message(
+        id=f"{state.turn_id}:a",
+        role="assistant",
+        text="",
+        turn_id=state.turn_id or "",
+        ts=event.ts,
+        status="streaming",
+    )
+    return {"phase": "streaming", "current": current, "model": event.model or state.model}
+
+
+def _model_delta(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ModelDelta) and state.current is not None
+    return {"current": replace(state.current, text=state.current.text + event.text)}
+
+
+def _model_usage(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ModelUsage) and state.current is not None
+    usage = {"inputTokens": event.input_tokens, "outputTokens": event.output_tokens}
+    return {"current": replace(state.current, usage=usage)}
+
+
+def _finish(state: InteractionState, message: Message) -> dict[str, Any]:
+    return {"phase": "idle", "turn_id": None, "current": None, "messages": (*state.messages, message)}
+
+
+def _placeholder(state: InteractionState, ts: int) -> Message:
+    # A turn that ended before the model started still gets an assistant entry,
+    # so the transcript shows what happened to the prompt.
+    return Message(id=f"{state.turn_id}:a", role="assistant", text="", turn_id=state.turn_id or "", ts=ts)
+
+
+def _model_end(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ModelEnd)
+    base = state.current or _placeholder(state, event.ts)
+    status: MessageStatus = "complete" if event.finish_reason == "stop" else event.finish_reason
+    return _finish(state, replace(base, status=status, usage=event.usage or base.usage))
+
+
+def _model_error(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ModelError)
+    base = state.current or _placeholder(state, event.ts)
+    error = {"code": event.code, "message": event.message}
+    return _finish(state, replace(base, status="error", error=error))
+
+
+def _history_cleared(state: InteractionState, event: Any) -> dict[str, Any]:
+    return {"messages": ()}
+
+
+def _diagnostic(state: InteractionState, event: Any) -> dict[str, Any]:
+    return {}
+
+
+def _status_changed(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, StatusChanged)
+    return {"status": event.status}
+
+
+_HANDLERS = {
+    ("idle", UserMessage): _user_message,
+    ("turn", ModelStart): _model_start,
+    ("turn", ModelEnd): _model_end,
+    ("turn", ModelError): _model_error,
+    ("streaming", ModelDelta): _model_delta,
+    ("streaming", ModelUsage): _model_usage,
+    ("streaming", ModelEnd): _model_end,
+    ("streaming", ModelError): _model_error,
+    ("idle", HistoryCleared): _history_cleared,
+    ("any", Diagnostic): _diagnostic,
+    ("any", StatusChanged): _status_changed,
+}

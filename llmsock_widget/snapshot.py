@@ -1,0 +1,174 @@
+"""Session state <-> versioned JSON snapshot.  Pure.
+
+A snapshot is a JSON object ``{"schema": 1, ...}`` (docs/protocol.md,
+"Snapshots").  :func:`decode` migrates older schemas forward and refuses newer
+ones with :class:`~llmsock_widget.errors.SnapshotVersionError`; a snapshot that
+is not well formed raises :class:`~llmsock_widget.errors.CorruptSnapshot`.
+Unknown fields are ignored, so a later minor addition still loads.
+
+Snapshots hold no secrets: the state has no place for a token or a key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from .errors import CorruptSnapshot, SnapshotVersionError
+from .session import InteractionState, Message
+
+SCHEMA = 1
+
+# schema N -> function turning an N snapshot into an N+1 snapshot.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+_MESSAGE_STATUSES = ("complete", "streaming", "aborted", "error", "length")
+
+
+def encode(state: InteractionState) -> dict[str, Any]:
+    """Return the snapshot of ``state`` as a JSON-ready dict."""
+    return {
+        "schema": SCHEMA,
+        "sessionId": state.session_id,
+        "seq": state.seq,
+        "revision": state.revision,
+        "phase": state.phase,
+        "status": state.status,
+        "turnId": state.turn_id,
+        "model": state.model,
+        "createdAt": state.created_at,
+        "updatedAt": state.updated_at,
+        "messages": [_encode_message(m) for m in state.messages],
+        "current": _encode_message(state.current) if state.current else None,
+    }
+
+
+def decode(data: Any) -> InteractionState:
+    """Return the state a snapshot dict describes, migrating older schemas."""
+    if not isinstance(data, dict):
+        raise CorruptSnapshot("snapshot is not a JSON object")
+    schema = data.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise CorruptSnapshot(f"snapshot has no valid schema number: {schema!r}")
+    if schema > SCHEMA:
+        raise SnapshotVersionError(
+            f"snapshot schema {schema} is newer than this llmsock understands ({SCHEMA}); upgrade llmsock"
+        )
+    try:
+        while schema < SCHEMA:
+            data = _MIGRATIONS[schema](data)
+            schema = data["schema"]
+        current = data.get("current")
+        state = InteractionState(
+            session_id=_str(data, "sessionId"),
+            seq=_int(data, "seq"),
+            revision=_int(data, "revision"),
+            phase=_choice(data, "phase", ("idle", "turn", "streaming")),  # type: ignore[arg-type]
+            status=_choice(data, "status", ("idle", "generating", "paused")),  # type: ignore[arg-type]
+            turn_id=_opt_str(data, "turnId"),
+            model=_str(data, "model", allow_empty=True),
+            created_at=_int(data, "createdAt"),
+            updated_at=_int(data, "updatedAt"),
+            messages=tuple(_decode_message(m) for m in _list(data, "messages")),
+            current=_decode_message(current) if current is not None else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptSnapshot(f"snapshot is malformed: {exc}") from None
+    _check_consistent(state)
+    return state
+
+
+def _check_consistent(state: InteractionState) -> None:
+    # Fields that must agree with the phase, so a loaded state can take the next event.
+    if (state.phase == "streaming") != (state.current is not None):
+        raise CorruptSnapshot("snapshot is malformed: 'current' must be set exactly while streaming")
+    if (state.phase == "idle") != (state.turn_id is None):
+        raise CorruptSnapshot("snapshot is malformed: 'turnId' must be set exactly during a turn")
+
+
+def dumps(state: InteractionState) -> str:
+    """Return the snapshot of ``state`` as compact JSON text."""
+    return json.dumps(encode(state), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str | bytes) -> InteractionState:
+    """Return the state in a JSON snapshot text."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptSnapshot(f"snapshot is not valid JSON: {exc}") from None
+    return decode(data)
+
+
+def _encode_message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": m.id,
+        "role": m.role,
+        "text": m.text,
+        "turnId": m.turn_id,
+        "ts": m.ts,
+        "status": m.status,
+    }
+    if m.error is not None:
+        out["error"] = dict(m.error)
+    if m.usage is not None:
+        out["usage"] = dict(m.usage)
+    return out
+
+
+def _decode_message(data: Any) -> Message:
+    if not isinstance(data, dict):
+        raise TypeError("message is not an object")
+    error = data.get("error")
+    usage = data.get("usage")
+    if error is not None and not (
+        isinstance(error, dict) and all(isinstance(v, str) for v in error.values())
+    ):
+        raise TypeError("message error must map to strings")
+    if usage is not None and not (isinstance(usage, dict) and all(type(v) is int for v in usage.values())):
+        raise TypeError("message usage must map to integers")
+    return Message(
+        id=_str(data, "id"),
+        role=_choice(data, "role", ("user", "assistant")),  # type: ignore[arg-type]
+        text=_str(data, "text", allow_empty=True),
+        turn_id=_str(data, "turnId", allow_empty=True),
+        ts=_int(data, "ts"),
+        status=_choice(data, "status", _MESSAGE_STATUSES),  # type: ignore[arg-type]
+        error=dict(error) if error is not None else None,
+        usage=dict(usage) if usage is not None else None,
+    )
+
+
+def _str(data: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
+    value = data[key]
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise TypeError(f"{key} must be a {'' if allow_empty else 'non-empty '}string")
+    return value
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} must be a string or null")
+    return value
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if type(value) is not int or value < 0:
+        raise TypeError(f"{key} must be a non-negative integer")
+    return value
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list):
+        raise TypeError(f"{key} must be a list")
+    return value
+
+
+def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = data[key]
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}")
+    return str(value)

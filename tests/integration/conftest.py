@@ -1,0 +1,103 @@
+"""Fixtures for integration tests: a real server on 127.0.0.1:0 and real websockets clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from llmsock_widget.models import BuiltinModel
+from llmsock_widget.server import ServerThread
+from tests.conftest import TIMEOUT
+
+ORIGIN = "http://localhost:8888"
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    """A server with the builtin model at full speed, stopped after the test."""
+    srv = ServerThread(model=BuiltinModel(tokens_per_second=None), allowed_origins=[ORIGIN]).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def auth(server: ServerThread) -> dict[str, str]:
+    """Return the Authorization header for ``server``."""
+    return {"Authorization": f"Bearer {server.token}"}
+
+
+def ws_url(server: ServerThread, session: str | None = None) -> str:
+    """Return the WebSocket URL, naming ``session`` if given."""
+    return server.url + (f"?session={session}" if session else "")
+
+
+class Client:
+    """A thin test client: send frames, receive decoded JSON with a timeout."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, frame: str | dict[str, Any]) -> None:
+        await self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self) -> dict[str, Any]:
+        message = json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
+        self.seen.append(message)
+        return message
+
+    async def recv_until(self, predicate: Any) -> list[dict[str, Any]]:
+        """Receive messages until one matches ``predicate``; return them all, in order."""
+        out = []
+        while True:
+            message = await self.recv()
+            out.append(message)
+            if predicate(message):
+                return out
+
+
+async def open_client(
+    server: ServerThread, *, session: str | None = None, dialect: str | None = None, **kwargs: Any
+) -> Client:
+    """Connect a client with the token in the Authorization header."""
+    subprotocols = [f"llmsock.{dialect}.v1"] if dialect else None
+    ws = await connect(
+        ws_url(server, session),
+        additional_headers=auth(server),
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        open_timeout=TIMEOUT,
+        **kwargs,
+    )
+    return Client(ws)
+
+
+def is_model(kind: str) -> Any:
+    """Return a predicate for an envelope ``interaction.model`` event of ``kind``."""
+    return lambda m: m.get("name") == "interaction.model" and m["data"]["event"]["type"] == kind
+
+
+def is_turn_end(m: dict[str, Any]) -> bool:
+    """Whether an envelope ends a turn (end or error)."""
+    return m.get("name") == "interaction.model" and m["data"]["event"]["type"] in ("end", "error")
+
+
+@pytest.fixture
+def run() -> Iterator[Any]:
+    """Run a coroutine to completion on a fresh event loop, bounded by the scaled timeout."""
+
+    def runner(coro: Any) -> Any:
+        return asyncio.run(asyncio.wait_for(coro, TIMEOUT * 3))
+
+    yield runner
+
+
+async def aclose(*clients: Client) -> AsyncIterator[None] | None:
+    for client in clients:
+        await client.ws.close()
+    return None
