@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _json_str
 from typing import Any, Literal, Union
 
 from .errors import InvalidFrame, UnknownType
