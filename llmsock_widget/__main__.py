@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="allow browser pages from this exact origin (repeatable)",
     )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="also accept this Host header (repeatable; loopback names with the port are always accepted)",
+    )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -41,7 +48,12 @@ def serve(args: argparse.Namespace) -> int:
     store = JsonFileStore(args.store_dir) if args.store_dir else MemoryStore()
     try:
         server = ServerThread(
-            host=args.host, port=args.port, model=args.model, store=store, allowed_origins=args.allow_origin
+            host=args.host,
+            port=args.port,
+            model=args.model,
+            store=store,
+            allowed_origins=args.allow_origin,
+            allowed_hosts=args.allow_host,
         ).start()
     except (ServerStartError, ValueError) as exc:
         print(f"llmsock: {exc}", file=sys.stderr)

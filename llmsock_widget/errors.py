@@ -31,6 +31,7 @@ class LlmsockError(Exception):
 
     code = "internal_error"
     recoverable = True
+    request_id: str | None = None  # the id of the client message that caused it, when known
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

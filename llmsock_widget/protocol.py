@@ -133,6 +133,14 @@ def decode(text: str, dialect: Dialect) -> Command:
     if not isinstance(kind, str):
         raise InvalidFrame("a message needs a string 'type'")
     request_id = _optional_id(message)
+    try:
+        return _decode_message(message, kind, request_id)
+    except (InvalidFrame, UnknownType) as exc:
+        exc.request_id = request_id  # so the error reply names the message it answers
+        raise
+
+
+def _decode_message(message: dict[str, Any], kind: str, request_id: str | None) -> Command:
     data = message.get("data", {})
     if not isinstance(data, dict):
         raise InvalidFrame("'data' must be an object")

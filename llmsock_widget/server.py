@@ -1,33 +1,38 @@
-"""Thin Tornado handlers and the ServerThread that runs them on a background loop.
+"""The ServerThread: the llmsock server on a background daemon thread with its own event loop.
 
-Thread rule (Tornado's): the server's loop lives on its own daemon thread;
-the only door in from another thread is :meth:`ServerThread.call_soon`.
-Handlers authenticate, decode, hand commands to the :class:`~llmsock_widget.hub.Hub`
-and write what it publishes.  They never await a turn, so pings, Stop and other
-frames are read while an answer streams.
+Thread rule (Tornado's): the server's loop lives on its own thread; the only
+doors in from another thread are :meth:`ServerThread.call_soon` and
+:meth:`ServerThread.submit`.  The handlers are in :mod:`.handlers`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import secrets
 import threading
-from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import tornado.httpserver
-import tornado.iostream
 import tornado.netutil
 import tornado.web
-import tornado.websocket
 
 from . import protocol
-from .errors import ClientError, ServerStartError, wire_error
-from .events import ErrorReply, Event, ModelEnd, ModelError, SessionEvent
+from .errors import ServerStartError
+from .events import Event
+from .handlers import (
+    CLOSE_GOING_AWAY,
+    CLOSE_SESSION_REFUSED,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAVAILABLE,
+    CLOSE_UNSUPPORTED,
+    Guard,
+    SseHandler,
+    Stats,
+    StatusHandler,
+    WebSocketHandler,
+)
 from .hub import Hub
 from .models import ChatModel, resolve_model
 from .stores.base import SessionStore
@@ -35,311 +40,16 @@ from .stores.memory import MemoryStore
 
 log = logging.getLogger("llmsock")
 
-# Close codes (docs/protocol.md, "Close codes").
-CLOSE_GOING_AWAY = 1001  # the server is stopping
-CLOSE_UNSUPPORTED = 1003  # a binary frame
-CLOSE_TOO_BIG = 1009  # a frame over max_message_size (sent by Tornado itself)
-CLOSE_SLOW_CONSUMER = 4008  # the client did not read and its outbound queue overflowed
-CLOSE_SESSION_REFUSED = 4400  # the session named in the URL is not a valid id
-
-
-@dataclass
-class Stats:
-    """Counters the server keeps (read them from any thread; they only grow)."""
-
-    connections_total: int = 0
-    messages_in: int = 0
-    messages_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    rejected: int = 0
-    slow_consumers_dropped: int = 0
-
-
-class _Guard:
-    """Host, Origin and token checks shared by every route."""
-
-    def __init__(self, *, token: str, allowed_origins: Iterable[str], allowed_hosts: Iterable[str]) -> None:
-        self.token = token.encode()
-        self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
-        self.extra_hosts = {h.lower() for h in allowed_hosts}
-        self.port = 0
-
-    def hosts(self) -> set[str]:
-        loopback = {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
-        return loopback | self.extra_hosts
-
-    def check(self, request: Any) -> tuple[int, str] | None:
-        """Return ``(status, reason)`` if the request must be refused, else None."""
-        host = request.headers.get("Host", "").lower()
-        if host not in self.hosts():
-            return 403, "host not allowed"
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.lower().rstrip("/") not in self.allowed_origins:
-            return 403, "origin not allowed"
-        if "token" in request.query_arguments:
-            return 401, "a token in the URL is refused; send it in a header or subprotocol"
-        presented = _presented_token(request)
-        if presented is None:
-            return 401, "token required"
-        if not hmac.compare_digest(presented.encode(), self.token):
-            return 401, "invalid token"
-        return None
-
-
-def _presented_token(request: Any) -> str | None:
-    auth: str = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        return str(auth[len("Bearer ") :].strip())
-    offered: str = request.headers.get("Sec-WebSocket-Protocol", "")
-    for item in offered.split(","):
-        item = item.strip()
-        if item.startswith(protocol.SUBPROTOCOL_TOKEN_PREFIX):
-            return item[len(protocol.SUBPROTOCOL_TOKEN_PREFIX) :]
-    return None
-
-
-class _Guarded(tornado.web.RequestHandler):
-    """Refuse the request before anything else unless host, origin and token are right."""
-
-    server: ServerThread
-
-    def initialize(self, server: ServerThread) -> None:
-        self.server = server
-
-    def prepare(self) -> None:
-        refusal = self.server.guard.check(self.request)
-        if refusal is not None:
-            self.server.stats.rejected += 1
-            status, reason = refusal
-            self.set_status(status)
-            self.set_header("Content-Type", "application/json")
-            self.finish(
-                json.dumps(
-                    {"error": {"code": "unauthorized" if status == 401 else "forbidden", "message": reason}}
-                )
-            )
-
-    def session_arg(self) -> str | None:
-        """Return the ``session`` query value exactly as sent (None if absent or empty).
-
-        Tornado's get_argument would strip control characters and turn a bad id
-        into a different one; the hub must see what the client sent and refuse it.
-        """
-        values = self.request.query_arguments.get("session")
-        if not values or not values[-1]:
-            return None
-        return values[-1].decode("utf-8", errors="replace")
-
-
-class StatusHandler(_Guarded):
-    """``GET /status``: the server's counters as JSON."""
-
-    def get(self) -> None:
-        self.finish(self.server.status())
-
-
-class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
-    """``/ws``: one connection on one session, in one dialect."""
-
-    def initialize(self, server: ServerThread) -> None:
-        self.server = server
-        self.dialect: protocol.Dialect = "envelope"
-        self.dialect_fixed = False
-        self.session_id: str | None = None
-        self._detach: Callable[[], Any] | None = None
-        self._outbox: deque[str] = deque()
-        self._outbox_bytes = 0
-        self._flushing = False
-        self._closing = False
-
-    def check_origin(self, origin: str) -> bool:
-        return True  # prepare() already did the exact-match check, before the upgrade
-
-    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        for name, dialect in (
-            (protocol.SUBPROTOCOL_SEED004, "seed004"),
-            (protocol.SUBPROTOCOL_ENVELOPE, "envelope"),
-        ):
-            if name in subprotocols:
-                self.dialect, self.dialect_fixed = dialect, True  # type: ignore[assignment]
-                return name
-        return protocol.SUBPROTOCOL_AUTO if protocol.SUBPROTOCOL_AUTO in subprotocols else None
-
-    async def open(self, *args: str, **kwargs: str) -> None:
-        self.set_nodelay(True)  # a chat sends small frames; Nagle's delay would hold the first and last token
-        self.server.stats.connections_total += 1
-        self.server.connections.add(self)
-        try:
-            key, detach, ready = await self.server.hub.attach(self.session_arg(), self._deliver)
-        except ClientError as exc:
-            self.close(CLOSE_SESSION_REFUSED, exc.message[:120])
-            return
-        if self._closing:  # the peer left while we were loading the session
-            await detach()
-            return
-        self.session_id, self._detach = key, detach
-        self._ready = ready
-        self._send_event(ready)
-
-    def on_message(self, message: str | bytes) -> None:
-        stats = self.server.stats
-        stats.messages_in += 1
-        stats.bytes_in += len(message)
-        if isinstance(message, bytes):
-            self.close(CLOSE_UNSUPPORTED, "binary frames are not supported; send text")
-            return
-        try:
-            if not self.dialect_fixed:
-                self.dialect_fixed = True
-                if protocol.detect_dialect(message) == "seed004":
-                    self.dialect = "seed004"
-                    self._send_event(self._ready)  # say hello again, in the dialect the client speaks
-            command = protocol.decode(message, self.dialect)
-        except ClientError as exc:
-            self._send_event(ErrorReply(code=exc.code, message=exc.message, ts=self.server.hub.clock()))
-            return
-        if self.session_id is None:
-            return
-        try:
-            self.server.hub.handle(self.session_id, command, self._send_event)
-        except Exception as exc:  # a bug: tell the client, log the traceback, keep the connection
-            log.exception("llmsock: handler failed")
-            code, text, recoverable = wire_error(exc)
-            self._send_event(
-                ErrorReply(code=code, message=text, ts=self.server.hub.clock(), recoverable=recoverable)
-            )
-
-    def on_close(self) -> None:
-        self._closing = True
-        self.server.connections.discard(self)
-        self._outbox.clear()
-        if self._detach is not None:
-            detach, self._detach = self._detach, None
-            asyncio.get_running_loop().create_task(detach())
-
-    # -- outbound ----------------------------------------------------------------
-
-    def _deliver(self, event: SessionEvent) -> None:
-        self._send_event(event)
-
-    def _send_event(self, event: Event) -> None:
-        frame = self.server.encode(event, self.dialect)
-        if frame is not None:
-            self._send(frame)
-
-    def _send(self, frame: str) -> None:
-        if self._closing:
-            return
-        self._outbox.append(frame)
-        self._outbox_bytes += len(frame)
-        if self._outbox_bytes > self.server.outbound_limit:
-            # The client stopped reading: drop it rather than grow memory; it can reconnect.
-            log.warning(
-                "llmsock: closing a connection that stopped reading (%d bytes queued)", self._outbox_bytes
-            )
-            self._closing = True
-            self._outbox.clear()
-            self.server.stats.slow_consumers_dropped += 1
-            self.close(CLOSE_SLOW_CONSUMER, "outbound queue overflow: the client is not reading")
-            return
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-
-    async def _flush(self) -> None:
-        stats = self.server.stats
-        try:
-            while self._outbox and not self._closing:
-                future = None
-                while self._outbox:
-                    frame = self._outbox.popleft()
-                    self._outbox_bytes -= len(frame)
-                    future = self.write_message(frame)
-                    future.add_done_callback(_retrieve)
-                    stats.messages_out += 1
-                    stats.bytes_out += len(frame)
-                if future is not None:
-                    await future  # wait until the socket took the batch: this is the backpressure
-        except tornado.websocket.WebSocketClosedError:
-            pass
-        except Exception:
-            log.exception("llmsock: sending failed")
-        finally:
-            self._flushing = False
-
-
-def _retrieve(future: Any) -> None:
-    # Writes after the peer left fail; that is expected, so mark the error as seen.
-    if not future.cancelled():
-        future.exception()
-
-
-class SseHandler(_Guarded):
-    """``/sse``: GET follows a session's events; POST sends a prompt and streams its turn."""
-
-    async def get(self) -> None:
-        await self._stream(prompt=None)
-
-    async def post(self) -> None:
-        body = self.request.body.decode("utf-8", errors="strict") if self.request.body else ""
-        try:
-            command = protocol.decode(body, "envelope")
-        except ClientError as exc:
-            self.set_status(400)
-            self.finish({"error": {"code": exc.code, "message": exc.message}})
-            return
-        await self._stream(prompt=command)
-
-    async def _stream(self, prompt: protocol.Command | None) -> None:
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache")
-        self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
-        message_id = f"sse-{secrets.token_urlsafe(9)}"
-        if isinstance(prompt, protocol.SendPrompt):
-            prompt = protocol.SendPrompt(text=prompt.text, message_id=message_id, options=prompt.options)
-        deliver = self._outbox.put_nowait
-        try:
-            key, detach, ready = await self.server.hub.attach(self.session_arg(), deliver)
-        except ClientError as exc:
-            self.set_status(400)
-            self.finish({"error": {"code": exc.code, "message": exc.message}})
-            return
-        try:
-            deliver(ready)
-            if prompt is not None:
-                self.server.hub.handle(key, prompt, deliver)
-            while True:
-                event = await self._outbox.get()
-                if event is None:  # the client went away
-                    return
-                self._write_event(event)
-                await self.flush()
-                if prompt is not None and _ends(event, message_id):
-                    break
-        except tornado.iostream.StreamClosedError:
-            return
-        finally:
-            await detach()
-        self.finish()
-
-    def _write_event(self, event: Event) -> None:
-        envelope = protocol.to_envelope(event)
-        if envelope is not None:
-            data = json.dumps(envelope["data"], ensure_ascii=False, separators=(",", ":"))
-            self.write(f"event: {envelope['name']}\ndata: {data}\n\n")
-            self.server.stats.messages_out += 1
-
-    def on_connection_close(self) -> None:
-        outbox = getattr(self, "_outbox", None)
-        if outbox is not None:
-            outbox.put_nowait(None)
-
-
-def _ends(event: Event, message_id: str) -> bool:
-    if isinstance(event, (ModelEnd, ModelError)):
-        return event.message_id == message_id
-    return isinstance(event, ErrorReply)
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_SESSION_REFUSED",
+    "CLOSE_SLOW_CONSUMER",
+    "CLOSE_TOO_BIG",
+    "CLOSE_UNAVAILABLE",
+    "CLOSE_UNSUPPORTED",
+    "ServerThread",
+    "start_server",
+]
 
 
 class ServerThread:
@@ -367,7 +77,7 @@ class ServerThread:
         self.token = token or secrets.token_urlsafe(32)
         self.model = resolve_model(model)
         self.store: SessionStore = store if store is not None else MemoryStore()
-        self.guard = _Guard(token=self.token, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
+        self.guard = Guard(token=self.token, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
         self.max_message_size = max_message_size
         self.outbound_limit = outbound_limit
         self.ping_interval = ping_interval

@@ -42,9 +42,12 @@ Phase = Literal["idle", "turn", "streaming"]
 
 
 class InvalidTransition(LocalError):
-    """An event that the session's phase does not allow (a bug in the caller)."""
+    """An event that the session's phase does not allow (a bug in the caller, never the peer's).
 
-    code = "invalid_transition"
+    Its wire code is ``internal_error``: it reports our bug, not something a client can fix.
+    """
+
+    code = "internal_error"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

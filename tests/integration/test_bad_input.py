@@ -234,3 +234,19 @@ def test_client_that_stops_reading_is_dropped_and_reply_completes() -> None:
     assert end["data"]["event"]["type"] == "end"
     assert saved is not None and saved.messages[-1].text == end["data"]["event"]["text"]
     assert saved.messages[-1].status == "complete"
+
+
+def test_error_reply_names_the_message_it_answers(server: ServerThread, run) -> None:
+    """An invalid seed-004 message with an id gets an error whose id is that id."""
+
+    async def scenario() -> dict:
+        client = await open_client(server, dialect="seed004")
+        await client.recv()
+        await client.send({"type": "user_message", "id": "bad-1", "data": {"text": 42}})
+        error = await client.recv()
+        await client.ws.close()
+        return error
+
+    error = run(scenario())
+    assert error["type"] == "error" and error["id"] == "bad-1"
+    assert error["data"]["code"] == "invalid_message"

@@ -193,7 +193,7 @@ def test_websockets_client_sees_http_status(server: ServerThread, run) -> None:
     assert run(scenario()) == 401
 
 
-@pytest.mark.parametrize("session", ["..%2Fetc", "a.b", "x" * 129, "%00"])
+@pytest.mark.parametrize("session", ["..%2Fetc", "a.b", "x" * 129, "%00", "%C3%A9" * 100])
 def test_bad_session_id_closes_with_4400(server: ServerThread, run, session: str) -> None:
     """A session id that could name a path is refused with close code 4400 and a reason."""
 
@@ -209,3 +209,15 @@ def test_bad_session_id_closes_with_4400(server: ServerThread, run, session: str
     code, reason = run(scenario())
     assert code == 4400
     assert reason and "session" in reason.lower()
+
+
+def test_bearer_scheme_is_case_insensitive(server: ServerThread) -> None:
+    """`bearer <token>` works like `Bearer <token>` (HTTP auth schemes are case-insensitive)."""
+    assert handshake(server, headers={"Authorization": f"bearer {server.token}"})[0] == 101
+
+
+@pytest.mark.parametrize("name", ["access_token", "Token", "api_token"])
+def test_any_token_like_query_parameter_is_refused(server: ServerThread, name: str) -> None:
+    """A query parameter that looks like a token is refused, so no token-bearing URL is ever accepted."""
+    status, _ = handshake(server, path=f"/ws?{name}={server.token}", headers=bearer(server))
+    assert status == 401

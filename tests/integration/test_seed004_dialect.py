@@ -63,7 +63,7 @@ def test_every_control_action(server: ServerThread, run) -> None:
         out["pause_idle"] = await control(client, "pause", "c5")
         out["abort_idle"] = await control(client, "abort", "c6")
         out["resume_idle"] = await control(client, "resume", "c7")
-        await client.send({"type": "ping", "id": "p1", "data": {"timestamp": 5}})
+        await client.send({"type": "ping", "id": "p1", "data": {"timestamp": 5, "nonce": "n-1"}})
         out["pong"] = (await client.recv_until(of_type("pong")))[-1]
         await client.ws.close()
         return out
@@ -81,6 +81,7 @@ def test_every_control_action(server: ServerThread, run) -> None:
     for key in ("pause_idle", "abort_idle", "resume_idle"):
         assert out[key]["data"]["success"] is False and out[key]["data"]["message"]
     assert out["pong"]["id"] == "p1" and out["pong"]["data"]["timestamp"] > 5
+    assert out["pong"]["data"]["nonce"] == "n-1"  # the ping's data comes back
 
 
 def test_pause_holds_and_resume_continues_without_loss(server: ServerThread, run) -> None:

@@ -253,3 +253,21 @@ def test_cli_port_in_use_exits_2() -> None:
         )
     assert result.returncode == 2
     assert "cannot listen" in result.stderr and result.stdout == ""
+
+
+def test_sse_post_of_a_ping_answers_and_ends(server: ServerThread) -> None:
+    """POST /sse with a ping (not a prompt) answers the pong and ends the stream."""
+    status, events = sse_request(server, "POST", json.dumps({"type": "ping", "id": "p"}), session="sse-ping")
+    assert status == 200
+    assert [name for name, _ in events] == ["interaction.session", "interaction.control"]
+    assert events[-1][1]["event"]["type"] == "pong"
+
+
+def test_sse_post_body_not_utf8_is_400(server: ServerThread) -> None:
+    """A POST body that is not UTF-8 is a 400, not a server error."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    conn.request("POST", "/sse", body=b"\xff\xfe", headers={"Authorization": f"Bearer {server.token}"})
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    conn.close()
+    assert response.status == 400 and body["error"]["code"] == "invalid_message"

@@ -174,3 +174,50 @@ def test_widget_does_not_import_server() -> None:
     """widget (when it exists) knows constants only and never imports server."""
     for path in _files_of("widget"):
         assert "server" not in _internal(_imports_of_file(path)), path.name
+
+
+# Every module of the package has a layer; a module imports only modules of lower layers.
+# A new module fails test_every_module_has_a_layer until it is placed here (and in docs/architecture.md).
+LAYERS = {
+    "errors": 0,
+    "events": 1,
+    "protocol": 2,
+    "session": 2,
+    "fanout": 2,
+    "snapshot": 3,
+    "stores": 4,
+    "models": 4,
+    "live": 5,
+    "turns": 6,
+    "hub": 7,
+    "handlers": 8,
+    "server": 9,
+    "extension": 10,
+    "bench": 10,
+    "__main__": 11,
+    "__init__": 12,
+}
+
+
+def _layer_modules() -> list[str]:
+    names = {p.stem for p in ROOT.glob("*.py")} | {
+        p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()
+    }
+    return sorted(names)
+
+
+@pytest.mark.parametrize("module", _layer_modules())
+def test_every_module_has_a_layer(module: str) -> None:
+    """Each module of the package is placed in the layer table."""
+    assert module in LAYERS, f"give {module} a layer in LAYERS"
+
+
+@pytest.mark.parametrize("module", [m for m in _layer_modules() if m != "__init__"])
+def test_imports_point_downward(module: str) -> None:
+    """A module imports only modules of lower layers (the package __init__ imports lazily, at the top)."""
+    paths = _files_of(module)
+    found: set[str] = set()
+    for path in paths:
+        found |= _internal(_imports_of_file(path))
+    upward = {m for m in found if m != module and m in LAYERS and LAYERS[m] >= LAYERS.get(module, -1)}
+    assert not upward, f"{module} imports {sorted(upward)} from its own or a higher layer"

@@ -260,9 +260,9 @@ def test_apply_does_not_mutate_its_input() -> None:
 
 
 def test_invalid_transition_is_a_local_error() -> None:
-    """InvalidTransition is our bug, not the peer's: a LocalError with its own code."""
+    """InvalidTransition is our bug, not the peer's: a LocalError reported on the wire as internal_error."""
     assert issubclass(InvalidTransition, LocalError)
-    assert InvalidTransition.code == "invalid_transition"
+    assert InvalidTransition.code == "internal_error"
 
 
 def test_delta_while_idle_is_refused() -> None:

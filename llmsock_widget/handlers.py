@@ -1,0 +1,376 @@
+"""Thin Tornado handlers: authenticate, decode, hand commands to the hub, write what it publishes.
+
+Handlers never await a turn, so pings, Stop and other frames are read while an
+answer streams.  Every route checks Host, Origin and token in ``prepare``,
+before a WebSocket is opened or a byte of the session is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Protocol
+
+import tornado.iostream
+import tornado.web
+import tornado.websocket
+
+from . import protocol
+from .errors import ClientError, LlmsockError, wire_error
+from .events import ControlResult, ErrorReply, Event, ModelEnd, ModelError, Pong
+from .hub import Hub
+
+log = logging.getLogger("llmsock")
+
+# Close codes (docs/protocol.md, "Close codes").
+CLOSE_GOING_AWAY = 1001  # the server is stopping
+CLOSE_UNSUPPORTED = 1003  # a binary frame
+CLOSE_TOO_BIG = 1009  # a frame over max_message_size (sent by Tornado itself)
+CLOSE_UNAVAILABLE = 1011  # the session could not be loaded (store failure, newer snapshot)
+CLOSE_SLOW_CONSUMER = 4008  # the client did not read and its outbound queue overflowed
+CLOSE_SESSION_REFUSED = 4400  # the session named in the URL is not a valid id
+
+SSE_MAX_QUEUED = 10_000  # events an SSE client may fall behind before its stream is ended
+
+
+@dataclass
+class Stats:
+    """Counters the server keeps (read them from any thread; they only grow)."""
+
+    connections_total: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    rejected: int = 0
+    slow_consumers_dropped: int = 0
+
+
+class Guard:
+    """Host, Origin and token checks shared by every route."""
+
+    def __init__(self, *, token: str, allowed_origins: Iterable[str], allowed_hosts: Iterable[str]) -> None:
+        self.token = token.encode()
+        self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
+        self.extra_hosts = {h.lower() for h in allowed_hosts}
+        self.port = 0
+
+    def allow_origin(self, origin: str) -> None:
+        """Add one exact origin (``scheme://host[:port]``) to the allow-list."""
+        self.allowed_origins.add(origin.lower().rstrip("/"))
+
+    def hosts(self) -> set[str]:
+        """Return the Host header values accepted: loopback names with our port, plus extras."""
+        loopback = {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
+        return loopback | self.extra_hosts
+
+    def check(self, request: Any) -> tuple[int, str] | None:
+        """Return ``(status, reason)`` if the request must be refused, else None."""
+        host = request.headers.get("Host", "").lower()
+        if host not in self.hosts():
+            return 403, "host not allowed"
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower().rstrip("/") not in self.allowed_origins:
+            return 403, "origin not allowed"
+        if any("token" in name.lower() for name in request.query_arguments):
+            return 401, "a token in the URL is refused; send it in a header or subprotocol"
+        presented = _presented_token(request)
+        if presented is None:
+            return 401, "token required"
+        if not hmac.compare_digest(presented.encode(), self.token):
+            return 401, "invalid token"
+        return None
+
+
+class ServerContext(Protocol):
+    """What the handlers need of the server that runs them (the ServerThread provides it)."""
+
+    guard: Guard
+    stats: Stats
+    hub: Hub
+    connections: set[WebSocketHandler]
+    outbound_limit: int
+
+    def encode(self, event: Event, dialect: protocol.Dialect) -> str | None:
+        """Return ``event``'s frame in ``dialect``."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Return the server's counters."""
+        ...
+
+
+def _presented_token(request: Any) -> str | None:
+    auth: str = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    offered: str = request.headers.get("Sec-WebSocket-Protocol", "")
+    for item in offered.split(","):
+        item = item.strip()
+        if item.startswith(protocol.SUBPROTOCOL_TOKEN_PREFIX):
+            return item[len(protocol.SUBPROTOCOL_TOKEN_PREFIX) :]
+    return None
+
+
+def close_reason(text: str) -> str:
+    """Return ``text`` cut so its UTF-8 fits a close frame's reason (123 bytes)."""
+    return text.encode("utf-8")[:120].decode("utf-8", errors="ignore")
+
+
+class _Guarded(tornado.web.RequestHandler):
+    """Refuse the request before anything else unless host, origin and token are right."""
+
+    server: ServerContext
+
+    def initialize(self, server: ServerContext) -> None:
+        self.server = server
+
+    def prepare(self) -> None:
+        refusal = self.server.guard.check(self.request)
+        if refusal is not None:
+            self.server.stats.rejected += 1
+            status, reason = refusal
+            code = "unauthorized" if status == 401 else "forbidden"
+            self.send_json(status, {"error": {"code": code, "message": reason}})
+
+    def send_json(self, status: int, body: dict[str, Any]) -> None:
+        """Finish the request with a JSON body."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def session_arg(self) -> str | None:
+        """Return the ``session`` query value exactly as sent (None if absent or empty).
+
+        Tornado's get_argument would strip control characters and turn a bad id
+        into a different one; the hub must see what the client sent and refuse it.
+        """
+        values = self.request.query_arguments.get("session")
+        if not values or not values[-1]:
+            return None
+        return values[-1].decode("utf-8", errors="replace")
+
+
+class StatusHandler(_Guarded):
+    """``GET /status``: the server's counters as JSON."""
+
+    def get(self) -> None:
+        self.send_json(200, self.server.status())
+
+
+class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
+    """``/ws``: one connection on one session, in one dialect."""
+
+    def initialize(self, server: ServerContext) -> None:
+        self.server = server
+        self.dialect: protocol.Dialect = "envelope"
+        self.dialect_fixed = False
+        self.session_id: str | None = None
+        self._detach: Callable[[], Any] | None = None
+        self._outbox: deque[str] = deque()
+        self._outbox_size = 0
+        self._flushing = False
+        self._closing = False
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # prepare() already did the exact-match check, before the upgrade
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        for name, dialect in (
+            (protocol.SUBPROTOCOL_SEED004, "seed004"),
+            (protocol.SUBPROTOCOL_ENVELOPE, "envelope"),
+        ):
+            if name in subprotocols:
+                self.dialect, self.dialect_fixed = dialect, True  # type: ignore[assignment]
+                return name
+        return protocol.SUBPROTOCOL_AUTO if protocol.SUBPROTOCOL_AUTO in subprotocols else None
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # a chat sends small frames; Nagle's delay would hold the first and last token
+        self.server.stats.connections_total += 1
+        self.server.connections.add(self)
+        try:
+            key, detach, ready = await self.server.hub.attach(self.session_arg(), self._send_event)
+        except ClientError as exc:
+            self.close(CLOSE_SESSION_REFUSED, close_reason(exc.message))
+            return
+        except LlmsockError as exc:  # the store could not give us the session: say why, keep the server up
+            log.warning("llmsock: cannot open session: %s", exc)
+            self.close(CLOSE_UNAVAILABLE, close_reason(f"{exc.code}: {exc.message}"))
+            return
+        if self._closing:  # the peer left while we were loading the session
+            await detach()
+            return
+        self.session_id, self._detach = key, detach
+        self._send_event(ready)
+
+    def on_message(self, message: str | bytes) -> None:
+        stats = self.server.stats
+        stats.messages_in += 1
+        stats.bytes_in += len(message)
+        if isinstance(message, bytes):
+            self.close(CLOSE_UNSUPPORTED, "binary frames are not supported; send text")
+            return
+        if self.session_id is None:
+            return
+        hub = self.server.hub
+        try:
+            if not self.dialect_fixed:
+                self.dialect_fixed = True
+                if protocol.detect_dialect(message) == "seed004":
+                    self.dialect = "seed004"
+                    self._send_event(hub.ready(self.session_id))  # hello again, in the client's dialect
+            command = protocol.decode(message, self.dialect)
+        except ClientError as exc:
+            self._send_event(
+                ErrorReply(code=exc.code, message=exc.message, ts=hub.clock(), request_id=exc.request_id)
+            )
+            return
+        try:
+            hub.handle(self.session_id, command, self._send_event)
+        except Exception as exc:  # a bug: tell the client, log the traceback, keep the connection
+            log.exception("llmsock: handler failed")
+            code, text, recoverable = wire_error(exc)
+            self._send_event(ErrorReply(code=code, message=text, ts=hub.clock(), recoverable=recoverable))
+
+    def on_close(self) -> None:
+        self._closing = True
+        self.server.connections.discard(self)
+        self._outbox.clear()
+        if self._detach is not None:
+            detach, self._detach = self._detach, None
+            asyncio.get_running_loop().create_task(detach())
+
+    # -- outbound ----------------------------------------------------------------
+
+    def _send_event(self, event: Event) -> None:
+        frame = self.server.encode(event, self.dialect)
+        if frame is not None:
+            self._send(frame)
+
+    def _send(self, frame: str) -> None:
+        if self._closing:
+            return
+        self._outbox.append(frame)
+        self._outbox_size += len(frame)
+        if self._outbox_size > self.server.outbound_limit:
+            # The client stopped reading: drop it rather than grow memory; it can reconnect.
+            log.warning("llmsock: closing a connection that stopped reading (%d queued)", self._outbox_size)
+            self._closing = True
+            self._outbox.clear()
+            self.server.stats.slow_consumers_dropped += 1
+            self.close(CLOSE_SLOW_CONSUMER, "outbound queue overflow: the client is not reading")
+            return
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        stats = self.server.stats
+        try:
+            while self._outbox and not self._closing:
+                future = None
+                while self._outbox:
+                    frame = self._outbox.popleft()
+                    self._outbox_size -= len(frame)
+                    future = self.write_message(frame)
+                    future.add_done_callback(_retrieve)
+                    stats.messages_out += 1
+                    stats.bytes_out += len(frame)
+                if future is not None:
+                    await future  # wait until the socket took the batch: this is the backpressure
+        except tornado.websocket.WebSocketClosedError:
+            pass
+        except Exception:
+            log.exception("llmsock: sending failed")
+        finally:
+            self._flushing = False
+
+
+def _retrieve(future: Any) -> None:
+    # Writes after the peer left fail; that is expected, so mark the error as seen.
+    if not future.cancelled():
+        future.exception()
+
+
+class SseHandler(_Guarded):
+    """``/sse``: GET follows a session's events; POST sends a prompt (or command) and streams its turn."""
+
+    async def get(self) -> None:
+        await self._stream(command=None)
+
+    async def post(self) -> None:
+        try:
+            body = self.request.body.decode("utf-8")
+            command = protocol.decode(body, "envelope")
+        except UnicodeDecodeError:
+            self.send_json(400, {"error": {"code": "invalid_message", "message": "the body is not UTF-8"}})
+            return
+        except ClientError as exc:
+            self.send_json(400, {"error": {"code": exc.code, "message": exc.message}})
+            return
+        await self._stream(command=command)
+
+    async def _stream(self, command: protocol.Command | None) -> None:
+        self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        message_id = f"sse-{secrets.token_urlsafe(9)}"
+        if isinstance(command, protocol.SendPrompt):
+            command = protocol.SendPrompt(text=command.text, message_id=message_id, options=command.options)
+        try:
+            key, detach, ready = await self.server.hub.attach(self.session_arg(), self._deliver)
+        except LlmsockError as exc:
+            status = 400 if isinstance(exc, ClientError) else 503
+            self.send_json(status, {"error": {"code": exc.code, "message": exc.message}})
+            return
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        try:
+            self._deliver(ready)
+            if command is not None:
+                self.server.hub.handle(key, command, self._deliver)
+            while True:
+                event = await self._outbox.get()
+                if event is None:  # the client went away, or fell too far behind
+                    return
+                self._write_event(event)
+                await self.flush()
+                if command is not None and _ends(event, message_id):
+                    break
+        except tornado.iostream.StreamClosedError:
+            return
+        finally:
+            await detach()
+        self.finish()
+
+    def _deliver(self, event: Event) -> None:
+        if self._outbox.qsize() >= SSE_MAX_QUEUED:
+            log.warning("llmsock: ending an SSE stream whose client stopped reading")
+            self.server.stats.slow_consumers_dropped += 1
+            self._outbox.put_nowait(None)
+            return
+        self._outbox.put_nowait(event)
+
+    def _write_event(self, event: Event) -> None:
+        envelope = protocol.to_envelope(event)
+        if envelope is not None:
+            data = json.dumps(envelope["data"], ensure_ascii=False, separators=(",", ":"))
+            self.write(f"event: {envelope['name']}\ndata: {data}\n\n")
+            self.server.stats.messages_out += 1
+
+    def on_connection_close(self) -> None:
+        outbox = getattr(self, "_outbox", None)
+        if outbox is not None:
+            outbox.put_nowait(None)
+
+
+def _ends(event: Event, message_id: str) -> bool:
+    """Whether ``event`` ends what a POST to /sse asked for."""
+    if isinstance(event, (ModelEnd, ModelError)):
+        return event.message_id == message_id
+    return isinstance(event, (ErrorReply, ControlResult, Pong))

@@ -1,0 +1,75 @@
+"""A session the hub holds in memory: its state, its turn machinery, and how it emits events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .events import Diagnostic, Level, SessionEvent, Status, StatusChanged
+from .protocol import SendPrompt
+from .session import InteractionState, apply
+
+
+@dataclass(eq=False)
+class LiveSession:
+    """One live session.  Every event goes through :meth:`emit`: reduce, then publish.
+
+    ``running`` is cleared while the session is paused: the turn holds the
+    model where it is.  ``save_lock`` orders saves, so revisions never race.
+    """
+
+    key: str
+    state: InteractionState
+    publish: Callable[[str, SessionEvent], None]
+    clock: Callable[[], int]
+    queue: deque[SendPrompt] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
+    stream: asyncio.Task[None] | None = None
+    message_id: str = ""  # the user message id of the running turn
+    aborting: bool = False
+    running: asyncio.Event = field(default_factory=asyncio.Event)
+    save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    subscribers: int = 0
+    saved_seq: int = 0  # the seq of the last state the store accepted
+    notes: list[tuple[str, str]] = field(default_factory=list)  # diagnostics waiting for a listener
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.running.set()
+
+    @property
+    def in_turn(self) -> bool:
+        """Whether a turn is running or waiting (a prompt is not yet answered)."""
+        return self.state.phase != "idle" or bool(self.queue)
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether the store lacks the latest state."""
+        return self.state.seq != self.saved_seq and self.state.seq > 0
+
+    def stamp(self) -> dict[str, Any]:
+        """Return the session id, next seq and time for the next event."""
+        return {"session_id": self.key, "seq": self.state.seq + 1, "ts": self.clock()}
+
+    def emit(self, event: SessionEvent) -> None:
+        """Apply ``event`` to the state and publish it to the session's subscribers."""
+        self.state = apply(self.state, event)
+        self.publish(self.key, event)
+
+    def diagnose(self, level: Level, code: str, message: str) -> None:
+        """Emit a diagnostic on this session."""
+        self.emit(
+            Diagnostic(**self.stamp(), turn_id=self.state.turn_id, level=level, code=code, message=message)
+        )
+
+    def set_status(self, status: Status) -> None:
+        """Emit a status change on this session."""
+        self.emit(StatusChanged(**self.stamp(), turn_id=self.state.turn_id, status=status))
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a task this session keeps a reference to until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
