@@ -1,29 +1,56 @@
-"""llmsock: a real-time LLM chat inside Jupyter, served from the kernel over WebSocket."""
+"""llmsock: a real-time LLM chat inside Jupyter, served from the kernel over WebSocket.
+
+Public names are imported on first use, so ``import llmsock_widget`` stays light
+(no Tornado, no widgets) until something is asked for.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
+    "Answer",
+    "ChatWidget",
     "ServerThread",
     "__version__",
+    "ask",
+    "get_server",
     "load_ipython_extension",
     "start_server",
+    "stop_server",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
+    from .answer import Answer
+    from .kernel import get_server, stop_server
     from .server import ServerThread, start_server
+    from .widget import ChatWidget
+
+_LAZY = {
+    "Answer": "answer",
+    "ChatWidget": "widget",
+    "ServerThread": "server",
+    "start_server": "server",
+    "get_server": "kernel",
+    "stop_server": "kernel",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Import the server (and Tornado) only when asked for, so `import llmsock_widget` stays light.
-    if name in ("ServerThread", "start_server"):
-        from . import server
-
-        return getattr(server, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(name)
+
+
+def ask(prompt: str, *, session: str = "default", display: bool = True, timeout: float | None = None) -> Any:
+    """Send ``prompt`` to the kernel's server (starting it if needed); stream and return the Answer."""
+    from .answer import ask as _ask
+    from .kernel import get_server
+
+    return _ask(prompt, session=session, server=get_server(), display=display, timeout=timeout)
 
 
 def load_ipython_extension(ipython: Any) -> None:

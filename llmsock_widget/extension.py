@@ -1,39 +1,91 @@
-"""``%load_ext llmsock``: one server per kernel, started on load and stopped on unload."""
+"""``%load_ext llmsock``: the kernel's server, and the ``%llmsock`` / ``%%llmsock`` magics.
+
+``%llmsock``                    show the server's status
+``%llmsock chat [SESSION]``     open a chat widget (on the default or a named session)
+``%llmsock model SPEC``         pick the model for new turns (``builtin``, ``builtin:<tokens/s>``)
+``%llmsock new [SESSION]``      make SESSION (or a fresh id) the default for ``%%llmsock`` and ``chat``
+``%llmsock stop``               stop the server and free its port
+``%%llmsock [SESSION]``         send the cell body as a prompt; stream the answer into the output
+"""
 
 from __future__ import annotations
 
-import threading
+import shlex
 from typing import Any
 
-from .server import ServerThread
+from . import kernel
+from .answer import ask
+from .models import resolve_model
+from .turns import new_id
 
-_lock = threading.Lock()
-_server: ServerThread | None = None
-
-
-def get_server(**options: Any) -> ServerThread:
-    """Return this kernel's running server, starting it (with ``options``) if needed."""
-    global _server
-    with _lock:
-        if _server is None or not _server.running:
-            _server = ServerThread(**options).start()
-        return _server
-
-
-def stop_server() -> None:
-    """Stop this kernel's server if one runs; free its port."""
-    global _server
-    with _lock:
-        server, _server = _server, None
-    if server is not None:
-        server.stop()
+_state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Start (or reuse) the kernel's server."""
-    get_server()
+    """Start (or reuse) the kernel's server and register the magics."""
+    kernel.get_server()
+    ipython.register_magic_function(_llmsock_magic, magic_kind="line_cell", magic_name="llmsock")
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Stop the kernel's server."""
-    stop_server()
+    """Stop the kernel's server (``%reload_ext`` then starts a fresh one)."""
+    kernel.stop_server()
+
+
+def _llmsock_magic(line: str, cell: str | None = None) -> Any:
+    """Show llmsock's status, open a chat, pick a model, or (as a cell magic) send a prompt."""
+    args = shlex.split(line)
+    if cell is not None:
+        session = args[0] if args else _state["session"]
+        ask(cell, session=session, server=kernel.get_server())
+        return None
+    command, rest = (args[0], args[1:]) if args else ("status", [])
+    if command == "status":
+        return Status(kernel.get_server().status(), _state["session"])
+    if command == "chat":
+        from .widget import ChatWidget
+
+        return ChatWidget(session=rest[0] if rest else _state["session"])
+    if command == "model":
+        if not rest:
+            return f"model: {kernel.get_server().model.name}"
+        kernel.get_server().set_model(resolve_model(rest[0]))
+        return f"model: {rest[0]}"
+    if command == "new":
+        _state["session"] = rest[0] if rest else new_id()
+        return f"session: {_state['session']}"
+    if command == "stop":
+        kernel.stop_server()
+        return "llmsock server stopped"
+    raise ValueError(f"unknown %llmsock command {command!r}; try: status, chat, model, new, stop")
+
+
+class Status:
+    """The server's status, shown as a small table (and as plain text)."""
+
+    def __init__(self, status: dict[str, Any], session: str) -> None:
+        self.status = {**status, "defaultSession": session}
+
+    def _rows(self) -> list[tuple[str, str]]:
+        keys = (
+            "url",
+            "model",
+            "defaultSession",
+            "sessions",
+            "connections",
+            "messagesIn",
+            "messagesOut",
+            "turns",
+        )
+        return [(key, str(self.status.get(key, ""))) for key in keys]
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{key}: {value}" for key, value in self._rows())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._rows()
+        )
+        return f"<table class='llmsock-status-table'>{rows}</table>"

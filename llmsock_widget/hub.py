@@ -283,7 +283,17 @@ class Hub:
             live.spawn(self._save(live))
             return result(True, "history cleared")
         if action == "get_history":
-            return result(True, "", messages=snapshot.encode(live.state)["messages"], sequence=live.state.seq)
+            # Everything a late viewer needs to catch up: the transcript, the answer streaming now
+            # (or null), and the seq it is exact at; later events have a higher seq.
+            encoded = snapshot.encode(live.state)
+            return result(
+                True,
+                "",
+                messages=encoded["messages"],
+                current=encoded["current"],
+                sequence=live.state.seq,
+                status=live.state.status,
+            )
         return result(True, "", **self.status(live.key))
 
     def status(self, key: str) -> dict[str, Any]:

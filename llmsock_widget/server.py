@@ -146,6 +146,22 @@ class ServerThread:
         if thread.is_alive():
             log.warning("llmsock: server thread did not stop within %s s", timeout)
 
+    def set_model(self, model: ChatModel | str) -> None:
+        """Use ``model`` for turns that start from now on; safe from any thread."""
+        resolved = resolve_model(model)
+        self.model = resolved
+        if self.loop is None:
+            self.hub.model = resolved
+        else:
+            self.call_soon(setattr, self.hub, "model", resolved)
+
+    def allow_origin(self, origin: str) -> None:
+        """Allow browser pages from ``origin`` (exact ``scheme://host[:port]``); safe from any thread."""
+        if self.loop is None:
+            self.guard.allow_origin(origin)
+        else:
+            self.call_soon(self.guard.allow_origin, origin)
+
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the server's loop (the one thread-safe door in)."""
         if self.loop is None:

@@ -192,10 +192,13 @@ LAYERS = {
     "hub": 7,
     "handlers": 8,
     "server": 9,
-    "extension": 10,
+    "kernel": 10,
+    "answer": 10,
     "bench": 10,
-    "__main__": 11,
-    "__init__": 12,
+    "widget": 11,
+    "extension": 12,
+    "__main__": 12,
+    "__init__": 13,
 }
 
 

@@ -1,0 +1,102 @@
+// Markdown -> sanitized HTML. markdown-it never passes raw HTML through (html: false), code is
+// highlighted by highlight.js core with a few languages, and DOMPurify has the last word on
+// every string before it reaches innerHTML. Nothing in model output may execute or load:
+// no scripts, no frames, no images, no styles, no event handlers, only http(s)/mailto links.
+
+import createDOMPurify from "dompurify";
+import hljs from "highlight.js/lib/core";
+import bash from "highlight.js/lib/languages/bash";
+import javascript from "highlight.js/lib/languages/javascript";
+import json from "highlight.js/lib/languages/json";
+import markdown from "highlight.js/lib/languages/markdown";
+import plaintext from "highlight.js/lib/languages/plaintext";
+import python from "highlight.js/lib/languages/python";
+import sql from "highlight.js/lib/languages/sql";
+import MarkdownIt from "markdown-it";
+
+const LANGUAGES = { bash, javascript, json, markdown, plaintext, python, sql };
+const ALIASES = {
+  bash: ["sh", "shell", "zsh", "console"],
+  javascript: ["js", "mjs", "cjs", "jsx"],
+  python: ["py", "python3", "ipython"],
+  markdown: ["md"],
+  plaintext: ["text", "txt"],
+};
+
+/** Only these link schemes survive (markdown-it refuses the rest before DOMPurify sees them). */
+export const SAFE_URL = /^(?:https?:|mailto:)/i;
+
+const PURIFY_CONFIG = {
+  FORBID_TAGS: [
+    "iframe", "frame", "frameset", "object", "embed", "form", "style", "script", "link", "meta",
+    "base", "img", "picture", "source", "video", "audio", "svg", "math", "input", "button",
+    "textarea", "select",
+  ],
+  FORBID_ATTR: ["style", "srcset", "action", "formaction"],
+  ALLOW_DATA_ATTR: false,
+  ALLOWED_URI_REGEXP: SAFE_URL,
+};
+
+let languagesRegistered = false;
+
+function registerLanguages() {
+  if (languagesRegistered) return;
+  for (const [name, language] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, language);
+  for (const [name, aliases] of Object.entries(ALIASES)) {
+    hljs.registerAliases(aliases, { languageName: name });
+  }
+  languagesRegistered = true;
+}
+
+function highlight(code, lang) {
+  const name = (lang || "").trim().split(/\s+/)[0].toLowerCase();
+  if (name && hljs.getLanguage(name)) {
+    try {
+      return hljs.highlight(code, { language: name, ignoreIllegals: true }).value;
+    } catch {
+      // fall through: markdown-it escapes the code itself
+    }
+  }
+  return "";
+}
+
+/** Make a markdown-it instance with our settings (no raw HTML, no images, safe links only). */
+export function createMarkdownIt() {
+  registerLanguages();
+  const md = new MarkdownIt({ html: false, linkify: true, typographer: false, highlight });
+  md.disable("image"); // an image would load a URL chosen by the model
+  md.validateLink = (url) => SAFE_URL.test(url.trim());
+  return md;
+}
+
+/** Make a DOMPurify instance bound to `window` with our config and link hooks. */
+export function createSanitizer(window) {
+  const purify = createDOMPurify(window);
+  purify.addHook("uponSanitizeAttribute", (_node, data) => {
+    if (/^on/i.test(data.attrName)) data.keepAttr = false;
+  });
+  purify.addHook("afterSanitizeAttributes", (node) => {
+    if (node.nodeName !== "A") return;
+    if (node.hasAttribute("href")) {
+      node.setAttribute("target", "_blank");
+      node.setAttribute("rel", "noopener noreferrer");
+    } else {
+      node.removeAttribute("target");
+    }
+  });
+  return { sanitize: (html) => purify.sanitize(html, PURIFY_CONFIG) };
+}
+
+/**
+ * Make a renderer: `render(text) -> sanitized HTML string`.
+ *
+ * Args: window, the DOM window DOMPurify works in (the page's, or jsdom's in tests).
+ */
+export function createMarkdownRenderer(window) {
+  const md = createMarkdownIt();
+  const sanitizer = createSanitizer(window);
+  return {
+    render: (text) => sanitizer.sanitize(md.render(String(text ?? ""))),
+    sanitize: sanitizer.sanitize,
+  };
+}

@@ -1,0 +1,212 @@
+// Wire format of the envelope dialect (docs/protocol.md, section 6), as the widget speaks it.
+// Pure: no DOM, no WebSocket, no clock. parse() turns a server frame into one normalized event;
+// userMessage()/control() build client frames. Unknown fields are ignored (protocol rule 5).
+
+/** Subprotocol that fixes the envelope dialect for this connection. */
+export const DIALECT_SUBPROTOCOL = "llmsock.envelope.v1";
+/** Prefix of the subprotocol that carries the token (browsers cannot set headers). */
+export const TOKEN_SUBPROTOCOL_PREFIX = "llmsock.token.";
+/** Version of the kernel <-> widget message contract. */
+export const WIDGET_PROTOCOL = "llmsock-widget/1";
+
+const SESSION_STATUSES = new Set(["idle", "generating", "paused"]);
+const MESSAGE_STATUSES = new Set(["complete", "streaming", "aborted", "error", "length"]);
+const FINISH_STATUS = { stop: "complete", length: "length", aborted: "aborted" };
+
+const str = (value, fallback = "") => (typeof value === "string" ? value : fallback);
+const int = (value) => (Number.isInteger(value) ? value : null);
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+
+/** Map an `end` event's finishReason to a message status (unknown reasons count as complete). */
+export function finishStatus(finishReason) {
+  return FINISH_STATUS[finishReason] ?? "complete";
+}
+
+/** The id of the assistant message of a turn, as the server's history names it. */
+export function assistantId(turnId) {
+  return `${turnId}:a`;
+}
+
+function usageOf(value) {
+  if (!isObject(value)) return null;
+  const inputTokens = int(value.inputTokens);
+  const outputTokens = int(value.outputTokens);
+  return inputTokens === null && outputTokens === null ? null : { inputTokens, outputTokens };
+}
+
+function errorOf(value) {
+  if (!isObject(value)) return null;
+  return { code: str(value.code, "model_error"), message: str(value.message) };
+}
+
+/** Normalize one history message (snapshot shape, protocol section 13); null if unusable. */
+export function normalizeMessage(raw) {
+  if (!isObject(raw)) return null;
+  const role = raw.role === "user" || raw.role === "assistant" ? raw.role : null;
+  if (role === null) return null;
+  const turnId = str(raw.turnId);
+  return {
+    id: str(raw.id) || (role === "assistant" ? assistantId(turnId) : `${turnId}:u`),
+    role,
+    text: str(raw.text),
+    status: MESSAGE_STATUSES.has(raw.status) ? raw.status : "complete",
+    error: errorOf(raw.error),
+    turnId,
+    usage: usageOf(raw.usage),
+  };
+}
+
+function historyEvent(body) {
+  const data = isObject(body.data) ? body.data : {};
+  const messages = Array.isArray(data.messages)
+    ? data.messages.map(normalizeMessage).filter((m) => m !== null)
+    : [];
+  const current = normalizeMessage(data.current);
+  return {
+    type: "history",
+    requestId: body.requestId ?? null,
+    messages,
+    current: current && { ...current, status: "streaming" },
+    sequence: int(data.sequence),
+    status: SESSION_STATUSES.has(data.status) ? data.status : null,
+  };
+}
+
+// One builder per (kind, event.type): takes the event body, returns the type-specific fields.
+const BUILDERS = {
+  "session.ready": (e) => ({
+    sessionId: str(e.sessionId),
+    sequence: int(e.sequence),
+    status: SESSION_STATUSES.has(e.status) ? e.status : "idle",
+    created: e.created === true,
+    protocol: str(e.protocol),
+  }),
+  "session.cleared": () => ({}),
+  "user.message": (e) => ({ text: str(e.text), messageId: str(e.messageId) }),
+  "status.status": (e) => ({ status: SESSION_STATUSES.has(e.status) ? e.status : "idle" }),
+  "model.start": (e) => ({ model: str(e.model), messageId: str(e.messageId) }),
+  "model.delta": (e) => ({ text: str(e.text) }),
+  "model.usage": (e) => ({ usage: usageOf(e) }),
+  "model.end": (e) => ({
+    finishReason: str(e.finishReason, "stop"),
+    text: typeof e.text === "string" ? e.text : null,
+    usage: usageOf(e.usage),
+  }),
+  "model.error": (e) => ({
+    code: str(e.code, "model_error"),
+    message: str(e.message),
+    recoverable: e.recoverable !== false,
+    text: typeof e.text === "string" ? e.text : null,
+  }),
+  "diagnostic.diagnostic": (e) => ({
+    level: ["info", "warning", "error"].includes(e.level) ? e.level : "info",
+    code: str(e.code),
+    message: str(e.message),
+  }),
+  "control.result": (e) => ({
+    action: str(e.action),
+    ok: e.ok === true,
+    message: str(e.message),
+    data: isObject(e.data) ? e.data : {},
+    requestId: e.requestId ?? null,
+  }),
+  "control.pong": (e) => ({ requestId: e.requestId ?? null }),
+  "error.error": (e) => ({
+    code: str(e.code, "error"),
+    message: str(e.message),
+    recoverable: e.recoverable !== false,
+    requestId: e.requestId ?? null,
+  }),
+};
+
+// Normalized type names: what the reducer switches on.
+const TYPE_NAMES = {
+  "session.ready": "ready",
+  "session.cleared": "cleared",
+  "user.message": "user.message",
+  "status.status": "status",
+  "model.start": "model.start",
+  "model.delta": "model.delta",
+  "model.usage": "model.usage",
+  "model.end": "model.end",
+  "model.error": "model.error",
+  "diagnostic.diagnostic": "diagnostic",
+  "control.result": "control.result",
+  "control.pong": "pong",
+  "error.error": "error.reply",
+};
+
+/**
+ * Parse one server frame (text) into a normalized event.
+ *
+ * Returns null when the frame is not an envelope at all (not JSON, no `data.event`), and
+ * `{type: "unknown", ...}` for a well-formed envelope of a kind this version does not know.
+ * Every event has `seq` (number for session events, null for replies), `turnId`, `ts`.
+ */
+export function parse(frame) {
+  let envelope;
+  try {
+    envelope = typeof frame === "string" ? JSON.parse(frame) : frame;
+  } catch {
+    return null;
+  }
+  if (!isObject(envelope) || !isObject(envelope.data)) return null;
+  const { data } = envelope;
+  const body = data.event;
+  if (!isObject(body) || typeof body.type !== "string") return null;
+  const kind = str(data.kind) || str(envelope.name).replace(/^interaction\./, "");
+  const meta = isObject(data.meta) ? data.meta : {};
+  const common = {
+    name: str(envelope.name),
+    seq: int(meta.sequence),
+    turnId: str(meta.turnId),
+    sessionId: str(meta.sessionId),
+    ts: int(meta.timestamp),
+  };
+  const key = `${kind}.${body.type}`;
+  if (key === "control.result" && body.action === "get_history" && body.ok === true) {
+    return { ...common, ...historyEvent(body) };
+  }
+  const build = BUILDERS[key];
+  if (!build) return { ...common, type: "unknown", kind, eventType: body.type };
+  return { ...common, type: TYPE_NAMES[key], ...build(body) };
+}
+
+/** Build a prompt frame: always the JSON form, so text that looks like JSON stays a prompt. */
+export function userMessage(text, id) {
+  return { type: "user_message", id, data: { text: String(text) } };
+}
+
+/** Build a control frame such as `control("abort", id)` or `control("get_history", id)`. */
+export function control(action, id) {
+  return { type: "control", id, data: { type: action } };
+}
+
+/** Encode a client message as one JSON text frame. */
+export function encode(message) {
+  return JSON.stringify(message);
+}
+
+/**
+ * Make an id generator: `<prefix>-<random tag>-<counter>` (well under the 128-character limit).
+ *
+ * Args: random, a function returning [0, 1) (injected so tests are deterministic).
+ */
+export function createIdGenerator({ prefix = "w", random = Math.random } = {}) {
+  const tag = Math.floor(random() * 36 ** 6)
+    .toString(36)
+    .padStart(6, "0");
+  let counter = 0;
+  return () => `${prefix}-${tag}-${++counter}`;
+}
+
+/** The WebSocket URL for a session: the session is in the query, the token never is. */
+export function socketUrl(url, session) {
+  const sep = url.includes("?") ? "&" : "?";
+  return `${url}${sep}session=${encodeURIComponent(session)}`;
+}
+
+/** The subprotocols to offer: the dialect (selected by the server) and the token (never selected). */
+export function subprotocols(token) {
+  return [DIALECT_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token];
+}

@@ -1,0 +1,203 @@
+// The widget's state and its one transition function. Pure: reduce(state, event) -> state, with
+// events as protocol.parse() makes them plus `{type: "connection", ...}` from the client.
+// Updates are immutable; an event that changes nothing returns the same state object, and an
+// event that changes one message copies the array and replaces only that message object, so
+// the view can compare messages by identity and re-render just the ones that changed.
+
+import { assistantId, finishStatus } from "./protocol.js";
+
+/** Most notices kept; older ones are dropped first. */
+export const MAX_NOTICES = 100;
+
+// Events that belong to the session's sequence (protocol section 5.1); replies have none.
+const SESSION_EVENTS = new Set([
+  "user.message",
+  "status",
+  "model.start",
+  "model.delta",
+  "model.usage",
+  "model.end",
+  "model.error",
+  "diagnostic",
+  "cleared",
+]);
+
+/** The state before anything happened. */
+export function initialState() {
+  return {
+    sessionId: "",
+    messages: [],
+    notices: [],
+    status: "idle",
+    lastSeq: null,
+    synced: false,
+    noticeCounter: 0,
+    connection: { state: "connecting", transport: "websocket", detail: "", retryInMs: null },
+  };
+}
+
+function lastIndex(messages, predicate) {
+  for (let i = messages.length - 1; i >= 0; i -= 1) if (predicate(messages[i])) return i;
+  return -1;
+}
+
+// The assistant message of a turn: by turnId, or (if the event had none) the last streaming one.
+function findAssistant(messages, turnId) {
+  if (turnId) return lastIndex(messages, (m) => m.role === "assistant" && m.turnId === turnId);
+  return lastIndex(messages, (m) => m.role === "assistant" && m.status === "streaming");
+}
+
+function newAssistant(turnId, fields = {}) {
+  return {
+    id: assistantId(turnId),
+    role: "assistant",
+    text: "",
+    status: "streaming",
+    error: null,
+    turnId,
+    usage: null,
+    ...fields,
+  };
+}
+
+// Replace the assistant message of the event's turn with update(message), or append
+// update(newAssistant()) if the turn has none yet (its start was missed, or it never started).
+function updateAssistant(state, event, update) {
+  const index = findAssistant(state.messages, event.turnId);
+  const messages = state.messages.slice();
+  if (index === -1) messages.push(update(newAssistant(event.turnId)));
+  else messages[index] = update(messages[index]);
+  return { ...state, messages };
+}
+
+function addNotice(state, fields) {
+  const noticeCounter = state.noticeCounter + 1;
+  const notice = { id: `n${noticeCounter}`, afterIndex: state.messages.length, ...fields };
+  const notices = [...state.notices, notice].slice(-MAX_NOTICES);
+  return { ...state, notices, noticeCounter };
+}
+
+function applyHistory(state, event) {
+  // On one connection the reply comes after every event it covers, so an older history than
+  // what is applied can only be a stale reply; taking it would lose the events after it.
+  if (event.sequence !== null && state.lastSeq !== null && event.sequence < state.lastSeq) {
+    return state;
+  }
+  const messages = event.current ? [...event.messages, event.current] : event.messages;
+  // Notices are not in the history; keep those whose place still exists.
+  const notices = state.notices.filter((n) => n.afterIndex <= messages.length);
+  return {
+    ...state,
+    messages,
+    notices,
+    lastSeq: event.sequence ?? state.lastSeq,
+    status: event.status ?? state.status,
+    synced: true,
+  };
+}
+
+function applyReady(state, event) {
+  const switched = state.sessionId !== "" && event.sessionId !== state.sessionId;
+  return {
+    ...state,
+    sessionId: event.sessionId,
+    // A new connection starts a new sequence baseline: after a server restart with a fresh
+    // store the session may be back at 0, and its events must not be dropped as duplicates.
+    lastSeq: event.sequence,
+    status: event.status,
+    synced: false,
+    messages: switched ? [] : state.messages,
+    notices: switched ? [] : state.notices,
+  };
+}
+
+function applySessionEvent(state, event) {
+  switch (event.type) {
+    case "user.message": {
+      const message = {
+        id: event.messageId || `${event.turnId}:u`,
+        role: "user",
+        text: event.text,
+        status: "complete",
+        error: null,
+        turnId: event.turnId,
+        usage: null,
+      };
+      return { ...state, messages: [...state.messages, message] };
+    }
+    case "status":
+      return state.status === event.status ? state : { ...state, status: event.status };
+    case "model.start":
+      if (findAssistant(state.messages, event.turnId) !== -1 && event.turnId) return state;
+      return { ...state, messages: [...state.messages, newAssistant(event.turnId)] };
+    case "model.delta":
+      if (event.text === "") return state;
+      return updateAssistant(state, event, (m) => ({ ...m, text: m.text + event.text }));
+    case "model.usage":
+      return updateAssistant(state, event, (m) => ({ ...m, usage: event.usage }));
+    case "model.end":
+      return updateAssistant(state, event, (m) => ({
+        ...m,
+        status: finishStatus(event.finishReason),
+        // The end event carries the whole answer: it wins over the concatenated deltas.
+        text: event.text ?? m.text,
+        usage: event.usage ?? m.usage,
+      }));
+    case "model.error":
+      return updateAssistant(state, event, (m) => ({
+        ...m,
+        status: "error",
+        text: event.text ?? m.text,
+        error: { code: event.code, message: event.message },
+      }));
+    case "diagnostic":
+      return addNotice(state, {
+        kind: "diagnostic",
+        level: event.level,
+        code: event.code,
+        message: event.message,
+      });
+    case "cleared":
+      return { ...state, messages: [], notices: [] };
+    default:
+      return state;
+  }
+}
+
+/** Return the state after `event`; the same object if the event changes nothing. */
+export function reduce(state, event) {
+  if (!event || typeof event.type !== "string") return state;
+  if (SESSION_EVENTS.has(event.type)) {
+    if (event.seq !== null && event.seq !== undefined) {
+      if (state.lastSeq !== null && event.seq <= state.lastSeq) return state;
+      state = { ...state, lastSeq: event.seq };
+    }
+    return applySessionEvent(state, event);
+  }
+  switch (event.type) {
+    case "ready":
+      return applyReady(state, event);
+    case "history":
+      return applyHistory(state, event);
+    case "error.reply":
+      return addNotice(state, {
+        kind: "reply",
+        level: "error",
+        code: event.code,
+        message: event.message,
+      });
+    case "connection":
+      return {
+        ...state,
+        connection: {
+          state: event.state,
+          transport: "websocket",
+          detail: event.detail ?? "",
+          retryInMs: event.retryInMs ?? null,
+        },
+      };
+    default:
+      // control results other than get_history, pongs, unknown kinds: nothing to show.
+      return state;
+  }
+}

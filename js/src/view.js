@@ -1,0 +1,259 @@
+// The DOM: builds the chat inside anywidget's `el` and paints states from the reducer. It owns
+// no protocol logic. Painting happens at most once per animation frame; messages are compared
+// by identity (the reducer replaces only the objects that changed), so a streaming delta
+// re-renders one message, never the transcript. Text reaches the DOM only as textContent or as
+// HTML from the sanitizing markdown renderer.
+
+const BUSY = new Set(["generating", "paused"]);
+
+/** The status line for a connection state (also used by tests). */
+export function statusText(connection) {
+  switch (connection.state) {
+    case "open":
+      return `connected · ${connection.transport || "websocket"}`;
+    case "connecting":
+      return "connecting…";
+    case "closed":
+      if (connection.retryInMs !== null && connection.retryInMs !== undefined) {
+        return `disconnected — retrying in ${Math.max(1, Math.round(connection.retryInMs / 1000))} s`;
+      }
+      return "disconnected";
+    case "error":
+      return connection.detail ? `error: ${connection.detail}` : "error";
+    default:
+      return String(connection.state);
+  }
+}
+
+/** The text of a notice: a diagnostic (`warning · code: message`) or an error reply. */
+export function noticeText(notice) {
+  if (notice.kind === "reply") return `Error ${notice.code}: ${notice.message}`;
+  return `${notice.level} · ${notice.code}: ${notice.message}`;
+}
+
+function h(document, tag, attrs = {}, text = null) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function interleave(messages, notices) {
+  // A notice sits after the message count it was created at ("in place").
+  const items = [];
+  let n = 0;
+  for (let i = 0; i <= messages.length; i += 1) {
+    while (n < notices.length && notices[n].afterIndex <= i) items.push(notices[n++]);
+    if (i < messages.length) items.push(messages[i]);
+  }
+  while (n < notices.length) items.push(notices[n++]);
+  return items;
+}
+
+/**
+ * Build the chat UI in `el`.
+ *
+ * Args (second argument, one object):
+ *   renderMarkdown(text) -> sanitized HTML string.
+ *   onSend(text) -> true if the prompt was sent (the textarea is then cleared).
+ *   onStop() -> asks the server to abort the running turn.
+ *   requestFrame / cancelFrame: requestAnimationFrame and its cancel (injectable).
+ * Returns: {update(state), flush(), destroy()}.
+ */
+export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, cancelFrame }) {
+  const document = el.ownerDocument;
+  const win = document.defaultView;
+  const raf = requestFrame ?? ((fn) => win.requestAnimationFrame(fn));
+  const caf = cancelFrame ?? ((handle) => win.cancelAnimationFrame(handle));
+
+  const root = h(document, "div", { class: "llmsock-chat" });
+  const transcript = h(document, "div", {
+    class: "llmsock-transcript",
+    role: "log",
+    "aria-live": "polite",
+    "aria-label": "Conversation",
+    tabindex: "0",
+  });
+  const composer = h(document, "div", { class: "llmsock-composer" });
+  const textarea = h(document, "textarea", {
+    class: "llmsock-input",
+    "aria-label": "Message",
+    rows: "2",
+    placeholder: "Message — Enter to send, Shift+Enter for a new line",
+    // JupyterLab: keep notebook shortcuts (a, b, d d, Shift+Enter) off keys typed here.
+    "data-lm-suppress-shortcuts": "true",
+  });
+  const sendButton = h(document, "button", { type: "button", class: "llmsock-send" }, "Send");
+  const stopButton = h(document, "button", { type: "button", class: "llmsock-stop" }, "Stop");
+  const buttons = h(document, "div", { class: "llmsock-buttons" });
+  const status = h(document, "div", {
+    class: "llmsock-status",
+    role: "status",
+    "data-connection": "connecting",
+    "data-transport": "websocket",
+  });
+  buttons.append(sendButton, stopButton);
+  composer.append(textarea, buttons);
+  root.append(transcript, composer, status);
+  el.append(root);
+
+  let current = null; // the state last painted
+  let pending = null; // the state to paint at the next frame
+  let frame = null;
+  let shownMessages = []; // message objects painted, by index
+  let messageEls = [];
+  const noticeEls = new Map(); // notice id -> element
+
+  function canSend() {
+    return current !== null && current.connection.state === "open" && textarea.value.trim() !== "";
+  }
+
+  function paintControls() {
+    sendButton.disabled = !canSend();
+    const busy = current !== null && BUSY.has(current.status);
+    stopButton.disabled = !(busy && current.connection.state === "open");
+  }
+
+  function paintBody(node, message) {
+    const body = node.querySelector(".llmsock-body");
+    if (message.role === "user") body.textContent = message.text;
+    else body.innerHTML = renderMarkdown(message.text);
+  }
+
+  function paintFooter(node, message) {
+    node.querySelector(".llmsock-footer")?.remove();
+    let footer = null;
+    if (message.status === "aborted") {
+      footer = h(document, "div", { class: "llmsock-footer" });
+      footer.append(h(document, "span", { class: "llmsock-marker" }, "(stopped)"));
+    } else if (message.status === "length") {
+      footer = h(document, "div", { class: "llmsock-footer" });
+      footer.append(h(document, "span", { class: "llmsock-marker" }, "(cut off: length limit)"));
+    } else if (message.status === "error") {
+      const error = message.error || { code: "model_error", message: "" };
+      footer = h(document, "div", { class: "llmsock-footer" });
+      footer.append(h(document, "div", { class: "llmsock-error" }, `Error ${error.code}: ${error.message}`));
+    }
+    if (footer) node.append(footer);
+  }
+
+  function paintMessage(node, message, previous) {
+    node.setAttribute("data-status", message.status);
+    if (!previous || previous.text !== message.text || previous.role !== message.role) {
+      paintBody(node, message);
+    }
+    if (!previous || previous.status !== message.status || previous.error !== message.error) {
+      paintFooter(node, message);
+    }
+  }
+
+  function createMessage(message) {
+    const node = h(document, "div", { class: "llmsock-msg", "data-role": message.role });
+    node.append(h(document, "div", { class: message.role === "user" ? "llmsock-body" : "llmsock-body llmsock-md" }));
+    paintMessage(node, message, null);
+    return node;
+  }
+
+  function paintTranscript(state) {
+    const nextEls = state.messages.map((message, i) => {
+      const previous = shownMessages[i];
+      const node = messageEls[i];
+      if (previous === message) return node; // unchanged: no work at all
+      if (previous && node && previous.id === message.id && previous.role === message.role) {
+        paintMessage(node, message, previous);
+        return node;
+      }
+      return createMessage(message);
+    });
+    const liveNotices = new Set(state.notices.map((n) => n.id));
+    for (const id of [...noticeEls.keys()]) if (!liveNotices.has(id)) noticeEls.delete(id);
+    for (const notice of state.notices) {
+      if (!noticeEls.has(notice.id)) {
+        noticeEls.set(
+          notice.id,
+          h(document, "div", { class: "llmsock-notice", "data-level": notice.level }, noticeText(notice)),
+        );
+      }
+    }
+    const byMessage = new Map(state.messages.map((m, i) => [m, nextEls[i]]));
+    const wanted = interleave(state.messages, state.notices).map(
+      (item) => byMessage.get(item) ?? noticeEls.get(item.id),
+    );
+    // Put the wanted nodes in order, moving only those out of place; then drop the rest.
+    wanted.forEach((node, i) => {
+      if (transcript.children[i] !== node) transcript.insertBefore(node, transcript.children[i] ?? null);
+    });
+    while (transcript.children.length > wanted.length) transcript.lastElementChild.remove();
+    shownMessages = state.messages;
+    messageEls = nextEls;
+  }
+
+  function paintStatus(connection) {
+    status.setAttribute("data-connection", connection.state);
+    status.setAttribute("data-transport", connection.transport || "websocket");
+    const text = statusText(connection);
+    if (status.textContent !== text) status.textContent = text;
+    status.title = connection.detail || "";
+  }
+
+  function flush() {
+    if (frame !== null) caf(frame);
+    frame = null;
+    const state = pending;
+    pending = null;
+    if (state === null || state === current) return;
+    const atBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight <= 24;
+    if (current === null || state.messages !== current.messages || state.notices !== current.notices) {
+      paintTranscript(state);
+    }
+    if (current === null || state.connection !== current.connection) paintStatus(state.connection);
+    current = state;
+    paintControls();
+    if (atBottom) transcript.scrollTop = transcript.scrollHeight;
+  }
+
+  function update(state) {
+    pending = state;
+    if (frame === null) frame = raf(() => {
+      frame = null;
+      flush();
+    });
+  }
+
+  function submit() {
+    if (!canSend()) return;
+    if (onSend(textarea.value)) textarea.value = "";
+    paintControls();
+  }
+
+  const onKeydown = (event) => {
+    // Classic notebook hosts listen in the bubble phase; keep typing inside the widget.
+    if (!event.ctrlKey && !event.metaKey) event.stopPropagation();
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  };
+  const onInput = () => paintControls();
+  const onSendClick = () => submit();
+  const onStopClick = () => onStop();
+  textarea.addEventListener("keydown", onKeydown);
+  textarea.addEventListener("input", onInput);
+  sendButton.addEventListener("click", onSendClick);
+  stopButton.addEventListener("click", onStopClick);
+  sendButton.disabled = true;
+  stopButton.disabled = true;
+
+  function destroy() {
+    if (frame !== null) caf(frame);
+    frame = null;
+    pending = null;
+    textarea.removeEventListener("keydown", onKeydown);
+    textarea.removeEventListener("input", onInput);
+    sendButton.removeEventListener("click", onSendClick);
+    stopButton.removeEventListener("click", onStopClick);
+    root.remove();
+  }
+
+  return { update, flush, destroy };
+}

@@ -1,0 +1,153 @@
+"""Send one prompt from Python and stream the answer (``%%llmsock`` and ``llmsock_widget.ask``).
+
+The caller's thread (the kernel's main thread, in a notebook) waits on a
+thread-safe queue that the server loop fills; the server thread never touches
+the caller's output.  Interrupting the wait (Ctrl-C, the kernel's Stop button)
+aborts the turn and returns the partial answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
+from .protocol import Control, SendPrompt
+from .server import ServerThread
+
+_RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    """What a turn produced: its text, how it ended, and its error if it failed."""
+
+    text: str
+    finish_reason: str  # "stop", "length", "aborted" or "error"
+    error: str | None = None
+    session: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def ask(
+    prompt: str,
+    *,
+    session: str = "default",
+    server: ServerThread,
+    display: bool = True,
+    timeout: float | None = None,
+) -> Answer:
+    """Send ``prompt`` on ``session`` and return the answer, streaming it to the output meanwhile.
+
+    Raises:
+        TimeoutError: no end of the turn within ``timeout`` seconds (the turn is aborted).
+    """
+    events: queue.Queue[Event] = queue.Queue()
+    message_id = f"ask-{secrets.token_urlsafe(9)}"
+    key, detach = server.submit(_attach(server, session, events.put_nowait, prompt, message_id)).result(30)
+    out = _Output(display)
+    text = ""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                event = events.get(timeout=remaining if remaining is not None else 3600)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    _abort(server, key)
+                    raise TimeoutError(f"no answer within {timeout} s; the turn was aborted") from None
+                continue
+            if isinstance(event, ModelDelta) and event.message_id == message_id:
+                text += event.text
+                out.update(text)
+            elif isinstance(event, ModelEnd) and event.message_id == message_id:
+                out.finish(event.text, event.finish_reason)
+                return Answer(text=event.text, finish_reason=event.finish_reason, session=key)
+            elif isinstance(event, ModelError) and event.message_id == message_id:
+                error = f"{event.code}: {event.message}"
+                out.finish(event.text, "error", error)
+                return Answer(text=event.text, finish_reason="error", error=error, session=key)
+            elif isinstance(event, ErrorReply):
+                out.finish("", "error", f"{event.code}: {event.message}")
+                return Answer(text="", finish_reason="error", error=event.message, session=key)
+            elif isinstance(event, Diagnostic) and event.level != "info":
+                out.note(f"{event.code}: {event.message}")
+    except KeyboardInterrupt:
+        _abort(server, key)
+        out.finish(text, "aborted")
+        return Answer(text=text, finish_reason="aborted", session=key)
+    finally:
+        server.submit(detach()).result(30)
+
+
+async def _attach(server: ServerThread, session: str, deliver: Any, prompt: str, message_id: str) -> Any:
+    key, detach, _ = await server.hub.attach(session, deliver)
+    server.hub.handle(key, SendPrompt(text=prompt, message_id=message_id), deliver)
+    return key, detach
+
+
+def _abort(server: ServerThread, key: str) -> None:
+    async def abort() -> None:
+        server.hub.handle(key, Control(action="abort"), lambda reply: None)
+        await asyncio.sleep(0)
+
+    server.submit(abort()).result(30)
+
+
+class _Output:
+    """Where the streaming answer goes: a live Markdown display in IPython, else stdout."""
+
+    def __init__(self, display: bool) -> None:
+        self.handle: Any = None
+        self.markdown: Any = None
+        self.printed = 0
+        self.last = 0.0
+        if display:
+            try:
+                import IPython.display
+                from IPython import get_ipython
+
+                if get_ipython() is not None:
+                    shown: Any = IPython.display
+                    self.markdown = shown.Markdown
+                    self.handle = shown.display(self.markdown("…"), display_id=True)  # streaming starts here
+            except ImportError:
+                self.handle = None
+        self.display = display
+
+    def update(self, text: str) -> None:
+        if not self.display:
+            return
+        if self.handle is None:
+            sys.stdout.write(text[self.printed :])
+            sys.stdout.flush()
+            self.printed = len(text)
+            return
+        now = time.monotonic()
+        if now - self.last >= _RENDER_EVERY:  # re-render a few times a second, not per token
+            self.handle.update(self.markdown(text))
+            self.last = now
+
+    def finish(self, text: str, reason: str, error: str | None = None) -> None:
+        if not self.display:
+            return
+        marker = {"aborted": "\n\n*(stopped)*", "length": "\n\n*(cut at the token limit)*"}.get(reason, "")
+        if error:
+            marker = f"\n\n**Error** {error}"
+        if self.handle is None:
+            sys.stdout.write(text[self.printed :] + marker.replace("*", "") + "\n")
+            sys.stdout.flush()
+            return
+        self.handle.update(self.markdown(text + marker))
+
+    def note(self, message: str) -> None:
+        if self.display:
+            print(f"[llmsock] {message}", file=sys.stderr)

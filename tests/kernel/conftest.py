@@ -1,0 +1,88 @@
+"""A real IPython kernel (jupyter_client) running this checkout, for extension and magic tests."""
+
+from __future__ import annotations
+
+import json
+import queue
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from tests.conftest import TIMEOUT
+
+
+class Kernel:
+    """A started kernel with a blocking client; ``run`` executes code and returns its outputs."""
+
+    def __init__(self, manager: KernelManager) -> None:
+        self.manager = manager
+        self.client = manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=TIMEOUT * 3)
+
+    @property
+    def pid(self) -> int:
+        return int(self.manager.provisioner.pid)  # type: ignore[union-attr]
+
+    def submit(self, code: str) -> str:
+        """Start executing ``code`` without waiting; return the message id."""
+        return str(self.client.execute(code))
+
+    def collect(self, msg_id: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """Return the IOPub messages of ``msg_id`` until the kernel is idle again."""
+        messages = []
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no idle status for {msg_id} within {timeout} s") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            messages.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return messages
+
+    def run(self, code: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """Execute ``code``; return its IOPub messages; fail on an error output."""
+        messages = self.collect(self.submit(code), timeout)
+        errors = [m["content"] for m in messages if m["msg_type"] == "error"]
+        assert not errors, "\n".join("\n".join(e["traceback"]) for e in errors)
+        return messages
+
+    def value(self, expression: str) -> Any:
+        """Return the JSON value of ``expression`` evaluated in the kernel."""
+        out = text_of(self.run(f"import json as _j; print(_j.dumps({expression}))"))
+        return json.loads(out.strip().splitlines()[-1])
+
+    def ports(self) -> set[int]:
+        """Return the kernel's own (ZMQ) ports."""
+        info = self.manager.get_connection_info()
+        return {int(info[k]) for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+
+
+def text_of(messages: list[dict[str, Any]]) -> str:
+    """Return all stream text and text/plain or markdown outputs, joined."""
+    parts = []
+    for m in messages:
+        content = m["content"]
+        if m["msg_type"] == "stream":
+            parts.append(content["text"])
+        elif m["msg_type"] in ("display_data", "update_display_data", "execute_result"):
+            data = content["data"]
+            parts.append(data.get("text/markdown") or data.get("text/plain", ""))
+    return "".join(parts)
+
+
+@pytest.fixture
+def kernel() -> Iterator[Kernel]:
+    """A fresh python3 kernel, shut down after the test."""
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel()
+    k = Kernel(manager)
+    try:
+        yield k
+    finally:
+        k.client.stop_channels()
+        manager.shutdown_kernel(now=True)
