@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv (if needed) and run the whole test suite: lint, format, types, tests, a benchmark smoke run.
+# Set up everything (a .venv, the JS toolchain, Chromium if missing) and run the whole test suite:
+# lint, format, types, JS unit tests and bundle check, Python unit/integration/kernel/browser tests,
+# the notebooks under nbval, and a benchmark smoke run.
 # Usage: scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +13,29 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Debian's chromium for the browser tests"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
+echo "== js: install, unit tests, bundle"
+(cd js && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run build)
+if ! git diff --quiet -- llmsock_widget/static; then
+  echo "llmsock_widget/static is stale: run 'cd js && npm run build' and commit the bundle" >&2
+  git --no-pager diff --stat -- llmsock_widget/static >&2
+  exit 1
+fi
+
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
-echo "== pytest"
+echo "== pytest (unit, integration, kernel, browser)"
 .venv/bin/pytest "$@"
+echo "== notebooks (nbval)"
+.venv/bin/pytest --nbval-lax notebooks -p no:cacheprovider
 echo "== benchmark (smoke run; full figures: python -m llmsock_widget.bench)"
 .venv/bin/python -m llmsock_widget.bench --deltas 2000 --repeat 1

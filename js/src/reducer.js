@@ -32,6 +32,7 @@ export function initialState() {
     lastSeq: null,
     synced: false,
     noticeCounter: 0,
+    kernelError: null,
     connection: { state: "connecting", transport: "websocket", detail: "", retryInMs: null },
   };
 }
@@ -186,9 +187,19 @@ export function reduce(state, event) {
         code: event.code,
         message: event.message,
       });
+    case "kernel.error":
+      // While a socket is open the kernel's complaint is shown next to it; otherwise it is the
+      // connection's state (for example: the server could not start).
+      if (state.connection.state === "open") return { ...state, kernelError: event.message };
+      return {
+        ...state,
+        kernelError: event.message,
+        connection: { ...state.connection, state: "error", detail: event.message, retryInMs: null },
+      };
     case "connection":
       return {
         ...state,
+        kernelError: event.state === "open" || event.state === "connecting" ? null : state.kernelError,
         connection: {
           state: event.state,
           transport: "websocket",

@@ -6,10 +6,11 @@
 
 const BUSY = new Set(["generating", "paused"]);
 
-/** The status line for a connection state (also used by tests). */
-export function statusText(connection) {
+/** The status line for a connection state and an optional error from the kernel. */
+export function statusText(connection, kernelError = null) {
   switch (connection.state) {
     case "open":
+      if (kernelError) return `connected · ${connection.transport || "websocket"} — error: ${kernelError}`;
       return `connected · ${connection.transport || "websocket"}`;
     case "connecting":
       return "connecting…";
@@ -139,6 +140,8 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
 
   function paintMessage(node, message, previous) {
     node.setAttribute("data-status", message.status);
+    // Screen readers wait for a streaming answer instead of reading every partial render.
+    node.setAttribute("aria-busy", message.status === "streaming" ? "true" : "false");
     if (!previous || previous.text !== message.text || previous.role !== message.role) {
       paintBody(node, message);
     }
@@ -188,10 +191,10 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     messageEls = nextEls;
   }
 
-  function paintStatus(connection) {
+  function paintStatus({ connection, kernelError }) {
     status.setAttribute("data-connection", connection.state);
     status.setAttribute("data-transport", connection.transport || "websocket");
-    const text = statusText(connection);
+    const text = statusText(connection, kernelError);
     if (status.textContent !== text) status.textContent = text;
     status.title = connection.detail || "";
   }
@@ -206,7 +209,13 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     if (current === null || state.messages !== current.messages || state.notices !== current.notices) {
       paintTranscript(state);
     }
-    if (current === null || state.connection !== current.connection) paintStatus(state.connection);
+    if (
+      current === null ||
+      state.connection !== current.connection ||
+      state.kernelError !== current.kernelError
+    ) {
+      paintStatus(state);
+    }
     current = state;
     paintControls();
     if (atBottom) transcript.scrollTop = transcript.scrollHeight;

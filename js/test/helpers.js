@@ -1,0 +1,125 @@
+// Shared test doubles: a fake WebSocket class, fake timers, frame builders, the wire fixtures.
+// (Imported by the *.test.js files; it has no tests of its own.)
+
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The shared wire fixtures (also decoded by pytest). */
+export function loadServerEvents() {
+  return JSON.parse(readFileSync(join(here, "..", "..", "tests", "fixtures", "wire", "server_events.json"), "utf8"));
+}
+
+/** Make a fake WebSocket class that records every instance; drive it with the helpers. */
+export function fakeWebSocketClass() {
+  const instances = [];
+  class FakeWebSocket {
+    static CONNECTING = 0;
+    static OPEN = 1;
+    static CLOSING = 2;
+    static CLOSED = 3;
+    constructor(url, protocols) {
+      this.url = url;
+      this.protocols = protocols;
+      this.readyState = 0;
+      this.sent = [];
+      this.closedWith = null;
+      this.onopen = this.onmessage = this.onclose = this.onerror = null;
+      instances.push(this);
+    }
+    send(data) {
+      if (this.readyState !== 1) throw new Error("send on a socket that is not open");
+      this.sent.push(data);
+    }
+    close(code, reason) {
+      this.closedWith = { code, reason };
+      this.readyState = 3;
+    }
+    // --- test side ---
+    serverOpen() {
+      this.readyState = 1;
+      this.onopen?.({});
+    }
+    serverSend(frame) {
+      this.onmessage?.({ data: typeof frame === "string" ? frame : JSON.stringify(frame) });
+    }
+    serverClose(code = 1006, reason = "", wasClean = false) {
+      this.readyState = 3;
+      this.onclose?.({ code, reason, wasClean });
+    }
+    sentJson() {
+      return this.sent.map((s) => JSON.parse(s));
+    }
+  }
+  return { FakeWebSocket, instances };
+}
+
+/** Fake timers: nothing runs until advance(ms). */
+export function fakeTimers() {
+  let now = 0;
+  let nextId = 1;
+  const pending = new Map();
+  return {
+    setTimeout(fn, ms) {
+      const id = nextId++;
+      pending.set(id, { fn, at: now + ms });
+      return id;
+    },
+    clearTimeout(id) {
+      pending.delete(id);
+    },
+    advance(ms) {
+      const until = now + ms;
+      for (;;) {
+        const due = [...pending.entries()].filter(([, t]) => t.at <= until).sort((a, b) => a[1].at - b[1].at);
+        if (due.length === 0) break;
+        const [id, t] = due[0];
+        pending.delete(id);
+        now = t.at;
+        t.fn();
+      }
+      now = until;
+    },
+    pendingDelays() {
+      return [...pending.values()].map((t) => t.at - now);
+    },
+    get size() {
+      return pending.size;
+    },
+  };
+}
+
+/** An envelope frame object for a session event or reply. */
+export function envelope(kind, event, meta = {}) {
+  return { name: `interaction.${kind}`, data: { kind, event, meta: { sessionId: "s1", timestamp: 1, ...meta } } };
+}
+
+export const frames = {
+  ready: (sequence = 0, status = "idle", sessionId = "s1") =>
+    envelope("session", { type: "ready", sessionId, sequence, status, created: false, protocol: "llmsock/1" }, { sessionId }),
+  user: (seq, text, turnId = "t1", messageId = `m-${turnId}`) =>
+    envelope("user", { type: "message", text, messageId }, { sequence: seq, turnId }),
+  status: (seq, status) => envelope("status", { type: "status", status }, { sequence: seq }),
+  start: (seq, turnId = "t1") => envelope("model", { type: "start", model: "builtin", messageId: `m-${turnId}` }, { sequence: seq, turnId }),
+  delta: (seq, text, turnId = "t1") => envelope("model", { type: "delta", text }, { sequence: seq, turnId }),
+  usage: (seq, turnId = "t1") => envelope("model", { type: "usage", inputTokens: 3, outputTokens: 4 }, { sequence: seq, turnId }),
+  end: (seq, finishReason, text, turnId = "t1") => envelope("model", { type: "end", finishReason, text }, { sequence: seq, turnId }),
+  modelError: (seq, text, turnId = "t1") =>
+    envelope("model", { type: "error", code: "model_error", message: "boom", recoverable: true, text }, { sequence: seq, turnId }),
+  diagnostic: (seq, level = "info", code = "queued", message = "prompt queued behind 1 turn(s)") =>
+    envelope("diagnostic", { type: "diagnostic", level, code, message }, { sequence: seq }),
+  cleared: (seq) => envelope("session", { type: "cleared" }, { sequence: seq }),
+  errorReply: (code = "queue_full", message = "too many prompts", requestId = null) =>
+    envelope("error", { type: "error", code, message, recoverable: true, requestId }),
+  history: (sequence, messages, current = null, status = "idle", requestId = "h1") =>
+    envelope("control", {
+      type: "result",
+      action: "get_history",
+      ok: true,
+      message: "",
+      data: { messages, current, sequence, status },
+      requestId,
+    }),
+};

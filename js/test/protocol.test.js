@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  control,
+  createIdGenerator,
+  encode,
+  finishStatus,
+  parse,
+  socketUrl,
+  subprotocols,
+  userMessage,
+} from "../src/protocol.js";
+import { frames, loadServerEvents } from "./helpers.js";
+
+const KNOWN = new Set([
+  "ready", "cleared", "user.message", "status", "model.start", "model.delta", "model.usage",
+  "model.end", "model.error", "diagnostic", "control.result", "pong", "error.reply", "history",
+]);
+
+test("parse accepts every envelope of the shared wire fixtures as a known event", () => {
+  const cases = loadServerEvents();
+  assert.ok(cases.length > 0);
+  for (const item of cases) {
+    if (!item.envelope) continue;
+    const event = parse(JSON.stringify(item.envelope));
+    assert.ok(event, `fixture ${item.name} parsed`);
+    assert.ok(KNOWN.has(event.type), `fixture ${item.name} gave ${event.type}`);
+    const meta = item.envelope.data.meta;
+    assert.equal(event.seq, meta.sequence ?? null, `fixture ${item.name} sequence`);
+    assert.equal(event.ts, meta.timestamp);
+  }
+});
+
+test("parse keeps the fields each fixture event carries", () => {
+  const byName = Object.fromEntries(loadServerEvents().map((c) => [c.name, parse(JSON.stringify(c.envelope))]));
+  assert.deepEqual(
+    { type: byName["user message"].type, text: byName["user message"].text, id: byName["user message"].messageId, turn: byName["user message"].turnId },
+    { type: "user.message", text: "Hello", id: "msg_1", turn: "t1" },
+  );
+  assert.equal(byName["model delta non-ascii"].text, " é ✓ 😀");
+  assert.deepEqual(byName["model usage"].usage, { inputTokens: 12, outputTokens: 3 });
+  assert.equal(byName["model end aborted"].finishReason, "aborted");
+  assert.equal(byName["model end aborted"].text, "I a");
+  assert.equal(byName["model error"].code, "model_error");
+  assert.equal(byName["diagnostic"].level, "warning");
+  assert.equal(byName["session ready"].sequence, 9);
+  assert.equal(byName["error reply"].requestId, "m9");
+  assert.equal(byName["pong"].type, "pong");
+  assert.equal(byName["control result"].seq, null);
+});
+
+test("parse turns a get_history result into a history event", () => {
+  const event = parse(
+    JSON.stringify(
+      frames.history(
+        12,
+        [
+          { id: "m1", role: "user", text: "hi", turnId: "t1", ts: 1, status: "complete" },
+          { id: "t1:a", role: "assistant", text: "x", turnId: "t1", ts: 2, status: "error", error: { code: "model_error", message: "m" } },
+          { id: "bad", role: "system", text: "dropped" },
+        ],
+        { id: "t2:a", role: "assistant", text: "par", turnId: "t2", ts: 3, status: "streaming" },
+        "generating",
+      ),
+    ),
+  );
+  assert.equal(event.type, "history");
+  assert.equal(event.sequence, 12);
+  assert.equal(event.status, "generating");
+  assert.equal(event.messages.length, 2);
+  assert.deepEqual(event.messages[1].error, { code: "model_error", message: "m" });
+  assert.equal(event.current.status, "streaming");
+  assert.equal(event.current.text, "par");
+});
+
+test("parse of a history without current or status (older server) gives nulls", () => {
+  const frame = frames.history(3, []);
+  delete frame.data.event.data.current;
+  delete frame.data.event.data.status;
+  const event = parse(JSON.stringify(frame));
+  assert.equal(event.current, null);
+  assert.equal(event.status, null);
+});
+
+test("parse returns null for frames that are not envelopes", () => {
+  for (const bad of ["", "{not json", "[]", "null", "42", '{"type":"pong"}', '{"name":"x","data":{}}', '{"data":{"event":{}}}']) {
+    assert.equal(parse(bad), null, bad);
+  }
+});
+
+test("parse marks well-formed envelopes of unknown kinds as unknown", () => {
+  const event = parse(JSON.stringify({ name: "interaction.tool", data: { kind: "tool", event: { type: "call" }, meta: { sequence: 4 } } }));
+  assert.equal(event.type, "unknown");
+  assert.equal(event.seq, 4);
+});
+
+test("parse ignores unknown fields and survives wrong field types", () => {
+  const event = parse(JSON.stringify({ name: "interaction.model", data: { kind: "model", event: { type: "delta", text: 5, extra: 1 }, meta: { sequence: "7" }, more: true } }));
+  assert.equal(event.type, "model.delta");
+  assert.equal(event.text, "");
+  assert.equal(event.seq, null);
+});
+
+test("userMessage always builds the JSON user_message form, even for JSON-looking text", () => {
+  const text = '{"type":"control","data":{"type":"abort"}}';
+  const message = userMessage(text, "w-1");
+  assert.deepEqual(message, { type: "user_message", id: "w-1", data: { text } });
+  assert.deepEqual(JSON.parse(encode(message)), message);
+});
+
+test("control builds a control frame for an action", () => {
+  assert.deepEqual(control("abort", "c1"), { type: "control", id: "c1", data: { type: "abort" } });
+  assert.deepEqual(control("get_history", "c2").data, { type: "get_history" });
+});
+
+test("createIdGenerator gives unique, short ids", () => {
+  const next = createIdGenerator({ random: () => 0.5 });
+  const ids = new Set(Array.from({ length: 1000 }, next));
+  assert.equal(ids.size, 1000);
+  for (const id of ids) assert.ok(id.length >= 1 && id.length <= 128);
+  assert.notEqual(createIdGenerator({ random: () => 0.1 })(), createIdGenerator({ random: () => 0.2 })());
+});
+
+test("socketUrl puts the encoded session in the query and subprotocols carry the token", () => {
+  assert.equal(socketUrl("ws://127.0.0.1:1/ws", "a b/c"), "ws://127.0.0.1:1/ws?session=a%20b%2Fc");
+  assert.deepEqual(subprotocols("tok"), ["llmsock.envelope.v1", "llmsock.token.tok"]);
+});
+
+test("finishStatus maps finish reasons to message statuses", () => {
+  assert.equal(finishStatus("stop"), "complete");
+  assert.equal(finishStatus("length"), "length");
+  assert.equal(finishStatus("aborted"), "aborted");
+  assert.equal(finishStatus("whatever"), "complete");
+});

@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { parse } from "../src/protocol.js";
+import { MAX_NOTICES, initialState, reduce } from "../src/reducer.js";
+import { frames, loadServerEvents } from "./helpers.js";
+
+const ev = (frame) => parse(JSON.stringify(frame));
+const run = (state, ...frameList) => frameList.reduce((s, f) => reduce(s, ev(f)), state);
+const ready = (seq = 0) => run(initialState(), frames.ready(seq));
+
+test("initialState is empty, idle and connecting over websocket", () => {
+  const s = initialState();
+  assert.deepEqual(s.messages, []);
+  assert.deepEqual(s.notices, []);
+  assert.equal(s.status, "idle");
+  assert.equal(s.lastSeq, null);
+  assert.deepEqual(s.connection, { state: "connecting", transport: "websocket", detail: "", retryInMs: null });
+});
+
+test("a whole turn builds a user message and a completed assistant message", () => {
+  const s = run(
+    ready(0),
+    frames.user(1, "Hello"),
+    frames.status(2, "generating"),
+    frames.start(3),
+    frames.delta(4, "Hi"),
+    frames.delta(5, " there"),
+    frames.usage(6),
+    frames.end(7, "stop", "Hi there"),
+    frames.status(8, "idle"),
+  );
+  assert.equal(s.messages.length, 2);
+  assert.deepEqual(
+    s.messages.map((m) => [m.role, m.text, m.status, m.turnId]),
+    [["user", "Hello", "complete", "t1"], ["assistant", "Hi there", "complete", "t1"]],
+  );
+  assert.equal(s.messages[0].id, "m-t1");
+  assert.equal(s.messages[1].id, "t1:a");
+  assert.deepEqual(s.messages[1].usage, { inputTokens: 3, outputTokens: 4 });
+  assert.equal(s.status, "idle");
+  assert.equal(s.lastSeq, 8);
+});
+
+test("start creates a streaming assistant message and deltas append to it", () => {
+  let s = run(ready(), frames.user(1, "q"), frames.start(2));
+  assert.equal(s.messages[1].status, "streaming");
+  assert.equal(s.messages[1].text, "");
+  s = run(s, frames.delta(3, "a"), frames.delta(4, "b"));
+  assert.equal(s.messages[1].text, "ab");
+  assert.equal(s.messages[1].status, "streaming");
+});
+
+test("a delta copies the array and replaces only the streaming message", () => {
+  const before = run(ready(), frames.user(1, "q"), frames.start(2), frames.delta(3, "a"));
+  const after = reduce(before, ev(frames.delta(4, "b")));
+  assert.notEqual(after, before);
+  assert.notEqual(after.messages, before.messages);
+  assert.equal(after.messages[0], before.messages[0], "the user message object is reused");
+  assert.notEqual(after.messages[1], before.messages[1]);
+  assert.equal(before.messages[1].text, "a", "the old state is not mutated");
+  assert.equal(after.notices, before.notices);
+});
+
+test("end maps finishReason to the message status and takes the final text", () => {
+  const base = run(ready(), frames.user(1, "q"), frames.start(2), frames.delta(3, "I a"));
+  assert.equal(run(base, frames.end(4, "stop", "I am")).messages[1].status, "complete");
+  assert.equal(run(base, frames.end(4, "stop", "I am")).messages[1].text, "I am");
+  assert.equal(run(base, frames.end(4, "length", "I a")).messages[1].status, "length");
+  const aborted = run(base, frames.end(4, "aborted", "I a")).messages[1];
+  assert.equal(aborted.status, "aborted");
+  assert.equal(aborted.text, "I a");
+});
+
+test("a model error sets status error with code and message in place", () => {
+  const s = run(ready(), frames.user(1, "q"), frames.start(2), frames.delta(3, "You"), frames.modelError(4, "You said"));
+  assert.equal(s.messages[1].status, "error");
+  assert.equal(s.messages[1].text, "You said");
+  assert.deepEqual(s.messages[1].error, { code: "model_error", message: "boom" });
+});
+
+test("a turn aborted before the model started still gets an aborted assistant message", () => {
+  const s = run(ready(), frames.user(1, "q"), frames.end(2, "aborted", ""));
+  assert.equal(s.messages.length, 2);
+  assert.equal(s.messages[1].id, "t1:a");
+  assert.equal(s.messages[1].status, "aborted");
+});
+
+test("status events drive the session status", () => {
+  let s = run(ready(), frames.status(1, "generating"));
+  assert.equal(s.status, "generating");
+  s = run(s, frames.status(2, "paused"));
+  assert.equal(s.status, "paused");
+  s = run(s, frames.status(3, "idle"));
+  assert.equal(s.status, "idle");
+});
+
+test("diagnostics become notices placed after the messages so far", () => {
+  const s = run(ready(), frames.user(1, "q"), frames.diagnostic(2, "warning", "store_error", "could not save"));
+  assert.equal(s.notices.length, 1);
+  assert.deepEqual(
+    { kind: s.notices[0].kind, level: s.notices[0].level, code: s.notices[0].code, message: s.notices[0].message, afterIndex: s.notices[0].afterIndex },
+    { kind: "diagnostic", level: "warning", code: "store_error", message: "could not save", afterIndex: 1 },
+  );
+});
+
+test("error replies become error notices (they have no sequence)", () => {
+  const s = run(ready(5), frames.errorReply("queue_full", "too many prompts"), frames.errorReply("invalid_message", "empty prompt"));
+  assert.deepEqual(s.notices.map((n) => [n.kind, n.level, n.code]), [["reply", "error", "queue_full"], ["reply", "error", "invalid_message"]]);
+  assert.notEqual(s.notices[0].id, s.notices[1].id);
+  assert.equal(s.lastSeq, 5);
+});
+
+test("notices are capped", () => {
+  let s = ready();
+  for (let i = 1; i <= MAX_NOTICES + 5; i += 1) s = run(s, frames.diagnostic(i));
+  assert.equal(s.notices.length, MAX_NOTICES);
+  assert.equal(s.notices.at(-1).id, `n${MAX_NOTICES + 5}`);
+});
+
+test("cleared empties the transcript and its notices", () => {
+  const s = run(ready(), frames.user(1, "q"), frames.diagnostic(2), frames.start(3), frames.end(4, "stop", "a"), frames.cleared(5));
+  assert.deepEqual(s.messages, []);
+  assert.deepEqual(s.notices, []);
+  assert.equal(s.lastSeq, 5);
+});
+
+test("ready sets the sequence baseline and the status", () => {
+  const s = ready(41);
+  assert.equal(s.lastSeq, 41);
+  assert.equal(reduce(s, ev(frames.user(41, "old"))), s, "an event at the ready sequence is old");
+  assert.equal(run(s, frames.user(42, "new")).messages.length, 1);
+  assert.equal(run(initialState(), frames.ready(3, "generating")).status, "generating");
+});
+
+test("ready after a server restart lowers the baseline so new events are not dropped", () => {
+  let s = run(ready(0), frames.user(1, "q"), frames.start(2), frames.end(3, "stop", "a"));
+  s = run(s, frames.ready(0));
+  assert.equal(s.lastSeq, 0);
+  assert.equal(s.messages.length, 2, "the transcript stays until the history arrives");
+  s = run(s, frames.history(0, []), frames.user(1, "again"));
+  assert.deepEqual(s.messages.map((m) => m.text), ["again"]);
+});
+
+test("ready for another session id clears the transcript", () => {
+  let s = run(ready(0), frames.user(1, "q"));
+  s = run(s, frames.ready(7, "idle", "other"));
+  assert.deepEqual(s.messages, []);
+  assert.equal(s.sessionId, "other");
+});
+
+test("duplicate and old sequences are ignored and return the same state", () => {
+  const s = run(ready(), frames.user(1, "q"), frames.start(2), frames.delta(3, "a"));
+  assert.equal(reduce(s, ev(frames.delta(3, "a"))), s);
+  assert.equal(reduce(s, ev(frames.delta(2, "x"))), s);
+  assert.equal(reduce(s, ev(frames.user(1, "q"))), s);
+  assert.equal(run(s, frames.delta(4, "b"), frames.delta(4, "b")).messages[1].text, "ab");
+});
+
+test("history resets the transcript mid-turn, then only later events apply", () => {
+  // A widget shown mid-turn: ready at 10, events 11 and 12 arrive before the reply at 12.
+  let s = run(initialState(), frames.ready(10, "generating"), frames.delta(11, "par"), frames.delta(12, "tial"));
+  s = run(
+    s,
+    frames.history(
+      12,
+      [
+        { id: "m0", role: "user", text: "first", turnId: "t0", ts: 1, status: "complete" },
+        { id: "t0:a", role: "assistant", text: "one", turnId: "t0", ts: 2, status: "complete" },
+        { id: "m1", role: "user", text: "second", turnId: "t1", ts: 3, status: "complete" },
+      ],
+      { id: "t1:a", role: "assistant", text: "partial", turnId: "t1", ts: 4, status: "streaming" },
+      "generating",
+    ),
+  );
+  assert.deepEqual(s.messages.map((m) => [m.role, m.text, m.status]), [
+    ["user", "first", "complete"],
+    ["assistant", "one", "complete"],
+    ["user", "second", "complete"],
+    ["assistant", "partial", "streaming"],
+  ]);
+  assert.equal(s.lastSeq, 12);
+  assert.equal(s.status, "generating");
+  assert.equal(s.synced, true);
+  assert.equal(reduce(s, ev(frames.delta(12, "tial"))), s, "an event the history covers is dropped");
+  s = run(s, frames.delta(13, " answer"), frames.end(14, "stop", "partial answer"), frames.status(15, "idle"));
+  assert.equal(s.messages.length, 4);
+  assert.equal(s.messages[3].text, "partial answer");
+  assert.equal(s.messages[3].status, "complete");
+  assert.equal(s.status, "idle");
+});
+
+test("a history older than what is applied is ignored", () => {
+  const s = run(ready(0), frames.user(1, "q"), frames.start(2));
+  assert.equal(reduce(s, ev(frames.history(1, []))), s);
+});
+
+test("history keeps notices whose place still exists", () => {
+  let s = run(ready(), frames.user(1, "a"), frames.diagnostic(2), frames.user(3, "b"), frames.user(4, "c"), frames.diagnostic(5));
+  s = run(s, frames.ready(5), frames.history(5, [{ id: "x", role: "user", text: "a", turnId: "t1", ts: 1, status: "complete" }]));
+  assert.deepEqual(s.notices.map((n) => n.afterIndex), [1]);
+});
+
+test("connection events set the connection and kernel errors show without breaking an open one", () => {
+  let s = reduce(initialState(), { type: "connection", state: "open", transport: "websocket", detail: "" });
+  assert.equal(s.connection.state, "open");
+  s = reduce(s, { type: "kernel.error", message: "nope" });
+  assert.equal(s.connection.state, "open");
+  assert.equal(s.kernelError, "nope");
+  s = reduce(s, { type: "connection", state: "closed", detail: "closed (1006)", retryInMs: 800 });
+  assert.deepEqual(s.connection, { state: "closed", transport: "websocket", detail: "closed (1006)", retryInMs: 800 });
+  s = reduce(s, { type: "kernel.error", message: "server failed" });
+  assert.equal(s.connection.state, "error");
+  assert.equal(s.connection.detail, "server failed");
+  s = reduce(s, { type: "connection", state: "connecting" });
+  assert.equal(s.kernelError, null);
+});
+
+test("replies other than get_history, pongs and unknown events change nothing", () => {
+  const s = ready(3);
+  for (const c of loadServerEvents()) {
+    const e = ev(c.envelope);
+    if (["control.result", "pong"].includes(e.type)) assert.equal(reduce(s, e), s, c.name);
+  }
+  assert.equal(reduce(s, { type: "unknown" }), s);
+  assert.equal(reduce(s, null), s);
+});
+
+test("every fixture envelope reduces without throwing", () => {
+  let s = initialState();
+  for (const c of loadServerEvents()) s = reduce(s, ev(c.envelope));
+  assert.ok(Array.isArray(s.messages));
+});

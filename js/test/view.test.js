@@ -1,0 +1,275 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { JSDOM } from "jsdom";
+
+import { createMarkdownRenderer } from "../src/markdown.js";
+import { parse } from "../src/protocol.js";
+import { initialState, reduce } from "../src/reducer.js";
+import { createView, noticeText, statusText } from "../src/view.js";
+import { frames } from "./helpers.js";
+
+function setup() {
+  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
+  const el = window.document.getElementById("el");
+  const md = createMarkdownRenderer(window);
+  const rendered = [];
+  const sent = [];
+  let stops = 0;
+  let queued = [];
+  const view = createView(el, {
+    renderMarkdown: (text) => {
+      rendered.push(text);
+      return md.render(text);
+    },
+    onSend: (text) => {
+      sent.push(text);
+      return true;
+    },
+    onStop: () => {
+      stops += 1;
+    },
+    requestFrame: (fn) => {
+      queued.push(fn);
+      return queued.length;
+    },
+    cancelFrame: () => {},
+  });
+  const frame = () => {
+    const fns = queued;
+    queued = [];
+    fns.forEach((fn) => fn());
+  };
+  return { window, el, view, rendered, sent, frame, stops: () => stops, queuedCount: () => queued.length };
+}
+
+const open = (s) => reduce(s, { type: "connection", state: "open" });
+const run = (state, ...list) => list.reduce((s, f) => reduce(s, parse(JSON.stringify(f))), state);
+const q = (el, sel) => el.querySelector(sel);
+
+test("the view builds the chat with accessible parts", () => {
+  const { el } = setup();
+  assert.ok(q(el, ".llmsock-chat"));
+  const log = q(el, '[role="log"]');
+  assert.equal(log.getAttribute("aria-live"), "polite");
+  const textarea = q(el, "textarea");
+  assert.equal(textarea.getAttribute("aria-label"), "Message");
+  const buttons = [...el.querySelectorAll("button")].map((b) => b.textContent);
+  assert.deepEqual(buttons, ["Send", "Stop"]);
+  const status = q(el, ".llmsock-status");
+  assert.equal(status.getAttribute("role"), "status");
+  assert.equal(status.getAttribute("data-transport"), "websocket");
+  assert.equal(q(el, "button.llmsock-send").disabled, true);
+  assert.equal(q(el, "button.llmsock-stop").disabled, true);
+});
+
+test("messages render with role and status; user text stays text", () => {
+  const { el, view, frame } = setup();
+  const s = run(open(initialState()), frames.ready(0), frames.user(1, "<img src=x onerror=alert(1)> **not bold**"), frames.start(2), frames.delta(3, "**bold**"));
+  view.update(s);
+  frame();
+  const msgs = el.querySelectorAll(".llmsock-msg");
+  assert.equal(msgs.length, 2);
+  assert.equal(msgs[0].getAttribute("data-role"), "user");
+  assert.equal(msgs[0].getAttribute("data-status"), "complete");
+  assert.equal(msgs[0].textContent, "<img src=x onerror=alert(1)> **not bold**");
+  assert.equal(el.querySelectorAll("img").length, 0);
+  assert.equal(msgs[1].getAttribute("data-role"), "assistant");
+  assert.equal(msgs[1].getAttribute("data-status"), "streaming");
+  assert.equal(msgs[1].getAttribute("aria-busy"), "true");
+  assert.equal(msgs[0].getAttribute("aria-busy"), "false");
+  assert.equal(q(msgs[1], "strong").textContent, "bold");
+});
+
+test("painting happens at most once per animation frame", () => {
+  const { el, view, frame, rendered, queuedCount } = setup();
+  let s = run(open(initialState()), frames.ready(0), frames.user(1, "q"), frames.start(2));
+  for (let i = 3; i < 20; i += 1) {
+    s = run(s, frames.delta(i, "x"));
+    view.update(s);
+  }
+  assert.equal(queuedCount(), 1);
+  assert.equal(el.querySelectorAll(".llmsock-msg").length, 0, "nothing painted before the frame");
+  frame();
+  assert.equal(rendered.length, 1, "one markdown render for seventeen deltas");
+  assert.equal(q(el, '[data-role="assistant"]').textContent.trim(), "x".repeat(17));
+});
+
+test("a delta re-renders only the streaming message", () => {
+  const { el, view, frame, rendered } = setup();
+  let s = run(
+    open(initialState()),
+    frames.ready(0),
+    frames.user(1, "a", "t0"),
+    frames.start(2, "t0"),
+    frames.end(3, "stop", "```python\nx = 1\n```", "t0"),
+    frames.user(4, "b", "t1"),
+    frames.start(5, "t1"),
+    frames.delta(6, "par", "t1"),
+  );
+  view.update(s);
+  frame();
+  const before = [...el.querySelectorAll(".llmsock-msg")];
+  const firstHtml = before[1].innerHTML;
+  assert.ok(q(before[1], ".hljs-number"), "the earlier code block is highlighted");
+  rendered.length = 0;
+  s = run(s, frames.delta(7, "tial", "t1"));
+  view.update(s);
+  frame();
+  const after = [...el.querySelectorAll(".llmsock-msg")];
+  assert.deepEqual(rendered, ["partial"], "only the streaming message was rendered");
+  after.forEach((node, i) => assert.equal(node, before[i], "nodes are kept"));
+  assert.equal(after[1].innerHTML, firstHtml, "the finished message is untouched, highlight kept");
+  assert.equal(after[3].textContent.trim(), "partial");
+});
+
+test("aborted, length and error messages show their marker in place", () => {
+  const { el, view, frame } = setup();
+  const s = run(
+    open(initialState()),
+    frames.ready(0),
+    frames.user(1, "a", "t1"),
+    frames.end(2, "aborted", "I a", "t1"),
+    frames.user(3, "b", "t2"),
+    frames.end(4, "length", "cut", "t2"),
+    frames.user(5, "c", "t3"),
+    frames.modelError(6, "You said", "t3"),
+  );
+  view.update(s);
+  frame();
+  const assistants = el.querySelectorAll('[data-role="assistant"]');
+  assert.equal(assistants[0].getAttribute("data-status"), "aborted");
+  assert.match(assistants[0].textContent, /\(stopped\)/);
+  assert.equal(assistants[1].getAttribute("data-status"), "length");
+  assert.equal(assistants[2].getAttribute("data-status"), "error");
+  assert.match(assistants[2].textContent, /Error model_error: boom/);
+  assert.match(assistants[2].textContent, /You said/);
+});
+
+test("notices render in place between messages", () => {
+  const { el, view, frame } = setup();
+  let s = run(open(initialState()), frames.ready(0), frames.user(1, "a"), frames.diagnostic(2, "warning", "store_error", "could not save"));
+  s = run(s, frames.errorReply("queue_full", "too many prompts"), frames.user(3, "b", "t2"));
+  view.update(s);
+  frame();
+  const items = [...el.querySelector('[role="log"]').children];
+  assert.deepEqual(items.map((n) => n.className), ["llmsock-msg", "llmsock-notice", "llmsock-notice", "llmsock-msg"]);
+  assert.equal(items[1].textContent, "warning · store_error: could not save");
+  assert.equal(items[1].getAttribute("data-level"), "warning");
+  assert.equal(items[2].textContent, "Error queue_full: too many prompts");
+  s = run(s, frames.cleared(4));
+  view.update(s);
+  frame();
+  assert.equal(el.querySelector('[role="log"]').children.length, 0);
+});
+
+test("Send needs text and a connection; Stop needs a running turn", () => {
+  const { el, view, frame, window } = setup();
+  const textarea = q(el, "textarea");
+  const send = q(el, "button.llmsock-send");
+  const stop = q(el, "button.llmsock-stop");
+  let s = initialState();
+  view.update(s);
+  frame();
+  textarea.value = "hi";
+  textarea.dispatchEvent(new window.Event("input"));
+  assert.equal(send.disabled, true, "not connected");
+  s = open(s);
+  view.update(s);
+  frame();
+  assert.equal(send.disabled, false);
+  textarea.value = "   ";
+  textarea.dispatchEvent(new window.Event("input"));
+  assert.equal(send.disabled, true, "whitespace only");
+  assert.equal(stop.disabled, true);
+  for (const [status, enabled] of [["generating", true], ["paused", true], ["idle", false]]) {
+    s = run(s, frames.status(s.lastSeq === null ? 1 : s.lastSeq + 1, status));
+    view.update(s);
+    frame();
+    assert.equal(stop.disabled, !enabled, status);
+  }
+});
+
+test("Enter sends and clears, Shift+Enter does not; Stop calls onStop", () => {
+  const { el, view, frame, window, sent, stops } = setup();
+  view.update(run(open(initialState()), frames.ready(0), frames.status(1, "generating")));
+  frame();
+  const textarea = q(el, "textarea");
+  textarea.value = "line one";
+  textarea.dispatchEvent(new window.Event("input"));
+  const shift = new window.KeyboardEvent("keydown", { key: "Enter", shiftKey: true, cancelable: true, bubbles: true });
+  textarea.dispatchEvent(shift);
+  assert.equal(shift.defaultPrevented, false);
+  assert.deepEqual(sent, []);
+  const enter = new window.KeyboardEvent("keydown", { key: "Enter", cancelable: true, bubbles: true });
+  textarea.dispatchEvent(enter);
+  assert.equal(enter.defaultPrevented, true);
+  assert.deepEqual(sent, ["line one"]);
+  assert.equal(textarea.value, "");
+  assert.equal(el.querySelectorAll('[data-role="user"]').length, 0, "no optimistic echo");
+  textarea.value = "again";
+  textarea.dispatchEvent(new window.Event("input"));
+  q(el, "button.llmsock-send").click();
+  assert.deepEqual(sent, ["line one", "again"]);
+  q(el, "button.llmsock-stop").click();
+  assert.equal(stops(), 1);
+});
+
+test("the status line shows the connection state", () => {
+  const { el, view, frame } = setup();
+  const status = q(el, ".llmsock-status");
+  let s = initialState();
+  view.update(s);
+  frame();
+  assert.equal(status.textContent, "connecting…");
+  assert.equal(status.getAttribute("data-connection"), "connecting");
+  s = open(s);
+  view.update(s);
+  frame();
+  assert.equal(status.textContent, "connected · websocket");
+  assert.equal(status.getAttribute("data-connection"), "open");
+  s = reduce(s, { type: "connection", state: "closed", detail: "closed (1006)", retryInMs: 2100 });
+  view.update(s);
+  frame();
+  assert.equal(status.textContent, "disconnected — retrying in 2 s");
+  assert.equal(status.getAttribute("data-connection"), "closed");
+  s = reduce(s, { type: "kernel.error", message: "server did not start" });
+  view.update(s);
+  frame();
+  assert.equal(status.textContent, "error: server did not start");
+  assert.equal(status.getAttribute("data-connection"), "error");
+});
+
+test("statusText and noticeText cover every case", () => {
+  assert.equal(statusText({ state: "closed", retryInMs: null }), "disconnected");
+  assert.equal(statusText({ state: "closed", retryInMs: 200 }), "disconnected — retrying in 1 s");
+  assert.equal(statusText({ state: "error", detail: "" }), "error");
+  assert.equal(statusText({ state: "open", transport: "websocket" }, "oops"), "connected · websocket — error: oops");
+  assert.equal(noticeText({ kind: "diagnostic", level: "info", code: "queued", message: "m" }), "info · queued: m");
+});
+
+test("new content scrolls to the bottom only if the reader was at the bottom", () => {
+  const { el, view, frame } = setup();
+  const log = q(el, '[role="log"]');
+  let height = 1000;
+  Object.defineProperty(log, "scrollHeight", { get: () => height });
+  Object.defineProperty(log, "clientHeight", { get: () => 400 });
+  let s = run(open(initialState()), frames.ready(0), frames.user(1, "a"));
+  log.scrollTop = 600; // at the bottom
+  view.update(s);
+  frame();
+  assert.equal(log.scrollTop, 1000);
+  height = 1400;
+  log.scrollTop = 100; // scrolled up to read
+  s = run(s, frames.user(2, "b", "t2"));
+  view.update(s);
+  frame();
+  assert.equal(log.scrollTop, 100);
+});
+
+test("destroy removes the UI and its listeners", () => {
+  const { el, view } = setup();
+  view.update(initialState());
+  view.destroy();
+  assert.equal(el.children.length, 0);
+});
