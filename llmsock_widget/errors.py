@@ -128,6 +128,7 @@ def wire_error(exc: BaseException) -> tuple[str, str, bool]:
     Our own errors keep their message; anything else is reported without
     detail, since its text may hold paths, keys or user data.
     """
-    if isinstance(exc, LlmsockError):
+    if isinstance(exc, LlmsockError) and exc.code != "internal_error":
         return exc.code, exc.message, exc.recoverable
+    # Our bugs and foreign exceptions: their text may hold paths, keys or user data.
     return "internal_error", "internal error (see the kernel log)", True

@@ -172,6 +172,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         self.dialect: protocol.Dialect = "envelope"
         self.dialect_fixed = False
         self.session_id: str | None = None
+        self._created = False
         self._detach: Callable[[], Any] | None = None
         self._outbox: deque[str] = deque()
         self._outbox_size = 0
@@ -207,7 +208,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         if self._closing:  # the peer left while we were loading the session
             await detach()
             return
-        self.session_id, self._detach = key, detach
+        self.session_id, self._detach, self._created = key, detach, ready.created
         self._send_event(ready)
 
     def on_message(self, message: str | bytes) -> None:
@@ -225,7 +226,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
                 self.dialect_fixed = True
                 if protocol.detect_dialect(message) == "seed004":
                     self.dialect = "seed004"
-                    self._send_event(hub.ready(self.session_id))  # hello again, in the client's dialect
+                    # Hello again, in the dialect the client speaks.
+                    self._send_event(hub.ready(self.session_id, created=self._created))
             command = protocol.decode(message, self.dialect)
         except ClientError as exc:
             self._send_event(
@@ -349,10 +351,16 @@ class SseHandler(_Guarded):
         self.finish()
 
     def _deliver(self, event: Event) -> None:
+        if getattr(self, "_dropped", False):
+            return
         if self._outbox.qsize() >= SSE_MAX_QUEUED:
+            # The client stopped reading: close its connection, which also ends the pending write.
             log.warning("llmsock: ending an SSE stream whose client stopped reading")
+            self._dropped = True
             self.server.stats.slow_consumers_dropped += 1
             self._outbox.put_nowait(None)
+            if self.request.connection is not None:
+                self.request.connection.close()  # type: ignore[attr-defined]
             return
         self._outbox.put_nowait(event)
 

@@ -20,7 +20,15 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from . import snapshot
-from .errors import CorruptSnapshot, InvalidRequest, LlmsockError, QueueFull, StoreConflict
+from .errors import (
+    ClientError,
+    CorruptSnapshot,
+    InvalidRequest,
+    LlmsockError,
+    QueueFull,
+    StoreConflict,
+    wire_error,
+)
 from .events import (
     ControlResult,
     ErrorReply,
@@ -91,7 +99,7 @@ class Hub:
         ready = self.ready(key, created=created)
         if live.notes:  # what loading found is said once somebody listens (after their ready)
             notes, live.notes = live.notes, []
-            live.spawn(self._tell(live, notes))
+            live.spawn(self._tell(live, notes), then=lambda: self._maybe_evict(live))
 
         async def detach() -> None:
             await unsubscribe()
@@ -125,7 +133,18 @@ class Hub:
             elif isinstance(command, Ping):
                 reply(Pong(ts=self.clock(), request_id=command.request_id, data=command.data))
         except LlmsockError as exc:
-            reply(ErrorReply(code=exc.code, message=exc.message, ts=self.clock(), request_id=request_id))
+            if not isinstance(exc, ClientError):
+                log.exception("llmsock: command failed in session %s", session_id)
+            code, message, recoverable = wire_error(exc)
+            reply(
+                ErrorReply(
+                    code=code,
+                    message=message,
+                    ts=self.clock(),
+                    recoverable=recoverable,
+                    request_id=request_id,
+                )
+            )
 
     async def close(self, timeout: float = 5.0) -> None:
         """End every running turn as aborted and save it (used when the server stops)."""
@@ -235,17 +254,21 @@ class Hub:
     # -- commands ------------------------------------------------------------------
 
     def _enqueue(self, live: LiveSession, prompt: SendPrompt) -> None:
+        if live.worker is None:
+            live.active = prompt  # taken now, so a burst of prompts counts the queue right
+            live.worker = asyncio.get_running_loop().create_task(self._work(live, prompt))
+            return
         if len(live.queue) >= self.max_queue:
             raise QueueFull(f"the queue of this session is full ({self.max_queue} prompts); try again later")
         live.queue.append(prompt)
-        if live.worker is None:
-            live.worker = asyncio.get_running_loop().create_task(self._work(live))
-        elif live.state.phase != "idle" or len(live.queue) > 1:
-            live.diagnose("info", "queued", f"prompt queued; {len(live.queue)} waiting")
+        live.diagnose("info", "queued", f"prompt queued; {len(live.queue)} waiting")
 
-    async def _work(self, live: LiveSession) -> None:
-        self.turns_run += await run_turns(live, self.model, self._save)
+    async def _work(self, live: LiveSession, first: SendPrompt) -> None:
+        await run_turns(live, self.model, self._save, first, self._count_turn)
         self._maybe_evict(live)
+
+    def _count_turn(self) -> None:
+        self.turns_run += 1
 
     def _control(self, live: LiveSession, command: Control) -> ControlResult:
         action = command.action
@@ -280,7 +303,7 @@ class Hub:
             if live.in_turn:
                 raise InvalidRequest("cannot clear history while a turn is running; abort it first")
             live.emit(HistoryCleared(**live.stamp()))
-            live.spawn(self._save(live))
+            live.spawn(self._save(live), then=lambda: self._maybe_evict(live))
             return result(True, "history cleared")
         if action == "get_history":
             # Everything a late viewer needs to catch up: the transcript, the answer streaming now

@@ -27,6 +27,7 @@ class LiveSession:
     queue: deque[SendPrompt] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
     stream: asyncio.Task[None] | None = None
+    active: SendPrompt | None = None  # the prompt whose turn runs now
     message_id: str = ""  # the user message id of the running turn
     aborting: bool = False
     running: asyncio.Event = field(default_factory=asyncio.Event)
@@ -41,8 +42,8 @@ class LiveSession:
 
     @property
     def in_turn(self) -> bool:
-        """Whether a turn is running or waiting (a prompt is not yet answered)."""
-        return self.state.phase != "idle" or bool(self.queue)
+        """Whether a prompt is being answered or waits to be."""
+        return self.active is not None or self.state.phase != "idle" or bool(self.queue)
 
     @property
     def unsaved(self) -> bool:
@@ -68,8 +69,10 @@ class LiveSession:
         """Emit a status change on this session."""
         self.emit(StatusChanged(**self.stamp(), turn_id=self.state.turn_id, status=status))
 
-    def spawn(self, coro: Any) -> None:
-        """Run ``coro`` as a task this session keeps a reference to until it ends."""
+    def spawn(self, coro: Any, then: Callable[[], None] | None = None) -> None:
+        """Run ``coro`` as a task this session keeps a reference to until it ends, then call ``then``."""
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        if then is not None:
+            task.add_done_callback(lambda _: then())

@@ -23,6 +23,7 @@ from .session import history
 log = logging.getLogger("llmsock")
 
 Save = Callable[[LiveSession], Awaitable[None]]
+OnTurn = Callable[[], None]
 
 
 def new_id(prefix: str = "") -> str:
@@ -30,13 +31,14 @@ def new_id(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(12)
 
 
-async def run_turns(live: LiveSession, model: ChatModel, save: Save) -> int:
-    """Answer the session's queued prompts in order until the queue is empty; return how many."""
-    count = 0
+async def run_turns(
+    live: LiveSession, model: ChatModel, save: Save, first: SendPrompt, on_turn: OnTurn
+) -> None:
+    """Answer ``first``, then the session's queued prompts in order, until none is left."""
+    prompt: SendPrompt | None = first
     try:
-        while live.queue:
-            prompt = live.queue.popleft()
-            count += 1
+        while prompt is not None:
+            live.active = prompt
             try:
                 await run_turn(live, model, save, prompt)
             except asyncio.CancelledError:
@@ -46,9 +48,12 @@ async def run_turns(live: LiveSession, model: ChatModel, save: Save) -> int:
                 if live.state.phase != "idle":
                     _fail(live, "internal_error", "internal error (see the kernel log)", True)
                     live.set_status("idle")
+            live.active = None
+            on_turn()
+            prompt = live.queue.popleft() if live.queue else None
     finally:
+        live.active = None
         live.worker = None
-    return count
 
 
 async def run_turn(live: LiveSession, model: ChatModel, save: Save, prompt: SendPrompt) -> None:
@@ -92,6 +97,7 @@ async def run_turn(live: LiveSession, model: ChatModel, save: Save, prompt: Send
         )
     live.running.set()
     live.set_status("idle")
+    live.active = None  # the turn is over for everyone; the save below is bookkeeping
     await save(live)
 
 
