@@ -20,6 +20,7 @@ __all__ = [
     "load_ipython_extension",
     "start_server",
     "stop_server",
+    "tool",
     "unload_ipython_extension",
 ]
 
@@ -51,6 +52,13 @@ def ask(prompt: str, *, session: str = "default", display: bool = True, timeout:
     from .kernel import get_server
 
     return _ask(prompt, session=session, server=get_server(), display=display, timeout=timeout)
+
+
+def tool(fn: Any = None, **options: Any) -> Any:
+    """Register a Python function as a tool of the kernel's server (``@llmsock_widget.tool``)."""
+    from .kernel import get_server
+
+    return get_server().tool(fn, **options)
 
 
 def load_ipython_extension(ipython: Any) -> None:

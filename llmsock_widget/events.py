@@ -68,6 +68,37 @@ class ModelDelta(_SessionEvent):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ModelReasoning(_SessionEvent):
+    """A piece of the model's reasoning, shown apart from the answer."""
+
+    text: str
+    message_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCall(_SessionEvent):
+    """The model calls a tool; ``arguments`` is the JSON text it wrote."""
+
+    call_id: str
+    name: str
+    arguments: str
+    message_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolResult(_SessionEvent):
+    """A tool call finished: its JSON-ready ``result``, or ``error`` ``{"code", "message"}``."""
+
+    call_id: str
+    name: str
+    ok: bool
+    result: Any = None
+    error: dict[str, str] | None = None
+    duration_ms: int = 0
+    message_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ModelUsage(_SessionEvent):
     """Token counts for the turn."""
 
@@ -138,6 +169,9 @@ SessionEvent = Union[
     UserMessage,
     ModelStart,
     ModelDelta,
+    ModelReasoning,
+    ToolCall,
+    ToolResult,
     ModelUsage,
     ModelEnd,
     ModelError,

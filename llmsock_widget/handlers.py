@@ -96,8 +96,8 @@ class ServerContext(Protocol):
     connections: set[WebSocketHandler]
     outbound_limit: int
 
-    def encode(self, event: Event, dialect: protocol.Dialect) -> str | None:
-        """Return ``event``'s frame in ``dialect``."""
+    def frames(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
+        """Return ``event``'s frames in ``dialect``."""
         ...
 
     def status(self) -> dict[str, Any]:
@@ -252,8 +252,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
     # -- outbound ----------------------------------------------------------------
 
     def _send_event(self, event: Event) -> None:
-        frame = self.server.encode(event, self.dialect)
-        if frame is not None:
+        for frame in self.server.frames(event, self.dialect):
             self._send(frame)
 
     def _send(self, frame: str) -> None:

@@ -45,7 +45,8 @@ from .models.base import ChatModel
 from .protocol import Command, Control, Ping, SendPrompt
 from .session import InteractionState, apply, new_state
 from .stores.base import SessionStore, resolve, session_key
-from .turns import abort, new_id, run_turns
+from .tools import ToolRegistry
+from .turns import TurnSettings, abort, new_id, run_turns
 
 log = logging.getLogger("llmsock")
 
@@ -70,12 +71,18 @@ class Hub:
         fanout: Fanout | None = None,
         clock: Callable[[], int] = now_ms,
         max_queue: int = 8,
+        tools: ToolRegistry | None = None,
+        max_steps: int = 8,
+        tool_timeout: float = 30.0,
     ) -> None:
         self.store = store
         self.model = model
         self.fanout: Fanout = fanout if fanout is not None else LocalFanout()
         self.clock = clock
         self.max_queue = max_queue
+        self.tools = tools
+        self.max_steps = max_steps
+        self.tool_timeout = tool_timeout
         self.sessions: dict[str, LiveSession] = {}
         self._loading: dict[str, asyncio.Future[LiveSession]] = {}
         self.turns_run = 0
@@ -264,7 +271,15 @@ class Hub:
         live.diagnose("info", "queued", f"prompt queued; {len(live.queue)} waiting")
 
     async def _work(self, live: LiveSession, first: SendPrompt) -> None:
-        await run_turns(live, self.model, self._save, first, self._count_turn)
+        settings = TurnSettings(
+            model=self.model,
+            save=self._save,
+            on_turn=self._count_turn,
+            tools=self.tools,
+            max_steps=self.max_steps,
+            tool_timeout=self.tool_timeout,
+        )
+        await run_turns(live, settings, first)
         self._maybe_evict(live)
 
     def _count_turn(self) -> None:

@@ -25,11 +25,14 @@ from .events import (
     ModelDelta,
     ModelEnd,
     ModelError,
+    ModelReasoning,
     ModelStart,
     ModelUsage,
     Pong,
     SessionReady,
     StatusChanged,
+    ToolCall,
+    ToolResult,
     UserMessage,
 )
 
@@ -272,7 +275,7 @@ def encode(event: Event, dialect: Dialect) -> str | None:
     obj = to_envelope(event) if dialect == "envelope" else to_seed004(event)
     if obj is None:
         return None
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _dumps(obj)
 
 
 def _encode_delta(event: ModelDelta, dialect: Dialect) -> str:
@@ -291,6 +294,48 @@ def _encode_delta(event: ModelDelta, dialect: Dialect) -> str:
         f'{{"type":"llm_chunk","id":{_json_str(event.message_id)},"data":{{"chunk":{text},'
         f'"isComplete":false}},"metadata":{meta}}}}}'
     )
+
+
+def frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
+    """Return every text frame ``event`` makes in ``dialect`` (seed 004 reports a tool result twice)."""
+    if dialect == "seed004" and isinstance(event, ToolResult):
+        status = _msg(
+            "tool_call",
+            event.message_id,
+            {
+                "toolCallId": event.call_id,
+                "toolName": event.name,
+                "status": "complete" if event.ok else "error",
+            },
+            _meta(event),
+        )
+        return (_dumps(status), _dumps(_seed004_tool_result(event)))
+    frame = encode(event, dialect)
+    return () if frame is None else (frame,)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+
+
+def _arguments(text: str) -> Any:
+    """Return tool-call arguments parsed, or the raw text when the model wrote invalid JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _seed004_tool_result(event: ToolResult) -> dict[str, Any]:
+    data = {
+        "toolCallId": event.call_id,
+        "toolName": event.name,
+        "success": event.ok,
+        "result": event.result,
+        "error": event.error,
+        "durationMs": event.duration_ms,
+    }
+    return _msg("tool_result", event.message_id, data, _meta(event))
 
 
 def _meta(event: Any) -> dict[str, Any]:
@@ -325,6 +370,23 @@ def to_envelope(event: Event) -> dict[str, Any] | None:
     if isinstance(event, ModelUsage):
         body = {"type": "usage", "inputTokens": event.input_tokens, "outputTokens": event.output_tokens}
         return _envelope("interaction.model", "model", body, _meta(event))
+    if isinstance(event, ModelReasoning):
+        return _envelope(
+            "interaction.model", "model", {"type": "delta", "reasoning": event.text}, _meta(event)
+        )
+    if isinstance(event, ToolCall):
+        call = {"id": event.call_id, "name": event.name, "arguments": _arguments(event.arguments)}
+        return _envelope("interaction.model", "model", {"type": "delta", "toolCall": call}, _meta(event))
+    if isinstance(event, ToolResult):
+        result = {
+            "id": event.call_id,
+            "name": event.name,
+            "ok": event.ok,
+            "result": event.result,
+            "error": event.error,
+            "durationMs": event.duration_ms,
+        }
+        return _envelope("interaction.model", "model", {"type": "delta", "toolResult": result}, _meta(event))
     if isinstance(event, ModelEnd):
         body = {"type": "end", "finishReason": event.finish_reason, "text": event.text}
         if event.usage is not None:
@@ -404,6 +466,23 @@ def to_seed004(event: Event) -> dict[str, Any] | None:
         return _msg("user_message", event.message_id, data, _meta(event))
     if isinstance(event, (ModelStart, ModelUsage)):
         return None  # seed 004 has no such message: start shows as status, usage rides on llm_complete
+    if isinstance(event, ModelReasoning):
+        data = {
+            "chunk": "",
+            "reasoning": event.text,
+            "isComplete": False,
+        }  # "" keeps fullText = joined chunks
+        return _msg("llm_chunk", event.message_id, data, _meta(event))
+    if isinstance(event, ToolCall):
+        data = {
+            "toolCallId": event.call_id,
+            "toolName": event.name,
+            "args": _arguments(event.arguments),
+            "status": "start",
+        }
+        return _msg("tool_call", event.message_id, data, _meta(event))
+    if isinstance(event, ToolResult):
+        return _seed004_tool_result(event)
     if isinstance(event, ModelEnd):
         data = {
             "fullText": event.text,

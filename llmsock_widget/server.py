@@ -37,6 +37,7 @@ from .hub import Hub
 from .models import ChatModel, resolve_model
 from .stores.base import SessionStore
 from .stores.memory import MemoryStore
+from .tools import ToolRegistry, default_registry
 
 log = logging.getLogger("llmsock")
 
@@ -69,6 +70,9 @@ class ServerThread:
         outbound_limit: int = 8 << 20,
         ping_interval: float = 20.0,
         max_queue: int = 8,
+        tools: ToolRegistry | Iterable[Callable[..., Any]] | None = None,
+        max_tool_steps: int = 8,
+        tool_timeout: float = 30.0,
         start_timeout: float = 10.0,
     ) -> None:
         self.host = host
@@ -82,7 +86,15 @@ class ServerThread:
         self.outbound_limit = outbound_limit
         self.ping_interval = ping_interval
         self.start_timeout = start_timeout
-        self.hub = Hub(store=self.store, model=self.model, max_queue=max_queue)
+        self.tools = _registry(tools)
+        self.hub = Hub(
+            store=self.store,
+            model=self.model,
+            max_queue=max_queue,
+            tools=self.tools,
+            max_steps=max_tool_steps,
+            tool_timeout=tool_timeout,
+        )
         self.stats = Stats()
         self.connections: set[WebSocketHandler] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -91,7 +103,7 @@ class ServerThread:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._http: tornado.httpserver.HTTPServer | None = None
-        self._encoded: tuple[object, dict[str, str | None]] = (None, {})
+        self._encoded: tuple[object, dict[str, tuple[str, ...]]] = (None, {})
 
     def __repr__(self) -> str:  # never show the token
         state = "running" if self.running else "stopped"
@@ -146,6 +158,14 @@ class ServerThread:
         if thread.is_alive():
             log.warning("llmsock: server thread did not stop within %s s", timeout)
 
+    def tool(self, fn: Any = None, **options: Any) -> Any:
+        """Register a Python function as a tool the model may call (a decorator, or a plain call).
+
+        ``@server.tool`` or ``@server.tool(name=..., description=..., timeout=...)``; the
+        schema comes from the signature, type hints and docstring (see :mod:`.tools`).
+        """
+        return self.tools.register(fn, **options)
+
     def set_model(self, model: ChatModel | str) -> None:
         """Use ``model`` for turns that start from now on; safe from any thread."""
         resolved = resolve_model(model)
@@ -192,15 +212,19 @@ class ServerThread:
             "turns": self.hub.turns_run,
         }
 
-    def encode(self, event: Event, dialect: protocol.Dialect) -> str | None:
-        """Return ``event``'s frame in ``dialect``, encoding each event once per dialect."""
-        last, frames = self._encoded
+    def frames(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
+        """Return ``event``'s frames in ``dialect``, encoding each event once per dialect.
+
+        An event goes to all its subscribers before the next one is published, so
+        remembering the last event's frames is enough to encode once for all of them.
+        """
+        last, cached = self._encoded
         if last is not event:
-            frames = {}
-            self._encoded = (event, frames)
-        if dialect not in frames:
-            frames[dialect] = protocol.encode(event, dialect)
-        return frames[dialect]
+            cached = {}
+            self._encoded = (event, cached)
+        if dialect not in cached:
+            cached[dialect] = protocol.frames(event, dialect)
+        return cached[dialect]
 
     # -- thread ----------------------------------------------------------------------
 
@@ -268,6 +292,16 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     if status >= 400:
         log.info("llmsock: %s %s -> %d", handler.request.method, handler.request.path, status)
+
+
+def _registry(tools: ToolRegistry | Iterable[Callable[..., Any]] | None) -> ToolRegistry:
+    """Return the built-in tools plus ``tools`` (functions), or ``tools`` itself (a registry)."""
+    if isinstance(tools, ToolRegistry):
+        return tools
+    registry = default_registry()
+    for fn in tools or ():
+        registry.register(fn)
+    return registry
 
 
 def start_server(**options: Any) -> ServerThread:

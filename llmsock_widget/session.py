@@ -8,7 +8,9 @@ bug, never the peer's)::
     idle        UserMessage                    turn
     turn        ModelStart                     streaming
     turn        ModelEnd / ModelError          idle       (failed or aborted before the model began)
-    streaming   ModelDelta / ModelUsage        streaming
+    streaming   ModelDelta / ModelReasoning    streaming
+    streaming   ModelUsage / ToolCall          streaming
+    streaming   ToolResult (of a known call)   streaming
     streaming   ModelEnd / ModelError          idle
     idle        HistoryCleared                 idle
     any         Diagnostic / StatusChanged     same
@@ -18,6 +20,7 @@ Every event's ``seq`` must be exactly ``state.seq + 1``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -28,11 +31,14 @@ from .events import (
     ModelDelta,
     ModelEnd,
     ModelError,
+    ModelReasoning,
     ModelStart,
     ModelUsage,
     SessionEvent,
     Status,
     StatusChanged,
+    ToolCall,
+    ToolResult,
     UserMessage,
 )
 
@@ -50,9 +56,24 @@ class InvalidTransition(LocalError):
     code = "internal_error"
 
 
+ToolStatus = Literal["running", "complete", "error"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolRecord:
+    """One tool call of an answer: what was asked and what came back."""
+
+    id: str
+    name: str
+    arguments: str
+    status: ToolStatus = "running"
+    result: Any = None
+    error: dict[str, str] | None = None
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Message:
-    """One message of the transcript."""
+    """One message of the transcript (an answer also holds its reasoning and tool calls)."""
 
     id: str
     role: Role
@@ -62,6 +83,8 @@ class Message:
     status: MessageStatus = "complete"
     error: dict[str, str] | None = None
     usage: dict[str, int] | None = None
+    reasoning: str = ""
+    tools: tuple[ToolRecord, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -108,18 +131,38 @@ def apply(state: InteractionState, event: SessionEvent) -> InteractionState:
     return replace(state, **changes, seq=event.seq, updated_at=max(state.updated_at, event.ts))
 
 
-def history(state: InteractionState) -> list[dict[str, str]]:
-    """Return the conversation as ``[{"role", "content"}]`` for a model.
+def history(state: InteractionState) -> list[dict[str, Any]]:
+    """Return the conversation in the OpenAI chat format, for a model.
 
     Aborted and failed answers are included with the text they reached, so the
-    model sees what the user saw; empty ones are left out.
+    model sees what the user saw; empty ones are left out.  An answer that
+    called tools is given as the calls, their results, then its text.
     """
-    out = []
+    out: list[dict[str, Any]] = []
     for message in state.messages:
+        if message.role == "assistant" and message.tools:
+            out.extend(tool_messages(message.tools))
         if message.role == "assistant" and not message.text:
             continue
         out.append({"role": message.role, "content": message.text})
     return out
+
+
+def tool_messages(records: tuple[ToolRecord, ...], text: str | None = None) -> list[dict[str, Any]]:
+    """Return an assistant message asking for ``records`` and one tool message per result."""
+    calls = [
+        {"id": r.id, "type": "function", "function": {"name": r.name, "arguments": r.arguments}}
+        for r in records
+    ]
+    out: list[dict[str, Any]] = [{"role": "assistant", "content": text or None, "tool_calls": calls}]
+    for r in records:
+        content = r.result if r.status == "complete" else {"error": r.error or {"code": "aborted"}}
+        out.append({"role": "tool", "tool_call_id": r.id, "content": _json_text(content)})
+    return out
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 # -- handlers -------------------------------------------------------------------------
@@ -151,6 +194,40 @@ def _model_delta(state: InteractionState, event: Any) -> dict[str, Any]:
     return {"current": replace(state.current, text=state.current.text + event.text)}
 
 
+def _model_reasoning(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ModelReasoning) and state.current is not None
+    return {"current": replace(state.current, reasoning=state.current.reasoning + event.text)}
+
+
+def _tool_call(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ToolCall) and state.current is not None
+    record = ToolRecord(id=event.call_id, name=event.name, arguments=event.arguments)
+    return {"current": replace(state.current, tools=(*state.current.tools, record))}
+
+
+def _tool_result(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ToolResult) and state.current is not None
+    tools = state.current.tools
+    index = next((i for i, r in enumerate(tools) if r.id == event.call_id), None)
+    if index is None:
+        raise InvalidTransition(f"result for unknown tool call {event.call_id!r}")
+    done = replace(
+        tools[index], status="complete" if event.ok else "error", result=event.result, error=event.error
+    )
+    return {"current": replace(state.current, tools=(*tools[:index], done, *tools[index + 1 :]))}
+
+
+def _stop_tools(message: Message) -> Message:
+    # A turn that ends while tools still run (abort, failure): those calls end as errors.
+    if not any(r.status == "running" for r in message.tools):
+        return message
+    stopped = {"code": "aborted", "message": "the turn ended before the tool finished"}
+    tools = tuple(
+        replace(r, status="error", error=stopped) if r.status == "running" else r for r in message.tools
+    )
+    return replace(message, tools=tools)
+
+
 def _model_usage(state: InteractionState, event: Any) -> dict[str, Any]:
     assert isinstance(event, ModelUsage) and state.current is not None
     usage = {"inputTokens": event.input_tokens, "outputTokens": event.output_tokens}
@@ -171,14 +248,14 @@ def _model_end(state: InteractionState, event: Any) -> dict[str, Any]:
     assert isinstance(event, ModelEnd)
     base = state.current or _placeholder(state, event.ts)
     status: MessageStatus = "complete" if event.finish_reason == "stop" else event.finish_reason
-    return _finish(state, replace(base, status=status, usage=event.usage or base.usage))
+    return _finish(state, _stop_tools(replace(base, status=status, usage=event.usage or base.usage)))
 
 
 def _model_error(state: InteractionState, event: Any) -> dict[str, Any]:
     assert isinstance(event, ModelError)
     base = state.current or _placeholder(state, event.ts)
     error = {"code": event.code, "message": event.message}
-    return _finish(state, replace(base, status="error", error=error))
+    return _finish(state, _stop_tools(replace(base, status="error", error=error)))
 
 
 def _history_cleared(state: InteractionState, event: Any) -> dict[str, Any]:
@@ -201,6 +278,9 @@ _HANDLERS = {
     ("turn", ModelError): _model_error,
     ("streaming", ModelDelta): _model_delta,
     ("streaming", ModelUsage): _model_usage,
+    ("streaming", ModelReasoning): _model_reasoning,
+    ("streaming", ToolCall): _tool_call,
+    ("streaming", ToolResult): _tool_result,
     ("streaming", ModelEnd): _model_end,
     ("streaming", ModelError): _model_error,
     ("idle", HistoryCleared): _history_cleared,

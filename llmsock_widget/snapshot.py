@@ -15,7 +15,7 @@ import json
 from typing import Any, Callable
 
 from .errors import CorruptSnapshot, SnapshotVersionError
-from .session import InteractionState, Message
+from .session import InteractionState, Message, ToolRecord
 
 SCHEMA = 1
 
@@ -113,7 +113,38 @@ def _encode_message(m: Message) -> dict[str, Any]:
         out["error"] = dict(m.error)
     if m.usage is not None:
         out["usage"] = dict(m.usage)
+    if m.reasoning:
+        out["reasoning"] = m.reasoning
+    if m.tools:
+        out["tools"] = [_encode_tool(r) for r in m.tools]
     return out
+
+
+def _encode_tool(r: ToolRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": r.id, "name": r.name, "arguments": r.arguments, "status": r.status}
+    if r.result is not None:
+        out["result"] = r.result
+    if r.error is not None:
+        out["error"] = dict(r.error)
+    return out
+
+
+def _decode_tool(data: Any) -> ToolRecord:
+    if not isinstance(data, dict):
+        raise TypeError("tool record is not an object")
+    error = data.get("error")
+    if error is not None and not (
+        isinstance(error, dict) and all(isinstance(v, str) for v in error.values())
+    ):
+        raise TypeError("tool error must map to strings")
+    return ToolRecord(
+        id=_str(data, "id"),
+        name=_str(data, "name"),
+        arguments=_str(data, "arguments", allow_empty=True),
+        status=_choice(data, "status", ("running", "complete", "error")),  # type: ignore[arg-type]
+        result=data.get("result"),
+        error=dict(error) if error is not None else None,
+    )
 
 
 def _decode_message(data: Any) -> Message:
@@ -136,6 +167,8 @@ def _decode_message(data: Any) -> Message:
         status=_choice(data, "status", _MESSAGE_STATUSES),  # type: ignore[arg-type]
         error=dict(error) if error is not None else None,
         usage=dict(usage) if usage is not None else None,
+        reasoning=_str(data, "reasoning", allow_empty=True) if "reasoning" in data else "",
+        tools=tuple(_decode_tool(r) for r in _list(data, "tools")) if "tools" in data else (),
     )
 
 

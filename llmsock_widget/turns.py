@@ -1,9 +1,16 @@
-"""Running turns: one at a time per session, the model streamed into events.
+"""Running turns: one at a time per session, the model streamed into events, tools in between.
 
 A turn is: echo the user message, status ``generating``, save (so the prompt
-survives a crash), ``start``, the model's deltas and usage, then ``end`` (or
-``error``), status ``idle``, save.  Abort cancels the model's task and ends the
-turn with ``finish_reason="aborted"``, keeping the text it reached.
+survives a crash), ``start``, then model steps: each streams deltas (and maybe
+reasoning and tool calls); if the model called tools, they run (results become
+events and go back to the model) and the next step starts, up to ``max_steps``.
+Then ``end`` (or ``error``), status ``idle``, save.  Abort cancels the task that
+runs the steps and ends the turn with ``finish_reason="aborted"``, keeping the
+text it reached.
+
+Tools run on a worker thread (:mod:`.tools`), never on the server's loop nor on
+the kernel's main thread, so a slow tool neither stalls other sessions nor waits
+for the user's cells.
 """
 
 from __future__ import annotations
@@ -11,19 +18,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from .errors import ModelFailure
-from .events import ModelDelta, ModelEnd, ModelError, ModelStart, ModelUsage, UserMessage
+from .events import (
+    ModelDelta,
+    ModelEnd,
+    ModelError,
+    ModelReasoning,
+    ModelStart,
+    ModelUsage,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
 from .live import LiveSession
-from .models.base import ChatModel, FinishChunk, ModelRequest, TextChunk, UsageChunk
+from .models.base import (
+    ChatModel,
+    FinishChunk,
+    ModelRequest,
+    ReasoningChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 from .protocol import SendPrompt
-from .session import history
+from .session import history, tool_messages
+from .tools import ToolOutcome, ToolRegistry, call_tool
 
 log = logging.getLogger("llmsock")
 
 Save = Callable[[LiveSession], Awaitable[None]]
-OnTurn = Callable[[], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnSettings:
+    """What a turn needs from the hub: the model, the tools, how to save, what to count."""
+
+    model: ChatModel
+    save: Save
+    on_turn: Callable[[], None] = lambda: None
+    tools: ToolRegistry | None = None
+    max_steps: int = 8  # model calls after the first that tool results may cause
+    tool_timeout: float = 30.0
 
 
 def new_id(prefix: str = "") -> str:
@@ -31,16 +69,14 @@ def new_id(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(12)
 
 
-async def run_turns(
-    live: LiveSession, model: ChatModel, save: Save, first: SendPrompt, on_turn: OnTurn
-) -> None:
+async def run_turns(live: LiveSession, settings: TurnSettings, first: SendPrompt) -> None:
     """Answer ``first``, then the session's queued prompts in order, until none is left."""
     prompt: SendPrompt | None = first
     try:
         while prompt is not None:
             live.active = prompt
             try:
-                await run_turn(live, model, save, prompt)
+                await run_turn(live, settings, prompt)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop the session: log it, close the turn, go on
@@ -49,14 +85,14 @@ async def run_turns(
                     _fail(live, "internal_error", "internal error (see the kernel log)", True)
                     live.set_status("idle")
             live.active = None
-            on_turn()
+            settings.on_turn()
             prompt = live.queue.popleft() if live.queue else None
     finally:
         live.active = None
         live.worker = None
 
 
-async def run_turn(live: LiveSession, model: ChatModel, save: Save, prompt: SendPrompt) -> None:
+async def run_turn(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
     """Run one turn for ``prompt``; return when it has ended and been saved."""
     turn_id = new_id("t-")
     live.message_id = message_id = prompt.message_id or new_id("m-")
@@ -68,13 +104,11 @@ async def run_turn(live: LiveSession, model: ChatModel, save: Save, prompt: Send
         )
     )
     live.set_status("generating")
-    await save(live)  # the prompt survives a crash during the answer
+    await settings.save(live)  # the prompt survives a crash during the answer
     if not live.aborting:
+        model = settings.model
         live.emit(ModelStart(**live.stamp(), turn_id=turn_id, model=model.name, message_id=message_id))
-        request = ModelRequest(
-            messages=tuple(history(live.state)), options=prompt.options, session_id=live.key
-        )
-        live.stream = asyncio.get_running_loop().create_task(_pump(live, model, request))
+        live.stream = asyncio.get_running_loop().create_task(_steps(live, settings, prompt))
         try:
             await asyncio.shield(live.stream)
         except asyncio.CancelledError:
@@ -84,21 +118,11 @@ async def run_turn(live: LiveSession, model: ChatModel, save: Save, prompt: Send
         finally:
             live.stream = None
     if live.state.phase != "idle":  # aborted, before or during the stream
-        current = live.state.current
-        live.emit(
-            ModelEnd(
-                **live.stamp(),
-                turn_id=turn_id,
-                finish_reason="aborted",
-                message_id=message_id,
-                text=current.text if current else "",
-                usage=current.usage if current else None,
-            )
-        )
+        _end(live, "aborted")
     live.running.set()
     live.set_status("idle")
     live.active = None  # the turn is over for everyone; the save below is bookkeeping
-    await save(live)
+    await settings.save(live)
 
 
 def abort(live: LiveSession) -> bool:
@@ -112,46 +136,118 @@ def abort(live: LiveSession) -> bool:
     return True
 
 
-async def _pump(live: LiveSession, model: ChatModel, request: ModelRequest) -> None:
+async def _steps(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
+    """Call the model, run the tools it asks for, call it again, until it answers."""
+    tools = settings.tools
+    schemas = tuple(tools.schemas(prompt.options.get("tools"))) if tools is not None else ()
+    messages = history(live.state)
+    usage = [0, 0]
+    for step in range(settings.max_steps + 1):
+        request = ModelRequest(
+            messages=tuple(messages), options=prompt.options, tools=schemas, session_id=live.key
+        )
+        try:
+            text, calls, finish = await _stream(live, settings.model, request, usage)
+        except ModelFailure as exc:
+            _fail(live, exc.code, exc.message, exc.recoverable)
+            return
+        except Exception as exc:
+            log.exception("llmsock: model %s failed", settings.model.name)
+            _fail(live, "model_error", f"the model raised {type(exc).__name__}", True)
+            return
+        if not calls:
+            _end(live, finish)
+            return
+        if step == settings.max_steps:
+            live.diagnose("warning", "tool_limit", f"stopped after {settings.max_steps} rounds of tool calls")
+            _end(live, "stop")
+            return
+        for call in calls:
+            await _run_tool(live, settings, tools, call)
+        done = {call.id for call in calls}
+        records = tuple(r for r in live.state.current.tools if r.id in done) if live.state.current else ()
+        messages += tool_messages(records, text)
+
+
+async def _stream(
+    live: LiveSession, model: ChatModel, request: ModelRequest, usage: list[int]
+) -> tuple[str, list[ToolCallChunk], str]:
+    """Stream one model call into events; return its text, its tool calls and why it stopped."""
     turn_id, message_id = live.state.turn_id, live.message_id
-    finish = "stop"
-    try:
-        async for chunk in model.stream(request):
-            if not live.running.is_set():
-                await live.running.wait()  # paused: hold the model where it is, lose nothing
-            if isinstance(chunk, TextChunk):
-                if chunk.text:
-                    live.emit(
-                        ModelDelta(**live.stamp(), turn_id=turn_id, text=chunk.text, message_id=message_id)
-                    )
-            elif isinstance(chunk, UsageChunk):
+    text, calls, finish = "", [], "stop"
+    async for chunk in model.stream(request):
+        if not live.running.is_set():
+            await live.running.wait()  # paused: hold the model where it is, lose nothing
+        if isinstance(chunk, TextChunk):
+            if chunk.text:
+                text += chunk.text
+                live.emit(ModelDelta(**live.stamp(), turn_id=turn_id, text=chunk.text, message_id=message_id))
+        elif isinstance(chunk, ReasoningChunk):
+            if chunk.text:
                 live.emit(
-                    ModelUsage(
-                        **live.stamp(),
-                        turn_id=turn_id,
-                        message_id=message_id,
-                        input_tokens=chunk.input_tokens,
-                        output_tokens=chunk.output_tokens,
-                    )
+                    ModelReasoning(**live.stamp(), turn_id=turn_id, text=chunk.text, message_id=message_id)
                 )
-            elif isinstance(chunk, FinishChunk) and chunk.reason == "length":
-                finish = "length"
-    except ModelFailure as exc:
-        _fail(live, exc.code, exc.message, exc.recoverable)
-        return
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.exception("llmsock: model %s failed", model.name)
-        _fail(live, "model_error", f"the model raised {type(exc).__name__}", True)
-        return
+        elif isinstance(chunk, ToolCallChunk):
+            calls.append(chunk)
+            live.emit(
+                ToolCall(
+                    **live.stamp(),
+                    turn_id=turn_id,
+                    message_id=message_id,
+                    call_id=chunk.id,
+                    name=chunk.name,
+                    arguments=chunk.arguments,
+                )
+            )
+        elif isinstance(chunk, UsageChunk):
+            usage[0] += chunk.input_tokens
+            usage[1] += chunk.output_tokens
+            live.emit(
+                ModelUsage(
+                    **live.stamp(),
+                    turn_id=turn_id,
+                    message_id=message_id,
+                    input_tokens=usage[0],
+                    output_tokens=usage[1],
+                )
+            )
+        elif isinstance(chunk, FinishChunk) and chunk.reason == "length":
+            finish = "length"
+    return text, calls, finish
+
+
+async def _run_tool(
+    live: LiveSession, settings: TurnSettings, tools: ToolRegistry | None, call: ToolCallChunk
+) -> None:
+    if tools is None:
+        outcome = ToolOutcome(
+            ok=False, error={"code": "unknown_tool", "message": "no tools are registered"}, duration_ms=0
+        )
+    else:
+        outcome = await call_tool(tools, call.name, call.arguments, timeout=settings.tool_timeout)
+    live.emit(
+        ToolResult(
+            **live.stamp(),
+            turn_id=live.state.turn_id,
+            message_id=live.message_id,
+            call_id=call.id,
+            name=call.name,
+            ok=outcome.ok,
+            result=outcome.result,
+            error=outcome.error,
+            duration_ms=int(outcome.duration_ms),
+        )
+    )
+
+
+def _end(live: LiveSession, reason: str) -> None:
     current = live.state.current
     live.emit(
         ModelEnd(
             **live.stamp(),
-            turn_id=turn_id,
-            message_id=message_id,
-            finish_reason="length" if finish == "length" else "stop",
+            turn_id=live.state.turn_id,
+            message_id=live.message_id,
+            finish_reason=reason,  # type: ignore[arg-type]
             text=current.text if current else "",
             usage=current.usage if current else None,
         )

@@ -44,6 +44,13 @@ class ChatWidget(anywidget.AnyWidget):
         kernel.watch(self)
         kernel.get_server()  # start it now, so a problem shows in the cell that made the widget
 
+    def tool(self, fn: Any = None, **options: Any) -> Any:
+        """Register a Python function as a tool the model may call (``@chat.tool``).
+
+        Tools belong to the kernel's server, so every chat in this kernel can use them.
+        """
+        return kernel.get_server().tool(fn, **options)
+
     def __repr__(self) -> str:  # stable text, for plain-text front ends and notebook tests
         return f"ChatWidget(session={self.session!r})"
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .base import ChatModel, FinishChunk, ModelChunk, ModelRequest, TextChunk, UsageChunk
+from .base import (
+    ChatModel,
+    FinishChunk,
+    ModelChunk,
+    ModelRequest,
+    ReasoningChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 from .builtin import BuiltinModel
 
 __all__ = [
@@ -11,7 +20,9 @@ __all__ = [
     "FinishChunk",
     "ModelChunk",
     "ModelRequest",
+    "ReasoningChunk",
     "TextChunk",
+    "ToolCallChunk",
     "UsageChunk",
     "resolve_model",
 ]

@@ -8,14 +8,19 @@ from typing import Any, AsyncIterator, Protocol, Union, runtime_checkable
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ModelRequest:
-    """One turn's input: the conversation so far (ending with the user's prompt) and options.
+    """One model call's input: the conversation so far and options.
 
-    ``messages`` are ``{"role": "user"|"assistant"|"system", "content": str}``.
+    ``messages`` follow the OpenAI chat format: ``{"role": "user"|"assistant"|"system", "content": str}``,
+    an assistant message may carry ``"tool_calls": [{"id", "type": "function", "function": {"name",
+    "arguments"}}]``, and ``{"role": "tool", "tool_call_id", "content"}`` gives a call's result.
     ``options`` are the validated user_message options (``maxTokens``, ``temperature``, ``tools``).
+    ``tools`` are the callable tools as OpenAI function schemas
+    (``{"type": "function", "function": {"name", "description", "parameters"}}``).
     """
 
-    messages: tuple[dict[str, str], ...]
+    messages: tuple[dict[str, Any], ...]
     options: dict[str, Any] = field(default_factory=dict)
+    tools: tuple[dict[str, Any], ...] = ()
     session_id: str = ""
 
 
@@ -24,6 +29,25 @@ class TextChunk:
     """A piece of answer text."""
 
     text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReasoningChunk:
+    """A piece of the model's reasoning text, when the provider sends it apart from the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCallChunk:
+    """A whole tool call the model asks for; ``arguments`` is the JSON text the model wrote.
+
+    Adapters assemble streamed argument fragments and yield one chunk per complete call.
+    """
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,12 +60,12 @@ class UsageChunk:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FinishChunk:
-    """Why the model stopped, when it is not plain "stop" (e.g. "length")."""
+    """Why the model stopped, when it is not plain "stop" ("length", or "tool_calls")."""
 
     reason: str
 
 
-ModelChunk = Union[TextChunk, UsageChunk, FinishChunk]
+ModelChunk = Union[TextChunk, ReasoningChunk, ToolCallChunk, UsageChunk, FinishChunk]
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Iterator, Literal
 
 from ..errors import ModelFailure
-from .base import FinishChunk, ModelChunk, ModelRequest, TextChunk, UsageChunk
+from .base import FinishChunk, ModelChunk, ModelRequest, TextChunk, ToolCallChunk, UsageChunk
 
 MAX_DIRECTIVE_TOKENS = 1_000_000
 """The largest count ``/long``, ``/error`` and ``/hold`` accept."""
@@ -83,7 +83,7 @@ def greet(name: str) -> str:
 
 That is the whole demo."""
 
-Kind = Literal["chat", "echo", "markdown", "long", "error", "hold"]
+Kind = Literal["chat", "echo", "markdown", "long", "error", "hold", "tool", "tools"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -125,6 +125,9 @@ class BuiltinModel:
     - ``/slow <tokens_per_second> <rest>``: answer ``<rest>`` (which may hold another
       directive) at this pace; ``0`` means unlimited.
     - ``/markdown``: a fixed reply with a heading, a list, bold, inline code and a code block.
+    - ``/tool <name> [<json arguments>]``: call that tool (one line per call, several lines for
+      several calls); once the results are in, the reply says what each tool returned.
+    - ``/tools``: list the tools the request offers.
 
     Unknown directives, and directives with a malformed count or pace, are normal prompts.
     ``options["maxTokens"]`` caps every reply; a reply cut short ends with
@@ -155,7 +158,20 @@ class BuiltinModel:
         """
         conversation = _read(request.messages)
         directive = _parse(conversation.prompt)
-        tokens = _reply_tokens(directive, conversation, default_tokens=self.default_tokens)
+        results = _tool_results(request.messages)
+        if directive.kind == "tool" and results is None:
+            for index, (name, arguments) in enumerate(_tool_lines(directive.text), 1):
+                yield ToolCallChunk(id=f"call_{conversation.turn}_{index}", name=name, arguments=arguments)
+            yield UsageChunk(input_tokens=conversation.input_tokens, output_tokens=0)
+            yield FinishChunk(reason="tool_calls")
+            return
+        if results is not None:
+            tokens: Iterator[str] = iter(_tokenize(results))
+        elif directive.kind == "tools":
+            names = [tool.get("function", {}).get("name", "?") for tool in request.tools]
+            tokens = iter(_tokenize("Tools I can call: " + (", ".join(names) or "none") + "."))
+        else:
+            tokens = _reply_tokens(directive, conversation, default_tokens=self.default_tokens)
         pace = _Pacer(directive.tokens_per_second if directive.paced else self.tokens_per_second)
         cap = _max_tokens(request.options)
         sent = 0
@@ -192,15 +208,41 @@ class _Pacer:
         await asyncio.sleep(max(0.0, due - self._loop.time()))
 
 
-def _read(messages: tuple[dict[str, str], ...]) -> _Conversation:
+def _read(messages: tuple[dict[str, Any], ...]) -> _Conversation:
     """Return the current prompt, the turn number, the first prompt and the input word count."""
-    prompts = [message.get("content", "") for message in messages if message.get("role") == "user"]
+    prompts = [message.get("content") or "" for message in messages if message.get("role") == "user"]
     return _Conversation(
         prompt=prompts[-1] if prompts else "",
         turn=max(1, len(prompts)),
         first_prompt=prompts[0] if prompts else "",
-        input_tokens=sum(len(message.get("content", "").split()) for message in messages),
+        input_tokens=sum(len(str(message.get("content") or "").split()) for message in messages),
     )
+
+
+def _tool_lines(text: str) -> list[tuple[str, str]]:
+    """Return ``(name, arguments JSON text)`` for each ``/tool`` line of a prompt."""
+    calls = []
+    for line in text.splitlines():
+        parts = line.strip().split(None, 2)
+        if len(parts) >= 2 and parts[0] == "/tool":
+            calls.append((parts[1], parts[2] if len(parts) > 2 else "{}"))
+    return calls
+
+
+def _tool_results(messages: tuple[dict[str, Any], ...]) -> str | None:
+    """Return a sentence per tool result if the request ends with tool results, else None."""
+    tail = list(itertools.takewhile(lambda m: m.get("role") == "tool", reversed(messages)))
+    if not tail:
+        return None
+    names = {
+        call.get("id"): call.get("function", {}).get("name", "the tool")
+        for message in messages
+        for call in message.get("tool_calls") or ()
+    }
+    said = [
+        f"{names.get(m.get('tool_call_id'), 'the tool')} returned {m.get('content')}." for m in reversed(tail)
+    ]
+    return "The tool " + " The tool ".join(said)
 
 
 def _parse(prompt: str) -> _Directive:
@@ -208,6 +250,10 @@ def _parse(prompt: str) -> _Directive:
     words = prompt.split("\n", 1)[0].split() if prompt.startswith("/") else []
     head = words[0] if words else ""
     arg = words[1] if len(words) > 1 else None
+    if head == "/tool" and arg is not None:
+        return _Directive(kind="tool", text=prompt)
+    if head == "/tools":
+        return _Directive(kind="tools", text=prompt)
     if head == "/echo":
         return _Directive(kind="echo", text=prompt[len("/echo ") :])
     if head == "/markdown":

@@ -187,6 +187,7 @@ LAYERS = {
     "snapshot": 3,
     "stores": 4,
     "models": 4,
+    "tools": 4,
     "live": 5,
     "turns": 6,
     "hub": 7,

@@ -1,0 +1,220 @@
+"""Run one tool call the model asked for and report how it went, never raising for the tool's faults.
+
+Where a tool runs:
+
+* an ``async def`` tool is awaited on the calling loop (the server thread),
+  bounded by ``asyncio.wait_for``; on timeout it is cancelled.  A tool that
+  swallows the cancellation keeps the call waiting: do not do that.
+* a plain function runs on a worker thread, so neither the server's loop nor
+  the kernel's main thread ever runs user code.  The workers belong to one
+  shared pool (:data:`MAX_WORKERS` threads named ``llmsock-tool-*``, created on
+  first use) unless the caller passes its own executor.
+
+A timed-out plain function cannot be stopped: Python has no way to kill a
+thread.  Its call is reported as ``timeout`` at once, its thread runs on until
+the function returns, and its result is then discarded.  The pool's bound
+means at most :data:`MAX_WORKERS` such stragglers; calls made while all workers
+are busy wait in the pool's queue, and that wait counts toward their timeout
+(a call that times out while queued never runs).  Interpreter exit waits for
+running workers, so a tool that never returns also delays the kernel's shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import threading
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .registry import ToolRegistry, check_timeout
+from .schema import InvalidArgument
+
+MAX_WORKERS = 4
+"""Threads in the shared pool for plain-function tools."""
+
+THREAD_NAME_PREFIX = "llmsock-tool"
+MAX_ERROR_CHARS = 500
+"""An exception's message is cut to this many characters in ``tool_error``."""
+
+ERROR_CODES = ("unknown_tool", "invalid_arguments", "tool_error", "timeout")
+
+log = logging.getLogger("llmsock.tools")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolOutcome:
+    """How one tool call went: its JSON result, or an error ``{"code", "message"}``.
+
+    ``code`` is one of :data:`ERROR_CODES`.  ``result`` is a JSON value (a
+    result that JSON cannot hold is given as its ``str()``).
+    """
+
+    ok: bool
+    result: Any = None
+    error: dict[str, str] | None = None
+    duration_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.ok != (self.error is None):
+            raise ValueError("an outcome is ok exactly when it has no error")
+        error = self.error
+        if error is not None and (set(error) != {"code", "message"} or error["code"] not in ERROR_CODES):
+            raise ValueError(f"an error is {{'code', 'message'}} with a known code, not {error!r}")
+
+    def content(self) -> str:
+        """Return the text of the ``{"role": "tool"}`` message: a string result as is, else JSON."""
+        if self.ok and isinstance(self.result, str):
+            return self.result
+        return json.dumps(self.result if self.ok else {"error": self.error}, ensure_ascii=False)
+
+
+async def call_tool(
+    registry: ToolRegistry,
+    name: str,
+    arguments_json: str,
+    *,
+    timeout: float,
+    executor: Executor | None = None,
+) -> ToolOutcome:
+    """Run the tool ``name`` of ``registry`` with the model's ``arguments_json`` and return the outcome.
+
+    Every fault of the model or the tool becomes an outcome: ``unknown_tool``,
+    ``invalid_arguments`` (not JSON, not an object, or not matching the schema),
+    ``tool_error`` (``"<ExceptionType>: <message>"``) or ``timeout``.  Blank
+    arguments count as ``{}``, since some providers send ``""`` for a call
+    without parameters.
+
+    Args:
+        registry: Where ``name`` is looked up; nothing else is ever resolved.
+        name: The tool's name as the model wrote it.
+        arguments_json: The arguments as the model wrote them, a JSON object.
+        timeout: Seconds the tool may run, unless it was registered with its own timeout.
+        executor: Where a plain function runs; the shared ``llmsock-tool`` pool when None.
+
+    Raises:
+        ValueError: ``timeout`` is not a positive number (the caller's bug, not the tool's).
+        asyncio.CancelledError: the call itself was cancelled (a plain function's thread runs on).
+    """
+    check_timeout(timeout)
+    started = time.perf_counter()
+    tool = registry.get(name)
+    if tool is None:
+        return _failed("unknown_tool", f"unknown tool {_short(repr(name))}", started)
+    try:
+        args, kwargs = tool.spec.bind(_decode(arguments_json))
+    except InvalidArgument as exc:
+        return _failed("invalid_arguments", str(exc), started)
+    limit = tool.timeout if tool.timeout is not None else timeout
+    try:
+        if tool.is_async:
+            raised, value = await asyncio.wait_for(_run_async(tool.fn, args, kwargs), limit)
+        else:
+            loop = asyncio.get_running_loop()
+            pending = loop.run_in_executor(executor or _shared_pool(), _run_sync, tool.fn, args, kwargs)
+            raised, value = await asyncio.wait_for(pending, limit)
+    except asyncio.TimeoutError:
+        # Only wait_for raises it here: the runners return the tool's own exceptions as values.
+        straggler = "" if tool.is_async else "; if it started, its thread runs on and its result is discarded"
+        log.warning("tool %r timed out after %g s%s", tool.name, limit, straggler)
+        return _failed("timeout", f"tool {tool.name!r} did not finish within {limit:g} s", started)
+    if raised:
+        log.info("tool %r failed", tool.name, exc_info=value)
+        return _failed("tool_error", _describe_exception(value), started)
+    return ToolOutcome(ok=True, result=value, duration_ms=_since(started))
+
+
+def shutdown_pool(*, wait: bool = False) -> None:
+    """Shut the shared pool down (queued calls are cancelled); the next call makes a new one."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix=THREAD_NAME_PREFIX)
+        return _pool
+
+
+def _decode(arguments_json: str) -> dict[str, Any]:
+    if not isinstance(arguments_json, str):
+        raise InvalidArgument(f"arguments must be JSON text, not {type(arguments_json).__name__}")
+    if not arguments_json.strip():
+        return {}
+    try:
+        arguments = json.loads(arguments_json, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArgument(f"arguments are not valid JSON: {_short(str(exc), 200)}") from None
+    if not isinstance(arguments, dict):
+        raise InvalidArgument(f"arguments must be a JSON object, not {type(arguments).__name__}")
+    return arguments
+
+
+def _refuse_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _run_sync(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """Call ``fn`` on this worker thread; return ``(raised, exception_or_json_result)``."""
+    try:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: no "was never awaited" warning
+            raise TypeError("the tool returned an awaitable; register an async def function instead")
+        return False, _jsonable(result)
+    except BaseException as exc:  # on a worker thread even SystemExit is only this tool's failure
+        return True, exc
+
+
+async def _run_async(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """Await ``fn`` on this loop; return ``(raised, exception_or_json_result)``.
+
+    CancelledError (the timeout, or the call being cancelled) passes through.
+    """
+    try:
+        return False, _jsonable(await fn(*args, **kwargs))
+    except (Exception, SystemExit) as exc:
+        return True, exc
+
+
+def _jsonable(value: Any) -> Any:
+    """Return ``value`` as a fresh JSON value; what JSON cannot hold becomes its ``str()``."""
+    try:
+        return json.loads(json.dumps(value, default=str, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+def _describe_exception(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:
+        message = "(its message could not be read)"
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _failed(code: str, message: str, started: float) -> ToolOutcome:
+    return ToolOutcome(ok=False, error={"code": code, "message": message}, duration_ms=_since(started))
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

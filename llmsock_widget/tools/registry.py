@@ -1,0 +1,157 @@
+"""The tools a model may call: plain Python functions registered by name.
+
+Users register from the kernel's main thread while the server thread reads, so
+every access goes through one lock.  Nothing outside a registry is ever called:
+a name the model makes up is looked up here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar, overload
+
+from .calculator import calculate
+from .clock import get_current_time
+from .schema import ToolSpec, describe
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RegisteredTool:
+    """One registered function, its schema and checks, and its own timeout (None: the caller's)."""
+
+    fn: Callable[..., Any]
+    spec: ToolSpec
+    timeout: float | None
+    is_async: bool
+
+    @property
+    def name(self) -> str:
+        """The name the model calls the tool by."""
+        return self.spec.name
+
+
+class ToolRegistry:
+    """Named tools with their schemas; safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tools: dict[str, RegisteredTool] = {}
+
+    @overload
+    def register(
+        self, fn: F, *, name: str | None = None, description: str | None = None, timeout: float | None = None
+    ) -> F: ...
+
+    @overload
+    def register(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def register(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Register ``fn`` as a tool and return it unchanged; without ``fn``, return a decorator.
+
+        Works as ``@registry.register``, ``@registry.register(name="x")`` and
+        ``registry.register(fn, timeout=5)``.  Registering a name again replaces the
+        tool, so re-running a notebook cell does what it says.
+
+        Args:
+            fn: The function (sync or ``async def``).
+            name: The tool's name (default ``fn.__name__``).
+            description: The tool's description (default: the docstring's first paragraph).
+            timeout: Seconds this tool may run; overrides the timeout of each call.
+
+        Raises:
+            TypeError: ``fn`` cannot be described as a tool (see :func:`tool_schema`).
+            ValueError: the name or the timeout is not allowed.
+        """
+        check_timeout(timeout)
+
+        def add(function: F) -> F:
+            spec = describe(function, name=name, description=description)
+            tool = RegisteredTool(fn=function, spec=spec, timeout=timeout, is_async=_is_async(function))
+            with self._lock:
+                self._tools[spec.name] = tool
+            return function
+
+        return add if fn is None else add(fn)
+
+    def unregister(self, name: str) -> None:
+        """Remove the tool called ``name``.
+
+        Raises:
+            KeyError: no tool has that name.
+        """
+        with self._lock:
+            del self._tools[name]
+
+    def get(self, name: str) -> RegisteredTool | None:
+        """Return the tool called ``name``, or None."""
+        with self._lock:
+            return self._tools.get(name) if isinstance(name, str) else None
+
+    def names(self) -> list[str]:
+        """Return the tools' names in registration order."""
+        with self._lock:
+            return list(self._tools)
+
+    def schemas(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """Return copies of the tools' schemas in registration order: all, or only those in ``names``.
+
+        Names in ``names`` that no tool has are ignored.
+        """
+        with self._lock:
+            tools = list(self._tools.values())
+        wanted = None if names is None else set(names)
+        return [copy.deepcopy(t.spec.schema) for t in tools if wanted is None or t.name in wanted]
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return isinstance(name, str) and name in self._tools
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tools)
+
+    def __repr__(self) -> str:
+        return f"<ToolRegistry {self.names()!r}>"
+
+
+def default_registry() -> ToolRegistry:
+    """Return a new registry holding the built-in tools, ``get_current_time`` and ``calculate``."""
+    registry = ToolRegistry()
+    registry.register(get_current_time)
+    registry.register(calculate)
+    return registry
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    # A callable object with ``async def __call__`` is a coroutine function too.
+    return inspect.iscoroutinefunction(fn) or (
+        not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+    )
+
+
+def check_timeout(timeout: object) -> None:
+    """Raise ValueError unless ``timeout`` is None or a positive finite number of seconds."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
