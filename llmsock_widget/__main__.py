@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import ServerStartError
 
@@ -19,7 +20,22 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the llmsock server in the foreground")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
-    serve.add_argument("--model", default="builtin", help="model: builtin or builtin:<tokens per second>")
+    serve.add_argument(
+        "--model",
+        default="builtin",
+        help="builtin, builtin:<tokens per second>, or openai:<model> for an OpenAI-compatible server",
+    )
+    serve.add_argument(
+        "--base-url",
+        default=None,
+        help="with openai:<model>: the server's URL (e.g. http://localhost:8000/v1)",
+    )
+    serve.add_argument(
+        "--api-key-env",
+        default=None,
+        metavar="VAR",
+        help="with openai:<model>: read the API key from this environment variable (default OPENAI_API_KEY)",
+    )
     serve.add_argument("--store-dir", default=None, help="keep sessions as JSON files in this directory")
     serve.add_argument(
         "--allow-origin",
@@ -46,11 +62,17 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(message)s")
     store = JsonFileStore(args.store_dir) if args.store_dir else MemoryStore()
+    model_options: dict[str, Any] = {}
+    if args.base_url:
+        model_options["base_url"] = args.base_url
+    if args.api_key_env:
+        model_options["api_key"] = os.environ.get(args.api_key_env)  # never on the command line
     try:
         server = ServerThread(
             host=args.host,
             port=args.port,
             model=args.model,
+            model_options=model_options,
             store=store,
             allowed_origins=args.allow_origin,
             allowed_hosts=args.allow_host,

@@ -2,7 +2,9 @@
 
 ``%llmsock``                    show the server's status
 ``%llmsock chat [SESSION]``     open a chat widget (on the default or a named session)
-``%llmsock model SPEC``         pick the model for new turns (``builtin``, ``builtin:<tokens/s>``)
+``%llmsock model SPEC [--base-url URL] [--api-key-env VAR]``
+                                pick the model for new turns: ``builtin``, ``builtin:<tokens/s>``,
+                                ``openai:<model>`` (key from $OPENAI_API_KEY or VAR, never typed here)
 ``%llmsock new [SESSION]``      make SESSION (or a fresh id) the default for ``%%llmsock`` and ``chat``
 ``%llmsock stop``               stop the server and free its port
 ``%%llmsock [SESSION]``         send the cell body as a prompt; stream the answer into the output
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Any
 
@@ -49,8 +52,9 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
     if command == "model":
         if not rest:
             return f"model: {kernel.get_server().model.name}"
-        kernel.get_server().set_model(resolve_model(rest[0]))
-        return f"model: {rest[0]}"
+        spec, options = _model_options(rest)
+        kernel.get_server().set_model(resolve_model(spec, **options))
+        return f"model: {spec}"
     if command == "new":
         _state["session"] = rest[0] if rest else new_id()
         return f"session: {_state['session']}"
@@ -58,6 +62,23 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
         kernel.stop_server()
         return "llmsock server stopped"
     raise ValueError(f"unknown %llmsock command {command!r}; try: status, chat, model, new, stop")
+
+
+def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
+    """Return the model spec and options of ``%llmsock model SPEC [--base-url URL] [--api-key-env VAR]``."""
+    spec, rest = args[0], args[1:]
+    options: dict[str, Any] = {}
+    while rest:
+        flag, value, rest = rest[0], (rest[1] if len(rest) > 1 else ""), rest[2:]
+        if flag == "--base-url" and value:
+            options["base_url"] = value
+        elif flag == "--api-key-env" and value:
+            options["api_key"] = os.environ.get(value)
+        else:
+            raise ValueError(
+                f"unknown or incomplete option {flag!r}; use --base-url URL or --api-key-env VAR"
+            )
+    return spec, options
 
 
 class Status:

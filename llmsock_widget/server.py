@@ -63,6 +63,7 @@ class ServerThread:
         port: int = 0,
         token: str | None = None,
         model: ChatModel | str | None = None,
+        model_options: dict[str, Any] | None = None,
         store: SessionStore | None = None,
         allowed_origins: Iterable[str] = (),
         allowed_hosts: Iterable[str] = (),
@@ -79,7 +80,7 @@ class ServerThread:
         self.requested_port = port
         self.port = 0
         self.token = token or secrets.token_urlsafe(32)
-        self.model = resolve_model(model)
+        self.model = resolve_model(model, **(model_options or {}))
         self.store: SessionStore = store if store is not None else MemoryStore()
         self.guard = Guard(token=self.token, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
         self.max_message_size = max_message_size
@@ -166,9 +167,13 @@ class ServerThread:
         """
         return self.tools.register(fn, **options)
 
-    def set_model(self, model: ChatModel | str) -> None:
-        """Use ``model`` for turns that start from now on; safe from any thread."""
-        resolved = resolve_model(model)
+    def set_model(self, model: ChatModel | str, **options: Any) -> None:
+        """Use ``model`` for turns that start from now on; safe from any thread.
+
+        ``model`` is a ChatModel or a spec (``"builtin"``, ``"openai:<name>"``) with ``options``
+        (e.g. ``base_url``, ``api_key``) as in :func:`~llmsock_widget.models.resolve_model`.
+        """
+        resolved = resolve_model(model, **options)
         self.model = resolved
         if self.loop is None:
             self.hub.model = resolved
@@ -279,6 +284,12 @@ class ServerThread:
         for conn in list(self.connections):
             conn.close(CLOSE_GOING_AWAY, "server stopping")
         await self.hub.close()
+        aclose = getattr(self.hub.model, "aclose", None)
+        if aclose is not None:  # e.g. the OpenAI client's connection pool on this loop
+            try:
+                await aclose()
+            except Exception:
+                log.warning("llmsock: closing the model failed", exc_info=True)
         if self._http is not None:
             await asyncio.wait_for(self._http.close_all_connections(), 5)
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

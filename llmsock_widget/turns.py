@@ -19,7 +19,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from .errors import ModelFailure
 from .events import (
@@ -37,6 +37,7 @@ from .live import LiveSession
 from .models.base import (
     ChatModel,
     FinishChunk,
+    ModelChunk,
     ModelRequest,
     ReasoningChunk,
     TextChunk,
@@ -173,47 +174,52 @@ async def _stream(
     live: LiveSession, model: ChatModel, request: ModelRequest, usage: list[int]
 ) -> tuple[str, list[ToolCallChunk], str]:
     """Stream one model call into events; return its text, its tool calls and why it stopped."""
-    turn_id, message_id = live.state.turn_id, live.message_id
-    text, calls, finish = "", [], "stop"
-    async for chunk in model.stream(request):
-        if not live.running.is_set():
-            await live.running.wait()  # paused: hold the model where it is, lose nothing
-        if isinstance(chunk, TextChunk):
-            if chunk.text:
-                text += chunk.text
-                live.emit(ModelDelta(**live.stamp(), turn_id=turn_id, text=chunk.text, message_id=message_id))
-        elif isinstance(chunk, ReasoningChunk):
-            if chunk.text:
-                live.emit(
-                    ModelReasoning(**live.stamp(), turn_id=turn_id, text=chunk.text, message_id=message_id)
-                )
+    step = _Step(live, usage)
+    stream = model.stream(request)
+    try:
+        async for chunk in stream:
+            if not live.running.is_set():
+                await live.running.wait()  # paused: hold the model where it is, lose nothing
+            step.take(chunk)
+    finally:
+        # Close the model's stream even when cancelled while paused (an HTTP response must not linger).
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return step.text, step.calls, step.finish
+
+
+class _Step:
+    """One model call's chunks turned into session events, with what the turn needs afterwards."""
+
+    def __init__(self, live: LiveSession, usage: list[int]) -> None:
+        self.live = live
+        self.usage = usage  # running totals over the turn's steps: [input, output]
+        self.text = ""
+        self.calls: list[ToolCallChunk] = []
+        self.finish = "stop"
+
+    def take(self, chunk: ModelChunk) -> None:
+        live = self.live
+        ids: dict[str, Any] = {"turn_id": live.state.turn_id, "message_id": live.message_id}
+        if isinstance(chunk, TextChunk) and chunk.text:
+            self.text += chunk.text
+            live.emit(ModelDelta(**live.stamp(), **ids, text=chunk.text))
+        elif isinstance(chunk, ReasoningChunk) and chunk.text:
+            live.emit(ModelReasoning(**live.stamp(), **ids, text=chunk.text))
         elif isinstance(chunk, ToolCallChunk):
-            calls.append(chunk)
+            self.calls.append(chunk)
             live.emit(
-                ToolCall(
-                    **live.stamp(),
-                    turn_id=turn_id,
-                    message_id=message_id,
-                    call_id=chunk.id,
-                    name=chunk.name,
-                    arguments=chunk.arguments,
-                )
+                ToolCall(**live.stamp(), **ids, call_id=chunk.id, name=chunk.name, arguments=chunk.arguments)
             )
         elif isinstance(chunk, UsageChunk):
-            usage[0] += chunk.input_tokens
-            usage[1] += chunk.output_tokens
+            self.usage[0] += chunk.input_tokens
+            self.usage[1] += chunk.output_tokens
             live.emit(
-                ModelUsage(
-                    **live.stamp(),
-                    turn_id=turn_id,
-                    message_id=message_id,
-                    input_tokens=usage[0],
-                    output_tokens=usage[1],
-                )
+                ModelUsage(**live.stamp(), **ids, input_tokens=self.usage[0], output_tokens=self.usage[1])
             )
         elif isinstance(chunk, FinishChunk) and chunk.reason == "length":
-            finish = "length"
-    return text, calls, finish
+            self.finish = "length"
 
 
 async def _run_tool(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import (
     ChatModel,
     FinishChunk,
@@ -28,13 +30,30 @@ __all__ = [
 ]
 
 
-def resolve_model(spec: str | ChatModel | None) -> ChatModel:
-    """Return the model named by ``spec`` ("builtin", "builtin:<tokens/s>") or ``spec`` itself."""
-    if spec is None or spec == "builtin":
-        return BuiltinModel()
-    if isinstance(spec, str):
-        if spec.startswith("builtin:"):
-            rate = spec.split(":", 1)[1]
-            return BuiltinModel(tokens_per_second=None if rate in ("", "max", "0") else float(rate))
-        raise ValueError(f"unknown model {spec!r}; use 'builtin' or 'builtin:<tokens per second>'")
-    return spec
+def resolve_model(spec: str | ChatModel | None, **options: Any) -> ChatModel:
+    """Return the model ``spec`` names, or ``spec`` itself if it is a model.
+
+    ``"builtin"`` / ``"builtin:<tokens per second>"`` (``builtin:0`` is unpaced) is the offline
+    model; ``"openai:<model>"`` is any OpenAI-compatible server, with ``options`` such as
+    ``base_url``, ``api_key``, ``temperature``, ``max_tokens``, ``timeout``, ``max_retries``
+    (see :class:`~llmsock_widget.models.openai_compat.OpenAICompatModel`).
+
+    Raises:
+        ValueError: an unknown spec, or options a builtin model does not take.
+    """
+    if not isinstance(spec, str) and spec is not None:
+        return spec
+    if spec is None or spec == "builtin" or spec.startswith("builtin:"):
+        if options:
+            raise ValueError(f"the builtin model takes no options (got {', '.join(sorted(options))})")
+        rate = spec.split(":", 1)[1] if spec and ":" in spec else "100"
+        try:
+            pace = float(rate) if rate not in ("", "max") else 0.0
+            return BuiltinModel(tokens_per_second=pace or None)
+        except ValueError:
+            raise ValueError(f"bad builtin pace {rate!r}: use builtin:<tokens per second>") from None
+    if spec.startswith("openai:"):
+        from .openai_compat import from_spec  # imports the openai package only when asked for
+
+        return from_spec(spec, **options)
+    raise ValueError(f"unknown model {spec!r}; use 'builtin', 'builtin:<tokens/s>' or 'openai:<model>'")

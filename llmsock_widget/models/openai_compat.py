@@ -1,0 +1,365 @@
+"""A ChatModel for any OpenAI-compatible chat completions server (OpenAI, vLLM, Ollama, OpenRouter, ...).
+
+The adapter streams with the official ``openai`` package and turns its chunks into
+:mod:`~llmsock_widget.models.base` chunks.  The chunk-reading rules live in the pure
+:class:`ChunkReader` (data in, model chunks out); :class:`OpenAICompatModel` only does the I/O
+and turns the client's exceptions into :class:`~llmsock_widget.errors.ModelFailure`:
+
+=================  ===========================================================
+code               when
+=================  ===========================================================
+auth_error         HTTP 401 or 403: the provider refused the API key
+model_not_found    HTTP 404: no such model (or a wrong ``base_url``)
+rate_limited       HTTP 429, with the ``Retry-After`` seconds when sent
+provider_error     HTTP 5xx, other 4xx, or an error object inside the stream
+timeout            no byte for ``timeout`` seconds, before or during the stream
+connection_error   the server could not be reached
+bad_response       a chunk that is not JSON, or that has no ``choices`` list
+stream_ended       the stream stopped before any ``finish_reason``
+=================  ===========================================================
+
+All are recoverable: the session goes on.  Retries: the client's own ``max_retries`` apply
+only to the initial request (connection errors, timeouts, 408/409/429/5xx) before any byte
+of the answer arrived; once the stream has started nothing is retried, so no token is ever
+shown twice.
+
+The API key never appears in an error message, a log line, ``repr(model)`` or ``name``:
+failures are raised outside the client exception's handler (no ``__context__`` to print),
+messages never quote the response body except a provider's own error text, and every message
+is scrubbed of the key and of anything that looks like one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import math
+import os
+import re
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import openai
+
+from ..errors import ModelFailure
+from .base import (
+    ModelChunk,
+    ModelRequest,
+)
+from .openai_chunks import ChunkReader, as_data
+
+__all__ = ["ChunkReader", "OpenAICompatModel", "from_spec"]
+
+PREFIX = "openai:"
+PLACEHOLDER_KEY = "not-needed"
+"""The key sent to a ``base_url`` server when none is configured (local servers ignore it)."""
+
+_MESSAGE_LIMIT = 300  # characters of a provider's own error text we pass on
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}|\bBearer\s+\S+", re.IGNORECASE)
+
+
+class OpenAICompatModel:
+    """Stream chat completions from an OpenAI-compatible server.
+
+    ``name`` is ``"openai:<model>"``.  Per request, ``options["temperature"]`` and
+    ``options["maxTokens"]`` override the defaults given here; ``request.tools`` go out as
+    ``tools``.  One client is kept per event loop, so the model can serve the hub's loop and a
+    test's loop alike.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        organization: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Configure the model; no request is made until :meth:`stream`.
+
+        Args:
+            model: the provider's model name (e.g. ``"gpt-4o-mini"``, ``"Qwen/Qwen2.5-7B-Instruct"``).
+            base_url: the server's API root (ending in ``/v1``); default ``OPENAI_BASE_URL``,
+                else OpenAI's own.
+            api_key: default ``OPENAI_API_KEY``.  With neither, a server named by ``base_url``
+                gets the placeholder ``"not-needed"`` (local vLLM, Ollama); OpenAI itself is refused.
+            temperature, max_tokens: defaults sent with every request (omitted when None).
+            timeout: seconds to wait to connect and for each read; a stream silent this long fails.
+            max_retries: the client's retries of the initial request; never applied mid-stream.
+            organization, default_headers: passed to the client as they are.
+
+        Raises:
+            ValueError: for an empty model name, a bad number, or no API key for OpenAI itself.
+        """
+        if not model:
+            raise ValueError("model must name the provider's model, e.g. 'gpt-4o-mini'")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, not {max_retries!r}")
+        self.model = model
+        self.name = PREFIX + model
+        # Environment variables are read here, once: OPENAI_BASE_URL and OPENAI_API_KEY.
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if key is None:
+            if self.base_url is None:
+                raise ValueError(
+                    "no OpenAI API key is configured: pass api_key=... or set OPENAI_API_KEY "
+                    "(a local server that needs no key: pass its base_url)"
+                )
+            key = PLACEHOLDER_KEY
+        self._key = _Secret(key)
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.organization = organization
+        self.default_headers = dict(default_headers or {})
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatModel(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def host(self) -> str:
+        """The server's host (and port) for messages; never credentials or paths."""
+        return _host(self.base_url)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        """Yield the answer to ``request``: text, reasoning, tool calls, then usage and finish.
+
+        Raises:
+            ModelFailure: with one of the codes in the module docstring.
+        """
+        reader = ChunkReader()
+        failure: ModelFailure | None = None
+        opened = False
+        try:
+            chunks = await self._client().chat.completions.create(
+                model=self.model,
+                messages=cast(Any, list(request.messages)),  # OpenAI format already
+                stream=True,
+                stream_options={"include_usage": True},
+                # Optional fields go as plain JSON: works across openai versions (omit vs NOT_GIVEN).
+                extra_body=self._options(request),
+            )
+            opened = True
+            # Closing the stream closes the HTTP response, also when the consumer is cancelled.
+            async with chunks:
+                async for chunk in chunks:
+                    for out in reader.feed(as_data(chunk)):
+                        yield out
+        except openai.APIError as exc:
+            failure = self._failure(exc, opened=opened, finished=reader.finished)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            failure = ModelFailure(f"{self.host} sent a stream chunk that is not JSON", code="bad_response")
+        # Raised here, outside the handler, so the client's exception (whose text may quote the
+        # response body) is not attached as __context__ to ours.
+        if failure is not None:
+            raise failure
+        for out in reader.end():
+            yield out
+
+    async def aclose(self) -> None:
+        """Close the client of the running event loop (the others close with their loops)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    def _client(self) -> openai.AsyncOpenAI:
+        # An HTTP connection pool belongs to one event loop: keep one client per loop, so the
+        # hub's loop reuses its connections.  The client's default HTTP client would, when
+        # garbage-collected after its loop closed, schedule its own closing on whatever loop
+        # runs then (and fail there); openai's DefaultAsyncHttpxClient has the same defaults
+        # without that finalizer.
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                api_key=self._key.value,
+                base_url=self.base_url,
+                organization=self.organization,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                default_headers=self.default_headers or None,
+                http_client=openai.DefaultAsyncHttpxClient(),
+            )
+            self._clients[loop] = client
+        return client
+
+    def _options(self, request: ModelRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        temperature = _temperature(request.options.get("temperature"), self.temperature)
+        if temperature is not None:
+            body["temperature"] = temperature
+        max_tokens = _max_tokens(request.options.get("maxTokens"), self.max_tokens)
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if request.tools:
+            body["tools"] = list(request.tools)
+        return body
+
+    def _failure(self, exc: openai.APIError, *, opened: bool, finished: bool) -> ModelFailure | None:
+        failure = _translate(exc, model=self.model, host=self.host, timeout=self.timeout, opened=opened)
+        if failure.code == "stream_ended" and finished:
+            return None  # the answer was complete; only the usage or [DONE] got lost
+        return ModelFailure(_scrub(failure.message, self._key.value), code=failure.code)
+
+
+def from_spec(
+    spec: str, *, base_url: str | None = None, api_key: str | None = None, **options: Any
+) -> OpenAICompatModel:
+    """Return the model named by ``"openai:<model>"``; ``options`` are :class:`OpenAICompatModel` settings.
+
+    The model name is everything after the first colon, so ``"openai:qwen2.5:7b"`` names
+    ``"qwen2.5:7b"``.
+
+    Raises:
+        ValueError: if ``spec`` does not start with ``"openai:"`` or names no model.
+    """
+    if not spec.startswith(PREFIX) or not spec[len(PREFIX) :].strip():
+        raise ValueError(f"expected 'openai:<model name>', not {spec!r}")
+    return OpenAICompatModel(model=spec[len(PREFIX) :].strip(), base_url=base_url, api_key=api_key, **options)
+
+
+# --- options and errors --------------------------------------------------------------------------
+
+
+class _Secret:
+    """A string that never shows itself in a repr."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+def _temperature(value: object, default: float | None) -> float | None:
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    ):
+        return float(value)
+    return default
+
+
+def _max_tokens(value: object, default: int | None) -> int | None:
+    # bool is an int subclass; True is not a sensible cap.  Providers refuse 0.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return default
+
+
+def _translate(exc: openai.APIError, *, model: str, host: str, timeout: float, opened: bool) -> ModelFailure:
+    """Return the failure ``exc`` stands for; its message may still need scrubbing."""
+    if isinstance(exc, openai.APIStatusError):
+        return _status_failure(exc, model=model, host=host)
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelFailure(f"{host} sent nothing for {timeout:g} seconds", code="timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        if opened:
+            return ModelFailure(
+                f"the connection to {host} closed before the answer finished", code="stream_ended"
+            )
+        return ModelFailure(f"could not connect to {host}", code="connection_error")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ModelFailure(f"{host} sent a response of the wrong shape", code="bad_response")
+    # An error object inside the stream ({"error": {...}}): the provider's own words help most.
+    return ModelFailure(f"the provider reported an error: {_quote(exc.message)}", code="provider_error")
+
+
+def _status_failure(exc: openai.APIStatusError, *, model: str, host: str) -> ModelFailure:
+    status = exc.status_code
+    if status in (401, 403):
+        return ModelFailure(f"the provider refused the API key (HTTP {status})", code="auth_error")
+    if status == 404:
+        return ModelFailure(
+            f"{host} has no model {model!r} (HTTP 404; check the model name and base_url)",
+            code="model_not_found",
+        )
+    if status == 429:
+        wait = _retry_after(exc.response.headers, now=time.time())
+        hint = f"; retry after {_seconds(wait)} seconds" if wait is not None else ""
+        return ModelFailure(f"the provider is rate limiting requests (HTTP 429){hint}", code="rate_limited")
+    if status >= 500:
+        return ModelFailure(f"the provider failed (HTTP {status})", code="provider_error")
+    # 400, 413, 422: the request was refused (context too long, bad tool schema); say why.
+    detail = _provider_message(exc.body)
+    return ModelFailure(
+        f"the provider refused the request (HTTP {status})" + (f": {detail}" if detail else ""),
+        code="provider_error",
+    )
+
+
+def _provider_message(body: object) -> str:
+    """Return the ``message`` of an OpenAI-style error body, quoted and cut short, or ""."""
+    if isinstance(body, dict):
+        message = body.get("message")
+        if message is None and isinstance(body.get("error"), dict):
+            message = body["error"].get("message")
+        if isinstance(message, str):
+            return _quote(message)
+    return ""
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _retry_after(headers: Mapping[str, str], *, now: float) -> float | None:
+    """Return the seconds the server asks us to wait (``retry-after-ms`` or ``Retry-After``), if any."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value) if scale == 1.0 else None
+            if parsed is None:
+                continue
+            seconds = email.utils.mktime_tz(parsed) - now
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+def _seconds(value: float) -> str:
+    # Whole seconds (rounded up) unless it is under one: "7", "120", "0.25".
+    return str(math.ceil(value)) if value >= 1 else f"{value:.2g}"
+
+
+def _host(base_url: str | None) -> str:
+    if not base_url:
+        return "api.openai.com"
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or "the server"
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "the server"
+
+
+def _scrub(message: str, key: str) -> str:
+    """Return ``message`` with ``key`` and anything that looks like a key or bearer token masked."""
+    if key and key != PLACEHOLDER_KEY:
+        message = message.replace(key, "***")
+    return _KEY_LIKE.sub("***", message)
