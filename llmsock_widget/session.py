@@ -107,6 +107,7 @@ class InteractionState:
     model: str = ""
     created_at: int = 0
     updated_at: int = 0
+    dropped_turns: int = 0  # earlier turns left out of this state to keep its snapshot small
 
 
 def new_state(session_id: str, *, ts: int = 0, model: str = "") -> InteractionState:

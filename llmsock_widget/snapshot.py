@@ -12,6 +12,7 @@ Snapshots hold no secrets: the state has no place for a token or a key.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Callable
 
 from .errors import CorruptSnapshot, SnapshotVersionError
@@ -38,6 +39,7 @@ def encode(state: InteractionState) -> dict[str, Any]:
         "model": state.model,
         "createdAt": state.created_at,
         "updatedAt": state.updated_at,
+        "droppedTurns": state.dropped_turns,
         "messages": [_encode_message(m) for m in state.messages],
         "current": _encode_message(state.current) if state.current else None,
     }
@@ -69,6 +71,7 @@ def decode(data: Any) -> InteractionState:
             model=_str(data, "model", allow_empty=True),
             created_at=_int(data, "createdAt"),
             updated_at=_int(data, "updatedAt"),
+            dropped_turns=_int(data, "droppedTurns") if "droppedTurns" in data else 0,
             messages=tuple(_decode_message(m) for m in _list(data, "messages")),
             current=_decode_message(current) if current is not None else None,
         )
@@ -84,6 +87,45 @@ def _check_consistent(state: InteractionState) -> None:
         raise CorruptSnapshot("snapshot is malformed: 'current' must be set exactly while streaming")
     if (state.phase == "idle") != (state.turn_id is None):
         raise CorruptSnapshot("snapshot is malformed: 'turnId' must be set exactly during a turn")
+
+
+DEFAULT_MAX_CHARS = 256 * 1024
+
+
+def fit(state: InteractionState, *, max_chars: int = DEFAULT_MAX_CHARS) -> InteractionState:
+    """Return ``state`` with its oldest turns dropped until its snapshot is at most ``max_chars`` long.
+
+    The policy keeps a notebook small: whole turns (a user message and what answered it) go,
+    oldest first, and ``dropped_turns`` counts them; the latest turn and the streaming answer
+    are always kept, so a snapshot may stay over the cap when one turn alone is larger.
+    """
+    size = len(dumps(state))
+    messages = list(state.messages)
+    dropped = 0
+    while size > max_chars:
+        cut = _first_turn_length(messages)
+        if cut == 0 or cut == len(messages):
+            break
+        size -= sum(
+            len(json.dumps(_encode_message(m), ensure_ascii=False, separators=(",", ":"))) + 1
+            for m in messages[:cut]
+        )
+        del messages[:cut]
+        dropped += 1
+    if not dropped:
+        return state
+    return replace(state, messages=tuple(messages), dropped_turns=state.dropped_turns + dropped)
+
+
+def _first_turn_length(messages: list[Message]) -> int:
+    """Return how many leading messages make up the first turn (0 if there are none)."""
+    if not messages:
+        return 0
+    turn = messages[0].turn_id
+    count = 0
+    while count < len(messages) and messages[count].turn_id == turn:
+        count += 1
+    return count
 
 
 def dumps(state: InteractionState) -> str:

@@ -289,3 +289,34 @@ def test_state_type_has_no_place_for_secrets() -> None:
     names = {f.name.lower() for f in dataclasses.fields(InteractionState)}
     names |= {f.name.lower() for f in dataclasses.fields(Message)}
     assert not {n for n in names if "token" in n or "key" in n or "secret" in n}
+
+
+def _long_state(turns: int, chars: int) -> InteractionState:
+    messages = []
+    for n in range(turns):
+        messages.append(Message(id=f"m{n}", role="user", text=f"question {n}", turn_id=f"t{n}", ts=n))
+        messages.append(Message(id=f"t{n}:a", role="assistant", text="x" * chars, turn_id=f"t{n}", ts=n))
+    return dataclasses.replace(new_state("big"), messages=tuple(messages), seq=2 * turns)
+
+
+def test_fit_drops_oldest_whole_turns_to_meet_the_cap() -> None:
+    """fit() drops the oldest turns (both messages) until the snapshot fits, and counts them."""
+    state = _long_state(turns=20, chars=1000)
+    fitted = snapshot.fit(state, max_chars=8000)
+    assert len(snapshot.dumps(fitted)) <= 8000
+    assert fitted.dropped_turns == 20 - len(fitted.messages) // 2
+    assert fitted.messages[-1] == state.messages[-1] and fitted.messages[0].role == "user"
+    assert snapshot.loads(snapshot.dumps(fitted)) == fitted
+
+
+def test_fit_keeps_a_state_that_already_fits() -> None:
+    """A state under the cap comes back unchanged."""
+    state = _long_state(turns=2, chars=10)
+    assert snapshot.fit(state, max_chars=100_000) is state
+
+
+def test_fit_always_keeps_the_latest_turn() -> None:
+    """Even when one turn alone is over the cap, the latest turn is kept (the cap is a goal, not a cut)."""
+    state = _long_state(turns=3, chars=50_000)
+    fitted = snapshot.fit(state, max_chars=1000)
+    assert [m.turn_id for m in fitted.messages] == ["t2", "t2"] and fitted.dropped_turns == 2
