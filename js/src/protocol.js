@@ -11,6 +11,7 @@ export const WIDGET_PROTOCOL = "llmsock-widget/1";
 
 const SESSION_STATUSES = new Set(["idle", "generating", "paused"]);
 const MESSAGE_STATUSES = new Set(["complete", "streaming", "aborted", "error", "length"]);
+const TOOL_STATUSES = new Set(["running", "complete", "error"]);
 const FINISH_STATUS = { stop: "complete", length: "length", aborted: "aborted" };
 
 const str = (value, fallback = "") => (typeof value === "string" ? value : fallback);
@@ -34,9 +35,57 @@ function usageOf(value) {
   return inputTokens === null && outputTokens === null ? null : { inputTokens, outputTokens };
 }
 
-function errorOf(value) {
+function errorOf(value, fallbackCode = "model_error") {
   if (!isObject(value)) return null;
-  return { code: str(value.code, "model_error"), message: str(value.message) };
+  return { code: str(value.code, fallbackCode), message: str(value.message) };
+}
+
+/**
+ * The text of a tool call's arguments: a string is kept as the model wrote it (it may be
+ * invalid JSON), any other JSON value becomes pretty JSON text; missing arguments are "".
+ */
+export function argumentsText(value) {
+  if (typeof value === "string") return value;
+  if (value === undefined) return "";
+  try {
+    return JSON.stringify(value, null, 2) ?? "";
+  } catch {
+    return String(value);
+  }
+}
+
+function toolCallOf(value) {
+  if (!isObject(value)) return null;
+  return { id: str(value.id), name: str(value.name), arguments: argumentsText(value.arguments) };
+}
+
+function toolResultOf(value) {
+  if (!isObject(value)) return null;
+  const ok = value.ok === true;
+  return {
+    id: str(value.id),
+    name: str(value.name),
+    ok,
+    result: value.result === undefined ? null : value.result,
+    // A failed call always has an error to show, even if the server sent none.
+    error: ok ? null : (errorOf(value.error, "tool_error") ?? { code: "tool_error", message: "" }),
+    durationMs: int(value.durationMs),
+  };
+}
+
+// One tool record of a history message (its arguments are the JSON text the model wrote).
+function toolRecordOf(value) {
+  if (!isObject(value)) return null;
+  const error = errorOf(value.error, "tool_error");
+  return {
+    id: str(value.id),
+    name: str(value.name),
+    arguments: argumentsText(value.arguments),
+    status: TOOL_STATUSES.has(value.status) ? value.status : error ? "error" : "complete",
+    result: value.result === undefined ? null : value.result,
+    error,
+    durationMs: int(value.durationMs),
+  };
 }
 
 /** Normalize one history message (snapshot shape, protocol section 13); null if unusable. */
@@ -53,6 +102,8 @@ export function normalizeMessage(raw) {
     error: errorOf(raw.error),
     turnId,
     usage: usageOf(raw.usage),
+    reasoning: str(raw.reasoning),
+    tools: Array.isArray(raw.tools) ? raw.tools.map(toolRecordOf).filter((t) => t !== null) : [],
   };
 }
 
@@ -85,7 +136,14 @@ const BUILDERS = {
   "user.message": (e) => ({ text: str(e.text), messageId: str(e.messageId) }),
   "status.status": (e) => ({ status: SESSION_STATUSES.has(e.status) ? e.status : "idle" }),
   "model.start": (e) => ({ model: str(e.model), messageId: str(e.messageId) }),
-  "model.delta": (e) => ({ text: str(e.text) }),
+  // A delta carries answer text, reasoning text, a tool call or a tool result (the server sends
+  // one per event; each missing part is ""/null so the reducer can apply them all).
+  "model.delta": (e) => ({
+    text: str(e.text),
+    reasoning: str(e.reasoning),
+    toolCall: toolCallOf(e.toolCall),
+    toolResult: toolResultOf(e.toolResult),
+  }),
   "model.usage": (e) => ({ usage: usageOf(e) }),
   "model.end": (e) => ({
     finishReason: str(e.finishReason, "stop"),

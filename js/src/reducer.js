@@ -9,6 +9,12 @@ import { assistantId, finishStatus } from "./protocol.js";
 /** Most notices kept; older ones are dropped first. */
 export const MAX_NOTICES = 100;
 
+/** The error of a tool call whose turn ended before it finished (as the server records it). */
+export const TOOL_ABORTED = Object.freeze({
+  code: "aborted",
+  message: "the turn ended before the tool finished",
+});
+
 // Events that belong to the session's sequence (protocol section 5.1); replies have none.
 const SESSION_EVENTS = new Set([
   "user.message",
@@ -57,8 +63,69 @@ function newAssistant(turnId, fields = {}) {
     error: null,
     turnId,
     usage: null,
+    reasoning: "",
+    tools: [],
     ...fields,
   };
+}
+
+// Tool records: {id, name, arguments (text), status, result, error, durationMs}. A changed
+// record is a new object; the others (and the array, if nothing changed) are kept.
+function upsertTool(tools, id, update) {
+  const list = tools ?? [];
+  const index = list.findIndex((t) => t.id === id);
+  const base =
+    index === -1
+      ? { id, name: "", arguments: "", status: "running", result: null, error: null, durationMs: null }
+      : list[index];
+  const next = list.slice();
+  if (index === -1) next.push(update(base));
+  else next[index] = update(base);
+  return next;
+}
+
+function applyToolCall(tools, call) {
+  return upsertTool(tools, call.id, (t) => ({ ...t, name: call.name || t.name, arguments: call.arguments }));
+}
+
+function applyToolResult(tools, result) {
+  // A result for a call never seen (its event was missed) still gets a record.
+  return upsertTool(tools, result.id, (t) => ({
+    ...t,
+    name: result.name || t.name,
+    status: result.ok ? "complete" : "error",
+    result: result.result,
+    error: result.ok ? null : result.error,
+    durationMs: result.durationMs,
+  }));
+}
+
+// A turn that ends while tools still run (abort, failure): those calls end as errors, as the
+// server's session records them. Returns the same message if no tool is running.
+function stopTools(message) {
+  if (!Array.isArray(message.tools) || !message.tools.some((t) => t.status === "running")) {
+    return message;
+  }
+  const tools = message.tools.map((t) =>
+    t.status === "running" ? { ...t, status: "error", error: TOOL_ABORTED } : t,
+  );
+  return { ...message, tools };
+}
+
+function applyDelta(state, event) {
+  const text = typeof event.text === "string" ? event.text : "";
+  const reasoning = typeof event.reasoning === "string" ? event.reasoning : "";
+  const call = event.toolCall ?? null;
+  const result = event.toolResult ?? null;
+  if (text === "" && reasoning === "" && call === null && result === null) return state;
+  return updateAssistant(state, event, (m) => {
+    let next = m;
+    if (text !== "") next = { ...next, text: next.text + text };
+    if (reasoning !== "") next = { ...next, reasoning: (next.reasoning ?? "") + reasoning };
+    if (call !== null) next = { ...next, tools: applyToolCall(next.tools, call) };
+    if (result !== null) next = { ...next, tools: applyToolResult(next.tools, result) };
+    return next;
+  });
 }
 
 // Replace the assistant message of the event's turn with update(message), or append
@@ -84,7 +151,9 @@ function applyHistory(state, event) {
   if (event.sequence !== null && state.lastSeq !== null && event.sequence < state.lastSeq) {
     return state;
   }
-  const messages = event.current ? [...event.messages, event.current] : event.messages;
+  // A finished message cannot have a running tool; the current one can.
+  const finished = event.messages.map(stopTools);
+  const messages = event.current ? [...finished, event.current] : finished;
   // Notices are not in the history; keep those whose place still exists.
   const notices = state.notices.filter((n) => n.afterIndex <= messages.length);
   return {
@@ -132,13 +201,12 @@ function applySessionEvent(state, event) {
       if (findAssistant(state.messages, event.turnId) !== -1 && event.turnId) return state;
       return { ...state, messages: [...state.messages, newAssistant(event.turnId)] };
     case "model.delta":
-      if (event.text === "") return state;
-      return updateAssistant(state, event, (m) => ({ ...m, text: m.text + event.text }));
+      return applyDelta(state, event);
     case "model.usage":
       return updateAssistant(state, event, (m) => ({ ...m, usage: event.usage }));
     case "model.end":
       return updateAssistant(state, event, (m) => ({
-        ...m,
+        ...stopTools(m),
         status: finishStatus(event.finishReason),
         // The end event carries the whole answer: it wins over the concatenated deltas.
         text: event.text ?? m.text,
@@ -146,7 +214,7 @@ function applySessionEvent(state, event) {
       }));
     case "model.error":
       return updateAssistant(state, event, (m) => ({
-        ...m,
+        ...stopTools(m),
         status: "error",
         text: event.text ?? m.text,
         error: { code: event.code, message: event.message },

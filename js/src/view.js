@@ -2,7 +2,10 @@
 // no protocol logic. Painting happens at most once per animation frame; messages are compared
 // by identity (the reducer replaces only the objects that changed), so a streaming delta
 // re-renders one message, never the transcript. Text reaches the DOM only as textContent or as
-// HTML from the sanitizing markdown renderer.
+// HTML from the sanitizing markdown renderer. An answer's reasoning and tool calls are painted
+// by steps.js, in place, so their open/closed state survives the deltas that follow.
+
+import { createSteps } from "./steps.js";
 
 const BUSY = new Set(["generating", "paused"]);
 
@@ -104,6 +107,7 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
   let shownMessages = []; // message objects painted, by index
   let messageEls = [];
   const noticeEls = new Map(); // notice id -> element
+  const stepsOf = new WeakMap(); // assistant message element -> its steps painter
 
   function canSend() {
     return current !== null && current.connection.state === "open" && textarea.value.trim() !== "";
@@ -142,6 +146,11 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     node.setAttribute("data-status", message.status);
     // Screen readers wait for a streaming answer instead of reading every partial render.
     node.setAttribute("aria-busy", message.status === "streaming" ? "true" : "false");
+    const steps = stepsOf.get(node);
+    if (steps && (!previous || previous.reasoning !== message.reasoning)) {
+      steps.paintReasoning(message.reasoning ?? "");
+    }
+    if (steps && (!previous || previous.tools !== message.tools)) steps.paintTools(message.tools ?? []);
     if (!previous || previous.text !== message.text || previous.role !== message.role) {
       paintBody(node, message);
     }
@@ -152,6 +161,11 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
 
   function createMessage(message) {
     const node = h(document, "div", { class: "llmsock-msg", "data-role": message.role });
+    if (message.role === "assistant") {
+      const container = h(document, "div", { class: "llmsock-steps" });
+      node.append(container);
+      stepsOf.set(node, createSteps(container));
+    }
     node.append(h(document, "div", { class: message.role === "user" ? "llmsock-body" : "llmsock-body llmsock-md" }));
     paintMessage(node, message, null);
     return node;

@@ -104,6 +104,17 @@ export const frames = {
   status: (seq, status) => envelope("status", { type: "status", status }, { sequence: seq }),
   start: (seq, turnId = "t1") => envelope("model", { type: "start", model: "builtin", messageId: `m-${turnId}` }, { sequence: seq, turnId }),
   delta: (seq, text, turnId = "t1") => envelope("model", { type: "delta", text }, { sequence: seq, turnId }),
+  reasoning: (seq, reasoning, turnId = "t1") => envelope("model", { type: "delta", reasoning }, { sequence: seq, turnId }),
+  toolCall: (seq, id, name, args, turnId = "t1") =>
+    envelope("model", { type: "delta", toolCall: { id, name, arguments: args } }, { sequence: seq, turnId }),
+  toolOk: (seq, id, name, result, durationMs = 2, turnId = "t1") =>
+    envelope("model", { type: "delta", toolResult: { id, name, ok: true, result, error: null, durationMs } }, { sequence: seq, turnId }),
+  toolError: (seq, id, name, code, message, durationMs = 1, turnId = "t1") =>
+    envelope(
+      "model",
+      { type: "delta", toolResult: { id, name, ok: false, result: null, error: { code, message }, durationMs } },
+      { sequence: seq, turnId },
+    ),
   usage: (seq, turnId = "t1") => envelope("model", { type: "usage", inputTokens: 3, outputTokens: 4 }, { sequence: seq, turnId }),
   end: (seq, finishReason, text, turnId = "t1") => envelope("model", { type: "end", finishReason, text }, { sequence: seq, turnId }),
   modelError: (seq, text, turnId = "t1") =>

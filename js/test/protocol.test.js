@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  argumentsText,
   control,
   createIdGenerator,
   encode,
@@ -48,6 +49,78 @@ test("parse keeps the fields each fixture event carries", () => {
   assert.equal(byName["error reply"].requestId, "m9");
   assert.equal(byName["pong"].type, "pong");
   assert.equal(byName["control result"].seq, null);
+});
+
+test("parse reads reasoning, tool calls and tool results from the fixture deltas", () => {
+  const byName = Object.fromEntries(loadServerEvents().map((c) => [c.name, parse(JSON.stringify(c.envelope))]));
+  const reasoning = byName["model reasoning"];
+  assert.deepEqual(
+    [reasoning.type, reasoning.text, reasoning.reasoning, reasoning.toolCall, reasoning.toolResult],
+    ["model.delta", "", "Think: 2+2", null, null],
+  );
+  const call = byName["tool call"];
+  assert.equal(call.type, "model.delta");
+  assert.equal(call.text, "");
+  assert.deepEqual(call.toolCall, { id: "call_1", name: "calculate", arguments: '{\n  "expression": "2+2"\n}' });
+  assert.deepEqual(byName["tool call with invalid json arguments"].toolCall, {
+    id: "call_2",
+    name: "calculate",
+    arguments: '{"expression": ',
+  });
+  assert.deepEqual(byName["tool result ok"].toolResult, {
+    id: "call_1", name: "calculate", ok: true, result: 4, error: null, durationMs: 2,
+  });
+  assert.deepEqual(byName["tool result error"].toolResult, {
+    id: "call_1",
+    name: "calculate",
+    ok: false,
+    result: null,
+    error: { code: "tool_error", message: "ZeroDivisionError: division by zero" },
+    durationMs: 1,
+  });
+  assert.deepEqual([byName["model delta"].reasoning, byName["model delta"].toolCall], ["", null]);
+});
+
+test("argumentsText keeps strings as written and pretty-prints other JSON values", () => {
+  assert.equal(argumentsText('{"a":1}'), '{"a":1}');
+  assert.equal(argumentsText("not json"), "not json");
+  assert.equal(argumentsText({ a: [1] }), '{\n  "a": [\n    1\n  ]\n}');
+  assert.equal(argumentsText(3), "3");
+  assert.equal(argumentsText(null), "null");
+  assert.equal(argumentsText(undefined), "");
+});
+
+test("parse reads reasoning and tool records of history messages", () => {
+  const event = parse(
+    JSON.stringify(
+      frames.history(
+        9,
+        [
+          {
+            id: "t1:a", role: "assistant", text: "4", turnId: "t1", ts: 2, status: "complete", reasoning: "Think",
+            tools: [
+              { id: "c1", name: "calculate", arguments: '{"expression":"2+2"}', status: "complete", result: 4 },
+              { id: "c2", name: "calculate", arguments: "{bad", status: "error", error: { code: "invalid_arguments", message: "m" } },
+              { id: "c3", name: "clock", arguments: "{}", status: "complete" },
+              "junk",
+            ],
+          },
+          { id: "m2", role: "user", text: "q", turnId: "t2", ts: 3, status: "complete" },
+        ],
+        { id: "t2:a", role: "assistant", text: "", turnId: "t2", ts: 4, status: "streaming", tools: [{ id: "c4", name: "slow", arguments: "{}", status: "running" }] },
+        "generating",
+      ),
+    ),
+  );
+  const [answer, user] = event.messages;
+  assert.equal(answer.reasoning, "Think");
+  assert.deepEqual(answer.tools, [
+    { id: "c1", name: "calculate", arguments: '{"expression":"2+2"}', status: "complete", result: 4, error: null, durationMs: null },
+    { id: "c2", name: "calculate", arguments: "{bad", status: "error", result: null, error: { code: "invalid_arguments", message: "m" }, durationMs: null },
+    { id: "c3", name: "clock", arguments: "{}", status: "complete", result: null, error: null, durationMs: null },
+  ]);
+  assert.deepEqual([user.reasoning, user.tools], ["", []]);
+  assert.equal(event.current.tools[0].status, "running");
 });
 
 test("parse turns a get_history result into a history event", () => {

@@ -231,3 +231,134 @@ test("every fixture envelope reduces without throwing", () => {
   for (const c of loadServerEvents()) s = reduce(s, ev(c.envelope));
   assert.ok(Array.isArray(s.messages));
 });
+
+// --- reasoning and tools ---
+
+const toolTurn = () => run(ready(), frames.user(1, "q"), frames.start(2));
+
+test("the assistant message starts with no reasoning and no tools", () => {
+  const m = toolTurn().messages[1];
+  assert.equal(m.reasoning, "");
+  assert.deepEqual(m.tools, []);
+});
+
+test("reasoning deltas accumulate apart from the text and never append undefined", () => {
+  const s = run(toolTurn(), frames.reasoning(3, "Think: "), frames.reasoning(4, "2+2"), frames.delta(5, "4"));
+  assert.equal(s.messages[1].reasoning, "Think: 2+2");
+  assert.equal(s.messages[1].text, "4");
+  assert.ok(!s.messages[1].text.includes("undefined"));
+});
+
+test("a delta with nothing in it changes no message", () => {
+  const s = toolTurn();
+  const after = reduce(s, ev(envelopeDelta(3, {})));
+  assert.equal(after.messages, s.messages);
+  assert.equal(after.lastSeq, 3);
+  // An event built by hand without a text field must not append "undefined" either.
+  const handMade = reduce(s, { type: "model.delta", seq: 4, turnId: "t1", reasoning: "r" });
+  assert.equal(handMade.messages[1].text, "");
+  assert.equal(handMade.messages[1].reasoning, "r");
+});
+
+function envelopeDelta(seq, fields) {
+  return { name: "interaction.model", data: { kind: "model", event: { type: "delta", ...fields }, meta: { sequence: seq, turnId: "t1", timestamp: 1 } } };
+}
+
+test("a tool call adds a running record with pretty JSON arguments", () => {
+  const s = run(toolTurn(), frames.toolCall(3, "call_1", "calculate", { expression: "2+2" }));
+  assert.deepEqual(s.messages[1].tools, [
+    { id: "call_1", name: "calculate", arguments: '{\n  "expression": "2+2"\n}', status: "running", result: null, error: null, durationMs: null },
+  ]);
+  assert.equal(s.messages[1].text, "");
+});
+
+test("a tool call with invalid JSON arguments keeps the raw string", () => {
+  const fixture = loadServerEvents().find((c) => c.name === "tool call with invalid json arguments");
+  const s = reduce(toolTurn(), ev(fixture.envelope));
+  assert.equal(s.messages[1].tools[0].arguments, '{"expression": ');
+  assert.equal(s.messages[1].tools[0].status, "running");
+});
+
+test("an ok tool result completes its call with result and duration", () => {
+  const s = run(toolTurn(), frames.toolCall(3, "c1", "calculate", { expression: "2+2" }), frames.toolOk(4, "c1", "calculate", 4, 2));
+  const [tool] = s.messages[1].tools;
+  assert.deepEqual(
+    [tool.status, tool.result, tool.error, tool.durationMs, tool.arguments],
+    ["complete", 4, null, 2, '{\n  "expression": "2+2"\n}'],
+  );
+});
+
+test("an error tool result marks its call as error with code and message", () => {
+  const s = run(toolTurn(), frames.toolCall(3, "c1", "calculate", { expression: "1/0" }), frames.toolError(4, "c1", "calculate", "tool_error", "ZeroDivisionError: division by zero"));
+  const [tool] = s.messages[1].tools;
+  assert.equal(tool.status, "error");
+  assert.deepEqual(tool.error, { code: "tool_error", message: "ZeroDivisionError: division by zero" });
+  assert.equal(tool.durationMs, 1);
+});
+
+test("tool results find their call by id and replace only that record", () => {
+  const before = run(toolTurn(), frames.toolCall(3, "a", "one", {}), frames.toolCall(4, "b", "two", {}));
+  const after = run(before, frames.toolOk(5, "b", "two", "ok"));
+  assert.equal(after.messages[1].tools[0], before.messages[1].tools[0], "the other record is reused");
+  assert.deepEqual(after.messages[1].tools.map((t) => [t.id, t.status]), [["a", "running"], ["b", "complete"]]);
+  assert.equal(before.messages[1].tools[1].status, "running", "the old state is not mutated");
+  const orphan = run(after, frames.toolOk(6, "z", "late", 1));
+  assert.deepEqual(orphan.messages[1].tools.map((t) => [t.id, t.name, t.status]).at(-1), ["z", "late", "complete"]);
+});
+
+test("the fixture tool events build one call with its result", () => {
+  const byName = Object.fromEntries(loadServerEvents().map((c) => [c.name, c.envelope]));
+  const s = run(toolTurn(), byName["model reasoning"], byName["tool call"], byName["tool result ok"]);
+  assert.equal(s.messages[1].reasoning, "Think: 2+2");
+  assert.deepEqual(s.messages[1].tools.map((t) => [t.id, t.status, t.result]), [["call_1", "complete", 4]]);
+});
+
+test("a turn that ends while a tool runs marks it error aborted", () => {
+  const base = run(toolTurn(), frames.toolCall(3, "done", "fast", {}), frames.toolOk(4, "done", "fast", 1), frames.toolCall(5, "slow", "sleep", {}));
+  for (const last of [frames.end(6, "aborted", ""), frames.modelError(6, "")]) {
+    const tools = run(base, last).messages[1].tools;
+    assert.deepEqual(tools.map((t) => [t.id, t.status, t.error?.code ?? null]), [["done", "complete", null], ["slow", "error", "aborted"]]);
+    assert.equal(tools[1].error.message, "the turn ended before the tool finished");
+    assert.equal(tools[0], base.messages[1].tools[0], "finished records are reused");
+  }
+  const ended = run(run(toolTurn(), frames.toolCall(3, "c", "x", {})), frames.end(4, "stop", "fine"));
+  assert.equal(ended.messages[1].tools[0].status, "error");
+  const clean = run(base, frames.toolOk(6, "slow", "sleep", null), frames.end(7, "stop", "ok"));
+  assert.equal(clean.messages[1].tools[1].status, "complete");
+});
+
+test("history reset reads reasoning and tools from messages and current", () => {
+  let s = run(initialState(), frames.ready(10, "generating"), frames.reasoning(11, "stale"));
+  s = run(
+    s,
+    frames.history(
+      11,
+      [
+        { id: "m0", role: "user", text: "2+2?", turnId: "t0", ts: 1, status: "complete" },
+        {
+          id: "t0:a", role: "assistant", text: "4", turnId: "t0", ts: 2, status: "complete", reasoning: "Think",
+          tools: [
+            { id: "c1", name: "calculate", arguments: '{"expression":"2+2"}', status: "complete", result: 4 },
+            { id: "c9", name: "ghost", arguments: "{}", status: "running" },
+          ],
+        },
+        { id: "m1", role: "user", text: "time?", turnId: "t1", ts: 3, status: "complete" },
+      ],
+      {
+        id: "t1:a", role: "assistant", text: "", turnId: "t1", ts: 4, status: "streaming", reasoning: "Look at the clock",
+        tools: [{ id: "c2", name: "get_current_time", arguments: "{}", status: "running" }],
+      },
+      "generating",
+    ),
+  );
+  const [, done, , current] = s.messages;
+  assert.equal(done.reasoning, "Think");
+  assert.deepEqual(done.tools.map((t) => [t.id, t.status, t.result]), [["c1", "complete", 4], ["c9", "error", null]]);
+  assert.equal(done.tools[1].error.code, "aborted", "a finished message cannot have a running tool");
+  assert.equal(current.reasoning, "Look at the clock");
+  assert.deepEqual(current.tools.map((t) => [t.id, t.status]), [["c2", "running"]]);
+  s = run(s, frames.reasoning(12, "."), frames.toolOk(13, "c2", "get_current_time", "12:00", 5, "t1"));
+  assert.equal(s.messages[3].reasoning, "Look at the clock.");
+  assert.deepEqual(s.messages[3].tools.map((t) => [t.id, t.status, t.result, t.durationMs]), [["c2", "complete", "12:00", 5]]);
+  assert.equal(s.messages[3].tools[0].arguments, "{}");
+});

@@ -6,6 +6,7 @@ import { JSDOM } from "jsdom";
 import { createMarkdownRenderer } from "../src/markdown.js";
 import { parse } from "../src/protocol.js";
 import { initialState, reduce } from "../src/reducer.js";
+import { argumentsDisplay, resultText, toolStatusText } from "../src/steps.js";
 import { createView, noticeText, statusText } from "../src/view.js";
 import { frames } from "./helpers.js";
 
@@ -272,4 +273,138 @@ test("destroy removes the UI and its listeners", () => {
   view.update(initialState());
   view.destroy();
   assert.equal(el.children.length, 0);
+});
+
+// --- reasoning and tool calls ---
+
+const toolState = (...list) => run(open(initialState()), frames.ready(0), frames.user(1, "2+2?"), frames.start(2), ...list);
+const paint = (ctx, s) => {
+  ctx.view.update(s);
+  ctx.frame();
+  return ctx.el.querySelector('[data-role="assistant"]');
+};
+
+test("a tool call renders a collapsed details with name, arguments and result as text", () => {
+  const ctx = setup();
+  let msg = paint(ctx, toolState(frames.toolCall(3, "c1", "calculate", { expression: "2+2" })));
+  const details = msg.querySelector("details.llmsock-tool");
+  assert.ok(details);
+  assert.equal(details.open, false, "collapsed by default");
+  assert.equal(details.getAttribute("data-tool-status"), "running");
+  const summary = details.querySelector("summary");
+  assert.equal(summary.textContent, "\u{1F527}calculaterunning…");
+  assert.equal(q(summary, ".llmsock-tool-name").textContent, "calculate");
+  assert.equal(q(details, "pre.llmsock-tool-args").textContent, '{\n  "expression": "2+2"\n}');
+  assert.equal(q(details, ".llmsock-tool-result"), null, "no result while running");
+  assert.ok(msg.querySelector(".llmsock-steps").compareDocumentPosition(msg.querySelector(".llmsock-body")) & 4, "steps come before the text");
+
+  msg = paint(ctx, run(toolState(frames.toolCall(3, "c1", "calculate", { expression: "2+2" })), frames.toolOk(4, "c1", "calculate", { value: 4 }, 2), frames.delta(5, "It is 4.")));
+  assert.equal(msg.querySelector("details.llmsock-tool"), details, "the same element is updated in place");
+  assert.equal(details.getAttribute("data-tool-status"), "complete");
+  assert.equal(q(details, ".llmsock-tool-state").textContent, "done in 2 ms");
+  const labels = [...details.querySelectorAll(".llmsock-tool-label")].map((n) => n.textContent);
+  assert.deepEqual(labels, ["Arguments", "Result"]);
+  assert.equal(q(details, "pre.llmsock-tool-result").textContent, '{\n  "value": 4\n}');
+  assert.equal(q(msg, ".llmsock-body").textContent.trim(), "It is 4.");
+});
+
+test("a failed tool call shows its error code in the summary and the message in the body", () => {
+  const ctx = setup();
+  const msg = paint(ctx, toolState(frames.toolCall(3, "c1", "calculate", "{\"expression\": "), frames.toolError(4, "c1", "calculate", "invalid_arguments", "not JSON")));
+  const details = msg.querySelector("details.llmsock-tool");
+  assert.equal(details.getAttribute("data-tool-status"), "error");
+  assert.equal(q(details, ".llmsock-tool-state").textContent, "error invalid_arguments");
+  assert.equal(q(details, "pre.llmsock-tool-args").textContent, '{"expression": ', "invalid JSON is shown raw");
+  assert.equal(q(details, ".llmsock-tool-error").textContent, "Error: invalid_arguments: not JSON");
+  assert.equal(q(details, ".llmsock-tool-result"), null);
+});
+
+test("a tool aborted by the end of the turn shows error aborted", () => {
+  const ctx = setup();
+  const msg = paint(ctx, toolState(frames.toolCall(3, "c1", "sleep", {}), frames.end(4, "aborted", "")));
+  const details = msg.querySelector("details.llmsock-tool");
+  assert.equal(details.getAttribute("data-tool-status"), "error");
+  assert.equal(q(details, ".llmsock-tool-state").textContent, "error aborted");
+  assert.equal(q(details, ".llmsock-tool-error").textContent, "Error: aborted: the turn ended before the tool finished");
+});
+
+test("markup in a tool name, arguments, result or error stays text", () => {
+  const ctx = setup();
+  const evil = "<img src=x onerror=alert(1)>";
+  const msg = paint(
+    ctx,
+    toolState(
+      frames.toolCall(3, "c1", evil, { html: evil }),
+      frames.toolOk(4, "c1", evil, evil),
+      frames.toolCall(5, evil, "<b>x</b>", evil),
+      frames.toolError(6, evil, "<b>x</b>", "<i>code</i>", evil),
+      frames.reasoning(7, evil),
+    ),
+  );
+  assert.equal(ctx.el.querySelectorAll("img, b, i").length, 0, "no element came from model text");
+  const [first, second] = msg.querySelectorAll("details.llmsock-tool");
+  assert.equal(q(first, ".llmsock-tool-name").textContent, evil);
+  assert.equal(q(first, ".llmsock-tool-result").textContent, evil);
+  assert.equal(q(first, ".llmsock-tool-args").textContent, JSON.stringify({ html: evil }, null, 2));
+  assert.equal(second.getAttribute("data-tool-id"), evil);
+  assert.equal(q(second, ".llmsock-tool-args").textContent, evil);
+  assert.equal(q(second, ".llmsock-tool-error").textContent, `Error: <i>code</i>: ${evil}`);
+  assert.equal(q(msg, ".llmsock-reasoning-text").textContent, evil);
+});
+
+test("an opened tool call and reasoning stay open while more deltas arrive", () => {
+  const ctx = setup();
+  let s = toolState(frames.reasoning(3, "Let me "), frames.toolCall(4, "c1", "calculate", { expression: "2+2" }));
+  let msg = paint(ctx, s);
+  const tool = msg.querySelector("details.llmsock-tool");
+  const reasoning = msg.querySelector("details.llmsock-reasoning");
+  tool.open = true;
+  reasoning.open = true;
+  s = run(s, frames.reasoning(5, "compute."), frames.toolOk(6, "c1", "calculate", 4), frames.toolCall(7, "c2", "clock", {}), frames.delta(8, "Four"));
+  msg = paint(ctx, s);
+  assert.equal(msg.querySelector("details.llmsock-tool"), tool, "not recreated");
+  assert.equal(tool.open, true);
+  assert.equal(reasoning.open, true);
+  assert.equal(q(reasoning, ".llmsock-reasoning-text").textContent, "Let me compute.");
+  const tools = [...msg.querySelectorAll("details.llmsock-tool")];
+  assert.deepEqual(tools.map((d) => [d.getAttribute("data-tool-id"), d.open]), [["c1", true], ["c2", false]]);
+  s = run(s, frames.delta(9, " it is"), frames.end(10, "stop", "Four it is"));
+  msg = paint(ctx, s);
+  assert.equal(tool.open, true);
+  assert.equal(msg.querySelector("details.llmsock-tool"), tool);
+  // A history reset (reconnect) with the same message keeps the elements too.
+  s = run(s, frames.history(10, s.messages.map((m) => ({ ...m, ts: 1, tools: m.tools?.map((t) => ({ ...t, arguments: "{}" })) }))));
+  msg = paint(ctx, s);
+  assert.equal(msg.querySelector("details.llmsock-tool"), tool);
+  assert.equal(tool.open, true);
+});
+
+test("the reasoning shows as a collapsed block of plain text before tools and text", () => {
+  const ctx = setup();
+  let msg = paint(ctx, toolState(frames.delta(3, "no reasoning")));
+  assert.equal(msg.querySelector(".llmsock-reasoning"), null, "nothing without reasoning");
+  const rendered = ctx.rendered.length;
+  msg = paint(ctx, run(toolState(frames.delta(3, "no reasoning")), frames.reasoning(4, "**not markdown**\nline two"), frames.toolCall(5, "c1", "t", {})));
+  assert.equal(ctx.rendered.length, rendered, "reasoning deltas do not re-render the markdown text");
+  const details = msg.querySelector("details.llmsock-reasoning");
+  assert.equal(details.open, false);
+  assert.equal(q(details, "summary").textContent, "Reasoning");
+  assert.equal(q(details, ".llmsock-reasoning-text").textContent, "**not markdown**\nline two");
+  assert.equal(details.querySelector("strong"), null);
+  const steps = [...msg.querySelector(".llmsock-steps").children].map((n) => n.className);
+  assert.deepEqual(steps, ["llmsock-reasoning", "llmsock-tool"]);
+});
+
+test("pure helpers format tool status, arguments and results", () => {
+  assert.equal(toolStatusText({ status: "running" }), "running…");
+  assert.equal(toolStatusText({ status: "complete", durationMs: 12 }), "done in 12 ms");
+  assert.equal(toolStatusText({ status: "complete", durationMs: null }), "done");
+  assert.equal(toolStatusText({ status: "error", error: { code: "timeout", message: "" } }), "error timeout");
+  assert.equal(argumentsDisplay('{"a":1}'), '{\n  "a": 1\n}');
+  assert.equal(argumentsDisplay('{"a":'), '{"a":');
+  assert.equal(argumentsDisplay(""), "");
+  assert.equal(resultText(null), "null");
+  assert.equal(resultText(undefined), "null");
+  assert.equal(resultText([1, "x"]), '[\n  1,\n  "x"\n]');
+  assert.equal(resultText("line\ntwo"), "line\ntwo");
 });
