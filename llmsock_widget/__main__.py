@@ -1,4 +1,9 @@
-"""Command line: ``python -m llmsock_widget serve [--host --port --model --store-dir]``."""
+"""Command line.
+
+``python -m llmsock_widget serve [--host --port --model --store-dir]`` runs the server;
+``python -m llmsock_widget sessions NOTEBOOK.ipynb [list|show|export|remove]`` works on the
+chats saved in a notebook (exit 0 ok, 1 no such session, 2 bad notebook or usage).
+"""
 
 from __future__ import annotations
 
@@ -52,7 +57,30 @@ def _parser() -> argparse.ArgumentParser:
         help="also accept this Host header (repeatable; loopback names with the port are always accepted)",
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    _add_sessions_parser(sub)
     return parser
+
+
+def _add_sessions_parser(sub: Any) -> None:
+    sessions = sub.add_parser(
+        "sessions",
+        help="list, show, export or remove the chats saved in a notebook",
+        description="Work on the llmsock chats saved in a notebook's metadata (default action: list). "
+        "Exit status: 0 ok, 1 no such session, 2 bad notebook or usage.",
+    )
+    sessions.add_argument("notebook", metavar="NOTEBOOK.ipynb")
+    actions = sessions.add_subparsers(dest="action", metavar="ACTION")
+    listing = actions.add_parser("list", help="one line per session (the default)")
+    listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    show = actions.add_parser("show", help="print a session as a Markdown transcript")
+    show.add_argument("session_id", metavar="ID")
+    export = actions.add_parser("export", help="write a session as Markdown or as its JSON snapshot")
+    export.add_argument("session_id", metavar="ID")
+    export.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    remove = actions.add_parser("remove", help="remove a session (or all of them) from the notebook")
+    remove.add_argument("session_id", metavar="ID", nargs="?")
+    remove.add_argument("--all", action="store_true", dest="all", help="remove every session")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -95,11 +123,89 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def sessions(args: argparse.Namespace) -> int:
+    """Run ``sessions``: user errors become one line on stderr and an exit status, never a traceback."""
+    from . import notebookfile
+    from .errors import LlmsockError
+
+    try:
+        return _sessions(args)
+    except notebookfile.SessionNotFound as exc:
+        print(f"llmsock: {exc.message}", file=sys.stderr)
+        return 1
+    except LlmsockError as exc:
+        print(f"llmsock: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # writing --output
+        print(f"llmsock: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from . import notebookfile
+
+    path = args.notebook
+    action = args.action or "list"
+    if action == "list":
+        found = notebookfile.read_sessions(path)
+        for problem in found.problems:
+            print(f"llmsock: warning: {path}: {problem}", file=sys.stderr)
+        rows = [notebookfile.summarize(found.sessions[key]) for key in sorted(found.sessions)]
+        if getattr(args, "json", False):
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+        elif rows:
+            print(_table(rows))
+        else:
+            print(f"no llmsock sessions in {path}")
+        return 0
+    if action == "show":
+        sys.stdout.write(notebookfile.export_session(path, args.session_id, format="markdown"))
+        return 0
+    if action == "export":
+        text = notebookfile.export_session(path, args.session_id, format=args.format)
+        if args.output is None:
+            sys.stdout.write(text)
+        elif os.path.realpath(args.output) == os.path.realpath(path):
+            print("llmsock: sessions export: the output file is the notebook itself", file=sys.stderr)
+            return 2
+        else:
+            with open(args.output, "w", encoding="utf-8") as file:
+                file.write(text)
+        return 0
+    # remove
+    if args.all == (args.session_id is not None):
+        print("llmsock: sessions remove: give one session ID or --all", file=sys.stderr)
+        return 2
+    if args.all:
+        count = notebookfile.remove_all(path)
+        print(f"removed {count} session{'' if count == 1 else 's'} from {path}")
+        return 0
+    if not notebookfile.remove_session(path, args.session_id):
+        raise notebookfile.SessionNotFound(path, args.session_id)
+    print(f"removed session {args.session_id} from {path}")
+    return 0
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    columns = ("id", "messages", "turns", "updated", "model", "last_status", "bytes")
+    cells = [[c.upper() for c in columns]]
+    # Models come from the notebook: keep control characters off the terminal.
+    cells += [
+        ["".join(ch if ch.isprintable() else "?" for ch in str(row[c])) for c in columns] for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "sessions":
+        return sessions(args)
     return 2
 
 

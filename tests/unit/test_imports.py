@@ -188,6 +188,7 @@ LAYERS = {
     "stores": 4,
     "models": 4,
     "tools": 4,
+    "notebookfile": 4,
     "live": 5,
     "turns": 6,
     "hub": 7,
