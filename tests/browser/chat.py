@@ -1,0 +1,125 @@
+"""Drive one view of the chat widget through its DOM contract (roles, names, data attributes).
+
+The contract (js/src/view.js): a ``.llmsock-chat`` root; a textbox "Message"; buttons "Send"
+and "Stop"; a ``log`` of messages with ``data-role`` and ``data-status``; a ``status`` element
+``.llmsock-status`` with ``data-connection``.  An answer's text is its ``.llmsock-body`` when
+there is one (so the "(stopped)" marker is not counted as answer text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+
+from playwright.sync_api import Locator, expect
+
+from tests.conftest import TIMEOUT
+
+_ANSWER_TEXT = "m => (m.querySelector('.llmsock-body') || m).innerText"
+
+# Record the length and status of the last assistant message at every DOM change of the log.
+_RECORD_LENGTHS = """(log) => {
+    const seen = [];
+    window.__lengths = seen;
+    const record = () => {
+        const answers = log.querySelectorAll('[data-role="assistant"]');
+        const last = answers[answers.length - 1];
+        if (!last) return;
+        const body = last.querySelector('.llmsock-body') || last;
+        seen.push({length: body.textContent.length, status: last.getAttribute('data-status')});
+    };
+    new MutationObserver(record).observe(
+        log, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+class Chat:
+    """One rendered ChatWidget view."""
+
+    def __init__(self, root: Locator) -> None:
+        self.root = root
+
+    @property
+    def status(self) -> Locator:
+        return self.root.locator(".llmsock-status")
+
+    @property
+    def message_box(self) -> Locator:
+        return self.root.get_by_role("textbox", name="Message")
+
+    @property
+    def send_button(self) -> Locator:
+        return self.root.get_by_role("button", name="Send")
+
+    @property
+    def stop_button(self) -> Locator:
+        return self.root.get_by_role("button", name="Stop")
+
+    @property
+    def transcript(self) -> Locator:
+        return self.root.get_by_role("log")
+
+    def messages(self, role: str) -> Locator:
+        """The messages of ``role`` ("user" or "assistant"), oldest first."""
+        return self.transcript.locator(f'[data-role="{role}"]')
+
+    def answer(self, index: int) -> Locator:
+        """The assistant message at ``index`` (0 = the first answer)."""
+        return self.messages("assistant").nth(index)
+
+    def wait_until_open(self, timeout: float = TIMEOUT * 2) -> None:
+        """Wait until the view's WebSocket to the kernel's server is open."""
+        expect(self.root).to_be_visible(timeout=timeout * 1000)
+        expect(self.status).to_have_attribute("data-connection", "open", timeout=timeout * 1000)
+        expect(self.status).to_have_attribute("data-transport", "websocket")
+
+    def send(self, prompt: str) -> None:
+        """Type ``prompt`` into the message box and press Send."""
+        self.message_box.fill(prompt)
+        expect(self.send_button).to_be_enabled()
+        self.send_button.click()
+        expect(self.message_box).to_have_value("")  # the view took it
+
+    def wait_for_answer(self, index: int, *, status: str = "complete", timeout: float = TIMEOUT) -> str:
+        """Wait until answer ``index`` has ``status``; return its text."""
+        answer = self.answer(index)
+        expect(answer).to_have_attribute("data-status", status, timeout=timeout * 1000)
+        return self.answer_text(index)
+
+    def answer_text(self, index: int) -> str:
+        """The rendered text of answer ``index`` (without its footer)."""
+        return str(self.answer(index).evaluate(_ANSWER_TEXT))
+
+    def record_lengths(self) -> None:
+        """Start recording the last answer's length at every change into ``window.__lengths``."""
+        self.transcript.evaluate(_RECORD_LENGTHS)
+
+
+def flat(text: str) -> str:
+    """Return ``text`` with every run of whitespace made one space (markdown re-flows whitespace)."""
+    return " ".join(text.split())
+
+
+def builtin_reply(*prompts: str) -> str:
+    """Return what the builtin model answers to the last of ``prompts`` (earlier ones: history).
+
+    A leading ``/slow <pace>`` only paces the reply, so it is computed unpaced (``/slow 0``).
+    """
+    from llmsock_widget.models.base import ModelRequest, TextChunk
+    from llmsock_widget.models.builtin import BuiltinModel
+
+    async def collect() -> str:
+        unpaced = [re.sub(r"^/slow[ \t]+\S+", "/slow 0", prompt) for prompt in prompts]
+        messages = tuple({"role": "user", "content": prompt} for prompt in unpaced)
+        model = BuiltinModel(tokens_per_second=None)
+        chunks = [chunk async for chunk in model.stream(ModelRequest(messages=messages))]
+        return "".join(chunk.text for chunk in chunks if isinstance(chunk, TextChunk))
+
+    # Playwright's sync API runs an event loop on this thread: asyncio.run must use another one.
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(collect())))
+    worker.start()
+    worker.join(TIMEOUT)
+    assert result, "the builtin model did not answer in time"
+    return result[0]

@@ -1,0 +1,147 @@
+"""Drive one open notebook in JupyterLab or Notebook 7: kernel readiness, running cells, saving.
+
+Both front ends share JupyterLab's notebook widgets, so the selectors are the same:
+``.jp-Notebook`` holds ``.jp-Cell`` elements, each with an ``.jp-InputPrompt`` (``[ ]:``,
+``[*]:``, ``[3]:``), an ``.jp-InputArea-editor`` and an ``.jp-OutputArea``; the notebook's
+toolbar has the execution indicator (``data-status`` = the kernel's status) and the
+kernel-name button ("No Kernel" until a kernel is attached).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+from playwright.sync_api import Locator, Page, expect
+
+from tests.conftest import TIMEOUT
+
+from .jupyter_process import JupyterServer
+
+_NUMBERED_PROMPT = re.compile(r"^\s*\[\d+\]:\s*$")
+_RUNNING_PROMPT = re.compile(r"^\s*\[\*\]:\s*$")
+_ERROR_OUTPUT = re.compile(r"^(Traceback|\w*(Error|Exception)\b|KeyboardInterrupt)", re.MULTILINE)
+
+# "dialog" while a kernel chooser is up, "ready" once a kernel is attached and idle, else false.
+_KERNEL_STATE = """() => {
+    const dialog = document.querySelector('.jp-Dialog');
+    if (dialog) return 'dialog';
+    const indicator = document.querySelector('.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator');
+    const name = document.querySelector('.jp-NotebookPanel-toolbar .jp-Toolbar-kernelName');
+    const attached = name !== null && !/no kernel/i.test(name.textContent);
+    return attached && indicator !== null && indicator.dataset.status === 'idle' ? 'ready' : false;
+}"""
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """Write a notebook of code ``cells`` for the installed python3 kernel."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nbformat.write(notebook, path)
+
+
+class Notebook:
+    """A notebook opened in ``page``; cells are addressed by their 0-based index."""
+
+    def __init__(self, page: Page, server: JupyterServer, path: Path) -> None:
+        self.page = page
+        self.server = server
+        self.path = path
+
+    @classmethod
+    def open(cls, page: Page, server: JupyterServer, name: str, cells: list[str]) -> Notebook:
+        """Write notebook ``name`` into the server's root dir, open it and wait for an idle kernel."""
+        path = server.root_dir / name
+        write_notebook(path, cells)
+        notebook = cls(page, server, path)
+        url = server.notebook_url(name)
+        # "reset": JupyterLab must not reopen the notebooks of earlier tests from its workspace.
+        page.goto(url.replace("?", "?reset&", 1) if server.frontend == "lab" else url)
+        expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(cells), timeout=TIMEOUT * 3000)
+        notebook.wait_for_kernel_ready()
+        return notebook
+
+    # -- the kernel ------------------------------------------------------------------------------
+
+    def wait_for_kernel_ready(self) -> None:
+        """Wait until a kernel is attached and idle, accepting the "Select Kernel" dialog if it shows."""
+        timeout = TIMEOUT * 3000
+        state = self.page.wait_for_function(_KERNEL_STATE, timeout=timeout).json_value()
+        if state == "dialog":
+            self.page.locator(".jp-Dialog").get_by_role("button", name="Select").click()
+            expect(self.page.locator(".jp-Dialog")).to_have_count(0)
+            self.page.wait_for_function(f"() => ({_KERNEL_STATE})() === 'ready'", timeout=timeout)
+
+    @property
+    def kernel_status(self) -> Locator:
+        """The toolbar's execution indicator; its ``data-status`` is the kernel's status."""
+        return self.page.locator(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator")
+
+    def interrupt_kernel(self) -> None:
+        """Interrupt the kernel with the notebook toolbar's button."""
+        self.page.locator('.jp-NotebookPanel-toolbar [data-command="notebook:interrupt-kernel"]').click()
+
+    # -- cells -----------------------------------------------------------------------------------
+
+    def cell(self, index: int) -> Locator:
+        """The cell at ``index``."""
+        return self.page.locator(".jp-Notebook .jp-Cell").nth(index)
+
+    def prompt(self, index: int) -> Locator:
+        """The execution prompt of cell ``index``: ``[ ]:``, ``[*]:`` or ``[n]:``."""
+        return self.cell(index).locator(".jp-InputPrompt")
+
+    def output(self, index: int) -> Locator:
+        """The output area of cell ``index``."""
+        return self.cell(index).locator(".jp-OutputArea")
+
+    def run_cell(self, index: int, *, wait: bool = True, timeout: float = TIMEOUT) -> None:
+        """Run cell ``index`` (click into its editor, Ctrl+Enter).
+
+        With ``wait``, wait until it has finished and fail with its traceback if it raised;
+        otherwise wait only until it is queued or running.
+        """
+        before = self.prompt(index).inner_text()
+        editor = self.cell(index).locator(".jp-InputArea-editor")
+        editor.scroll_into_view_if_needed()
+        editor.click()
+        self.page.keyboard.press("Control+Enter")
+        if not wait:
+            expect(self.prompt(index)).to_have_text(_RUNNING_PROMPT)
+            return
+        if _NUMBERED_PROMPT.match(before):
+            expect(self.prompt(index)).not_to_have_text(before, timeout=timeout * 1000)
+        expect(self.prompt(index)).to_have_text(_NUMBERED_PROMPT, timeout=timeout * 1000)
+        self.check_no_error(index)
+
+    def run_cells(self, *indices: int) -> None:
+        """Run the cells at ``indices`` one after the other, each to its end."""
+        for index in indices:
+            self.run_cell(index)
+
+    def check_no_error(self, index: int) -> None:
+        """Fail with the traceback if cell ``index`` shows an error output."""
+        # Both front ends render error outputs with the stderr mime type: look for the traceback.
+        stderr = self.output(index).locator('[data-mime-type="application/vnd.jupyter.stderr"]')
+        for text in stderr.all_inner_texts():
+            if _ERROR_OUTPUT.search(text):
+                raise AssertionError(f"cell {index} raised:\n{text}")
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    def save(self) -> str:
+        """Save with Ctrl+S; wait for the server to accept the file; return its text on disk."""
+        # Focus the notebook (command mode): shortcuts are suppressed inside the chat's textarea.
+        self.prompt(0).click()
+        with self.page.expect_response(
+            lambda response: response.request.method == "PUT" and "/api/contents/" in response.url,
+            timeout=TIMEOUT * 1000,
+        ) as saved:
+            self.page.keyboard.press("Control+s")
+        assert saved.value.ok, f"saving failed: HTTP {saved.value.status}"
+        return self.path.read_text(encoding="utf-8")
