@@ -40,7 +40,8 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
     args = shlex.split(line)
     if cell is not None:
         session = args[0] if args else _state["session"]
-        ask(cell, session=session, server=kernel.get_server())
+        # IPython hands the body over with its final newline; the prompt is what the user typed.
+        ask(cell.rstrip("\n"), session=session, server=kernel.get_server())
         return None
     command, rest = (args[0], args[1:]) if args else ("status", [])
     if command == "status":
