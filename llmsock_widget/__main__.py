@@ -94,7 +94,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.base_url:
         model_options["base_url"] = args.base_url
     if args.api_key_env:
-        model_options["api_key"] = os.environ.get(args.api_key_env)  # never on the command line
+        key = os.environ.get(args.api_key_env)  # never on the command line
+        if not key:
+            print(f"llmsock: environment variable {args.api_key_env} is not set", file=sys.stderr)
+            return 2
+        model_options["api_key"] = key
     try:
         server = ServerThread(
             host=args.host,

@@ -18,6 +18,7 @@ from typing import Any
 
 from .events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
 from .protocol import Control, SendPrompt
+from .safemd import safe_markdown
 from .server import ServerThread
 
 _RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer
@@ -133,7 +134,7 @@ class _Output:
             return
         now = time.monotonic()
         if now - self.last >= _RENDER_EVERY:  # re-render a few times a second, not per token
-            self.handle.update(self.markdown(text))
+            self.handle.update(self.markdown(safe_markdown(text)))
             self.last = now
 
     def finish(self, text: str, reason: str, error: str | None = None) -> None:
@@ -146,7 +147,7 @@ class _Output:
             sys.stdout.write(text[self.printed :] + marker.replace("*", "") + "\n")
             sys.stdout.flush()
             return
-        self.handle.update(self.markdown(text + marker))
+        self.handle.update(self.markdown(safe_markdown(text + marker)))
 
     def note(self, message: str) -> None:
         if self.display:

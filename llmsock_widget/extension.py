@@ -74,7 +74,9 @@ def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
         if flag == "--base-url" and value:
             options["base_url"] = value
         elif flag == "--api-key-env" and value:
-            options["api_key"] = os.environ.get(value)
+            if not os.environ.get(value):
+                raise ValueError(f"environment variable {value} is not set")
+            options["api_key"] = os.environ[value]
         else:
             raise ValueError(
                 f"unknown or incomplete option {flag!r}; use --base-url URL or --api-key-env VAR"

@@ -79,6 +79,8 @@ class Hub:
         self.model = model
         self.fanout: Fanout = fanout if fanout is not None else LocalFanout()
         self.clock = clock
+        if max_steps < 0 or not tool_timeout > 0:
+            raise ValueError("max_steps must be >= 0 and tool_timeout > 0")
         self.max_queue = max_queue
         self.tools = tools
         self.max_steps = max_steps
@@ -271,7 +273,11 @@ class Hub:
         live.diagnose("info", "queued", f"prompt queued; {len(live.queue)} waiting")
 
     async def _work(self, live: LiveSession, first: SendPrompt) -> None:
-        settings = TurnSettings(
+        await run_turns(live, self._settings, first)
+        self._maybe_evict(live)
+
+    def _settings(self) -> TurnSettings:
+        return TurnSettings(
             model=self.model,
             save=self._save,
             on_turn=self._count_turn,
@@ -279,8 +285,6 @@ class Hub:
             max_steps=self.max_steps,
             tool_timeout=self.tool_timeout,
         )
-        await run_turns(live, settings, first)
-        self._maybe_evict(live)
 
     def _count_turn(self) -> None:
         self.turns_run += 1

@@ -8,9 +8,9 @@ Then ``end`` (or ``error``), status ``idle``, save.  Abort cancels the task that
 runs the steps and ends the turn with ``finish_reason="aborted"``, keeping the
 text it reached.
 
-Tools run on a worker thread (:mod:`.tools`), never on the server's loop nor on
-the kernel's main thread, so a slow tool neither stalls other sessions nor waits
-for the user's cells.
+Plain-function tools run on a worker thread (:mod:`.tools`), never on the server's
+loop nor on the kernel's main thread, so a slow tool neither stalls other sessions
+nor waits for the user's cells; ``async def`` tools run on the server's loop.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
 from .errors import ModelFailure
@@ -70,12 +70,17 @@ def new_id(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(12)
 
 
-async def run_turns(live: LiveSession, settings: TurnSettings, first: SendPrompt) -> None:
-    """Answer ``first``, then the session's queued prompts in order, until none is left."""
+async def run_turns(live: LiveSession, settings_now: Callable[[], TurnSettings], first: SendPrompt) -> None:
+    """Answer ``first``, then the session's queued prompts in order, until none is left.
+
+    Each turn asks ``settings_now()`` for its settings, so a model chosen while prompts
+    wait is the one that answers them.
+    """
     prompt: SendPrompt | None = first
     try:
         while prompt is not None:
             live.active = prompt
+            settings = settings_now()
             try:
                 await run_turn(live, settings, prompt)
             except asyncio.CancelledError:
@@ -160,11 +165,17 @@ async def _steps(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) 
             _end(live, finish)
             return
         if step == settings.max_steps:
+            for call in calls:  # announced, never run: say so in their results
+                message = f"not run: the turn reached its limit of {settings.max_steps} rounds of tool calls"
+                _tool_result(
+                    live, call, ToolOutcome(ok=False, error={"code": "tool_error", "message": message})
+                )
             live.diagnose("warning", "tool_limit", f"stopped after {settings.max_steps} rounds of tool calls")
             _end(live, "stop")
             return
+        offered = {schema["function"]["name"] for schema in schemas}
         for call in calls:
-            await _run_tool(live, settings, tools, call)
+            await _run_tool(live, settings, tools if call.name in offered else None, call)
         done = {call.id for call in calls}
         records = tuple(r for r in live.state.current.tools if r.id in done) if live.state.current else ()
         messages += tool_messages(records, text)
@@ -208,6 +219,9 @@ class _Step:
         elif isinstance(chunk, ReasoningChunk) and chunk.text:
             live.emit(ModelReasoning(**live.stamp(), **ids, text=chunk.text))
         elif isinstance(chunk, ToolCallChunk):
+            taken = {record.id for record in live.state.current.tools} if live.state.current else set()
+            if chunk.id in taken or not chunk.id:  # some providers reuse ids across steps, or send none
+                chunk = replace(chunk, id=f"{chunk.id or 'call'}-{len(taken) + 1}")
             self.calls.append(chunk)
             live.emit(
                 ToolCall(**live.stamp(), **ids, call_id=chunk.id, name=chunk.name, arguments=chunk.arguments)
@@ -226,11 +240,14 @@ async def _run_tool(
     live: LiveSession, settings: TurnSettings, tools: ToolRegistry | None, call: ToolCallChunk
 ) -> None:
     if tools is None:
-        outcome = ToolOutcome(
-            ok=False, error={"code": "unknown_tool", "message": "no tools are registered"}, duration_ms=0
-        )
+        message = f"unknown tool {call.name!r}: it is not offered in this turn"
+        outcome = ToolOutcome(ok=False, error={"code": "unknown_tool", "message": message})
     else:
         outcome = await call_tool(tools, call.name, call.arguments, timeout=settings.tool_timeout)
+    _tool_result(live, call, outcome)
+
+
+def _tool_result(live: LiveSession, call: ToolCallChunk, outcome: ToolOutcome) -> None:
     live.emit(
         ToolResult(
             **live.stamp(),

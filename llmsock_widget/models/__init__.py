@@ -53,7 +53,12 @@ def resolve_model(spec: str | ChatModel | None, **options: Any) -> ChatModel:
         except ValueError:
             raise ValueError(f"bad builtin pace {rate!r}: use builtin:<tokens per second>") from None
     if spec.startswith("openai:"):
-        from .openai_compat import from_spec  # imports the openai package only when asked for
+        try:
+            from .openai_compat import from_spec  # imports the openai package only when asked for
+        except ImportError:
+            raise ValueError(
+                "openai:<model> needs the openai package: pip install 'llmsock[openai]'"
+            ) from None
 
         return from_spec(spec, **options)
     raise ValueError(f"unknown model {spec!r}; use 'builtin', 'builtin:<tokens/s>' or 'openai:<model>'")

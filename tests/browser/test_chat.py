@@ -254,3 +254,16 @@ def test_tool_calls_show_collapsibly_in_the_chat(open_notebook: OpenNotebook, sc
     expect(tools.nth(0)).to_contain_text("<B>HEY</B>!")
     expect(chat.transcript.locator("b")).to_have_count(0)
     screenshot(chat.root)
+
+
+def test_cell_magic_output_is_sanitized(open_notebook: OpenNotebook, screenshot: Screenshot) -> None:
+    """An answer streamed into a cell by %%llmsock shows markup as text: nothing runs, nothing loads."""
+    notebook = open_notebook([LOAD, f"%%llmsock\n/echo {XSS}"])
+    notebook.run_cells(0, 1)
+    rendered = notebook.output(1).locator(".jp-RenderedMarkdown")
+    expect(rendered).to_contain_text("<script>window.__xss=2</script>")
+    assert notebook.page.evaluate("typeof window.__xss") == "undefined"
+    expect(rendered.locator("img, script, iframe, object, embed")).to_have_count(0)
+    hrefs = rendered.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href') || '')")
+    assert not [href for href in hrefs if href.strip().lower().startswith("javascript:")], hrefs
+    screenshot(notebook.cell(1))

@@ -213,3 +213,47 @@ def test_tool_steps_are_capped() -> None:
     notes = [m["data"]["event"]["code"] for m in messages if m.get("name") == "interaction.diagnostic"]
     assert len(calls) == 3 and "tool_limit" in notes
     assert model_events(messages)[-1]["type"] == "end"
+
+
+class ReusesIds:
+    """A model that names every call "call_0", as some providers do, then answers."""
+
+    name = "reuse"
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        results = [m for m in request.messages if m.get("role") == "tool"]
+        if len(results) < 2:
+            yield ToolCallChunk(
+                id="call_0", name="calculate", arguments=json.dumps({"expression": f"{len(results)}+1"})
+            )
+        else:
+            yield TextChunk(text=" ".join(m["content"] for m in results))
+
+
+def test_reused_call_ids_stay_apart() -> None:
+    """Calls that reuse an id across steps get their own ids: each result reaches its own call."""
+    server = ServerThread(model=ReusesIds()).start()
+
+    async def scenario() -> list[dict]:
+        client = await open_client(server, dialect="envelope")
+        await client.recv()
+        await client.send("go")
+        messages = await asyncio.wait_for(client.recv_until(is_turn_end), 30)
+        await client.ws.close()
+        return messages
+
+    try:
+        events = model_events(asyncio.run(scenario()))
+    finally:
+        server.stop()
+    calls = [e["toolCall"]["id"] for e in events if "toolCall" in e]
+    results = [(e["toolResult"]["id"], e["toolResult"]["result"]) for e in events if "toolResult" in e]
+    assert len(set(calls)) == 2 and results == [(calls[0], 1), (calls[1], 2)]
+    assert events[-1]["text"] == "1 2"
+
+
+def test_tool_not_offered_in_the_turn_does_not_run(tool_server: ServerThread, run) -> None:
+    """With options.tools naming only calculate, a call to shout is refused as unknown_tool."""
+    events = model_events(run(envelope_turn(tool_server, '/tool shout {"text": "x"}', tools=["calculate"])))
+    result = next(e["toolResult"] for e in events if "toolResult" in e)
+    assert result["ok"] is False and result["error"]["code"] == "unknown_tool"

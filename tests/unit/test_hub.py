@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from llmsock_widget.errors import wire_error
-from llmsock_widget.events import ErrorReply, Event, ModelEnd, ModelError
+from llmsock_widget.events import ErrorReply, Event, ModelEnd, ModelError, ModelStart
 from llmsock_widget.hub import Hub
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.protocol import Control, SendPrompt
@@ -102,3 +102,21 @@ def test_internal_errors_never_carry_their_text_to_the_wire() -> None:
     assert code == "internal_error" and "seq" not in message
     code, message, _ = wire_error(RuntimeError("/home/ann/.secrets"))
     assert code == "internal_error" and "secrets" not in message
+
+
+def test_model_switched_while_prompts_wait_answers_them() -> None:
+    """A model set while a prompt waits in the queue is the one that answers it."""
+
+    async def scenario() -> list[str]:
+        hub = make_hub()
+        seen: list[Event] = []
+        key, detach, _ = await hub.attach("switch", seen.append)
+        hub.handle(key, SendPrompt(text="/long 200", message_id="a"), seen.append)
+        hub.handle(key, SendPrompt(text="hello", message_id="b"), seen.append)
+        await until(seen, 1, ModelStart)  # the first turn runs with the first model
+        hub.model = BuiltinModel(tokens_per_second=None, name="second")
+        await until(seen, 2, ModelEnd)
+        await detach()
+        return [e.model for e in seen if isinstance(e, ModelStart)]
+
+    assert asyncio.run(scenario()) == ["builtin", "second"]

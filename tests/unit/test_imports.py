@@ -182,6 +182,7 @@ LAYERS = {
     "errors": 0,
     "events": 1,
     "protocol": 2,
+    "safemd": 0,
     "session": 2,
     "fanout": 2,
     "snapshot": 3,
