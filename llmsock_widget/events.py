@@ -186,7 +186,13 @@ SessionEvent = Union[
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SessionReady:
-    """Sent on connect: which session this connection is on and how far it is."""
+    """Sent on connect: which session this connection is on and how far it is.
+
+    ``epoch`` names this run of the server: a client that reconnects with the same
+    epoch may resume from the last ``seq`` it applied.  ``resumed`` says whether the
+    events it missed follow (``replayed`` of them); False means it must reload the
+    session (``get_history``); None means it did not ask to resume.
+    """
 
     session_id: str
     seq: int
@@ -194,6 +200,9 @@ class SessionReady:
     ts: int
     created: bool = False
     protocol: str = "llmsock/1"
+    epoch: str = ""
+    resumed: bool | None = None
+    replayed: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

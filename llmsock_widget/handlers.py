@@ -145,6 +145,17 @@ class _Guarded(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
 
+    def resume_arg(self) -> tuple[str, int] | None:
+        """Return the ``resume=<epoch>:<seq>`` query value, or None.
+
+        Raises:
+            InvalidFrame: a malformed value.
+        """
+        values = self.request.query_arguments.get("resume")
+        if not values or not values[-1]:
+            return None
+        return protocol.parse_resume(values[-1].decode("utf-8", errors="replace"))
+
     def session_arg(self) -> str | None:
         """Return the ``session`` query value exactly as sent (None if absent or empty).
 
@@ -197,7 +208,10 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         self.server.stats.connections_total += 1
         self.server.connections.add(self)
         try:
-            key, detach, ready = await self.server.hub.attach(self.session_arg(), self._send_event)
+            resume = self.resume_arg()
+            key, detach, ready = await self.server.hub.attach(
+                self.session_arg(), self._send_event, resume=resume
+            )
         except ClientError as exc:
             self.close(CLOSE_SESSION_REFUSED, close_reason(exc.message))
             return
@@ -209,7 +223,6 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
             await detach()
             return
         self.session_id, self._detach, self._created = key, detach, ready.created
-        self._send_event(ready)
 
     def on_message(self, message: str | bytes) -> None:
         stats = self.server.stats
@@ -324,7 +337,7 @@ class SseHandler(_Guarded):
         if isinstance(command, protocol.SendPrompt):
             command = protocol.SendPrompt(text=command.text, message_id=message_id, options=command.options)
         try:
-            key, detach, ready = await self.server.hub.attach(self.session_arg(), self._deliver)
+            key, detach, _ready = await self.server.hub.attach(self.session_arg(), self._deliver)
         except LlmsockError as exc:
             status = 400 if isinstance(exc, ClientError) else 503
             self.send_json(status, {"error": {"code": exc.code, "message": exc.message}})
@@ -332,7 +345,6 @@ class SseHandler(_Guarded):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         try:
-            self._deliver(ready)
             if command is not None:
                 self.server.hub.handle(key, command, self._deliver)
             while True:

@@ -32,6 +32,7 @@ from .errors import (
 from .events import (
     ControlResult,
     ErrorReply,
+    Event,
     HistoryCleared,
     ModelEnd,
     Pong,
@@ -39,7 +40,7 @@ from .events import (
     SessionReady,
     StatusChanged,
 )
-from .fanout import Deliver, Fanout, LocalFanout, Unsubscribe
+from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession
 from .models.base import ChatModel
 from .protocol import Command, Control, Ping, SendPrompt
@@ -86,16 +87,25 @@ class Hub:
         self.max_steps = max_steps
         self.tool_timeout = tool_timeout
         self.sessions: dict[str, LiveSession] = {}
+        self.epoch = new_id("e-")  # a new one each run: a client resuming from another run must reload
         self._loading: dict[str, asyncio.Future[LiveSession]] = {}
         self.turns_run = 0
 
     # -- connections ---------------------------------------------------------------
 
-    async def attach(self, session_id: str | None, deliver: Deliver) -> tuple[str, Unsubscribe, SessionReady]:
+    async def attach(
+        self,
+        session_id: str | None,
+        deliver: Callable[[Event], None],
+        *,
+        resume: tuple[str, int] | None = None,
+    ) -> tuple[str, Unsubscribe, SessionReady]:
         """Subscribe ``deliver`` to a session (a new one if ``session_id`` is None).
 
-        Returns the session id, an async ``detach`` to call when the connection
-        closes, and the :class:`SessionReady` reply to send first.
+        ``deliver`` first gets the :class:`SessionReady` announcement, then, if ``resume``
+        (``(epoch, last seq applied)``) can be honoured, the events the client missed, then
+        the session's events as they happen, in order, with nothing between.  Returns the
+        session id, an async ``detach`` to call when the connection closes, and the ready.
 
         Raises:
             InvalidSessionId: ``session_id`` is not a valid id.
@@ -105,7 +115,16 @@ class Hub:
         live, created = await self._get(key, fresh=session_id is None)
         unsubscribe = await self.fanout.subscribe(key, deliver)
         live.subscribers += 1
-        ready = self.ready(key, created=created)
+        # From here to the last replayed event nothing awaits, so no live event can slip in between.
+        missed = live.missed(resume[1]) if resume is not None and resume[0] == self.epoch else None
+        ready = replace(
+            self.ready(key, created=created),
+            resumed=None if resume is None else missed is not None,
+            replayed=len(missed or ()),
+        )
+        deliver(ready)
+        for event in missed or ():
+            deliver(event)
         if live.notes:  # what loading found is said once somebody listens (after their ready)
             notes, live.notes = live.notes, []
             live.spawn(self._tell(live, notes), then=lambda: self._maybe_evict(live))
@@ -121,7 +140,12 @@ class Hub:
         """Return the ready announcement for a connection on session ``key``."""
         state = self.sessions[key].state
         return SessionReady(
-            session_id=key, seq=state.seq, status=state.status, ts=self.clock(), created=created
+            session_id=key,
+            seq=state.seq,
+            status=state.status,
+            ts=self.clock(),
+            created=created,
+            epoch=self.epoch,
         )
 
     def handle(self, session_id: str, command: Command, reply: ReplyTo) -> None:

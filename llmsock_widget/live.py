@@ -11,6 +11,8 @@ from .events import Diagnostic, Level, SessionEvent, Status, StatusChanged
 from .protocol import SendPrompt
 from .session import InteractionState, apply
 
+REPLAY_EVENTS = 4096  # events kept per session, so a client that reconnects can catch up
+
 
 @dataclass(eq=False)
 class LiveSession:
@@ -36,6 +38,7 @@ class LiveSession:
     saved_seq: int = 0  # the seq of the last state the store accepted
     notes: list[tuple[str, str]] = field(default_factory=list)  # diagnostics waiting for a listener
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    recent: deque[SessionEvent] = field(default_factory=lambda: deque(maxlen=REPLAY_EVENTS))
 
     def __post_init__(self) -> None:
         self.running.set()
@@ -55,9 +58,18 @@ class LiveSession:
         return {"session_id": self.key, "seq": self.state.seq + 1, "ts": self.clock()}
 
     def emit(self, event: SessionEvent) -> None:
-        """Apply ``event`` to the state and publish it to the session's subscribers."""
+        """Apply ``event`` to the state, keep it for replay, and publish it to the subscribers."""
         self.state = apply(self.state, event)
+        self.recent.append(event)
         self.publish(self.key, event)
+
+    def missed(self, after: int) -> list[SessionEvent] | None:
+        """Return the events after seq ``after``, or None if some of them are no longer kept."""
+        if after >= self.state.seq:
+            return []
+        if not self.recent or self.recent[0].seq > after + 1:
+            return None
+        return [event for event in self.recent if event.seq > after]
 
     def diagnose(self, level: Level, code: str, message: str) -> None:
         """Emit a diagnostic on this session."""

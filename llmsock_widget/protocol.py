@@ -338,6 +338,26 @@ def _seed004_tool_result(event: ToolResult) -> dict[str, Any]:
     return _msg("tool_result", event.message_id, data, _meta(event))
 
 
+def _resume_fields(event: SessionReady) -> dict[str, Any]:
+    out: dict[str, Any] = {"epoch": event.epoch}
+    if event.resumed is not None:
+        out["resumed"] = event.resumed
+        out["replayed"] = event.replayed
+    return out
+
+
+def parse_resume(value: str) -> tuple[str, int]:
+    """Return ``(epoch, seq)`` from a ``resume=<epoch>:<seq>`` query value.
+
+    Raises:
+        InvalidFrame: the value is not of that form.
+    """
+    epoch, _, seq = value.rpartition(":")
+    if not epoch or len(epoch) > 64 or not seq.isdigit() or len(seq) > MAX_INT_DIGITS:
+        raise InvalidFrame("resume must be <epoch>:<sequence>")
+    return epoch, int(seq)
+
+
 def _meta(event: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {"sessionId": event.session_id, "timestamp": event.ts}
     seq = getattr(event, "seq", None)
@@ -418,6 +438,7 @@ def to_envelope(event: Event) -> dict[str, Any] | None:
             "status": event.status,
             "created": event.created,
             "protocol": event.protocol,
+            **_resume_fields(event),
         }
         return _envelope("interaction.session", "session", body, _meta(event))
     return _reply_envelope(event)
@@ -515,6 +536,7 @@ def to_seed004(event: Event) -> dict[str, Any] | None:
             "sessionStatus": event.status,
             "created": event.created,
             "protocol": event.protocol,
+            **_resume_fields(event),
         }
         return _msg("status", "ready", data, _meta(event))
     if not isinstance(event, (ControlResult, ErrorReply, Pong)):

@@ -1,0 +1,110 @@
+"""Reconnect and resume: a client that lost its socket gets exactly the events it missed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from llmsock_widget.server import CLOSE_SESSION_REFUSED, ServerThread
+from tests.conftest import TIMEOUT
+
+from .conftest import Client, auth, is_turn_end, open_client
+
+
+async def reconnect(server: ServerThread, session: str, resume: str) -> Client:
+    ws = await connect(
+        f"{server.url}?session={session}&resume={resume}",
+        additional_headers=auth(server),
+        open_timeout=TIMEOUT,
+    )
+    return Client(ws)
+
+
+def seq_of(message: dict) -> int | None:
+    return message.get("data", {}).get("meta", {}).get("sequence")
+
+
+def test_dropped_socket_resumes_without_gap_or_duplicate(server: ServerThread, run) -> None:
+    """Drop the socket mid-answer, reconnect with resume=<epoch>:<last seq>: the missed events follow."""
+
+    async def scenario() -> tuple[list[dict], dict, str, int]:
+        first = await open_client(server, session="flaky")
+        ready = (await first.recv())["data"]["event"]
+        await first.send("/slow 400 /long 400")
+        seen: list[dict] = []
+        while sum(1 for m in seen if m["data"]["event"].get("type") == "delta") < 50:
+            seen.append(await first.recv())
+        first.ws.transport.abort()  # the network goes away, no close handshake
+        last = max(s for s in map(seq_of, seen) if s is not None)
+        second = await reconnect(server, "flaky", f"{ready['epoch']}:{last}")
+        again = (await second.recv())["data"]["event"]
+        rest = await second.recv_until(is_turn_end)
+        await second.ws.close()
+        return seen + rest, again, ready["epoch"], last
+
+    events, again, epoch, last = run(scenario())
+    assert again["resumed"] is True and again["epoch"] == epoch
+    assert again["replayed"] == again["sequence"] - last  # exactly what was missed
+    seqs = [s for s in map(seq_of, events) if s is not None]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap, no duplicate
+    text = "".join(e["data"]["event"]["text"] for e in events if e["data"]["event"].get("type") == "delta")
+    assert text == events[-1]["data"]["event"]["text"]
+
+
+def test_other_epoch_is_not_resumed(server: ServerThread, run) -> None:
+    """A resume from another run of the server is refused (resumed: false): the client must reload."""
+
+    async def scenario() -> dict:
+        client = await reconnect(server, "elsewhere", "e-from-another-run:12")
+        ready = (await client.recv())["data"]["event"]
+        await client.ws.close()
+        return ready
+
+    ready = run(scenario())
+    assert ready["resumed"] is False and ready["replayed"] == 0
+
+
+def test_gap_beyond_the_replay_buffer_asks_for_reload(server: ServerThread, run) -> None:
+    """When the missed events are no longer kept, the ready says resumed: false."""
+
+    async def scenario() -> dict:
+        client = await open_client(server, session="long-gone")
+        epoch = (await client.recv())["data"]["event"]["epoch"]
+        await client.send("/long 5000")
+        await client.recv_until(is_turn_end)
+        await client.ws.close()
+        late = await reconnect(server, "long-gone", f"{epoch}:1")
+        ready = (await late.recv())["data"]["event"]
+        await late.ws.close()
+        return ready
+
+    ready = run(scenario())
+    assert ready["resumed"] is False
+
+
+@pytest.mark.parametrize("value", ["nocolon", "e-x:abc", ":5", "e-x:-1"])
+def test_malformed_resume_closes_with_4400(server: ServerThread, run, value: str) -> None:
+    """A malformed resume value is refused with close code 4400."""
+
+    async def scenario() -> int | None:
+        client = await reconnect(server, "any", value)
+        await client.ws.wait_closed()
+        return client.ws.close_code
+
+    assert run(scenario()) == CLOSE_SESSION_REFUSED
+
+
+def test_ready_without_resume_has_no_resumed_field(server: ServerThread, run) -> None:
+    """A plain connect announces the epoch but no resumed/replayed fields."""
+
+    async def scenario() -> dict:
+        client = await open_client(server)
+        ready = (await client.recv())["data"]["event"]
+        await client.ws.close()
+        return ready
+
+    ready = run(scenario())
+    assert ready["epoch"].startswith("e-") and "resumed" not in ready
+    assert json.dumps(ready)
