@@ -9,6 +9,7 @@ server is restarted.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -71,15 +72,15 @@ def watch(listener: Any) -> None:
 def _isolate_logging() -> None:
     """Send llmsock's log lines to the kernel's own stderr, never into a notebook cell.
 
-    In a kernel, ``sys.stderr`` is the output of whichever cell runs now, so a
-    line logged by the server thread would land in a random cell.  Records of
-    the server thread from Tornado and asyncio are diverted the same way.
+    In a kernel, ``sys.stderr`` (and file descriptor 2) is the output of whichever
+    cell runs now, so a line logged by the server thread would land in a random
+    cell.  Records of the server thread from Tornado and asyncio are diverted the
+    same way.
     """
     ours = logging.getLogger("llmsock")
     if any(getattr(h, "_llmsock", False) for h in ours.handlers):
         return
-    stream = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(_console())
     handler.setFormatter(logging.Formatter("[llmsock %(levelname)s %(asctime)s] %(message)s"))
     handler._llmsock = True  # type: ignore[attr-defined]
     ours.addHandler(handler)
@@ -88,6 +89,22 @@ def _isolate_logging() -> None:
     divert = _ThreadDivert(handler)
     for name in ("tornado.access", "tornado.application", "tornado.general", "asyncio"):
         logging.getLogger(name).addFilter(divert)
+
+
+def _console() -> Any:
+    """Return a stream to the kernel's own console (the terminal that runs Jupyter).
+
+    ipykernel captures file descriptor 2 and forwards what is written there to the
+    running cell, so even ``sys.__stderr__`` lands in the notebook; it keeps the
+    console's original descriptor on its stderr stream, and that is where we write.
+    """
+    original = getattr(sys.stderr, "_original_stdstream_copy", None)
+    if isinstance(original, int):
+        try:
+            return os.fdopen(os.dup(original), "w", buffering=1, encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+    return sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
 
 
 class _ThreadDivert(logging.Filter):

@@ -4,7 +4,8 @@
 // never as HTML. The <details> elements are updated in place (tool calls matched by id), so
 // a block the reader opened stays open while the answer streams.
 
-const WRENCH = "\u{1F527}";
+// U+2699 (gear) is in the common text fonts; an emoji wrench shows as a box where no emoji font is installed.
+const WRENCH = "\u2699";
 
 /** Pretty JSON text of a value; a string is shown as it is (the result of a text tool). */
 export function resultText(value) {

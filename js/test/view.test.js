@@ -292,7 +292,7 @@ test("a tool call renders a collapsed details with name, arguments and result as
   assert.equal(details.open, false, "collapsed by default");
   assert.equal(details.getAttribute("data-tool-status"), "running");
   const summary = details.querySelector("summary");
-  assert.equal(summary.textContent, "\u{1F527}calculaterunning…");
+  assert.equal(summary.textContent, "\u2699calculaterunning…");
   assert.equal(q(summary, ".llmsock-tool-name").textContent, "calculate");
   assert.equal(q(details, "pre.llmsock-tool-args").textContent, '{\n  "expression": "2+2"\n}');
   assert.equal(q(details, ".llmsock-tool-result"), null, "no result while running");

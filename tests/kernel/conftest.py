@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +46,22 @@ class Kernel:
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 return messages
 
+    def stream_until(self, msg_id: str, marker: str, timeout: float = TIMEOUT) -> str:
+        """Return the stream text of ``msg_id`` up to ``marker``, waiting past idle for late output."""
+        text = ""
+        deadline = time.monotonic() + timeout
+        while marker not in text:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{marker!r} never arrived; got {text!r}")
+            try:
+                msg = self.client.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+        return text
+
     def run(self, code: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
         """Execute ``code``; return its IOPub messages; fail on an error output."""
         messages = self.collect(self.submit(code), timeout)
@@ -79,7 +97,10 @@ def text_of(messages: list[dict[str, Any]]) -> str:
 def kernel() -> Iterator[Kernel]:
     """A fresh python3 kernel, shut down after the test."""
     manager = KernelManager(kernel_name="python3")
-    manager.start_kernel()
+    # ipykernel stops forwarding file descriptors 1 and 2 to cells when it sees pytest's variable;
+    # without it the kernel behaves as under Jupyter, where those descriptors do reach the cell.
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    manager.start_kernel(env=env)
     k = Kernel(manager)
     try:
         yield k
