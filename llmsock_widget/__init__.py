@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "ChatWidget",
+    "Client",
     "ServerThread",
     "__version__",
     "ask",
@@ -26,12 +27,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .answer import Answer
+    from .client import Client
     from .kernel import get_server, stop_server
     from .server import ServerThread, start_server
     from .widget import ChatWidget
 
 _LAZY = {
     "Answer": "answer",
+    "Client": "client",
     "ChatWidget": "widget",
     "ServerThread": "server",
     "start_server": "server",

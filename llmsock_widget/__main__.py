@@ -2,7 +2,9 @@
 
 ``python -m llmsock_widget serve [--host --port --model --store-dir]`` runs the server;
 ``python -m llmsock_widget sessions NOTEBOOK.ipynb [list|show|export|remove]`` works on the
-chats saved in a notebook (exit 0 ok, 1 no such session, 2 bad notebook or usage).
+chats saved in a notebook (exit 0 ok, 1 no such session, 2 bad notebook or usage);
+``python -m llmsock_widget chat --url ws://127.0.0.1:PORT/ws [--token-env VAR] [--session ID]``
+chats with a running server in the terminal (the token comes from an environment variable).
 """
 
 from __future__ import annotations
@@ -58,7 +60,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     _add_sessions_parser(sub)
+    _add_chat_parser(sub)
     return parser
+
+
+def _add_chat_parser(sub: Any) -> None:
+    chat = sub.add_parser(
+        "chat",
+        allow_abbrev=False,  # so "--token X" can never be read as "--token-env X"
+        help="chat with a running server in the terminal",
+        description="Read a prompt per line, stream each answer to standard output; Ctrl-C stops an "
+        "answer, Ctrl-C at the prompt or the end of input quits. Reconnects and resumes by itself. "
+        "The token is read from an environment variable, never from the command line "
+        "(command lines are visible to other users).",
+    )
+    chat.add_argument("--url", required=True, help="the server's WebSocket URL, e.g. ws://127.0.0.1:8765/ws")
+    chat.add_argument(
+        "--token-env",
+        default="LLMSOCK_TOKEN",
+        metavar="VAR",
+        help="read the token from this environment variable (default LLMSOCK_TOKEN)",
+    )
+    chat.add_argument(
+        "--session", default=None, metavar="ID", help="the session to join (default: a new one)"
+    )
+    chat.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+
+
+class _RefuseToken(argparse.Action):
+    """Refuse ``--token`` without echoing its value: a token on a command line is visible to others."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(
+            "the token is never taken from the command line (other users can see it); "
+            "put it in LLMSOCK_TOKEN or name another variable with --token-env"
+        )
 
 
 def _add_sessions_parser(sub: Any) -> None:
@@ -203,6 +239,26 @@ def _table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def chat(args: argparse.Namespace) -> int:
+    """Run the terminal chat with the token from ``--token-env``.
+
+    Returns:
+        0 at the end of input or Ctrl-C at the prompt, 1 if the connection failed for good,
+        2 if the token variable is not set or the URL is not usable.
+    """
+    from .client.chat import run_chat
+
+    token = os.environ.get(args.token_env)
+    if not token:
+        print(f"llmsock: environment variable {args.token_env} is not set", file=sys.stderr)
+        return 2
+    try:
+        return run_chat(args.url, token=token, session=args.session)
+    except ValueError as exc:  # a URL that is not ws:// or carries a token
+        print(f"llmsock: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     args = _parser().parse_args(argv)
@@ -210,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "sessions":
         return sessions(args)
+    if args.command == "chat":
+        return chat(args)
     return 2
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -37,6 +38,7 @@ from .events import (
     ModelEnd,
     Pong,
     Reply,
+    SessionEvent,
     SessionReady,
     StatusChanged,
 )
@@ -54,6 +56,9 @@ log = logging.getLogger("llmsock")
 ReplyTo = Callable[[Reply], None]
 
 __all__ = ["Hub", "new_id", "now_ms"]
+
+
+PARKED_SESSIONS = 256  # evicted sessions whose recent events are kept for resuming
 
 
 def now_ms() -> int:
@@ -88,6 +93,7 @@ class Hub:
         self.tool_timeout = tool_timeout
         self.sessions: dict[str, LiveSession] = {}
         self.epoch = new_id("e-")  # a new one each run: a client resuming from another run must reload
+        self._parked: dict[str, deque[SessionEvent]] = {}  # recent events of evicted sessions, oldest first
         self._loading: dict[str, asyncio.Future[LiveSession]] = {}
         self.turns_run = 0
 
@@ -99,11 +105,13 @@ class Hub:
         deliver: Callable[[Event], None],
         *,
         resume: tuple[str, int] | None = None,
+        max_replay: int | None = None,
     ) -> tuple[str, Unsubscribe, SessionReady]:
         """Subscribe ``deliver`` to a session (a new one if ``session_id`` is None).
 
         ``deliver`` first gets the :class:`SessionReady` announcement, then, if ``resume``
-        (``(epoch, last seq applied)``) can be honoured, the events the client missed, then
+        (``(epoch, last seq applied)``) can be honoured (and they are at most ``max_replay``),
+        the events the client missed, then
         the session's events as they happen, in order, with nothing between.  Returns the
         session id, an async ``detach`` to call when the connection closes, and the ready.
 
@@ -117,6 +125,8 @@ class Hub:
         live.subscribers += 1
         # From here to the last replayed event nothing awaits, so no live event can slip in between.
         missed = live.missed(resume[1]) if resume is not None and resume[0] == self.epoch else None
+        if missed is not None and max_replay is not None and len(missed) > max_replay:
+            missed = None  # more than the connection can take at once: the client reloads instead
         ready = replace(
             self.ready(key, created=created),
             resumed=None if resume is None else missed is not None,
@@ -220,6 +230,9 @@ class Hub:
                 saved_seq=saved_seq,
                 notes=notes,
             )
+            parked = self._parked.pop(key, None)
+            if parked and parked[-1].seq == state.seq:  # the events it kept lead exactly to this state
+                live.recent = parked
             self.sessions[key] = live
             future.set_result(live)
             return live, saved_seq == 0 and state.seq == 0
@@ -283,6 +296,11 @@ class Hub:
         idle = live.worker is None and not live.tasks and not live.in_turn
         if live.subscribers <= 0 and idle and not live.unsaved and self.sessions.get(live.key) is live:
             del self.sessions[live.key]
+            # Keep its last events a while, so a client whose socket dropped as the turn ended
+            # can still resume when it comes back (the state itself is in the store).
+            self._parked[live.key] = live.recent
+            while len(self._parked) > PARKED_SESSIONS:
+                self._parked.pop(next(iter(self._parked)))
 
     # -- commands ------------------------------------------------------------------
 

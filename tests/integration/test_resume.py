@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -108,3 +109,31 @@ def test_ready_without_resume_has_no_resumed_field(server: ServerThread, run) ->
     ready = run(scenario())
     assert ready["epoch"].startswith("e-") and "resumed" not in ready
     assert json.dumps(ready)
+
+
+def test_resume_after_the_session_left_memory(server: ServerThread, run) -> None:
+    """A client that drops as the turn ends, and comes back once the session was evicted, still resumes."""
+
+    async def scenario() -> tuple[dict, list[dict]]:
+        client = await open_client(server, session="parked")
+        epoch = (await client.recv())["data"]["event"]["epoch"]
+        await client.send("/long 50")
+        events = await client.recv_until(is_turn_end)
+        cut = [m for m in events if seq_of(m) is not None][10]
+        await client.recv_until(lambda m: m.get("name") == "interaction.status")  # idle: the turn is over
+        await client.ws.close()
+
+        async def evicted() -> None:
+            while "parked" in server.hub.sessions:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(asyncio.wrap_future(server.submit(evicted())), TIMEOUT)
+        back = await reconnect(server, "parked", f"{epoch}:{seq_of(cut)}")
+        ready = (await back.recv())["data"]["event"]
+        replayed = [await back.recv() for _ in range(ready["replayed"])]
+        await back.ws.close()
+        return ready, replayed
+
+    ready, replayed = run(scenario())
+    assert ready["resumed"] is True and ready["replayed"] > 0
+    assert replayed[-1]["name"] == "interaction.status"

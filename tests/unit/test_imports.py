@@ -186,6 +186,7 @@ LAYERS = {
     "session": 2,
     "fanout": 2,
     "snapshot": 3,
+    "client": 3,
     "stores": 4,
     "models": 4,
     "tools": 4,

@@ -1,0 +1,45 @@
+"""A Python client for llmsock: one session over WebSocket, reconnected and resumed by itself.
+
+::
+
+    async with Client("ws://127.0.0.1:8765/ws", token=token) as client:
+        answer = await client.ask("Hello")
+
+``core`` and ``answers`` are pure (backoff, close policy, the cursor over a
+session's sequence, answer collection); ``transport`` opens one connection with
+websockets' asyncio API, ``connection`` runs the Client on top of it, ``stream``
+is the app's event iterator; ``chat`` is the terminal chat of ``python -m
+llmsock_widget chat``.  Nothing here imports the server, so the client runs in
+any process that has ``websockets``.
+"""
+
+from __future__ import annotations
+
+from .answers import Answer, AnswerCollector
+from .connection import Client
+from .core import (
+    Backoff,
+    ClientClosed,
+    ClientFailure,
+    ConnectFailed,
+    ConnectionLost,
+    HandshakeRefused,
+    RequestFailed,
+    SessionRefused,
+)
+from .stream import EventStream
+
+__all__ = [
+    "Answer",
+    "AnswerCollector",
+    "Backoff",
+    "Client",
+    "ClientClosed",
+    "ClientFailure",
+    "ConnectFailed",
+    "ConnectionLost",
+    "EventStream",
+    "HandshakeRefused",
+    "RequestFailed",
+    "SessionRefused",
+]
