@@ -35,7 +35,6 @@ CLOSE_UNAVAILABLE = 1011  # the session could not be loaded (store failure, newe
 CLOSE_SLOW_CONSUMER = 4008  # the client did not read and its outbound queue overflowed
 CLOSE_SESSION_REFUSED = 4400  # the session named in the URL is not a valid id
 
-REPLAY_FRAME_ESTIMATE = 512  # characters budgeted per replayed frame (a delta frame is ~200)
 SSE_MAX_QUEUED = 10_000  # events an SSE client may fall behind before its stream is ended
 
 
@@ -210,8 +209,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         self.server.connections.add(self)
         try:
             resume = self.resume_arg()
-            # A replay goes into the outbox at once: only as many events as it can surely hold.
-            max_replay = self.server.outbound_limit // REPLAY_FRAME_ESTIMATE
+            # A replay goes into the outbox at once: only what it can surely hold (half of it).
+            max_replay = self.server.outbound_limit // 2
             key, detach, ready = await self.server.hub.attach(
                 self.session_arg(), self._send_event, resume=resume, max_replay=max_replay
             )

@@ -110,7 +110,8 @@ class Hub:
         """Subscribe ``deliver`` to a session (a new one if ``session_id`` is None).
 
         ``deliver`` first gets the :class:`SessionReady` announcement, then, if ``resume``
-        (``(epoch, last seq applied)``) can be honoured (and they are at most ``max_replay``),
+        (``(epoch, last seq applied)``) can be honoured (and they take at most about
+        ``max_replay`` characters on the wire),
         the events the client missed, then
         the session's events as they happen, in order, with nothing between.  Returns the
         session id, an async ``detach`` to call when the connection closes, and the ready.
@@ -124,8 +125,9 @@ class Hub:
         unsubscribe = await self.fanout.subscribe(key, deliver)
         live.subscribers += 1
         # From here to the last replayed event nothing awaits, so no live event can slip in between.
-        missed = live.missed(resume[1]) if resume is not None and resume[0] == self.epoch else None
-        if missed is not None and max_replay is not None and len(missed) > max_replay:
+        same_run = resume is not None and resume[0] == self.epoch and session_id is not None
+        missed = live.missed(resume[1]) if resume is not None and same_run else None
+        if missed is not None and max_replay is not None and _weight(missed) > max_replay:
             missed = None  # more than the connection can take at once: the client reloads instead
         ready = replace(
             self.ready(key, created=created),
@@ -393,6 +395,16 @@ class Hub:
             "connections": self.fanout.count(key),
             "model": self.model.name,
         }
+
+
+def _weight(events: list[SessionEvent]) -> int:
+    """Return about how many characters ``events`` take on the wire (an upper-bound estimate)."""
+    total = 0
+    for event in events:
+        body = getattr(event, "text", "") or ""
+        extra = getattr(event, "result", None) or getattr(event, "arguments", "") or ""
+        total += 300 + len(body) + len(str(extra))
+    return total
 
 
 def _recover(state: InteractionState, ts: int) -> InteractionState:

@@ -64,9 +64,11 @@ class LiveSession:
         self.publish(self.key, event)
 
     def missed(self, after: int) -> list[SessionEvent] | None:
-        """Return the events after seq ``after``, or None if some of them are no longer kept."""
-        if after >= self.state.seq:
+        """Return the events after seq ``after``, or None if some are gone or ``after`` is unknown."""
+        if after == self.state.seq:
             return []
+        if after > self.state.seq:  # a sequence this session never reached: another timeline
+            return None
         if not self.recent or self.recent[0].seq > after + 1:
             return None
         return [event for event in self.recent if event.seq > after]

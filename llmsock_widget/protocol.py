@@ -11,6 +11,7 @@ docs/protocol.md is the normative description; this module implements it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str
 from typing import Any, Literal, Union
@@ -353,9 +354,12 @@ def parse_resume(value: str) -> tuple[str, int]:
         InvalidFrame: the value is not of that form.
     """
     epoch, _, seq = value.rpartition(":")
-    if not epoch or len(epoch) > 64 or not seq.isdigit() or len(seq) > MAX_INT_DIGITS:
+    if not epoch or len(epoch) > 64 or not _ASCII_DIGITS.fullmatch(seq) or len(seq) > MAX_INT_DIGITS:
         raise InvalidFrame("resume must be <epoch>:<sequence>")
     return epoch, int(seq)
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() would also take "²" and other scripts' digits
 
 
 def _meta(event: Any) -> dict[str, Any]:

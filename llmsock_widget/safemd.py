@@ -2,19 +2,24 @@
 
 JupyterLab trusts the Markdown a running kernel displays: raw HTML in it is
 rendered as HTML and its scripts run.  Model output is untrusted, so before it
-is displayed, HTML outside code is escaped (it shows as text), links may only
-go to http(s)/mailto, and images become plain links (no request leaves the
-page on its own).  Code spans and fenced blocks are kept as they are, since
-their content is shown literally anyway.
+is displayed, HTML outside fenced code blocks is escaped (it shows as text),
+links (inline and reference definitions) may only go to http(s)/mailto/#, and
+images become plain links (no request leaves the page on its own).  Fenced
+blocks are kept as they are, since their content is shown literally anyway.
 """
 
 from __future__ import annotations
 
 import re
 
-# A fenced block (``` or ~~~, closed or running to the end), or an inline code span.
-_CODE = re.compile(r"(^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]*\2[ \t]*$|\Z)|(`+)[^`\n]*?\3)", re.M | re.S)
+# A fenced block: a fence indented at most 3 spaces (more makes it indented code, which is
+# escaped like prose), closed by a fence of the same character at least as long, or running
+# to the end.  Inline code spans are escaped too: telling a real span from an escaped
+# backtick needs a full CommonMark parser, and "&lt;" shown in a span is a small price.
+_CODE = re.compile(r"^ {0,3}((`{3,})|(~{3,}))[^\n]*\n.*?(?:^ {0,3}(?:\2`*|\3~*)[ \t]*$|\Z)", re.M | re.S)
 _HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# A link reference definition: [label]: target
+_REFERENCE = re.compile(r"^( {0,3}\[[^\]\n]+\]:[ \t]*)(<?)(\S+)", re.M)
 # [label](target rest): the target may hold balanced parentheses, as in javascript:alert(1).
 _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*((?:[^()\s]|\([^()\s]*\))*)([^)]*)\)")
 _SAFE_SCHEME = re.compile(r"(?i)(https?:|mailto:|#)")
@@ -33,7 +38,12 @@ def safe_markdown(text: str) -> str:
 
 
 def _prose(text: str) -> str:
-    return _LINK.sub(_link, text.translate(_HTML))
+    return _REFERENCE.sub(_reference, _LINK.sub(_link, text.translate(_HTML)))
+
+
+def _reference(match: re.Match[str]) -> str:
+    head, _, target = match.groups()
+    return match.group(0) if _SAFE_SCHEME.match(target) else f"{head}#"
 
 
 def _link(match: re.Match[str]) -> str:

@@ -114,7 +114,10 @@ def fit(state: InteractionState, *, max_chars: int = DEFAULT_MAX_CHARS) -> Inter
         dropped += 1
     if not dropped:
         return state
-    return replace(state, messages=tuple(messages), dropped_turns=state.dropped_turns + dropped)
+    fitted = replace(state, messages=tuple(messages), dropped_turns=state.dropped_turns + dropped)
+    if len(dumps(fitted)) > max_chars and len(messages) > _first_turn_length(messages):
+        return fit(fitted, max_chars=max_chars)  # the count's own digits tipped it over: one more
+    return fitted
 
 
 def _first_turn_length(messages: list[Message]) -> int:

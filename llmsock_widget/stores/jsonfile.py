@@ -33,7 +33,7 @@ from ..errors import CorruptSnapshot, StoreConflict, StoreError
 from ..session import InteractionState
 from .base import SessionId, session_key
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("llmsock.stores")  # under "llmsock": in a kernel its lines go to the console
 
 # NAME_MAX is 255 bytes on common file systems; the temp and corrupt names add
 # up to about 20 characters to the stem.

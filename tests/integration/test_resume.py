@@ -137,3 +137,52 @@ def test_resume_after_the_session_left_memory(server: ServerThread, run) -> None
     ready, replayed = run(scenario())
     assert ready["resumed"] is True and ready["replayed"] > 0
     assert replayed[-1]["name"] == "interaction.status"
+
+
+@pytest.mark.parametrize("value", ["e-x:\u00b2", "e-x:\u0663"])
+def test_non_ascii_digits_in_resume_close_with_4400(server: ServerThread, run, value: str) -> None:
+    """Digits of other scripts are not a sequence: a clean 4400, not a dropped connection."""
+
+    async def scenario() -> int | None:
+        client = await reconnect(server, "any", value)
+        await client.ws.wait_closed()
+        return client.ws.close_code
+
+    assert run(scenario()) == CLOSE_SESSION_REFUSED
+
+
+def test_resume_from_a_sequence_the_session_never_reached_is_refused(server: ServerThread, run) -> None:
+    """A resume ahead of the session (another timeline) gets resumed: false, so the client reloads."""
+
+    async def scenario() -> dict:
+        client = await open_client(server, session="ahead")
+        epoch = (await client.recv())["data"]["event"]["epoch"]
+        await client.ws.close()
+        back = await reconnect(server, "ahead", f"{epoch}:999")
+        ready = (await back.recv())["data"]["event"]
+        await back.ws.close()
+        return ready
+
+    assert run(scenario())["resumed"] is False
+
+
+def test_replay_larger_than_the_outbox_asks_for_reload(run) -> None:
+    """A replay that would overflow the connection's outbound queue is refused: reload, no 4008 loop."""
+    server = ServerThread(outbound_limit=64 * 1024).start()
+
+    async def scenario() -> dict:
+        client = await open_client(server, session="big")
+        epoch = (await client.recv())["data"]["event"]["epoch"]
+        await client.send("/echo " + "word " * 4000)
+        await client.recv_until(is_turn_end)
+        await client.ws.close()
+        back = await reconnect(server, "big", f"{epoch}:0")
+        ready = (await back.recv())["data"]["event"]
+        await back.ws.close()
+        return ready
+
+    try:
+        ready = run(scenario())
+    finally:
+        server.stop()
+    assert ready["resumed"] is False

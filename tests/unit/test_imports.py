@@ -10,7 +10,7 @@ import pytest
 PACKAGE = "llmsock_widget"
 ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 
-PURE = ("errors", "events", "session", "snapshot", "protocol")
+PURE = ("errors", "events", "session", "snapshot", "protocol", "safemd")
 FORBIDDEN_IN_PURE = {"asyncio", "threading", "socket", "time", "tornado", "os", "random"}
 ALLOWED_INTERNAL = {
     "errors": set(),
@@ -18,6 +18,7 @@ ALLOWED_INTERNAL = {
     "protocol": {"errors", "events"},
     "session": {"errors", "events", "session"},
     "snapshot": {"errors", "events", "session"},
+    "safemd": set(),
 }
 
 

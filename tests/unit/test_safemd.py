@@ -28,10 +28,38 @@ def test_prose_is_defused(text: str, expected: str) -> None:
     assert safe_markdown(text) == expected
 
 
-def test_code_is_kept_literally() -> None:
-    """Inline code and fenced blocks keep their text (they are shown literally anyway)."""
+def test_fenced_code_is_kept_literally() -> None:
+    """Fenced blocks keep their text (they are shown literally anyway); inline spans are escaped too."""
     text = "use `<b>` here\n\n```html\n<script>x()</script>\n```\nafter <i>"
-    assert safe_markdown(text) == "use `<b>` here\n\n```html\n<script>x()</script>\n```\nafter &lt;i&gt;"
+    assert (
+        safe_markdown(text) == "use `&lt;b&gt;` here\n\n```html\n<script>x()</script>\n```\nafter &lt;i&gt;"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\`<img src=x onerror=alert(1)>`",  # an escaped backtick is no code span
+        "    ```\n<img src=x onerror=alert(1)>\n    ```",  # indented 4: not a fence
+        "```\ncode\n```\n<img src=x onerror=alert(1)>\n```",  # after a closed fence: prose
+    ],
+    ids=["escaped-backtick", "indented-fence", "after-closed-fence"],
+)
+def test_fence_tricks_do_not_smuggle_html(text: str) -> None:
+    """Raw HTML outside a real fenced block is escaped, whatever the backticks around it."""
+    assert "<img" not in safe_markdown(text)
+
+
+def test_unclosed_or_short_closed_fence_is_code_to_the_end() -> None:
+    """A fence closed only by a shorter fence runs to the end, as in CommonMark: all of it is code."""
+    text = "```\ncode\n``\n<img src=x>"
+    assert safe_markdown(text) == text
+
+
+def test_reference_definitions_are_defused() -> None:
+    """A link reference definition to javascript: goes nowhere; an https one stays."""
+    text = "[a][r] and [b][s]\n\n[r]: javascript:alert(1)\n[s]: https://example.com"
+    assert safe_markdown(text) == "[a][r] and [b][s]\n\n[r]: #\n[s]: https://example.com"
 
 
 def test_unclosed_fence_runs_to_the_end() -> None:

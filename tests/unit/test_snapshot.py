@@ -320,3 +320,10 @@ def test_fit_always_keeps_the_latest_turn() -> None:
     state = _long_state(turns=3, chars=50_000)
     fitted = snapshot.fit(state, max_chars=1000)
     assert [m.turn_id for m in fitted.messages] == ["t2", "t2"] and fitted.dropped_turns == 2
+
+
+@pytest.mark.parametrize("cap", range(5000, 5400, 7))
+def test_fit_never_ends_over_the_cap(cap: int) -> None:
+    """Whatever the cap, a fitted snapshot of many turns is within it (the count's digits included)."""
+    fitted = snapshot.fit(_long_state(turns=30, chars=100), max_chars=cap)
+    assert len(snapshot.dumps(fitted)) <= cap
