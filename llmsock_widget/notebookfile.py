@@ -40,6 +40,7 @@ from typing import Any, Callable, Literal
 import nbformat
 
 from . import snapshot
+from .durable import fsync_directory
 from .errors import ClientError, CorruptSnapshot, InvalidSessionId, SnapshotVersionError
 from .session import InteractionState, Message, ToolRecord
 
@@ -433,17 +434,7 @@ def _replace(shown: str | os.PathLike[str], target: str, data: bytes, before: os
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename durable; best effort, as some systems cannot fsync a directory.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_directory(directory)
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import snapshot
+from ..durable import fsync_directory
 from ..errors import CorruptSnapshot, StoreConflict, StoreError
 from ..session import InteractionState
 from .base import SessionId, session_key
@@ -183,7 +184,7 @@ class JsonFileStore:
                 os.unlink(tmp)
             raise
         if self._fsync:
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
 
 
 def _stem(key: str) -> str:
@@ -234,17 +235,6 @@ def _move_aside(path: Path) -> Path:
         n += 1
     os.rename(path, target)
     return target
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; best effort, as some platforms and file
-    # systems cannot open or fsync a directory.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _symlink_error(key: str, path: Path) -> StoreError:
