@@ -8,7 +8,6 @@ aborts the turn and returns the partial answer.
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import secrets
 import sys
@@ -96,11 +95,8 @@ async def _attach(server: ServerThread, session: str, deliver: Any, prompt: str,
 
 
 def _abort(server: ServerThread, key: str) -> None:
-    async def abort() -> None:
-        server.hub.handle(key, Control(action="abort"), lambda reply: None)
-        await asyncio.sleep(0)
-
-    server.submit(abort()).result(30)
+    # Queued on the server's loop before the detach that follows, so the turn is aborted first.
+    server.call_soon(server.hub.handle, key, Control(action="abort"), lambda reply: None)
 
 
 class _Output:
