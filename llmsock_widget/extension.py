@@ -6,6 +6,10 @@
                                 pick the model for new turns: ``builtin``, ``builtin:<tokens/s>``,
                                 ``openai:<model>`` (key from $OPENAI_API_KEY or VAR, never typed here)
 ``%llmsock new [SESSION]``      make SESSION (or a fresh id) the default for ``%%llmsock`` and ``chat``
+``%llmsock store [KIND [DIR]]`` say where chats are kept, or keep them from now on in ``notebook``
+                                (the notebook's metadata; files next to it without the plugin),
+                                ``memory``, or ``file [DIR]``
+``%llmsock save``               save every open chat now (into the notebook's metadata, or files)
 ``%llmsock stop``               stop the server and free its port
 ``%%llmsock [SESSION]``         send the cell body as a prompt; stream the answer into the output
 """
@@ -22,6 +26,7 @@ from .models import resolve_model
 from .turns import new_id
 
 _state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
+SAVE_TIMEOUT = 30.0
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -45,7 +50,8 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
         return None
     command, rest = (args[0], args[1:]) if args else ("status", [])
     if command == "status":
-        return Status(kernel.get_server().status(), _state["session"])
+        server = kernel.get_server()
+        return Status({**server.status(), "store": kernel.describe_store(server.store)}, _state["session"])
     if command == "chat":
         from .widget import ChatWidget
 
@@ -59,10 +65,22 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
     if command == "new":
         _state["session"] = rest[0] if rest else new_id()
         return f"session: {_state['session']}"
+    if command == "store":
+        if rest:
+            kind = rest[0] if len(rest) == 1 else f"{rest[0]}:{rest[1]}"
+            kernel.set_store(kernel.make_store(kind))
+        return f"chats are kept in: {kernel.describe_store(kernel.get_server().store)}"
+    if command == "save":
+        server = kernel.get_server()
+        count = server.submit(server.save_all()).result(SAVE_TIMEOUT)
+        where = kernel.describe_store(server.store)
+        return f"saved {count} chat{'s' if count != 1 else ''} to {where}"
     if command == "stop":
         kernel.stop_server()
         return "llmsock server stopped"
-    raise ValueError(f"unknown %llmsock command {command!r}; try: status, chat, model, new, stop")
+    raise ValueError(
+        f"unknown %llmsock command {command!r}; try: status, chat, model, new, store, save, stop"
+    )
 
 
 def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
@@ -97,11 +115,18 @@ class Status:
             "defaultSession",
             "sessions",
             "connections",
+            "transports",
             "messagesIn",
             "messagesOut",
+            "bytesIn",
+            "bytesOut",
+            "resumed",
+            "reloaded",
+            "replayedEvents",
             "turns",
+            "store",
         )
-        return [(key, str(self.status.get(key, ""))) for key in keys]
+        return [(key, _text(self.status.get(key, ""))) for key in keys]
 
     def __repr__(self) -> str:
         return "\n".join(f"{key}: {value}" for key, value in self._rows())
@@ -113,3 +138,9 @@ class Status:
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._rows()
         )
         return f"<table class='llmsock-status-table'>{rows}</table>"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):  # transports: {"proxy": 1, "comm": 2}
+        return ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
+    return str(value)

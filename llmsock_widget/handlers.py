@@ -49,6 +49,28 @@ class Stats:
     bytes_out: int = 0
     rejected: int = 0
     slow_consumers_dropped: int = 0
+    resumed: int = 0  # connections that asked to resume and were given the events they missed
+    reloaded: int = 0  # connections that asked to resume and had to reload instead
+    replayed_events: int = 0
+
+    def count_resume(self, ready: Any) -> None:
+        """Count the outcome of a connection's resume request (``ready.resumed`` is None without one)."""
+        if ready.resumed is True:
+            self.resumed += 1
+            self.replayed_events += ready.replayed
+        elif ready.resumed is False:
+            self.reloaded += 1
+
+
+class Connection(Protocol):
+    """A client attached to a session: a WebSocket, or a view's comm link."""
+
+    transport: str
+    session_id: str | None
+
+    def close(self, code: int = ..., reason: str = ...) -> None:
+        """End the connection with a close code."""
+        ...
 
 
 class Guard:
@@ -59,6 +81,10 @@ class Guard:
         self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
         self.extra_hosts = {h.lower() for h in allowed_hosts}
         self.port = 0
+
+    def allow_host(self, host: str) -> None:
+        """Add one exact ``Host`` header value (``name:port``) to the allow-list."""
+        self.extra_hosts.add(host.lower())
 
     def allow_origin(self, origin: str) -> None:
         """Add one exact origin (``scheme://host[:port]``) to the allow-list."""
@@ -93,7 +119,7 @@ class ServerContext(Protocol):
     guard: Guard
     stats: Stats
     hub: Hub
-    connections: set[WebSocketHandler]
+    connections: set[Connection]
     outbound_limit: int
 
     def frames(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
@@ -178,6 +204,8 @@ class StatusHandler(_Guarded):
 class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
     """``/ws``: one connection on one session, in one dialect."""
 
+    transport = "websocket"
+
     def initialize(self, server: ServerContext) -> None:
         self.server = server
         self.dialect: protocol.Dialect = "envelope"
@@ -221,6 +249,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
             log.warning("llmsock: cannot open session: %s", exc)
             self.close(CLOSE_UNAVAILABLE, close_reason(f"{exc.code}: {exc.message}"))
             return
+        self.server.stats.count_resume(ready)
         if self._closing:  # the peer left while we were loading the session
             await detach()
             return

@@ -292,6 +292,13 @@ class Hub:
             live.state = replace(live.state, revision=state.revision)
             live.saved_seq = state.seq
 
+    async def save_all(self) -> int:
+        """Save every open session now, as after a turn; return how many were saved."""
+        lives = list(self.sessions.values())
+        for live in lives:
+            await self._save(live)
+        return len(lives)
+
     def _maybe_evict(self, live: LiveSession) -> None:
         # A session nobody watches and nothing runs on lives on in the store only,
         # unless the store has not got its latest state (a failed save): then keep it here.

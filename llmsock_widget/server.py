@@ -27,6 +27,7 @@ from .handlers import (
     CLOSE_TOO_BIG,
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
+    Connection,
     Guard,
     SseHandler,
     Stats,
@@ -97,7 +98,7 @@ class ServerThread:
             tool_timeout=tool_timeout,
         )
         self.stats = Stats()
-        self.connections: set[WebSocketHandler] = set()
+        self.connections: set[Connection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -180,12 +181,37 @@ class ServerThread:
         else:
             self.call_soon(setattr, self.hub, "model", resolved)
 
+    def set_store(self, store: SessionStore) -> None:
+        """Save sessions in ``store`` from now on; safe from any thread.
+
+        Sessions already open keep their state and go to the new store at their next save.
+        """
+        self.store = store
+        if self.loop is None:
+            self.hub.store = store
+        else:
+            self.call_soon(setattr, self.hub, "store", store)
+
+    async def save_all(self) -> int:
+        """Save every open session now (on the server's loop); return how many."""
+        return await self.hub.save_all()
+
     def allow_origin(self, origin: str) -> None:
         """Allow browser pages from ``origin`` (exact ``scheme://host[:port]``); safe from any thread."""
         if self.loop is None:
             self.guard.allow_origin(origin)
         else:
             self.call_soon(self.guard.allow_origin, origin)
+
+    def allow_host(self, host: str) -> None:
+        """Accept requests whose ``Host`` is exactly ``host`` (``name:port``); safe from any thread.
+
+        A request through jupyter-server-proxy carries the Jupyter page's host, not ours.
+        """
+        if self.loop is None:
+            self.guard.allow_host(host)
+        else:
+            self.call_soon(self.guard.allow_host, host)
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the server's loop (the one thread-safe door in)."""
@@ -214,8 +240,18 @@ class ServerThread:
             "bytesOut": s.bytes_out,
             "rejected": s.rejected,
             "slowConsumersDropped": s.slow_consumers_dropped,
+            "resumed": s.resumed,
+            "reloaded": s.reloaded,
+            "replayedEvents": s.replayed_events,
+            "transports": self._transports(),
             "turns": self.hub.turns_run,
         }
+
+    def _transports(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for conn in list(self.connections):
+            counts[conn.transport] = counts.get(conn.transport, 0) + 1
+        return counts
 
     def frames(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
         """Return ``event``'s frames in ``dialect``, encoding each event once per dialect.

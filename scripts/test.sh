@@ -6,8 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-source scripts/venv.sh dev
-
 if [ ! -x /usr/bin/chromium ]; then
   echo "== installing Debian's chromium for the browser tests"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -23,6 +21,17 @@ if ! git diff --quiet -- llmsock_widget/static; then
   exit 1
 fi
 
+echo "== labextension: build, check the committed build"
+scripts/build-labextension.sh
+if [ -n "$(git status --porcelain -- llmsock_widget/labextension)" ]; then
+  echo "llmsock_widget/labextension is stale: run scripts/build-labextension.sh and commit it" >&2
+  git status --short -- llmsock_widget/labextension >&2
+  exit 1
+fi
+
+# After the builds: the editable install copies the lab extension into the venv.
+source scripts/venv.sh dev
+
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
@@ -31,6 +40,8 @@ echo "== mypy"
 echo "== pytest (unit, integration, kernel, browser)"
 .venv/bin/pytest "$@"
 echo "== notebooks (nbval)"
+# Run them as a fresh checkout would: no chats kept next to them by an earlier run.
+rm -rf notebooks/.llmsock
 .venv/bin/pytest --nbval-lax notebooks -p no:cacheprovider
 echo "== benchmark (smoke run; full figures: python -m llmsock_widget.bench)"
 .venv/bin/python -m llmsock_widget.bench --deltas 2000 --repeat 1

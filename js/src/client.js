@@ -1,6 +1,20 @@
-// The WebSocket edge: one socket on one session, reconnected with capped, jittered exponential
-// backoff. The WebSocket constructor, the timers, the random source and the id generator are
-// injected, so tests drive it with fakes. The token lives in this closure only: it goes into the
+// The connection edge: one session over the first transport of a ladder that answers,
+// reconnected with capped, jittered exponential backoff and resumed where it stopped.
+//
+// A ladder is a list of candidates, tried in order ({transport, url, reason, create?}; see
+// ladder.js): a candidate is taken when the server's `ready` comes through it within
+// `probeMs`; otherwise the next one is tried, and the reason each was skipped or failed is
+// reported. The transport that worked is kept for reconnects; when it stops answering the
+// ladder is walked again from the top.
+//
+// Resume (protocol section 4.1): the client remembers the server's epoch and the last session
+// sequence it handed on, and a reconnect asks for `resume=<epoch>:<seq>`. If the server
+// replays what was missed (`resumed: true`) nothing else is needed: duplicates are dropped by
+// sequence in the reducer. Otherwise the client reloads the transcript with get_history and
+// says so.
+//
+// The WebSocket constructor, the timers, the random source and the id generator are injected,
+// so tests drive it with fakes. The token lives in this closure only: it goes into the
 // subprotocol list and nowhere else (never into a URL, an event or a connection report).
 
 import { control, createIdGenerator, encode, parse, socketUrl, subprotocols } from "./protocol.js";
@@ -30,13 +44,14 @@ function closeDetail(event) {
  * Create a client.
  *
  * Args (one object):
- *   WebSocket: the constructor to use (window.WebSocket in the browser, a fake in tests).
- *   onEvent(event): every parsed server frame, in order, from the current socket only.
- *   onConnection({state, transport, detail, retryInMs, attempt}): connection changes; state is
- *     "connecting" | "open" | "closed" | "error". Never carries the URL or the token.
+ *   WebSocket: the constructor for candidates without their own `create` (window.WebSocket).
+ *   onEvent(event): every parsed server frame, in order, from the current connection only.
+ *   onConnection({state, transport, detail, retryInMs, attempt, resumed, replayed}): connection
+ *     changes; state is "connecting" | "open" | "closed" | "error". Never carries the token.
  *   timers: {setTimeout, clearTimeout}; random: () => [0, 1); newId: () => unique string.
- *   baseMs, capMs: the backoff schedule.
- * Returns: {connect({url, token, session}), send(message) -> bool, close(), isOpen()}.
+ *   baseMs, capMs: the backoff schedule. probeMs: how long a candidate has to say `ready`.
+ * Returns: {connect({url, token, session} | {candidates, token, session}), send(message) -> bool,
+ *   close(), isOpen(), position()}.
  */
 export function createClient({
   WebSocket,
@@ -47,24 +62,46 @@ export function createClient({
   newId = createIdGenerator({ random }),
   baseMs = 500,
   capMs = 10000,
+  probeMs = 4000,
 }) {
   if (typeof WebSocket !== "function") throw new TypeError("createClient needs a WebSocket constructor");
-  let target = null; // {url, token, session}
+  let target = null; // {candidates, token, session}
   let socket = null;
+  let candidate = 0; // index of the candidate being tried or used
+  let established = false; // the current candidate has said ready on this target before
+  let readySeen = false; // the current socket has said ready
   let retryTimer = null;
+  let probeTimer = null;
   let attempt = 0;
   let stopped = false;
+  let skipped = []; // why earlier candidates were not used, for the status line
+  // Where we are in the session: the server run (epoch) and the last sequence handed on.
+  let epoch = null;
+  let lastSeq = null;
 
+  const current = () => (target === null ? null : target.candidates[candidate]);
   const report = (state, detail = "", extra = {}) =>
-    onConnection({ state, transport: "websocket", detail, retryInMs: null, attempt, ...extra });
+    onConnection({
+      state,
+      transport: current()?.transport ?? "websocket",
+      detail,
+      retryInMs: null,
+      attempt,
+      ...extra,
+    });
 
   function detach(ws) {
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
   }
 
-  function teardown() {
+  function clearTimers() {
     if (retryTimer !== null) timers.clearTimeout(retryTimer);
-    retryTimer = null;
+    if (probeTimer !== null) timers.clearTimeout(probeTimer);
+    retryTimer = probeTimer = null;
+  }
+
+  function teardown() {
+    clearTimers();
     if (socket) {
       const old = socket;
       socket = null;
@@ -87,67 +124,155 @@ export function createClient({
     }, delay);
   }
 
+  // The current candidate did not work: try the next one now, or start over after a pause.
+  function nextCandidate(detail) {
+    const tried = current();
+    teardown();
+    established = false;
+    if (tried) skipped.push(`${tried.transport}: ${detail}`);
+    if (candidate + 1 < target.candidates.length) {
+      candidate += 1;
+      open();
+      return;
+    }
+    candidate = 0;
+    skipped = [...target.skippedBefore];
+    scheduleRetry(`no transport answered (${detail})`);
+  }
+
+  function handleReady(ws, event) {
+    readySeen = true;
+    if (probeTimer !== null) timers.clearTimeout(probeTimer);
+    probeTimer = null;
+    attempt = 0; // the server accepted us: the next failure starts the schedule again
+    established = true;
+    const resumed = event.resumed === true;
+    epoch = event.epoch || null;
+    const why = skipped.length ? ` (${skipped.join("; ")})` : "";
+    const tried = current();
+    const chosen = `${tried.reason || tried.transport}${why}`;
+    if (resumed) {
+      report("open", `${chosen}; resumed, ${event.replayed ?? 0} events replayed`, {
+        resumed: true,
+        replayed: event.replayed ?? 0,
+      });
+      return;
+    }
+    // Catch up (first connect, a reconnect that could not resume, or a view shown mid-turn):
+    // the reply resets the transcript and names the sequence it is exact at.
+    lastSeq = null;
+    const reloaded = event.resumed === false ? "; could not resume, reloaded the transcript" : "";
+    report("open", `${chosen}${reloaded}`, { resumed: event.resumed ?? null, replayed: 0 });
+    ws.send(encode(control("get_history", newId())));
+  }
+
   function handleMessage(ws, event) {
     if (ws !== socket || typeof event.data !== "string") return;
     const parsed = parse(event.data);
     if (parsed === null) return;
-    onEvent(parsed);
-    if (parsed.type === "ready" && socket === ws) {
-      attempt = 0; // the server accepted us: the next failure starts the schedule again
-      // Catch up (first connect, reconnect, or a view shown mid-turn): the reply resets the
-      // transcript and names the sequence it is exact at.
-      ws.send(encode(control("get_history", newId())));
+    if (parsed.type === "ready") {
+      onEvent(parsed);
+      if (socket === ws) handleReady(ws, parsed);
+      return;
     }
+    if (parsed.type === "history" && parsed.sequence !== null) {
+      lastSeq = lastSeq === null ? parsed.sequence : Math.max(lastSeq, parsed.sequence);
+    } else if (lastSeq !== null && parsed.seq !== null && parsed.seq !== undefined) {
+      // Only once the transcript is in: before the history reply, a position would skip what
+      // the reply brings.
+      lastSeq = Math.max(lastSeq, parsed.seq);
+    }
+    onEvent(parsed);
   }
 
   function handleClose(ws, event) {
     if (ws !== socket) return;
     socket = null;
     detach(ws);
+    if (probeTimer !== null) timers.clearTimeout(probeTimer);
+    probeTimer = null;
     if (stopped) return;
     if (event && FATAL_CLOSE_CODES.has(event.code)) {
       report("error", closeDetail(event));
       return;
+    }
+    if (!readySeen && !established) {
+      nextCandidate(closeDetail(event));
+      return;
+    }
+    if (!readySeen) {
+      // The transport that worked before does not answer now: walk the ladder again.
+      established = false;
+      candidate = 0;
+      skipped = [...target.skippedBefore];
     }
     scheduleRetry(closeDetail(event));
   }
 
   function open() {
     if (stopped || target === null) return;
-    report("connecting");
+    const cand = current();
+    report("connecting", established ? "" : `trying ${cand.transport}`);
+    const resume = epoch !== null && lastSeq !== null ? `${epoch}:${lastSeq}` : null;
+    const url = socketUrl(cand.url, target.session, resume);
+    const protocols = subprotocols(target.token);
     let ws;
     try {
-      ws = new WebSocket(socketUrl(target.url, target.session), subprotocols(target.token));
+      ws = cand.create ? cand.create(url, protocols) : new WebSocket(url, protocols);
     } catch {
       // The engine's message may quote the subprotocols, which hold the token: say it plainly.
-      scheduleRetry("could not open the WebSocket (bad URL or token)");
+      if (established) scheduleRetry("could not open the connection (bad URL or token)");
+      else nextCandidate("could not open the connection (bad URL or token)");
       return;
     }
     socket = ws;
-    ws.onopen = () => {
-      if (ws === socket) report("open");
-    };
+    readySeen = false;
+    ws.onopen = () => {};
     ws.onmessage = (event) => handleMessage(ws, event);
     ws.onclose = (event) => handleClose(ws, event);
     ws.onerror = () => {}; // a close event always follows; it decides what happens next
+    // A socket that opens but never says ready (a proxy that accepted the upgrade and lost the
+    // server, a busy kernel that does not take the comm link) must not hang the view.
+    probeTimer = timers.setTimeout(() => {
+      probeTimer = null;
+      if (ws !== socket || readySeen) return;
+      const detail = `no answer in ${Math.round(probeMs / 1000)} s`;
+      if (!established) {
+        nextCandidate(detail);
+        return;
+      }
+      teardown();
+      established = false;
+      candidate = 0;
+      skipped = [...target.skippedBefore];
+      scheduleRetry(detail);
+    }, probeMs);
   }
 
-  function connect({ url, token, session }) {
+  function connect({ url, token, session, candidates, skipped: skippedBefore = [] }) {
     stopped = false;
-    const same =
-      target !== null && target.url === url && target.token === token && target.session === session;
+    const list = candidates ?? [{ transport: "websocket", url, reason: "websocket" }];
+    const key = JSON.stringify(list.map((c) => [c.transport, c.url]));
+    const same = target !== null && target.key === key && target.token === token && target.session === session;
     // The kernel answers every view's hello to all views: the same target again is a no-op
     // while a socket exists; while waiting to retry it means "the server is there: go now".
     if (same && socket !== null) return false;
     teardown();
-    target = { url, token, session };
+    if (target === null || target.session !== session || target.token !== token) {
+      // Another session, or another server (a new token): nothing to resume from.
+      epoch = lastSeq = null;
+    }
+    target = { candidates: list, token, session, key, skippedBefore };
+    candidate = 0;
+    established = false;
+    skipped = [...skippedBefore];
     attempt = 0;
     open();
     return true;
   }
 
   function send(message) {
-    if (socket === null || socket.readyState !== OPEN) return false;
+    if (socket === null || socket.readyState !== OPEN || !readySeen) return false;
     socket.send(encode(message));
     return true;
   }
@@ -159,5 +284,11 @@ export function createClient({
     report("closed");
   }
 
-  return { connect, send, close, isOpen: () => socket !== null && socket.readyState === OPEN };
+  return {
+    connect,
+    send,
+    close,
+    isOpen: () => socket !== null && socket.readyState === OPEN && readySeen,
+    position: () => ({ epoch, seq: lastSeq }),
+  };
 }

@@ -1,24 +1,69 @@
 // anywidget entry point: wires model <-> client <-> reducer <-> view for one view. Every
-// render() has its own socket and state, so the same model can be displayed twice.
+// render() has its own connection and state, so the same model can be displayed twice.
 //
-// Contract with the kernel (llmsock_widget/widget.py): the view sends
-// {kind: "hello", origin, protocol: "llmsock-widget/1"}; the kernel answers every view with
-// {kind: "connect", url, port, token, session} (again after a server restart) or
-// {kind: "error", message}. The token stays in this closure and the client's: never in the
-// DOM, in model state, in storage or in a URL.
+// Contract with the kernel (llmsock_widget/widget.py):
+//   view -> kernel  {kind: "hello", origin, protocol, plugin, notebook, snapshots}
+//   kernel -> view  {kind: "connect", url, port, token, session, transport, proxyUrl, store,
+//                    restored} (again after a server restart), {kind: "error", message},
+//                   {kind: "snapshot", session, snapshot}
+//   and the comm transport's link messages (commsocket.js).
+// The token stays in this closure and the client's: never in the DOM, in model state, in
+// storage or in a URL.
+//
+// Contract with the notebook (the llmsock-notebook plugin, js/labextension/): DOM events that
+// bubble from this view's element. "llmsock:restore-request" asks for the snapshots kept in
+// the notebook's metadata (the plugin fills event.detail and calls preventDefault);
+// "llmsock:snapshot" hands one to the plugin to write there. Without the plugin nobody answers
+// and the kernel keeps sessions next to the notebook instead (docs/persistence.md).
 
 import { createClient } from "./client.js";
+import { commSocketFactory } from "./commsocket.js";
+import { buildLadder, readPageConfig } from "./ladder.js";
 import { createMarkdownRenderer } from "./markdown.js";
 import { WIDGET_PROTOCOL, control, createIdGenerator, userMessage } from "./protocol.js";
 import { initialState, reduce } from "./reducer.js";
 import { createView } from "./view.js";
+
+const SNAPSHOT_EVENT = "llmsock:snapshot";
+const RESTORE_EVENT = "llmsock:restore-request";
+const ATTACH_WAIT_MS = 3000; // how long to wait for the output area to put the view in the page
+
+/** Ask the notebook plugin for the sessions in the notebook's metadata: {plugin, sessions, notebook}. */
+export function requestSnapshots(el) {
+  const win = el.ownerDocument.defaultView;
+  const detail = { version: 1, sessions: null, notebook: null };
+  const event = new win.CustomEvent(RESTORE_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
+  const answered = !el.dispatchEvent(event);
+  const sessions = answered && detail.sessions !== null && typeof detail.sessions === "object" ? detail.sessions : {};
+  return { plugin: answered, sessions, notebook: typeof detail.notebook === "string" ? detail.notebook : null };
+}
+
+/** Hand a snapshot (or null: remove) to the notebook plugin; return whether it took it. */
+export function offerSnapshot(el, session, snapshot) {
+  const win = el.ownerDocument.defaultView;
+  const detail = { version: 1, session, snapshot };
+  const event = new win.CustomEvent(SNAPSHOT_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
+  return !el.dispatchEvent(event);
+}
+
+// Call `then` once `el` is in the page (events dispatched before would reach no plugin), or
+// after ATTACH_WAIT_MS if it never is (a detached output: go on without the notebook).
+function whenAttached(el, win, then) {
+  const started = Date.now();
+  const check = () => {
+    if (el.isConnected || Date.now() - started > ATTACH_WAIT_MS) then();
+    else win.setTimeout(check, 25);
+  };
+  check();
+}
 
 function render({ model, el }) {
   const win = el.ownerDocument.defaultView;
   const newId = createIdGenerator();
   let state = initialState();
   let disposed = false;
-  let server = null; // {url, token, session} from the latest connect message
+  let server = null; // the latest connect message
+  let plugin = false;
 
   let view = null;
   const dispatch = (event) => {
@@ -39,6 +84,7 @@ function render({ model, el }) {
     },
     newId,
   });
+  const createComm = commSocketFactory(model, newId);
   const markdown = createMarkdownRenderer(win);
   view = createView(el, {
     renderMarkdown: markdown.render,
@@ -58,7 +104,13 @@ function render({ model, el }) {
       dispatch({ type: "connection", state: "connecting", detail: "waiting for a session id" });
       return;
     }
-    client.connect({ url: server.url, token: server.token, session });
+    const { candidates, skipped } = buildLadder({
+      connect: server,
+      location: win.location,
+      pageConfig: readPageConfig(el.ownerDocument),
+      createComm,
+    });
+    client.connect({ candidates, skipped, token: server.token, session });
   }
 
   const onMessage = (content) => {
@@ -67,12 +119,18 @@ function render({ model, el }) {
       if (typeof content.url !== "string" || typeof content.token !== "string") return;
       server = {
         url: content.url,
+        port: content.port,
         token: content.token,
         session: typeof content.session === "string" ? content.session : "",
+        transport: typeof content.transport === "string" ? content.transport : "auto",
+        proxyUrl: typeof content.proxyUrl === "string" ? content.proxyUrl : null,
       };
+      if (typeof content.store === "string") view.setStore(content.store);
       connect();
     } else if (content.kind === "error") {
       dispatch({ type: "kernel.error", message: String(content.message ?? "unknown error") });
+    } else if (content.kind === "snapshot" && plugin && typeof content.session === "string") {
+      offerSnapshot(el, content.session, content.snapshot ?? null);
     }
   };
   const onSession = () => connect();
@@ -80,7 +138,22 @@ function render({ model, el }) {
   model.on("msg:custom", onMessage);
   model.on("change:session", onSession);
   view.update(state);
-  model.send({ kind: "hello", origin: win.location.origin, protocol: WIDGET_PROTOCOL });
+  whenAttached(el, win, () => {
+    if (disposed) return;
+    const found = requestSnapshots(el);
+    plugin = found.plugin;
+    // Only this view's session: other sessions of the notebook come back with their own views.
+    const session = model.get("session");
+    const snapshots = session && found.sessions[session] ? { [session]: found.sessions[session] } : {};
+    model.send({
+      kind: "hello",
+      origin: win.location.origin,
+      protocol: WIDGET_PROTOCOL,
+      plugin,
+      notebook: found.notebook,
+      snapshots,
+    });
+  });
 
   return () => {
     disposed = true;

@@ -131,6 +131,10 @@ const BUILDERS = {
     status: SESSION_STATUSES.has(e.status) ? e.status : "idle",
     created: e.created === true,
     protocol: str(e.protocol),
+    epoch: str(e.epoch),
+    // Only a connection that asked to resume is told whether it was (protocol section 4.1).
+    resumed: typeof e.resumed === "boolean" ? e.resumed : null,
+    replayed: int(e.replayed) ?? 0,
   }),
   "session.cleared": () => ({}),
   "user.message": (e) => ({ text: str(e.text), messageId: str(e.messageId) }),
@@ -259,9 +263,10 @@ export function createIdGenerator({ prefix = "w", random = Math.random } = {}) {
 }
 
 /** The WebSocket URL for a session: the session is in the query, the token never is. */
-export function socketUrl(url, session) {
+export function socketUrl(url, session, resume = null) {
   const sep = url.includes("?") ? "&" : "?";
-  return `${url}${sep}session=${encodeURIComponent(session)}`;
+  const tail = resume ? `&resume=${encodeURIComponent(resume)}` : "";
+  return `${url}${sep}session=${encodeURIComponent(session)}${tail}`;
 }
 
 /** The subprotocols to offer: the dialect (selected by the server) and the token (never selected). */

@@ -168,6 +168,11 @@ function applyHistory(state, event) {
 
 function applyReady(state, event) {
   const switched = state.sessionId !== "" && event.sessionId !== state.sessionId;
+  if (event.resumed === true && !switched) {
+    // The server replays what this view missed: keep the transcript and the sequence it is at,
+    // so the replayed events it already has are dropped as duplicates.
+    return { ...state, sessionId: event.sessionId, status: event.status };
+  }
   return {
     ...state,
     sessionId: event.sessionId,
@@ -270,7 +275,7 @@ export function reduce(state, event) {
         kernelError: event.state === "open" || event.state === "connecting" ? null : state.kernelError,
         connection: {
           state: event.state,
-          transport: "websocket",
+          transport: event.transport ?? "websocket",
           detail: event.detail ?? "",
           retryInMs: event.retryInMs ?? null,
         },

@@ -96,9 +96,12 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     "data-connection": "connecting",
     "data-transport": "websocket",
   });
+  // Why this transport (the ladder's choice and what it skipped) and where the chat is saved.
+  const detail = h(document, "div", { class: "llmsock-detail", "data-role": "connection-detail" });
+  const store = h(document, "div", { class: "llmsock-detail", "data-role": "store" });
   buttons.append(sendButton, stopButton);
   composer.append(textarea, buttons);
-  root.append(transcript, composer, status);
+  root.append(transcript, composer, status, detail, store);
   el.append(root);
 
   let current = null; // the state last painted
@@ -211,6 +214,13 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     const text = statusText(connection, kernelError);
     if (status.textContent !== text) status.textContent = text;
     status.title = connection.detail || "";
+    const why = connection.detail || "";
+    if (detail.textContent !== why) detail.textContent = why;
+  }
+
+  function setStore(text) {
+    const line = text ? `chat saved in: ${text}` : "";
+    if (store.textContent !== line) store.textContent = line;
   }
 
   function flush() {
@@ -278,5 +288,5 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     root.remove();
   }
 
-  return { update, flush, destroy };
+  return { update, flush, destroy, setStore };
 }

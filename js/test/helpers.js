@@ -99,6 +99,13 @@ export function envelope(kind, event, meta = {}) {
 export const frames = {
   ready: (sequence = 0, status = "idle", sessionId = "s1") =>
     envelope("session", { type: "ready", sessionId, sequence, status, created: false, protocol: "llmsock/1" }, { sessionId }),
+  /** A ready with the resume fields: epoch, and resumed/replayed when the client asked to resume. */
+  readyResume: ({ sequence = 0, status = "idle", sessionId = "s1", epoch = "E1", resumed, replayed } = {}) =>
+    envelope(
+      "session",
+      { type: "ready", sessionId, sequence, status, created: false, protocol: "llmsock/1", epoch, resumed, replayed },
+      { sessionId },
+    ),
   user: (seq, text, turnId = "t1", messageId = `m-${turnId}`) =>
     envelope("user", { type: "message", text, messageId }, { sequence: seq, turnId }),
   status: (seq, status) => envelope("status", { type: "status", status }, { sequence: seq }),
@@ -134,3 +141,37 @@ export const frames = {
       requestId,
     }),
 };
+
+/**
+ * A fake anywidget model: get/set/send/on/off, plus emit(name, ...args) to play the kernel and
+ * count(name) to see how many listeners are left. `sent` records every model.send().
+ */
+export function fakeModel(session = "sess-1") {
+  const listeners = new Map();
+  const model = {
+    attrs: { session },
+    sent: [],
+    setCalls: [],
+    offCalls: [],
+    get: (name) => model.attrs[name],
+    set: (...args) => model.setCalls.push(args),
+    save_changes: () => {},
+    send: (content) => model.sent.push(content),
+    on: (name, fn) => {
+      if (!listeners.has(name)) listeners.set(name, new Set());
+      listeners.get(name).add(fn);
+    },
+    off: (name, fn) => {
+      model.offCalls.push(name);
+      listeners.get(name)?.delete(fn);
+    },
+    emit: (name, ...args) => [...(listeners.get(name) ?? [])].forEach((fn) => fn(...args)),
+    count: (name) => listeners.get(name)?.size ?? 0,
+  };
+  return model;
+}
+
+/** A location-like object for a page URL (what ladder.js reads: protocol, hostname, host, href). */
+export function pageLocation(href) {
+  return new URL(href);
+}

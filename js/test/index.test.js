@@ -4,40 +4,19 @@ import { test } from "node:test";
 import { JSDOM } from "jsdom";
 
 import widget from "../src/index.js";
-import { fakeWebSocketClass, frames } from "./helpers.js";
+import { fakeModel, fakeWebSocketClass, frames } from "./helpers.js";
 
 const TOKEN = "tok-ABCdef123_secret";
 
-function fakeModel(session = "sess-1") {
-  const listeners = new Map();
-  const model = {
-    attrs: { session },
-    sent: [],
-    setCalls: [],
-    get: (name) => model.attrs[name],
-    set: (...args) => model.setCalls.push(args),
-    save_changes: () => {},
-    send: (content) => model.sent.push(content),
-    on: (name, fn) => {
-      if (!listeners.has(name)) listeners.set(name, new Set());
-      listeners.get(name).add(fn);
-    },
-    off: (name, fn) => listeners.get(name)?.delete(fn),
-    emit: (name, ...args) => [...(listeners.get(name) ?? [])].forEach((fn) => fn(...args)),
-    count: (name) => listeners.get(name)?.size ?? 0,
-  };
-  return model;
-}
-
-function setup() {
-  const dom = new JSDOM("<!doctype html><html><body></body></html>", { url: "http://localhost:8888/lab", pretendToBeVisual: true });
+function setup({ url = "http://localhost:8888/lab", head = "" } = {}) {
+  const dom = new JSDOM(`<!doctype html><html><head>${head}</head><body></body></html>`, { url, pretendToBeVisual: true });
   const { window } = dom;
   const { FakeWebSocket, instances } = fakeWebSocketClass();
   window.WebSocket = FakeWebSocket;
   const model = fakeModel();
-  const mount = () => {
+  const mount = ({ attach = true } = {}) => {
     const el = window.document.createElement("div");
-    window.document.body.append(el);
+    if (attach) window.document.body.append(el);
     const cleanup = widget.render({ model, el });
     return { el, cleanup };
   };
@@ -52,14 +31,18 @@ test("the module's default export is an anywidget {render}", () => {
 test("render says hello, connects on the kernel's connect message and catches up", async () => {
   const { model, instances, mount, nextFrame } = setup();
   const { el, cleanup } = mount();
-  assert.deepEqual(model.sent, [{ kind: "hello", origin: "http://localhost:8888", protocol: "llmsock-widget/1" }]);
+  assert.deepEqual(model.sent, [
+    { kind: "hello", origin: "http://localhost:8888", protocol: "llmsock-widget/1", plugin: false, notebook: null, snapshots: {} },
+  ]);
   assert.equal(instances.length, 0, "no socket before the kernel answers");
   model.emit("msg:custom", { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" });
   assert.equal(instances.length, 1);
   const ws = instances[0];
+  // A localhost page without a Jupyter page config: no proxy, direct first.
   assert.equal(ws.url, "ws://127.0.0.1:7000/ws?session=sess-1");
   assert.deepEqual(ws.protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
   ws.serverOpen();
+  assert.deepEqual(ws.sent, [], "nothing before ready");
   ws.serverSend(frames.ready(2, "generating", "sess-1"));
   const history = ws.sentJson()[0];
   assert.equal(history.data.type, "get_history");
@@ -77,7 +60,12 @@ test("render says hello, connects on the kernel's connect message and catches up
   const msgs = el.querySelectorAll(".llmsock-msg");
   assert.equal(msgs.length, 2);
   assert.equal(msgs[1].textContent.trim(), "hi there");
-  assert.equal(el.querySelector(".llmsock-status").textContent, "connected · websocket");
+  assert.equal(el.querySelector(".llmsock-status").textContent, "connected · direct");
+  assert.equal(el.querySelector(".llmsock-status").getAttribute("data-transport"), "direct");
+  assert.equal(
+    el.querySelector('[data-role="connection-detail"]').textContent,
+    "direct (the page is on this machine) (proxy: not a Jupyter page (no base URL))",
+  );
   assert.equal(el.querySelector("button.llmsock-stop").disabled, false);
 
   // Send: a JSON user_message; the transcript waits for the echo.
@@ -154,5 +142,157 @@ test("a kernel error message is shown in the status element", async () => {
   const status = el.querySelector(".llmsock-status");
   assert.equal(status.textContent, "error: could not start the server");
   assert.equal(status.getAttribute("data-connection"), "error");
+  cleanup();
+});
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const CONNECT = { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" };
+
+/** A stand-in for the notebook plugin: answers restore requests and records offered snapshots. */
+function fakePlugin(document, sessions, notebook = "work/chat.ipynb") {
+  const offered = [];
+  document.addEventListener("llmsock:restore-request", (event) => {
+    event.detail.sessions = sessions;
+    event.detail.notebook = notebook;
+    event.preventDefault();
+  });
+  document.addEventListener("llmsock:snapshot", (event) => {
+    offered.push(event.detail);
+    event.preventDefault();
+  });
+  return offered;
+}
+
+test("with the notebook plugin the hello says so and carries only this view's snapshot", async () => {
+  const { window, model, mount, nextFrame } = setup();
+  const offered = fakePlugin(window.document, {
+    "sess-1": { version: 1, messages: [{ role: "user", text: "kept" }] },
+    "sess-other": { version: 1, messages: [] },
+  });
+  const { el, cleanup } = mount();
+  assert.deepEqual(model.sent, [
+    {
+      kind: "hello",
+      origin: "http://localhost:8888",
+      protocol: "llmsock-widget/1",
+      plugin: true,
+      notebook: "work/chat.ipynb",
+      snapshots: { "sess-1": { version: 1, messages: [{ role: "user", text: "kept" }] } },
+    },
+  ]);
+  // The kernel's snapshots go to the plugin as DOM events, from this view's element.
+  model.emit("msg:custom", { kind: "snapshot", session: "sess-1", snapshot: { version: 1, messages: [] } });
+  model.emit("msg:custom", { kind: "snapshot", session: "sess-1" }); // removal
+  model.emit("msg:custom", { kind: "snapshot", session: 7, snapshot: {} }); // malformed: dropped
+  assert.deepEqual(offered, [
+    { version: 1, session: "sess-1", snapshot: { version: 1, messages: [] } },
+    { version: 1, session: "sess-1", snapshot: null },
+  ]);
+  // Where the kernel keeps the chat is shown.
+  model.emit("msg:custom", { ...CONNECT, store: "notebook metadata (work/chat.ipynb)" });
+  await nextFrame();
+  assert.equal(el.querySelector('[data-role="store"]').textContent, "chat saved in: notebook metadata (work/chat.ipynb)");
+  cleanup();
+});
+
+test("without the plugin the hello says plugin:false with no snapshots, and snapshots are not relayed", () => {
+  const { window, model, mount } = setup();
+  const seen = [];
+  // Someone listens for snapshots but nobody answers the restore request: no plugin.
+  window.document.addEventListener("llmsock:snapshot", (event) => seen.push(event.detail));
+  const { cleanup } = mount();
+  assert.equal(model.sent.length, 1);
+  assert.equal(model.sent[0].plugin, false);
+  assert.equal(model.sent[0].notebook, null);
+  assert.deepEqual(model.sent[0].snapshots, {});
+  model.emit("msg:custom", { kind: "snapshot", session: "sess-1", snapshot: { version: 1 } });
+  assert.deepEqual(seen, []);
+  cleanup();
+});
+
+test("a restore listener that does not answer (no preventDefault) is not a plugin", () => {
+  const { window, model, mount } = setup();
+  window.document.addEventListener("llmsock:restore-request", (event) => {
+    event.detail.sessions = { "sess-1": { version: 1 } };
+  });
+  const { cleanup } = mount();
+  assert.equal(model.sent[0].plugin, false);
+  assert.deepEqual(model.sent[0].snapshots, {});
+  cleanup();
+});
+
+test("the view waits until its element is in the page before the hello", async () => {
+  const { window, model, mount } = setup();
+  fakePlugin(window.document, { "sess-1": { version: 1, messages: [] } });
+  const { el, cleanup } = mount({ attach: false });
+  assert.deepEqual(model.sent, [], "no hello from a detached element");
+  await sleep(60);
+  assert.deepEqual(model.sent, [], "still waiting");
+  window.document.body.append(el);
+  await sleep(80);
+  assert.equal(model.sent.length, 1, "hello once attached");
+  assert.equal(model.sent[0].kind, "hello");
+  assert.equal(model.sent[0].plugin, true, "the restore request reached the plugin through the page");
+  assert.deepEqual(Object.keys(model.sent[0].snapshots), ["sess-1"]);
+  await sleep(60);
+  assert.equal(model.sent.length, 1, "only one hello");
+  cleanup();
+});
+
+test("a hub page goes through the proxy, then falls back to the comm when it fails", async () => {
+  const { model, instances, mount, nextFrame } = setup({
+    url: "https://hub.example.org/user/ann/lab/tree/a.ipynb",
+    head: '<script id="jupyter-config-data" type="application/json">{"baseUrl": "/user/ann/"}</script>',
+  });
+  const { el, cleanup } = mount();
+  model.emit("msg:custom", { ...CONNECT, transport: "auto", proxyUrl: null });
+  assert.equal(instances.length, 1);
+  assert.equal(instances[0].url, "wss://hub.example.org/user/ann/proxy/7000/ws?session=sess-1");
+  assert.deepEqual(instances[0].protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
+  instances[0].serverClose(1006);
+  assert.equal(instances.length, 1, "no direct rung from a remote page");
+
+  const link = model.sent.at(-1);
+  assert.equal(link.kind, "link");
+  assert.equal(link.session, "sess-1");
+  assert.equal(link.resume, null);
+  model.emit("msg:custom", { kind: "linked", link: link.link, session: "sess-1" });
+  model.emit("msg:custom", { kind: "frames", link: link.link, frames: [JSON.stringify(frames.ready(0, "idle", "sess-1"))] });
+  const history = model.sent.at(-1);
+  assert.equal(history.kind, "send");
+  assert.equal(history.link, link.link);
+  assert.equal(JSON.parse(history.frame).data.type, "get_history");
+  await nextFrame();
+  assert.equal(el.querySelector(".llmsock-status").textContent, "connected · comm");
+  const detail = el.querySelector('[data-role="connection-detail"]').textContent;
+  assert.match(detail, /^comm \(the widget's channel\)/);
+  assert.match(detail, /direct: the page is served from hub\.example\.org, not this machine/);
+  assert.match(detail, /proxy: closed \(1006\)/);
+
+  // A prompt goes over the comm too.
+  const textarea = el.querySelector("textarea");
+  textarea.value = "hello";
+  textarea.dispatchEvent(new el.ownerDocument.defaultView.Event("input"));
+  model.emit("msg:custom", {
+    kind: "frames",
+    link: link.link,
+    frames: [JSON.stringify(frames.history(0, [], null, "idle", JSON.parse(history.frame).id))],
+  });
+  el.querySelector("button.llmsock-send").click();
+  assert.equal(JSON.parse(model.sent.at(-1).frame).data.text, "hello");
+
+  assert.ok(!JSON.stringify(model.sent).includes(TOKEN), "the token never goes over the comm");
+  assert.ok(!el.ownerDocument.documentElement.outerHTML.includes(TOKEN));
+  cleanup();
+  assert.deepEqual(model.sent.at(-1), { kind: "unlink", link: link.link });
+  assert.equal(model.count("msg:custom"), 0, "the comm socket stopped listening too");
+});
+
+test("a forced comm transport never opens a WebSocket", () => {
+  const { model, instances, mount } = setup();
+  const { cleanup } = mount();
+  model.emit("msg:custom", { ...CONNECT, transport: "comm" });
+  assert.equal(instances.length, 0);
+  assert.equal(model.sent.at(-1).kind, "link");
   cleanup();
 });

@@ -206,3 +206,20 @@ test("finishStatus maps finish reasons to message statuses", () => {
   assert.equal(finishStatus("aborted"), "aborted");
   assert.equal(finishStatus("whatever"), "complete");
 });
+
+test("socketUrl adds the resume position after the session, encoded", () => {
+  assert.equal(socketUrl("ws://h/ws", "s", "E1:5"), "ws://h/ws?session=s&resume=E1%3A5");
+  assert.equal(socketUrl("ws://h/ws?x=1", "s", null), "ws://h/ws?x=1&session=s");
+  assert.equal(socketUrl("comm:", "a b", "e:0"), "comm:?session=a%20b&resume=e%3A0");
+});
+
+test("parse reads the ready's epoch, resumed and replayed", () => {
+  const plain = parse(JSON.stringify(frames.ready(3)));
+  assert.equal(plain.epoch, "");
+  assert.equal(plain.resumed, null);
+  assert.equal(plain.replayed, 0);
+  const resumed = parse(JSON.stringify(frames.readyResume({ sequence: 9, epoch: "E7", resumed: true, replayed: 4 })));
+  assert.deepEqual([resumed.epoch, resumed.resumed, resumed.replayed, resumed.sequence], ["E7", true, 4, 9]);
+  const refused = parse(JSON.stringify(frames.readyResume({ epoch: "E8", resumed: false })));
+  assert.deepEqual([refused.resumed, refused.replayed], [false, 0]);
+});

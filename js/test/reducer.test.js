@@ -362,3 +362,43 @@ test("history reset reads reasoning and tools from messages and current", () => 
   assert.deepEqual(s.messages[3].tools.map((t) => [t.id, t.status, t.result, t.durationMs]), [["c2", "complete", "12:00", 5]]);
   assert.equal(s.messages[3].tools[0].arguments, "{}");
 });
+
+test("a resumed ready keeps the transcript and the sequence, so replayed events are dropped", () => {
+  let s = run(ready(0), frames.user(1, "q"), frames.start(2), frames.delta(3, "a"), frames.delta(4, "b"));
+  const resumed = run(s, frames.readyResume({ sequence: 9, status: "generating", resumed: true, replayed: 5 }));
+  assert.equal(resumed.lastSeq, 4, "not the ready's sequence: the replay comes after it");
+  assert.equal(resumed.messages, s.messages, "the same transcript");
+  assert.equal(resumed.status, "generating");
+  assert.equal(resumed.synced, s.synced);
+  s = run(resumed, frames.delta(3, "a"), frames.delta(4, "b"), frames.delta(5, "c"), frames.end(6, "stop"));
+  assert.equal(s.messages[1].text, "abc");
+  assert.equal(s.messages[1].status, "complete");
+  assert.equal(s.lastSeq, 6);
+});
+
+test("a ready that could not resume (or did not ask) sets a new baseline as before", () => {
+  const s = run(ready(0), frames.user(1, "q"), frames.start(2));
+  for (const resumed of [false, undefined]) {
+    const next = run(s, frames.readyResume({ sequence: 0, resumed }));
+    assert.equal(next.lastSeq, 0);
+    assert.equal(next.synced, false);
+    assert.equal(next.messages.length, 2, "the transcript stays until the history arrives");
+  }
+});
+
+test("a resumed ready for another session still clears the transcript", () => {
+  const s = run(ready(0), frames.user(1, "q"));
+  const next = run(s, frames.readyResume({ sequence: 3, sessionId: "other", resumed: true }));
+  assert.deepEqual(next.messages, []);
+  assert.equal(next.sessionId, "other");
+  assert.equal(next.lastSeq, 3);
+});
+
+test("connection events carry the transport (websocket when unsaid)", () => {
+  let s = reduce(initialState(), { type: "connection", state: "open", transport: "comm", detail: "comm (forced)" });
+  assert.deepEqual(s.connection, { state: "open", transport: "comm", detail: "comm (forced)", retryInMs: null });
+  s = reduce(s, { type: "connection", state: "closed", transport: "proxy", retryInMs: 500 });
+  assert.equal(s.connection.transport, "proxy");
+  s = reduce(s, { type: "connection", state: "connecting" });
+  assert.equal(s.connection.transport, "websocket");
+});

@@ -68,11 +68,26 @@ class Chat:
         """The assistant message at ``index`` (0 = the first answer)."""
         return self.messages("assistant").nth(index)
 
-    def wait_until_open(self, timeout: float = TIMEOUT * 2) -> None:
-        """Wait until the view's WebSocket to the kernel's server is open."""
+    def wait_until_open(self, transport: str | None = None, timeout: float = TIMEOUT * 2) -> str:
+        """Wait until the view is connected to the kernel's server; return the transport it took.
+
+        Without ``transport``, any of the ladder's (proxy, direct, comm) will do.
+        """
         expect(self.root).to_be_visible(timeout=timeout * 1000)
         expect(self.status).to_have_attribute("data-connection", "open", timeout=timeout * 1000)
-        expect(self.status).to_have_attribute("data-transport", "websocket")
+        expected = re.compile(f"^({transport or 'proxy|direct|comm'})$")
+        expect(self.status).to_have_attribute("data-transport", expected)
+        return self.status.get_attribute("data-transport") or ""
+
+    @property
+    def connection_detail(self) -> Locator:
+        """The line under the status: why this transport, and what was skipped."""
+        return self.root.locator('[data-role="connection-detail"]')
+
+    @property
+    def store_line(self) -> Locator:
+        """The line that says where the chat is saved."""
+        return self.root.locator('[data-role="store"]')
 
     def send(self, prompt: str) -> None:
         """Type ``prompt`` into the message box and press Send."""

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.conftest import TIMEOUT
 
-from .jupyter_process import FRONTENDS, JupyterServer
+from .jupyter_process import FRONTENDS, REMOTE_HOST, JupyterServer
 from .notebook import Notebook
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-gpu",
     "--no-first-run",
+    f"--host-resolver-rules=MAP {REMOTE_HOST} 127.0.0.1",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 VIEWPORT = {"width": 1280, "height": 1000}

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 FRONTENDS = ("lab", "notebook")
+# A host name that does not look like this machine; chromium resolves it to 127.0.0.1.
+REMOTE_HOST = "lab.llmsock.test"
 
 
 @dataclass
@@ -34,10 +36,14 @@ class JupyterServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def notebook_url(self, name: str) -> str:
-        """Return the address that opens notebook ``name`` (in the root dir) in this front end."""
+    def notebook_url(self, name: str, host: str = "127.0.0.1") -> str:
+        """Return the address that opens notebook ``name`` (in the root dir) in this front end.
+
+        ``host`` may be ``REMOTE_HOST``: the browser maps it to 127.0.0.1, but to the page it
+        looks like a remote machine (as on JupyterHub).
+        """
         route = "lab/tree" if self.frontend == "lab" else "notebooks"
-        return f"{self.base_url}/{route}/{name}?token={self.token}"
+        return f"http://{host}:{self.port}/{route}/{name}?token={self.token}"
 
     def start(self, timeout: float) -> JupyterServer:
         """Start the server and wait until ``/api/status`` answers, or raise with the log's tail."""
@@ -109,6 +115,9 @@ class JupyterServer:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly",  # never asks PyPI
             "--ServerApp.terminals_enabled=False",
+            # Serve pages asked for as REMOTE_HOST too (Jupyter refuses unknown Host names).
+            "--ServerApp.local_hostnames=localhost",
+            f"--ServerApp.local_hostnames={REMOTE_HOST}",
             *(["--ServerApp.allow_root=True"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         ]
 

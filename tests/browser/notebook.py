@@ -54,12 +54,18 @@ class Notebook:
         self.path = path
 
     @classmethod
-    def open(cls, page: Page, server: JupyterServer, name: str, cells: list[str]) -> Notebook:
-        """Write notebook ``name`` into the server's root dir, open it and wait for an idle kernel."""
+    def open(
+        cls, page: Page, server: JupyterServer, name: str, cells: list[str] | None, host: str = "127.0.0.1"
+    ) -> Notebook:
+        """Write notebook ``name`` into the server's root dir (unless ``cells`` is None: reopen
+        the file as it is), open it from ``host`` and wait for an idle kernel."""
         path = server.root_dir / name
-        write_notebook(path, cells)
+        if cells is not None:
+            write_notebook(path, cells)
+        else:
+            cells = nbformat.read(path, as_version=4).cells
         notebook = cls(page, server, path)
-        url = server.notebook_url(name)
+        url = server.notebook_url(name, host)
         # "reset": JupyterLab must not reopen the notebooks of earlier tests from its workspace.
         page.goto(url.replace("?", "?reset&", 1) if server.frontend == "lab" else url)
         expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(cells), timeout=TIMEOUT * 3000)

@@ -8,6 +8,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
+from llmsock_widget.models import BuiltinModel
 from llmsock_widget.server import CLOSE_SESSION_REFUSED, ServerThread
 from tests.conftest import TIMEOUT
 
@@ -168,7 +169,7 @@ def test_resume_from_a_sequence_the_session_never_reached_is_refused(server: Ser
 
 def test_replay_larger_than_the_outbox_asks_for_reload(run) -> None:
     """A replay that would overflow the connection's outbound queue is refused: reload, no 4008 loop."""
-    server = ServerThread(outbound_limit=64 * 1024).start()
+    server = ServerThread(model=BuiltinModel(tokens_per_second=None), outbound_limit=64 * 1024).start()
 
     async def scenario() -> dict:
         client = await open_client(server, session="big")

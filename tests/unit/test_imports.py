@@ -198,6 +198,7 @@ LAYERS = {
     "hub": 7,
     "handlers": 8,
     "server": 9,
+    "commlink": 9,
     "kernel": 10,
     "answer": 10,
     "bench": 10,

@@ -1,0 +1,120 @@
+// llmsock-notebook: lets the llmsock chat widget, which runs inside a notebook's output area,
+// keep its state in the open notebook's metadata under the key "llmsock". The kernel cannot
+// edit the document the front end holds open; a front-end plugin can, through the notebook model.
+//
+// The widget talks to this plugin with two DOM events dispatched on its own element (they bubble
+// up to `document`, where we listen). We acknowledge an event by calling preventDefault(), which
+// the widget sees as dispatchEvent(...) returning false:
+//
+//   "llmsock:snapshot"         detail {version: 1, session, snapshot}
+//       store `snapshot` (a plain object) as metadata.llmsock.sessions[session];
+//       a null snapshot removes that session (and the "llmsock" key once no session is left).
+//   "llmsock:restore-request"  detail {version: 1, sessions: null, notebook: null}
+//       fill in detail.sessions (a copy of metadata.llmsock.sessions, {} if none) and
+//       detail.notebook (the notebook's path), synchronously, inside the listener.
+//
+// Stored shape: metadata.llmsock = {version: 1, sessions: {<session id>: <snapshot>, ...}}.
+// Nothing else in the metadata (in particular metadata.widgets) is ever touched.
+
+import { INotebookTracker } from "@jupyterlab/notebook";
+
+const KEY = "llmsock";
+const VERSION = 1;
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** A plain JSON-style object (not null, not an array). */
+function isPlainObject(value) {
+  return Object.prototype.toString.call(value) === "[object Object]";
+}
+
+/** A deep copy through JSON, so nothing of the caller's object is shared; undefined on failure. */
+function jsonCopy(value) {
+  try {
+    return JSON.parse(JSON.stringify(value));
+  } catch {
+    return undefined; // cycles, BigInt, ...
+  }
+}
+
+/** Deep equality of two JSON values (object key order does not matter). */
+function jsonEqual(a, b) {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((item, i) => jsonEqual(item, b[i]));
+  }
+  if (!isPlainObject(a) || !isPlainObject(b)) return false;
+  const keys = Object.keys(a);
+  return (
+    keys.length === Object.keys(b).length &&
+    keys.every((key) => Object.prototype.hasOwnProperty.call(b, key) && jsonEqual(a[key], b[key]))
+  );
+}
+
+/** The stored sessions of `model` (a fresh copy), or {} when there are none or they are malformed. */
+function storedSessions(model) {
+  const stored = model.getMetadata(KEY);
+  if (!isPlainObject(stored) || stored.version !== VERSION || !isPlainObject(stored.sessions)) return {};
+  return jsonCopy(stored.sessions) ?? {};
+}
+
+/** The loaded notebook panel whose DOM holds `target`, or null. */
+function panelContaining(tracker, target) {
+  if (!(target instanceof Node)) return null;
+  const panel = tracker.find((candidate) => candidate.node.contains(target));
+  // Before the file is loaded the model is empty: reading or writing it then would be wrong.
+  return panel && panel.context.isReady ? panel : null;
+}
+
+function onSnapshot(tracker, event) {
+  const detail = event.detail;
+  if (!isPlainObject(detail) || detail.version !== VERSION) return;
+  if (typeof detail.session !== "string" || !SESSION_ID.test(detail.session)) return;
+  if (detail.snapshot !== null && !isPlainObject(detail.snapshot)) return;
+  const snapshot = detail.snapshot === null ? null : jsonCopy(detail.snapshot);
+  if (snapshot === undefined) return;
+  const panel = panelContaining(tracker, event.target);
+  if (!panel) return;
+  const model = panel.context.model;
+
+  const stored = model.getMetadata(KEY);
+  if (stored !== undefined && isPlainObject(stored) && typeof stored.version === "number" && stored.version !== VERSION) {
+    return; // written by another version of this format: leave it alone, and do not acknowledge
+  }
+  // Object.entries/fromEntries define own properties, so even a session named "__proto__" is safe.
+  const entries = Object.entries(storedSessions(model)).filter(([id]) => id !== detail.session);
+  if (snapshot !== null) entries.push([detail.session, snapshot]);
+  if (entries.length === 0) {
+    if (stored !== undefined) model.deleteMetadata(KEY);
+  } else {
+    const value = { version: VERSION, sessions: Object.fromEntries(entries) };
+    // An unchanged value is not written again: that would mark the notebook dirty for nothing.
+    if (!jsonEqual(stored, value)) model.setMetadata(KEY, value);
+  }
+  event.preventDefault();
+}
+
+function onRestoreRequest(tracker, event) {
+  const detail = event.detail;
+  if (!isPlainObject(detail) || detail.version !== VERSION) return;
+  const panel = panelContaining(tracker, event.target);
+  if (!panel) return;
+  detail.sessions = storedSessions(panel.context.model);
+  detail.notebook = panel.context.path;
+  event.preventDefault();
+}
+
+/** @type {import("@jupyterlab/application").JupyterFrontEndPlugin<void>} */
+const plugin = {
+  id: "llmsock-notebook:plugin",
+  description: "Keeps the llmsock chat widget's sessions in the notebook's metadata.",
+  autoStart: true,
+  // Optional: pages without notebooks (Notebook 7's file browser) have no tracker.
+  optional: [INotebookTracker],
+  activate: (app, tracker) => {
+    if (!tracker) return;
+    document.addEventListener("llmsock:snapshot", (event) => onSnapshot(tracker, event));
+    document.addEventListener("llmsock:restore-request", (event) => onRestoreRequest(tracker, event));
+  },
+};
+
+export default plugin;
