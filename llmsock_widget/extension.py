@@ -66,10 +66,12 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
         _state["session"] = rest[0] if rest else new_id()
         return f"session: {_state['session']}"
     if command == "store":
+        moved = ""
         if rest:
             kind = rest[0] if len(rest) == 1 else f"{rest[0]}:{rest[1]}"
-            kernel.set_store(kernel.make_store(kind))
-        return f"chats are kept in: {kernel.describe_store(kernel.get_server().store)}"
+            copied = kernel.set_store(kernel.make_store(kind))
+            moved = f" ({copied} chat{'s' if copied != 1 else ''} copied from the previous store)"
+        return f"chats are kept in: {kernel.describe_store(kernel.get_server().store)}{moved}"
     if command == "save":
         server = kernel.get_server()
         count = server.submit(server.save_all()).result(SAVE_TIMEOUT)

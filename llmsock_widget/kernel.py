@@ -209,18 +209,21 @@ def remove_front_end(widget: Any) -> None:
         held[0].remove_sink(held[1])
 
 
-def set_store(store: SessionStore) -> SessionStore:
-    """Keep this kernel's sessions in ``store`` from now on (starting the server if needed)."""
+def set_store(store: SessionStore) -> int:
+    """Keep this kernel's sessions in ``store`` from now on (starting the server if needed).
+
+    Returns how many sessions were copied from the previous store.
+    """
     global _store
     server = get_server()
     with _lock:
         _store = store
-    server.set_store(store)
+    copied = server.set_store(store)
     with _lock:
         widgets = list(_front_ends.keys())
     for widget in widgets:
         add_front_end(widget)
-    return store
+    return copied
 
 
 def forced_transport() -> str:

@@ -36,7 +36,7 @@ from .handlers import (
 )
 from .hub import Hub
 from .models import ChatModel, resolve_model
-from .stores.base import SessionStore
+from .stores.base import SessionStore, resolve
 from .stores.memory import MemoryStore
 from .tools import ToolRegistry, default_registry
 
@@ -181,16 +181,34 @@ class ServerThread:
         else:
             self.call_soon(setattr, self.hub, "model", resolved)
 
-    def set_store(self, store: SessionStore) -> None:
-        """Save sessions in ``store`` from now on; safe from any thread.
+    def set_store(self, store: SessionStore, timeout: float = 30.0) -> int:
+        """Save sessions in ``store`` from now on; safe from any thread (not the server's own).
 
-        Sessions already open keep their state and go to the new store at their next save.
+        The sessions the old store holds (those it can list) are copied over, and open
+        sessions are saved to the new store at once.  Returns how many sessions were copied.
         """
-        self.store = store
+        old, self.store = self.store, store
         if self.loop is None:
             self.hub.store = store
-        else:
-            self.call_soon(setattr, self.hub, "store", store)
+            return 0
+        return int(self.submit(self._move_store(old, store)).result(timeout))
+
+    async def _move_store(self, old: SessionStore, new: SessionStore) -> int:
+        self.hub.store = new
+        copied = 0
+        keys = getattr(old, "keys", None)
+        for key in keys() if callable(keys) else ():
+            if key in self.hub.sessions:
+                continue  # saved below, from its live state
+            try:
+                state = await resolve(old.load(key))
+                if state is not None and await resolve(new.load(key)) is None:
+                    await resolve(new.save(key, state))
+                    copied += 1
+            except Exception as exc:  # one session that cannot move must not stop the others
+                log.warning("llmsock: could not copy session %s to the new store: %s", key, exc)
+        await self.hub.save_all()
+        return copied
 
     async def save_all(self) -> int:
         """Save every open session now (on the server's loop); return how many."""

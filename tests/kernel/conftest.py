@@ -7,6 +7,7 @@ import os
 import queue
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,17 +94,27 @@ def text_of(messages: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-@pytest.fixture
-def kernel() -> Iterator[Kernel]:
-    """A fresh python3 kernel, shut down after the test."""
+def start_kernel(cwd: Path, **env: str) -> Kernel:
+    """Start a python3 kernel in ``cwd`` with ``env`` added to this process's environment."""
     manager = KernelManager(kernel_name="python3")
     # ipykernel stops forwarding file descriptors 1 and 2 to cells when it sees pytest's variable;
     # without it the kernel behaves as under Jupyter, where those descriptors do reach the cell.
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
-    manager.start_kernel(env=env)
-    k = Kernel(manager)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    environment.update(env)
+    manager.start_kernel(env=environment, cwd=str(cwd))
+    return Kernel(manager)
+
+
+def stop_kernel(kernel: Kernel) -> None:
+    kernel.client.stop_channels()
+    kernel.manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    """A fresh python3 kernel working in the test's temporary directory, shut down after the test."""
+    k = start_kernel(tmp_path)
     try:
         yield k
     finally:
-        k.client.stop_channels()
-        manager.shutdown_kernel(now=True)
+        stop_kernel(k)
