@@ -19,6 +19,7 @@ __all__ = [
     "ask",
     "get_server",
     "load_ipython_extension",
+    "set_store",
     "start_server",
     "stop_server",
     "tool",
@@ -55,6 +56,20 @@ def ask(prompt: str, *, session: str = "default", display: bool = True, timeout:
     from .kernel import get_server
 
     return _ask(prompt, session=session, server=get_server(), display=display, timeout=timeout)
+
+
+def set_store(store: Any) -> str:
+    """Keep this kernel's chats in ``store`` from now on; return where, in words.
+
+    ``store`` is a SessionStore (``MemoryStore()``, ``JsonFileStore(dir)``, your own) or a
+    spec: ``"notebook"`` (the notebook's metadata; files next to it without the plugin),
+    ``"memory"``, ``"file"`` or ``"file:<directory>"``.  Chats the old store holds are copied.
+    """
+    from . import kernel
+
+    chosen = kernel.make_store(store) if isinstance(store, str) else store
+    kernel.set_store(chosen)
+    return kernel.describe_store(chosen)
 
 
 def tool(fn: Any = None, **options: Any) -> Any:

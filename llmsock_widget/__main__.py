@@ -43,7 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="with openai:<model>: read the API key from this environment variable (default OPENAI_API_KEY)",
     )
-    serve.add_argument("--store-dir", default=None, help="keep sessions as JSON files in this directory")
+    serve.add_argument(
+        "--store",
+        default="memory",
+        metavar="KIND",
+        help="where sessions are kept: memory (default) or file:<directory>",
+    )
+    serve.add_argument("--store-dir", default=None, help="same as --store file:<directory>")
     serve.add_argument(
         "--allow-origin",
         action="append",
@@ -125,7 +131,16 @@ def serve(args: argparse.Namespace) -> int:
     from .stores import JsonFileStore, MemoryStore
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(message)s")
-    store = JsonFileStore(args.store_dir) if args.store_dir else MemoryStore()
+    kind, _, directory = args.store.partition(":")
+    if args.store_dir:
+        kind, directory = "file", args.store_dir
+    if kind == "file" and directory:
+        store: Any = JsonFileStore(directory)
+    elif kind == "memory" and not directory:
+        store = MemoryStore()
+    else:
+        print(f"llmsock: unknown store {args.store!r}; use memory or file:<directory>", file=sys.stderr)
+        return 2
     model_options: dict[str, Any] = {}
     if args.base_url:
         model_options["base_url"] = args.base_url

@@ -28,7 +28,14 @@ from typing import Any, Callable
 from . import protocol
 from .errors import ClientError, LlmsockError, wire_error
 from .events import ErrorReply, Event, ModelDelta
-from .handlers import CLOSE_GOING_AWAY, CLOSE_SESSION_REFUSED, CLOSE_UNAVAILABLE, ServerContext
+from .handlers import (
+    CLOSE_GOING_AWAY,
+    CLOSE_SESSION_REFUSED,
+    CLOSE_UNAVAILABLE,
+    ConnectionStats,
+    ServerContext,
+    reply_with_stats,
+)
 
 log = logging.getLogger("llmsock")
 
@@ -66,6 +73,7 @@ class CommLink:
         self._closed = False
         self.messages_out = 0  # comm messages sent
         self.frames_out = 0  # frames in them
+        self.counters = ConnectionStats(transport=self.transport)
 
     async def open(self, session: str | None, resume: tuple[str, int] | None) -> None:
         """Attach to ``session`` (resuming after ``resume`` if given), then say ``linked``."""
@@ -82,6 +90,7 @@ class CommLink:
             self._end(CLOSE_UNAVAILABLE, f"{exc.code}: {exc.message}")
             return
         self.server.stats.count_resume(ready)
+        self.counters.resumed, self.counters.replayed = ready.resumed, ready.replayed
         if self._closed:  # unlinked while the session loaded
             await detach()
             return
@@ -95,6 +104,8 @@ class CommLink:
         stats = self.server.stats
         stats.messages_in += 1
         stats.bytes_in += len(frame)
+        self.counters.messages_in += 1
+        self.counters.bytes_in += len(frame)
         if self.session_id is None or self._closed:
             return
         hub = self.server.hub
@@ -106,7 +117,7 @@ class CommLink:
             )
             return
         try:
-            hub.handle(self.session_id, command, self._deliver)
+            hub.handle(self.session_id, command, reply_with_stats(self._deliver, self.counters, self.server))
         except Exception as exc:  # a bug: tell the view, log the traceback, keep the link
             log.exception("llmsock: handler failed")
             code, text, recoverable = wire_error(exc)
@@ -139,9 +150,12 @@ class CommLink:
         frames = [frame for event in events for frame in protocol.frames(event, "envelope")]
         self._post({"kind": "frames", "link": self.link_id, "frames": frames})
         self.frames_out += len(frames)
+        size = sum(len(f) for f in frames)
         stats = self.server.stats
         stats.messages_out += len(frames)
-        stats.bytes_out += sum(len(f) for f in frames)
+        stats.bytes_out += size
+        self.counters.messages_out += len(frames)
+        self.counters.bytes_out += size
 
     def _post(self, message: dict[str, Any]) -> None:
         try:

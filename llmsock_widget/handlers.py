@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Protocol
 
 import tornado.iostream
@@ -60,6 +60,44 @@ class Stats:
             self.replayed_events += ready.replayed
         elif ready.resumed is False:
             self.reloaded += 1
+
+
+@dataclass
+class ConnectionStats:
+    """One connection's counters, sent back on ``get_status`` (protocol section 8)."""
+
+    transport: str
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    resumed: bool | None = None  # None: it did not ask to resume
+    replayed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transport": self.transport,
+            "messagesIn": self.messages_in,
+            "messagesOut": self.messages_out,
+            "bytesIn": self.bytes_in,
+            "bytesOut": self.bytes_out,
+            "resumed": self.resumed,
+            "replayed": self.replayed,
+        }
+
+
+def reply_with_stats(
+    reply: Callable[[Event], None], connection: ConnectionStats, server: ServerContext
+) -> Callable[[Event], None]:
+    """Wrap ``reply`` so a ``get_status`` result also carries this connection's and the server's counters."""
+
+    def send(event: Event) -> None:
+        if isinstance(event, ControlResult) and event.action == "get_status" and event.ok:
+            data = {**event.data, "connection": connection.as_dict(), "server": server.status()}
+            event = replace(event, data=data)
+        reply(event)
+
+    return send
 
 
 class Connection(Protocol):
@@ -217,6 +255,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         self._outbox_size = 0
         self._flushing = False
         self._closing = False
+        self.counters = ConnectionStats(transport=self.transport)
 
     def check_origin(self, origin: str) -> bool:
         return True  # prepare() already did the exact-match check, before the upgrade
@@ -250,6 +289,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
             self.close(CLOSE_UNAVAILABLE, close_reason(f"{exc.code}: {exc.message}"))
             return
         self.server.stats.count_resume(ready)
+        self.counters.resumed, self.counters.replayed = ready.resumed, ready.replayed
         if self._closing:  # the peer left while we were loading the session
             await detach()
             return
@@ -259,6 +299,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         stats = self.server.stats
         stats.messages_in += 1
         stats.bytes_in += len(message)
+        self.counters.messages_in += 1
+        self.counters.bytes_in += len(message)
         if isinstance(message, bytes):
             self.close(CLOSE_UNSUPPORTED, "binary frames are not supported; send text")
             return
@@ -279,7 +321,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
             )
             return
         try:
-            hub.handle(self.session_id, command, self._send_event)
+            hub.handle(
+                self.session_id, command, reply_with_stats(self._send_event, self.counters, self.server)
+            )
         except Exception as exc:  # a bug: tell the client, log the traceback, keep the connection
             log.exception("llmsock: handler failed")
             code, text, recoverable = wire_error(exc)
@@ -328,6 +372,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
                     future.add_done_callback(_retrieve)
                     stats.messages_out += 1
                     stats.bytes_out += len(frame)
+                    self.counters.messages_out += 1
+                    self.counters.bytes_out += len(frame)
                 if future is not None:
                     await future  # wait until the socket took the batch: this is the backpressure
         except tornado.websocket.WebSocketClosedError:

@@ -15,10 +15,11 @@ from tests.conftest import TIMEOUT
 from .conftest import Client, auth, is_turn_end, open_client
 
 
-async def reconnect(server: ServerThread, session: str, resume: str) -> Client:
+async def reconnect(server: ServerThread, session: str, resume: str, dialect: str | None = None) -> Client:
     ws = await connect(
         f"{server.url}?session={session}&resume={resume}",
         additional_headers=auth(server),
+        subprotocols=[f"llmsock.{dialect}.v1"] if dialect else None,  # type: ignore[list-item]
         open_timeout=TIMEOUT,
     )
     return Client(ws)
@@ -187,3 +188,34 @@ def test_replay_larger_than_the_outbox_asks_for_reload(run) -> None:
     finally:
         server.stop()
     assert ready["resumed"] is False
+
+
+def test_get_status_reports_the_connection_and_server_counters(server: ServerThread, run) -> None:
+    """After a resume, get_status says how this connection came back and what the server counted."""
+
+    async def scenario() -> tuple[dict, dict]:
+        first = await open_client(server, session="counted")
+        epoch = (await first.recv())["data"]["event"]["epoch"]
+        await first.send("/long 20")
+        seen = await first.recv_until(is_turn_end)
+        await first.ws.close()
+        last = max(s for s in map(seq_of, seen) if s is not None)
+        second = await reconnect(server, "counted", f"{epoch}:{last - 5}", dialect="envelope")
+        ready = (await second.recv())["data"]["event"]
+        for _ in range(ready["replayed"]):
+            await second.recv()
+        await second.send(json.dumps({"type": "control", "id": "s1", "data": {"type": "get_status"}}))
+        reply = await second.recv_until(lambda m: m["data"]["event"].get("action") == "get_status")
+        await second.ws.close()
+        return ready, reply[-1]["data"]["event"]["data"]
+
+    ready, status = run(scenario())
+    connection = status["connection"]
+    assert connection["transport"] == "websocket"
+    assert ready["resumed"] is True and ready["replayed"] >= 5  # the turn's last 5 events, then idle
+    assert connection["resumed"] is True and connection["replayed"] == ready["replayed"]
+    assert connection["messagesIn"] == 1 and connection["messagesOut"] == 1 + ready["replayed"]
+    assert connection["bytesIn"] > 0 and connection["bytesOut"] > 0
+    srv = status["server"]
+    assert srv["resumed"] >= 1 and srv["replayedEvents"] >= 5 and srv["transports"] == {"websocket": 1}
+    assert server.token not in json.dumps(status)

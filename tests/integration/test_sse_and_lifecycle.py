@@ -209,11 +209,13 @@ def test_corrupt_snapshot_is_reported_and_session_starts_fresh(tmp_path: Path, r
     assert any(p.name.startswith("broken.json.corrupt") for p in tmp_path.iterdir())
 
 
-def test_cli_serve_prints_json_line_and_stops_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", [["--store-dir", "{dir}"], ["--store", "file:{dir}"]])
+def test_cli_serve_prints_json_line_and_stops_on_sigterm(tmp_path: Path, store: list[str]) -> None:
     """`python -m llmsock_widget serve` prints url/token/sse as one JSON line and exits 0 on SIGTERM."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    store_args = [arg.format(dir=tmp_path) for arg in store]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmsock_widget", "serve", "--store-dir", str(tmp_path)],
+        [sys.executable, "-m", "llmsock_widget", "serve", *store_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -237,6 +239,18 @@ def test_cli_serve_prints_json_line_and_stops_on_sigterm(tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_cli_unknown_store_exits_2() -> None:
+    """`serve --store` with an unknown kind says which ones exist and exits 2."""
+    result = subprocess.run(
+        [sys.executable, "-m", "llmsock_widget", "serve", "--store", "redis://x"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 2
+    assert "use memory or file:<directory>" in result.stderr and result.stdout == ""
 
 
 def test_cli_port_in_use_exits_2() -> None:
