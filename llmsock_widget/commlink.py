@@ -33,12 +33,16 @@ from .handlers import (
     CLOSE_SESSION_REFUSED,
     CLOSE_UNAVAILABLE,
     ConnectionStats,
+    RateLimiter,
     ServerContext,
+    at_capacity,
+    rate_limited_reply,
     reply_with_stats,
 )
 
 log = logging.getLogger("llmsock")
 
+CLOSE_TRY_LATER = 1013  # the server is full (WebSockets are refused with HTTP 503 instead)
 INTERVAL = 0.04  # seconds between two batches: 25 comm messages a second at most, per link
 
 
@@ -74,9 +78,16 @@ class CommLink:
         self.messages_out = 0  # comm messages sent
         self.frames_out = 0  # frames in them
         self.counters = ConnectionStats(transport=self.transport)
+        self.limiter = RateLimiter(server.limits.messages_per_second, server.limits.message_burst)
 
     async def open(self, session: str | None, resume: tuple[str, int] | None) -> None:
         """Attach to ``session`` (resuming after ``resume`` if given), then say ``linked``."""
+        if at_capacity(self.server):
+            self._end(
+                CLOSE_TRY_LATER,
+                f"the server holds its maximum of {self.server.limits.max_connections} connections",
+            )
+            return
         self.server.stats.connections_total += 1
         try:
             key, detach, ready = await self.server.hub.attach(
@@ -109,6 +120,11 @@ class CommLink:
         if self.session_id is None or self._closed:
             return
         hub = self.server.hub
+        if not self.limiter.allow():
+            stats.rate_limited += 1
+            if self.limiter.should_warn():
+                self._deliver(rate_limited_reply(self.server.limits, hub.clock()))
+            return
         try:
             command = protocol.decode(frame, "envelope")
         except ClientError as exc:

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Protocol
@@ -49,6 +50,9 @@ class Stats:
     bytes_out: int = 0
     rejected: int = 0
     slow_consumers_dropped: int = 0
+    rate_limited: int = 0  # client messages dropped by the rate limit
+    over_capacity: int = 0  # connections refused because the server was full
+    sse_open: int = 0  # SSE streams open now
     resumed: int = 0  # connections that asked to resume and were given the events they missed
     reloaded: int = 0  # connections that asked to resume and had to reload instead
     replayed_events: int = 0
@@ -60,6 +64,56 @@ class Stats:
             self.replayed_events += ready.replayed
         elif ready.resumed is False:
             self.reloaded += 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may take of the server (docs/security.md, "Limits")."""
+
+    max_connections: int = 100  # WebSockets, SSE streams and comm links at once
+    messages_per_second: float = 20.0  # a client's frames, sustained ...
+    message_burst: int = 40  # ... and in a burst
+
+
+class RateLimiter:
+    """A token bucket: ``allow()`` says whether one more message fits now."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.stamp = clock()
+        self.warned_at = -1e9  # when the client was last told it is over the limit
+
+    def allow(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def should_warn(self) -> bool:
+        """Whether to send a ``rate_limited`` error now (at most one a second, not one per drop)."""
+        now = self.clock()
+        if now - self.warned_at >= 1.0:
+            self.warned_at = now
+            return True
+        return False
+
+
+def rate_limited_reply(limits: Limits, ts: int) -> ErrorReply:
+    return ErrorReply(
+        code="rate_limited",
+        message=(
+            f"too many messages: at most {limits.messages_per_second:g} a second "
+            f"(bursts of {limits.message_burst}); this one was dropped"
+        ),
+        ts=ts,
+        recoverable=True,
+    )
 
 
 @dataclass
@@ -159,6 +213,7 @@ class ServerContext(Protocol):
     hub: Hub
     connections: set[Connection]
     outbound_limit: int
+    limits: Limits
 
     def frames(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
         """Return ``event``'s frames in ``dialect``."""
@@ -187,6 +242,14 @@ def close_reason(text: str) -> str:
     return text.encode("utf-8")[:120].decode("utf-8", errors="ignore")
 
 
+def at_capacity(server: ServerContext) -> bool:
+    """Whether the server holds its maximum of connections (counting it as a refusal if so)."""
+    full = len(server.connections) + server.stats.sse_open >= server.limits.max_connections
+    if full:
+        server.stats.over_capacity += 1
+    return full
+
+
 class _Guarded(tornado.web.RequestHandler):
     """Refuse the request before anything else unless host, origin and token are right."""
 
@@ -202,6 +265,12 @@ class _Guarded(tornado.web.RequestHandler):
             status, reason = refusal
             code = "unauthorized" if status == 401 else "forbidden"
             self.send_json(status, {"error": {"code": code, "message": reason}})
+            return
+        if self.request.path != "/status" and at_capacity(self.server):
+            limit = self.server.limits.max_connections
+            message = f"the server holds its maximum of {limit} connections; try again later"
+            self.set_header("Retry-After", "5")
+            self.send_json(503, {"error": {"code": "too_many_connections", "message": message}})
 
     def send_json(self, status: int, body: dict[str, Any]) -> None:
         """Finish the request with a JSON body."""
@@ -256,6 +325,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         self._flushing = False
         self._closing = False
         self.counters = ConnectionStats(transport=self.transport)
+        limits = server.limits
+        self.limiter = RateLimiter(limits.messages_per_second, limits.message_burst)
 
     def check_origin(self, origin: str) -> bool:
         return True  # prepare() already did the exact-match check, before the upgrade
@@ -307,6 +378,11 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         if self.session_id is None:
             return
         hub = self.server.hub
+        if not self.limiter.allow():
+            stats.rate_limited += 1
+            if self.limiter.should_warn():
+                self._send_event(rate_limited_reply(self.server.limits, hub.clock()))
+            return
         try:
             if not self.dialect_fixed:
                 self.dialect_fixed = True
@@ -421,6 +497,7 @@ class SseHandler(_Guarded):
             return
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
+        self.server.stats.sse_open += 1
         try:
             if command is not None:
                 self.server.hub.handle(key, command, self._deliver)
@@ -435,6 +512,7 @@ class SseHandler(_Guarded):
         except tornado.iostream.StreamClosedError:
             return
         finally:
+            self.server.stats.sse_open -= 1
             await detach()
         self.finish()
 

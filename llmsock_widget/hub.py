@@ -80,8 +80,10 @@ class Hub:
         tools: ToolRegistry | None = None,
         max_steps: int = 8,
         tool_timeout: float = 30.0,
+        pause_timeout: float | None = 600.0,
     ) -> None:
         self.store = store
+        self.pause_timeout = pause_timeout
         self.model = model
         self.fanout: Fanout = fanout if fanout is not None else LocalFanout()
         self.clock = clock
@@ -362,6 +364,10 @@ class Hub:
                 return result(False, "already paused")
             live.running.clear()
             live.set_status("paused")
+            if self.pause_timeout is not None:
+                # A paused answer holds the model's stream open: end it if nobody resumes it.
+                turn = live.state.turn_id
+                asyncio.get_running_loop().call_later(self.pause_timeout, self._pause_expired, live, turn)
             return result(True, "paused")
         if action == "resume":
             if live.running.is_set():
@@ -388,6 +394,14 @@ class Hub:
                 status=live.state.status,
             )
         return result(True, "", **self.status(live.key))
+
+    def _pause_expired(self, live: LiveSession, turn: str | None) -> None:
+        if live.running.is_set() or live.state.turn_id != turn or live.state.phase == "idle":
+            return  # resumed, or another turn by now
+        live.diagnose(
+            "warning", "pause_timeout", f"the answer was paused for {self.pause_timeout:g} s: stopped"
+        )
+        abort(live)
 
     def status(self, key: str) -> dict[str, Any]:
         """Return what ``get_status`` reports about a session."""

@@ -29,6 +29,7 @@ from .handlers import (
     CLOSE_UNSUPPORTED,
     Connection,
     Guard,
+    Limits,
     SseHandler,
     Stats,
     StatusHandler,
@@ -76,6 +77,11 @@ class ServerThread:
         max_tool_steps: int = 8,
         tool_timeout: float = 30.0,
         start_timeout: float = 10.0,
+        max_connections: int = 100,
+        messages_per_second: float = 20.0,
+        message_burst: int = 40,
+        handshake_timeout: float = 10.0,
+        pause_timeout: float | None = 600.0,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -88,6 +94,21 @@ class ServerThread:
         self.outbound_limit = outbound_limit
         self.ping_interval = ping_interval
         self.start_timeout = start_timeout
+        if (
+            max_connections < 1
+            or not messages_per_second > 0
+            or message_burst < 1
+            or not handshake_timeout > 0
+        ):
+            raise ValueError(
+                "max_connections, messages_per_second, message_burst and handshake_timeout must be > 0"
+            )
+        self.limits = Limits(
+            max_connections=max_connections,
+            messages_per_second=messages_per_second,
+            message_burst=message_burst,
+        )
+        self.handshake_timeout = handshake_timeout
         self.tools = _registry(tools)
         self.hub = Hub(
             store=self.store,
@@ -96,6 +117,7 @@ class ServerThread:
             tools=self.tools,
             max_steps=max_tool_steps,
             tool_timeout=tool_timeout,
+            pause_timeout=pause_timeout,
         )
         self.stats = Stats()
         self.connections: set[Connection] = set()
@@ -258,6 +280,8 @@ class ServerThread:
             "bytesOut": s.bytes_out,
             "rejected": s.rejected,
             "slowConsumersDropped": s.slow_consumers_dropped,
+            "rateLimited": s.rate_limited,
+            "overCapacity": s.over_capacity,
             "resumed": s.resumed,
             "reloaded": s.reloaded,
             "replayedEvents": s.replayed_events,
@@ -329,7 +353,11 @@ class ServerThread:
         sockets = tornado.netutil.bind_sockets(self.requested_port, self.host)
         self.port = sockets[0].getsockname()[1]
         self.guard.port = self.port
-        self._http = tornado.httpserver.HTTPServer(self._app(), max_body_size=self.max_message_size)
+        # idle_connection_timeout also bounds how long a client may take to send its request
+        # headers: a connection that never completes its handshake is closed after it.
+        self._http = tornado.httpserver.HTTPServer(
+            self._app(), max_body_size=self.max_message_size, idle_connection_timeout=self.handshake_timeout
+        )
         self._http.add_sockets(sockets)
 
     async def _shutdown(self) -> None:
