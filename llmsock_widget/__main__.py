@@ -1,6 +1,6 @@
 """Command line.
 
-``python -m llmsock_widget serve [--host --port --model --store-dir]`` runs the server;
+``python -m llmsock_widget serve [--host --port --model --store memory|file:DIR]`` runs the server;
 ``python -m llmsock_widget sessions NOTEBOOK.ipynb [list|show|export|remove]`` works on the
 chats saved in a notebook (exit 0 ok, 1 no such session, 2 bad notebook or usage);
 ``python -m llmsock_widget chat --url ws://127.0.0.1:PORT/ws [--token-env VAR] [--session ID]``

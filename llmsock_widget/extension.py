@@ -143,6 +143,6 @@ class Status:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, dict):  # transports: {"proxy": 1, "comm": 2}
+    if isinstance(value, dict):  # transports: {"websocket": 1, "comm": 2}
         return ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
     return str(value)

@@ -278,28 +278,30 @@ class Hub:
         if live.unsaved and not live.in_turn:
             await self._save(live)
 
-    async def _save(self, live: LiveSession) -> None:
+    async def _save(self, live: LiveSession) -> bool:
+        """Save the session's state; return whether the store took it."""
         async with live.save_lock:  # saves of one session never overlap, so revisions never race
             state = replace(live.state, revision=live.state.revision + 1)
             try:
                 await resolve(self.store.save(live.key, state))
             except StoreConflict as exc:
                 live.diagnose("error", "store_conflict", f"session not saved: {exc.message}")
-                return
+                return False
             except Exception as exc:  # the store failed: keep the state in memory, say so, retry next save
                 log.warning("llmsock: could not save session %s: %s", live.key, exc)
                 message = exc.message if isinstance(exc, LlmsockError) else type(exc).__name__
                 live.diagnose("error", "store_error", f"session not saved: {message}")
-                return
+                return False
             live.state = replace(live.state, revision=state.revision)
             live.saved_seq = state.seq
+            return True
 
     async def save_all(self) -> int:
         """Save every open session now, as after a turn; return how many were saved."""
-        lives = list(self.sessions.values())
-        for live in lives:
-            await self._save(live)
-        return len(lives)
+        saved = 0
+        for live in list(self.sessions.values()):
+            saved += await self._save(live)
+        return saved
 
     def _maybe_evict(self, live: LiveSession) -> None:
         # A session nobody watches and nothing runs on lives on in the store only,

@@ -30,6 +30,7 @@ _listeners: weakref.WeakSet[Any] = weakref.WeakSet()
 # Widgets whose views run on a page with the llmsock-notebook plugin: they write snapshots
 # into the notebook.  Value: the handle of their sink in the current NotebookStore.
 _front_ends: weakref.WeakKeyDictionary[Any, tuple[NotebookStore, int]] = weakref.WeakKeyDictionary()
+_plugin_widgets: weakref.WeakSet[Any] = weakref.WeakSet()  # whatever the store, for set_store()
 
 TRANSPORTS = ("auto", "proxy", "direct", "comm")
 # The kernel's store outlives its servers (``%llmsock stop`` then a new one keeps the chats).
@@ -55,13 +56,13 @@ def get_server(**options: Any) -> ServerThread:
         _isolate_logging()
         _options.clear()
         _options.update(options)
-        if options.get("store") is None:
-            options = {**options, "store": kernel_store()}
-        _server = ServerThread(**options).start()
-        for origin, host in _pages:  # pages that showed a chat before: allowed by the new server too
-            _server.allow_origin(origin)
-            if host:
-                _server.allow_host(host)
+        start = dict(options)
+        if start.get("store") is None:
+            start["store"] = kernel_store()
+        # Pages that showed a chat before are allowed by the new server too.
+        start["allowed_origins"] = [*start.get("allowed_origins", ()), *(origin for origin, _ in _pages)]
+        start["allowed_hosts"] = [*start.get("allowed_hosts", ()), *(host for _, host in _pages if host)]
+        _server = ServerThread(**start).start()
         server = _server
     for listener in list(_listeners):
         listener.server_started(server)
@@ -152,7 +153,9 @@ def sidecar_dir(notebook: Path | None) -> Path:
     """Return where sessions are kept next to ``notebook`` (``.llmsock/<its name>/``)."""
     if notebook is None:
         return Path.cwd() / ".llmsock" / "sessions"
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", notebook.stem) or "notebook"
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", notebook.stem)
+    if stem.strip(".") == "":  # "", ".", "..": never a path out of .llmsock/
+        stem = "notebook"
     return notebook.parent / ".llmsock" / stem
 
 
@@ -183,9 +186,17 @@ def add_front_end(widget: Any) -> None:
     server = current_server()
     store = server.store if server is not None else None
     with _lock:
+        _plugin_widgets.add(widget)
         held = _front_ends.get(widget)
         if held is not None and held[0] is store:
-            return
+            push_all = store.push_all
+        else:
+            push_all = None
+    if push_all is not None:
+        # A view that says hello again (a reopened tab) gets the latest chats at once.
+        push_all(lambda key, data: widget.send_snapshot(key, data))
+        return
+    with _lock:
         if held is not None:
             held[0].remove_sink(held[1])
             del _front_ends[widget]
@@ -205,6 +216,7 @@ def remove_front_end(widget: Any) -> None:
     """Stop sending snapshots to ``widget`` (it is closing)."""
     with _lock:
         held = _front_ends.pop(widget, None)
+        _plugin_widgets.discard(widget)
     if held is not None:
         held[0].remove_sink(held[1])
 
@@ -220,7 +232,7 @@ def set_store(store: SessionStore) -> int:
         _store = store
     copied = server.set_store(store)
     with _lock:
-        widgets = list(_front_ends.keys())
+        widgets = list(_plugin_widgets)
     for widget in widgets:
         add_front_end(widget)
     return copied

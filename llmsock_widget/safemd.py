@@ -16,7 +16,10 @@ import re
 # escaped like prose), closed by a fence of the same character at least as long, or running
 # to the end.  Inline code spans are escaped too: telling a real span from an escaped
 # backtick needs a full CommonMark parser, and "&lt;" shown in a span is a small price.
-_CODE = re.compile(r"^ {0,3}((`{3,})|(~{3,}))[^\n]*\n.*?(?:^ {0,3}(?:\2`*|\3~*)[ \t]*$|\Z)", re.M | re.S)
+# CommonMark: the info string of a backtick fence holds no backtick (else it is no fence).
+_CODE = re.compile(
+    r"^ {0,3}(?:(`{3,})[^`\n]*|(~{3,})[^\n]*)\n.*?(?:^ {0,3}(?:\1`*|\2~*)[ \t]*$|\Z)", re.M | re.S
+)
 _HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # A link reference definition: [label]: target
 _REFERENCE = re.compile(r"^( {0,3}\[[^\]\n]+\]:[ \t]*)(<?)(\S+)", re.M)

@@ -26,6 +26,7 @@ log = logging.getLogger("llmsock")
 STATIC = Path(__file__).parent / "static"
 WIDGET_PROTOCOL = "llmsock-widget/1"
 MAX_OFFERED = 64  # snapshots a view may offer at once (one notebook's sessions)
+MAX_LINKS = 8  # comm links one widget keeps (its views, in all open tabs)
 
 # What a browser may send as its origin: scheme://host[:port], nothing more ("null" is refused).
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9._~\-\[\]:]+")
@@ -119,10 +120,15 @@ class ChatWidget(anywidget.AnyWidget):
             try:
                 resume = protocol.parse_resume(value)
             except ClientError:
-                resume = None  # the server answers a bad position with a reload, as on /ws
+                resume = None  # a position the view cannot have made: reload instead
         old = self._links.pop(link_id, None)
         if old is not None:
             _soon(old.server, old.close, 1000, "replaced")
+        while len(self._links) >= MAX_LINKS:
+            # A view closed with its page never says goodbye: its link would stay forever.
+            # The oldest link goes; a view still using it reconnects (and resumes) by itself.
+            oldest = self._links.pop(next(iter(self._links)))
+            _soon(oldest.server, oldest.close, 1001, "too many links on this widget; the oldest went")
         link = CommLink(server, link_id, self.send)
         self._links[link_id] = link
         server.submit(link.open(session if isinstance(session, str) and session else None, resume))
@@ -138,6 +144,9 @@ class ChatWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         kernel.remove_front_end(self)
+        links, self._links = list(self._links.values()), {}
+        for link in links:
+            _soon(link.server, link.close, 1001, "the widget was closed")
         super().close()
 
     def _send_connect(self, server: Any, restored: dict[str, str] | None = None) -> None:

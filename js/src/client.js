@@ -63,6 +63,7 @@ export function createClient({
   baseMs = 500,
   capMs = 10000,
   probeMs = 4000,
+  heartbeatMs = 15000,
 }) {
   if (typeof WebSocket !== "function") throw new TypeError("createClient needs a WebSocket constructor");
   let target = null; // {candidates, token, session}
@@ -72,6 +73,8 @@ export function createClient({
   let readySeen = false; // the current socket has said ready
   let retryTimer = null;
   let probeTimer = null;
+  let heartbeatTimer = null;
+  let heard = false; // a frame arrived since the last heartbeat tick
   let attempt = 0;
   let stopped = false;
   let skipped = []; // why earlier candidates were not used, for the status line
@@ -97,8 +100,37 @@ export function createClient({
   function clearTimers() {
     if (retryTimer !== null) timers.clearTimeout(retryTimer);
     if (probeTimer !== null) timers.clearTimeout(probeTimer);
-    retryTimer = probeTimer = null;
+    if (heartbeatTimer !== null) timers.clearTimeout(heartbeatTimer);
+    retryTimer = probeTimer = heartbeatTimer = null;
   }
+
+  // Heartbeat: a connection that says nothing for a whole period is pinged; one that stays
+  // silent for another period is dead (a sleeping laptop, a proxy that lost the server, a
+  // comm to a kernel that is gone): drop it and reconnect. Browsers do not expose WebSocket
+  // pings, so this is a protocol ping (section 8); the server detects a dead client by its own.
+  function beat(ws) {
+    heartbeatTimer = timers.setTimeout(() => {
+      heartbeatTimer = null;
+      if (ws !== socket) return;
+      if (!heard && pinged) {
+        const dead = socket;
+        socket = null;
+        detach(dead);
+        try {
+          dead.close(4000, "no answer to heartbeat");
+        } catch {
+          // gone already
+        }
+        scheduleRetry(`no answer in ${Math.round((2 * heartbeatMs) / 1000)} s`);
+        return;
+      }
+      pinged = !heard;
+      if (pinged && ws.readyState === OPEN) ws.send(encode({ type: "ping", id: newId() }));
+      heard = false;
+      beat(ws);
+    }, heartbeatMs);
+  }
+  let pinged = false;
 
   function teardown() {
     clearTimers();
@@ -144,6 +176,10 @@ export function createClient({
     readySeen = true;
     if (probeTimer !== null) timers.clearTimeout(probeTimer);
     probeTimer = null;
+    heard = true;
+    pinged = false;
+    if (heartbeatTimer !== null) timers.clearTimeout(heartbeatTimer);
+    if (heartbeatMs > 0) beat(ws);
     attempt = 0; // the server accepted us: the next failure starts the schedule again
     established = true;
     const resumed = event.resumed === true;
@@ -168,6 +204,7 @@ export function createClient({
 
   function handleMessage(ws, event) {
     if (ws !== socket || typeof event.data !== "string") return;
+    heard = true;
     const parsed = parse(event.data);
     if (parsed === null) return;
     if (parsed.type === "ready") {
@@ -190,7 +227,8 @@ export function createClient({
     socket = null;
     detach(ws);
     if (probeTimer !== null) timers.clearTimeout(probeTimer);
-    probeTimer = null;
+    if (heartbeatTimer !== null) timers.clearTimeout(heartbeatTimer);
+    probeTimer = heartbeatTimer = null;
     if (stopped) return;
     if (event && FATAL_CLOSE_CODES.has(event.code)) {
       report("error", closeDetail(event));
@@ -211,6 +249,11 @@ export function createClient({
 
   function open() {
     if (stopped || target === null) return;
+    if (target.candidates.length === 0) {
+      const why = target.skippedBefore.join("; ") || "none was offered";
+      report("error", `no way to reach the server (${why})`);
+      return;
+    }
     const cand = current();
     report("connecting", established ? "" : `trying ${cand.transport}`);
     const resume = epoch !== null && lastSeq !== null ? `${epoch}:${lastSeq}` : null;

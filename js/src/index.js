@@ -130,7 +130,10 @@ function render({ model, el }) {
     } else if (content.kind === "error") {
       dispatch({ type: "kernel.error", message: String(content.message ?? "unknown error") });
     } else if (content.kind === "snapshot" && plugin && typeof content.session === "string") {
-      offerSnapshot(el, content.session, content.snapshot ?? null);
+      const taken = offerSnapshot(el, content.session, content.snapshot ?? null);
+      if (taken && content.session === (model.get("session") || server?.session)) {
+        view.markSaved(content.snapshot);
+      }
     }
   };
   const onSession = () => connect();

@@ -218,6 +218,14 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     if (detail.textContent !== why) detail.textContent = why;
   }
 
+  // The notebook took a snapshot of this view's session: say how much it holds (the file gets
+  // it at the next save).
+  function markSaved(snapshot) {
+    const count = Array.isArray(snapshot?.messages) ? snapshot.messages.length : 0;
+    store.setAttribute("data-snapshot-messages", String(count));
+    store.title = snapshot ? `${count} messages in the notebook's copy of this chat` : "";
+  }
+
   function setStore(text) {
     const line = text ? `chat saved in: ${text}` : "";
     if (store.textContent !== line) store.textContent = line;
@@ -288,5 +296,5 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     root.remove();
   }
 
-  return { update, flush, destroy, setStore };
+  return { update, flush, destroy, setStore, markSaved };
 }

@@ -315,7 +315,7 @@ test("ladder: a candidate that closes before ready gives way to the next one at 
   assert.equal(open.state, "open");
   assert.equal(open.transport, "direct");
   assert.equal(open.detail, "direct (the page is on this machine) (pre: skipped before; proxy: closed (1006))");
-  assert.equal(timers.size, 0, "the probe is cleared by ready");
+  assert.deepEqual(timers.pendingDelays(), [15000], "the probe is cleared by ready; the heartbeat runs");
   assert.deepEqual(instances[1].sentJson().map((m) => m.data.type), ["get_history"]);
   assert.deepEqual(instances[0].sent, []);
   assert.deepEqual(events.map((e) => e.type), ["ready"]);
@@ -657,4 +657,28 @@ test("resume: client + reducer after a drop give the same transcript as an unint
   assert.equal(resumed.status, "idle");
   assert.equal(resumed.connection.state, "open");
   assert.match(resumed.connection.detail, /resumed, 8 events replayed/);
+});
+
+test("heartbeat: a silent connection is pinged, then dropped and reconnected", () => {
+  const { client, instances, timers, connections } = setup();
+  client.connect(TARGET);
+  const ws = instances[0];
+  ws.serverOpen();
+  ws.serverSend(frames.ready(0));
+  ws.sent.length = 0;
+  timers.advance(15000); // frames were heard (the ready): no ping yet
+  assert.deepEqual(ws.sent, []);
+  timers.advance(15000); // silence for a whole period: a ping
+  assert.deepEqual(ws.sentJson().map((m) => m.type), ["ping"]);
+  ws.serverSend(JSON.stringify({ name: "interaction.session", data: { kind: "session", event: { type: "pong" } } }));
+  timers.advance(15000); // it answered: alive
+  assert.equal(instances.length, 1);
+  timers.advance(15000); // silent again: ping
+  timers.advance(15000); // and no answer: dead
+  assert.equal(ws.closedWith.code, 4000);
+  const closed = connections.at(-1);
+  assert.equal(closed.state, "closed");
+  assert.match(closed.detail, /no answer in 30 s/);
+  timers.advance(closed.retryInMs);
+  assert.equal(instances.length, 2, "it reconnects");
 });

@@ -66,6 +66,9 @@ class NotebookStore:
         self.max_chars = max_chars
         self._memory = MemoryStore()
         self._offered: dict[str, InteractionState] = {}
+        # Sessions whose copy in the notebook this llmsock cannot read (a newer schema): never
+        # overwritten there; their saves go to the files instead.
+        self._protected: set[str] = set()
         self._sinks: dict[int, Sink] = {}
         self._lock = threading.Lock()
 
@@ -77,17 +80,23 @@ class NotebookStore:
     def add_sink(self, sink: Sink) -> int:
         """Register a front end that writes snapshots into the notebook; return its handle.
 
-        It is sent the latest snapshot of every session this store holds at once,
-        so chats saved before it connected reach the notebook too.
+        It is sent the latest snapshot of every session this store holds at once
+        (:meth:`push_all`), so chats saved before it connected reach the notebook too.
         """
         with self._lock:
             handle = id(sink)
             self._sinks[handle] = sink
+        self.push_all(sink)
+        return handle
+
+    def push_all(self, sink: Sink) -> None:
+        """Send ``sink`` the latest snapshot of every session this kernel holds."""
+        with self._lock:
+            protected = set(self._protected)
         for key in self._memory.keys():
             state = self._memory.load(key)
-            if state is not None:
+            if state is not None and key not in protected:
                 self._push(key, state, [sink])
-        return handle
 
     def remove_sink(self, handle: int) -> None:
         with self._lock:
@@ -98,6 +107,9 @@ class NotebookStore:
         """Say where saves go now, in words for the user."""
         if self._sinks:
             return "notebook metadata (metadata.llmsock; saved with the notebook)"
+        if self.read_saved is None:
+            unknown = "no notebook plugin connected; the notebook's name is unknown"
+            return f"files in {self.fallback.directory} ({unknown})"
         return f"files next to the notebook in {self.fallback.directory} (no notebook plugin connected)"
 
     @property
@@ -115,7 +127,14 @@ class NotebookStore:
         key = session_key(session_id)
         try:
             state = snapshot.decode(data)
-        except (CorruptSnapshot, SnapshotVersionError) as exc:
+        except SnapshotVersionError as exc:
+            with self._lock:
+                self._protected.add(key)
+            log.warning(
+                "llmsock: session %s in the notebook is from a newer llmsock; saving it to files", key
+            )
+            return f"not restored: {exc.message}; the notebook's copy is left as it is"
+        except CorruptSnapshot as exc:
             return f"not restored: {exc.message}"
         if state.session_id != key:
             return f"not restored: the snapshot belongs to session {state.session_id!r}"
@@ -135,15 +154,22 @@ class NotebookStore:
         if state is not None:
             return state
         with self._lock:
-            offered = self._offered.get(key)
-        if offered is not None:
-            return offered
-        # Not offered by a view: the newer of the file next to the notebook and the saved .ipynb.
-        found = [await self.fallback.load(key)]
+            found = [self._offered.get(key)]
+        # The newest of: what a view offered, the file next to the notebook, the saved .ipynb
+        # (a chat continued in a front end without the plugin is newer in the file).
+        found.append(await self.fallback.load(key))
         if self.read_saved is not None:
             found.append(await asyncio.to_thread(self._from_disk, key))
         states = [state for state in found if state is not None]
-        return max(states, key=lambda state: state.updated_at) if states else None
+        if not states:
+            return None
+        newest = max(states, key=lambda state: state.updated_at)
+        # From now on this kernel has the session: later offers are ignored (the kernel's copy wins).
+        with self._lock:
+            self._offered.pop(key, None)
+            if self._memory.load(key) is None:
+                self._memory.save(key, newest)
+        return newest
 
     async def save(self, session_id: SessionId, state: InteractionState) -> bool:
         """Keep ``state``, then send it to the notebook (or, with no plugin, to a file).
@@ -161,7 +187,7 @@ class NotebookStore:
         self._memory.save(key, state)
         with self._lock:
             self._offered.pop(key, None)
-            sinks = list(self._sinks.values())
+            sinks = list(self._sinks.values()) if key not in self._protected else []
         if sinks:
             self._push(key, state, sinks)
         else:

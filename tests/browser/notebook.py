@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import TIMEOUT
 
@@ -143,11 +144,20 @@ class Notebook:
     def save(self) -> str:
         """Save with Ctrl+S; wait for the server to accept the file; return its text on disk."""
         # Focus the notebook (command mode): shortcuts are suppressed inside the chat's textarea.
-        self.prompt(0).click()
-        with self.page.expect_response(
-            lambda response: response.request.method == "PUT" and "/api/contents/" in response.url,
-            timeout=TIMEOUT * 1000,
-        ) as saved:
-            self.page.keyboard.press("Control+s")
-        assert saved.value.ok, f"saving failed: HTTP {saved.value.status}"
-        return self.path.read_text(encoding="utf-8")
+        # A key press that lands while the front end is busy (a save in flight, focus moving)
+        # can be lost: press again, a bounded number of times.
+        for attempt in range(3):
+            self.prompt(0).click()
+            try:
+                with self.page.expect_response(
+                    lambda response: response.request.method == "PUT" and "/api/contents/" in response.url,
+                    timeout=TIMEOUT * 500,
+                ) as saved:
+                    self.page.keyboard.press("Control+s")
+            except PlaywrightTimeoutError:
+                if attempt == 2:
+                    raise
+                continue
+            assert saved.value.ok, f"saving failed: HTTP {saved.value.status}"
+            return self.path.read_text(encoding="utf-8")
+        raise AssertionError("unreachable")

@@ -8,7 +8,6 @@ answers, and quotes the first prompt: proof that it saw the history).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,20 +43,16 @@ def texts(snapshot: dict[str, Any]) -> list[tuple[str, str]]:
     return [(m["role"], m["text"]) for m in snapshot["messages"]]
 
 
-def wait_for_snapshot(notebook: Notebook, session: str, messages: int) -> dict[str, Any]:
-    """Save until the notebook's copy of ``session`` holds ``messages`` messages.
+def wait_for_snapshot(chat: Chat, notebook: Notebook, session: str, messages: int) -> dict[str, Any]:
+    """Wait until the notebook took a snapshot of ``session`` with ``messages`` messages; save; return it.
 
     The snapshot of a finished turn reaches the notebook model a moment after the answer shows
-    (the kernel saves, then sends it): each save is a real Ctrl+S.
+    (the kernel saves, then sends it); the chat says when the notebook has taken it.
     """
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        block = saved_sessions(notebook)
-        snapshot = block["sessions"].get(session)
-        if snapshot is not None and len(snapshot["messages"]) >= messages:
-            return snapshot
-        assert time.monotonic() < deadline, f"no snapshot of {session} with {messages} messages: {block}"
-        notebook.page.wait_for_timeout(200)  # the next save is the check; bounded by the deadline
+    expect(chat.store_line).to_have_attribute("data-snapshot-messages", str(messages))
+    snapshot: dict[str, Any] = saved_sessions(notebook)["sessions"][session]
+    assert len(snapshot["messages"]) == messages
+    return snapshot
 
 
 def restart_kernel(notebook: Notebook, jupyter: JupyterServer) -> None:
@@ -86,7 +81,7 @@ def test_chat_is_saved_in_the_notebook_and_restored_after_a_kernel_restart(
         chat.send(prompt)
         answers.append(chat.wait_for_answer(index))
 
-    snapshot = wait_for_snapshot(notebook, "default", 4)
+    snapshot = wait_for_snapshot(chat, notebook, "default", 4)
     assert [role for role, _ in texts(snapshot)] == ["user", "assistant", "user", "assistant"]
     assert [text for role, text in texts(snapshot) if role == "user"] == prompts
     assert flat(texts(snapshot)[3][1]) == flat(builtin_reply(*prompts))
@@ -107,7 +102,7 @@ def test_chat_is_saved_in_the_notebook_and_restored_after_a_kernel_restart(
     third = chat.wait_for_answer(2)
     screenshot(chat.root)
     assert 'This is turn 3 of our conversation; earlier you asked "my cat is called Miso"' in flat(third)
-    assert len(wait_for_snapshot(notebook, "default", 6)["messages"]) == 6
+    assert len(wait_for_snapshot(chat, notebook, "default", 6)["messages"]) == 6
 
 
 def test_chat_comes_back_when_the_notebook_is_reopened(
@@ -120,7 +115,7 @@ def test_chat_comes_back_when_the_notebook_is_reopened(
     chat.wait_until_open()
     chat.send("remember the number 42")
     first = chat.wait_for_answer(0)
-    wait_for_snapshot(notebook, "default", 2)
+    wait_for_snapshot(chat, notebook, "default", 2)
     jupyter.shutdown_kernels()
     page.goto("about:blank")
 
@@ -155,11 +150,13 @@ def test_two_sessions_in_one_notebook_stay_apart(
     recipes.wait_for_answer(0)
     travel.send("Lisbon in May")
     travel.wait_for_answer(0)
-    wait_for_snapshot(notebook, "recipes", 2)
+    wait_for_snapshot(recipes, notebook, "recipes", 2)
     block = saved_sessions(notebook)
     assert set(block["sessions"]) >= {"recipes", "travel"}
     assert [t for r, t in texts(block["sessions"]["recipes"]) if r == "user"] == ["pancakes need eggs"]
-    assert [t for r, t in texts(wait_for_snapshot(notebook, "travel", 2)) if r == "user"] == ["Lisbon in May"]
+    assert [t for r, t in texts(wait_for_snapshot(travel, notebook, "travel", 2)) if r == "user"] == [
+        "Lisbon in May"
+    ]
 
     restart_kernel(notebook, jupyter)
     notebook.run_cells(0, 1, 2)

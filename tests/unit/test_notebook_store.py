@@ -186,3 +186,33 @@ def test_a_removed_sink_sends_saves_back_to_files(tmp_path: Path) -> None:
     store.remove_sink(handle)
     run(store.save("s1", _state()))
     assert (tmp_path / "side" / "s1.json").exists()
+
+
+def test_a_session_loaded_from_a_file_is_the_kernels_own(tmp_path: Path) -> None:
+    """Once loaded, a later (older) offer from a view does not replace it, even after eviction."""
+    side = tmp_path / "side"
+    run(NotebookStore(side).save("s1", _state(text="from the file", updated=9000)))
+    store = NotebookStore(side)
+    assert run(store.load("s1")).messages[0].text == "from the file"
+    assert store.offer("s1", snapshot.encode(_state(text="older view", updated=10))) == "ignored"
+    assert run(store.load("s1")).messages[0].text == "from the file"
+
+
+def test_an_offer_older_than_the_file_loses(tmp_path: Path) -> None:
+    """A chat continued without the plugin (in the file) is newer than the notebook's copy."""
+    side = tmp_path / "side"
+    run(NotebookStore(side).save("s1", _state(text="continued in VS Code", updated=9000)))
+    store = NotebookStore(side)
+    store.offer("s1", snapshot.encode(_state(text="in the notebook", updated=5000)))
+    assert run(store.load("s1")).messages[0].text == "continued in VS Code"
+
+
+def test_a_newer_schema_in_the_notebook_is_never_overwritten(tmp_path: Path) -> None:
+    store = NotebookStore(tmp_path / "side")
+    sink = Sink()
+    store.add_sink(sink)
+    outcome = store.offer("s1", {"schema": 99, "sessionId": "s1"})
+    assert "left as it is" in outcome
+    run(store.save("s1", _state()))
+    assert sink.got == [], "the notebook's copy from a newer llmsock is not replaced"
+    assert (tmp_path / "side" / "s1.json").exists(), "the chat is kept in a file instead"

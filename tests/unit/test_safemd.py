@@ -66,3 +66,13 @@ def test_unclosed_fence_runs_to_the_end() -> None:
     """A fence still streaming (not closed yet) is code up to the end of the text."""
     text = "see:\n```\n<div>\n"
     assert safe_markdown(text) == text
+
+
+def test_a_backtick_fence_with_a_backtick_in_its_info_string_is_no_fence() -> None:
+    """CommonMark: "```x`" opens no code block, so what follows is prose and gets escaped."""
+    text = "```x`\n<img src=x onerror=alert(1)>\n```"
+    out = safe_markdown(text)
+    assert "<img" not in out and "&lt;img" in out
+    # A tilde fence may have backticks in its info string: it stays a code block, kept as is.
+    kept = "~~~x`\n<b>code</b>\n~~~"
+    assert safe_markdown(kept) == kept

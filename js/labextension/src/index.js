@@ -57,6 +57,11 @@ function storedSessions(model) {
   return jsonCopy(stored.sessions) ?? {};
 }
 
+/** Whether `stored` is metadata.llmsock of another version of this format. */
+function foreignVersion(stored) {
+  return isPlainObject(stored) && typeof stored.version === "number" && stored.version !== VERSION;
+}
+
 /** The loaded notebook panel whose DOM holds `target`, or null. */
 function panelContaining(tracker, target) {
   if (!(target instanceof Node)) return null;
@@ -77,9 +82,7 @@ function onSnapshot(tracker, event) {
   const model = panel.context.model;
 
   const stored = model.getMetadata(KEY);
-  if (stored !== undefined && isPlainObject(stored) && typeof stored.version === "number" && stored.version !== VERSION) {
-    return; // written by another version of this format: leave it alone, and do not acknowledge
-  }
+  if (foreignVersion(stored)) return; // another version of this format: leave it, do not acknowledge
   // Object.entries/fromEntries define own properties, so even a session named "__proto__" is safe.
   const entries = Object.entries(storedSessions(model)).filter(([id]) => id !== detail.session);
   if (snapshot !== null) entries.push([detail.session, snapshot]);
@@ -98,6 +101,11 @@ function onRestoreRequest(tracker, event) {
   if (!isPlainObject(detail) || detail.version !== VERSION) return;
   const panel = panelContaining(tracker, event.target);
   if (!panel) return;
+  if (foreignVersion(panel.context.model.getMetadata(KEY))) {
+    // Another version of this format: the chats cannot be read here, and snapshots would be
+    // refused. Not acknowledging makes the widget keep its chats in files instead.
+    return;
+  }
   detail.sessions = storedSessions(panel.context.model);
   detail.notebook = panel.context.path;
   event.preventDefault();
