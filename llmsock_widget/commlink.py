@@ -36,8 +36,8 @@ from .handlers import (
     RateLimiter,
     ServerContext,
     at_capacity,
-    rate_limited_reply,
     reply_with_stats,
+    too_many_messages_reply,
 )
 
 log = logging.getLogger("llmsock")
@@ -123,7 +123,7 @@ class CommLink:
         if not self.limiter.allow():
             stats.rate_limited += 1
             if self.limiter.should_warn():
-                self._deliver(rate_limited_reply(self.server.limits, hub.clock()))
+                self._deliver(too_many_messages_reply(self.server.limits, hub.clock()))
             return
         try:
             command = protocol.decode(frame, "envelope")

@@ -96,7 +96,7 @@ class RateLimiter:
         return False
 
     def should_warn(self) -> bool:
-        """Whether to send a ``rate_limited`` error now (at most one a second, not one per drop)."""
+        """Whether to send a ``too_many_messages`` error now (at most one a second, not one per drop)."""
         now = self.clock()
         if now - self.warned_at >= 1.0:
             self.warned_at = now
@@ -104,9 +104,9 @@ class RateLimiter:
         return False
 
 
-def rate_limited_reply(limits: Limits, ts: int) -> ErrorReply:
+def too_many_messages_reply(limits: Limits, ts: int) -> ErrorReply:
     return ErrorReply(
-        code="rate_limited",
+        code="too_many_messages",
         message=(
             f"too many messages: at most {limits.messages_per_second:g} a second "
             f"(bursts of {limits.message_burst}); this one was dropped"
@@ -381,7 +381,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         if not self.limiter.allow():
             stats.rate_limited += 1
             if self.limiter.should_warn():
-                self._send_event(rate_limited_reply(self.server.limits, hub.clock()))
+                self._send_event(too_many_messages_reply(self.server.limits, hub.clock()))
             return
         try:
             if not self.dialect_fixed:
