@@ -161,3 +161,18 @@ def test_a_view_with_the_plugin_gets_snapshots_and_restores_the_notebooks_chat(k
     server = kernel.current_server()
     assert server is not None and server.token not in json.dumps(saved)
     assert not (kernel_env / ".llmsock").exists(), "with the plugin, no files"
+
+
+def test_a_vscode_webview_origin_is_allowed_exactly_and_adds_no_host(kernel_env: Path) -> None:
+    widget, views = make_widget()
+    origin = "vscode-webview://1q2w3e4r5t6y7u8i9o0p"
+    say(widget, {"kind": "hello", "origin": origin, "plugin": False})
+    views.wait_for(lambda m: m["kind"] == "connect")
+    server = kernel.current_server()
+    assert server is not None
+    done = threading.Event()
+    server.call_soon(done.set)
+    assert done.wait(TIMEOUT)
+    assert origin in server.guard.allowed_origins
+    assert "vscode-webview://1q2w3e4r5t6y7u8i9o0p.evil" not in server.guard.allowed_origins
+    assert server.guard.extra_hosts == set(), "a webview's requests come from the machine itself"
