@@ -9,6 +9,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from llmsock_widget import snapshot
 from tests.conftest import TIMEOUT
 
 from .conftest import Kernel, text_of
@@ -92,3 +93,55 @@ def test_a_configured_port_in_use_fails_clearly_and_starts_no_thread(kernel: Ker
     server = kernel.value(SERVER)
     assert asyncio.run(echo(server["url"], server["token"], "second try")) == "second try"
     assert server_threads(kernel) == 1
+
+
+def test_kernel_restart_mid_answer_keeps_the_saved_chat(tmp_path: Path) -> None:
+    """The kernel dies while an answer streams: the client sees the socket drop; in the new kernel
+    the chat is back, the cut answer marked aborted (the files are whole), and it goes on."""
+    from .conftest import start_kernel, stop_kernel
+
+    store = tmp_path / "chats"
+    kernel = start_kernel(tmp_path, LLMSOCK_STORE=f"file:{store}")
+    try:
+        kernel.run("%load_ext llmsock")
+        kernel.run("%llmsock model builtin:0")
+        kernel.run("%%llmsock notes\nthe code word is heron")
+        server = kernel.value(SERVER)
+
+        async def cut_off() -> int | None:
+            headers = {"Authorization": f"Bearer {server['token']}"}
+            async with connect(
+                server["url"] + "?session=notes", additional_headers=headers, open_timeout=TIMEOUT
+            ) as ws:
+                await ws.recv()
+                await ws.send("/slow 50 /long 500")
+                while (
+                    json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["data"]["event"]["type"] != "delta"
+                ):
+                    pass
+                kernel.manager.restart_kernel(now=True)
+                try:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), TIMEOUT)
+                except Exception:
+                    return ws.close_code
+
+        assert asyncio.run(cut_off()) in (1006, 1001)
+        kernel.client.wait_for_ready(timeout=TIMEOUT * 3)
+        kernel.run("%load_ext llmsock")
+        kernel.run("%llmsock model builtin:0")
+        answer = kernel.value(
+            "__import__('llmsock_widget').ask('and the word?', session='notes', display=False).text"
+        )
+        # The cut turn was kept as far as it got, marked aborted (a started turn is saved).
+        assert 'This is turn 3 of our conversation; earlier you asked "the code word is heron"' in answer
+        kept = snapshot.loads((store / "notes.json").read_text())
+        statuses = [(m.role, m.status) for m in kept.messages][:4]
+        assert statuses == [
+            ("user", "complete"),
+            ("assistant", "complete"),
+            ("user", "complete"),
+            ("assistant", "aborted"),
+        ]
+    finally:
+        stop_kernel(kernel)
