@@ -207,7 +207,7 @@ class ServerThread:
         """Save sessions in ``store`` from now on; safe from any thread (not the server's own).
 
         The sessions the old store holds (those it can list) are copied over, and open
-        sessions are saved to the new store at once.  Returns how many sessions were copied.
+        sessions are saved to the new store at once.  Returns how many sessions the new store got.
         """
         old, self.store = self.store, store
         if self.loop is None:
@@ -229,8 +229,7 @@ class ServerThread:
                     copied += 1
             except Exception as exc:  # one session that cannot move must not stop the others
                 log.warning("llmsock: could not copy session %s to the new store: %s", key, exc)
-        await self.hub.save_all()
-        return copied
+        return copied + await self.hub.save_all()  # open sessions go over from their live state
 
     async def save_all(self) -> int:
         """Save every open session now (on the server's loop); return how many."""
