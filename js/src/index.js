@@ -125,7 +125,12 @@ function render({ model, el }) {
         transport: typeof content.transport === "string" ? content.transport : "auto",
         proxyUrl: typeof content.proxyUrl === "string" ? content.proxyUrl : null,
       };
-      if (typeof content.store === "string") view.setStore(content.store);
+      if (typeof content.store === "string") {
+        // Say so when the notebook's copy of this chat could not be restored (a newer format...).
+        const outcome = content.restored?.[model.get("session") || server.session];
+        const problem = typeof outcome === "string" && outcome.startsWith("not restored") ? ` · ${outcome}` : "";
+        view.setStore(content.store + problem);
+      }
       connect();
     } else if (content.kind === "error") {
       dispatch({ type: "kernel.error", message: String(content.message ?? "unknown error") });
