@@ -113,14 +113,7 @@ export function createClient({
       heartbeatTimer = null;
       if (ws !== socket) return;
       if (!heard && pinged) {
-        const dead = socket;
-        socket = null;
-        detach(dead);
-        try {
-          dead.close(4000, "no answer to heartbeat");
-        } catch {
-          // gone already
-        }
+        teardown(4000, "no answer to heartbeat");
         scheduleRetry(`no answer in ${Math.round((2 * heartbeatMs) / 1000)} s`);
         return;
       }
@@ -132,14 +125,14 @@ export function createClient({
   }
   let pinged = false;
 
-  function teardown() {
+  function teardown(code = 1000, reason = "replaced") {
     clearTimers();
     if (socket) {
       const old = socket;
       socket = null;
       detach(old);
       try {
-        old.close(1000, "replaced");
+        old.close(code, reason);
       } catch {
         // Closing a socket that never opened may throw in some engines; it is gone either way.
       }
