@@ -26,8 +26,8 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from . import protocol
-from .errors import ClientError, LlmsockError, wire_error
-from .events import ErrorReply, Event, ModelDelta
+from .errors import ClientError, LlmsockError
+from .events import Event, ModelDelta
 from .handlers import (
     CLOSE_GOING_AWAY,
     CLOSE_SESSION_REFUSED,
@@ -35,9 +35,8 @@ from .handlers import (
     ConnectionStats,
     RateLimiter,
     ServerContext,
+    act_on_frame,
     at_capacity,
-    reply_with_stats,
-    too_many_messages_reply,
 )
 
 log = logging.getLogger("llmsock")
@@ -119,25 +118,9 @@ class CommLink:
         self.counters.bytes_in += len(frame)
         if self.session_id is None or self._closed:
             return
-        hub = self.server.hub
-        if not self.limiter.allow():
-            stats.rate_limited += 1
-            if self.limiter.should_warn():
-                self._deliver(too_many_messages_reply(self.server.limits, hub.clock()))
-            return
-        try:
-            command = protocol.decode(frame, "envelope")
-        except ClientError as exc:
-            self._deliver(
-                ErrorReply(code=exc.code, message=exc.message, ts=hub.clock(), request_id=exc.request_id)
-            )
-            return
-        try:
-            hub.handle(self.session_id, command, reply_with_stats(self._deliver, self.counters, self.server))
-        except Exception as exc:  # a bug: tell the view, log the traceback, keep the link
-            log.exception("llmsock: handler failed")
-            code, text, recoverable = wire_error(exc)
-            self._deliver(ErrorReply(code=code, message=text, ts=hub.clock(), recoverable=recoverable))
+        act_on_frame(
+            self.server, self.session_id, frame, "envelope", self.limiter, self.counters, self._deliver
+        )
 
     def close(self, code: int = CLOSE_GOING_AWAY, reason: str = "") -> None:
         """End the link (the server stops, or the view unlinked): flush, detach, say ``unlinked``."""

@@ -154,6 +154,38 @@ def reply_with_stats(
     return send
 
 
+def act_on_frame(
+    server: ServerContext,
+    session_id: str,
+    text: str,
+    dialect: protocol.Dialect,
+    limiter: RateLimiter,
+    counters: ConnectionStats,
+    deliver: Callable[[Event], None],
+) -> None:
+    """Rate-limit, decode and hand one client frame to the hub; every refusal goes back by ``deliver``.
+
+    Shared by ``/ws`` and the chat views' comm links, so both treat a frame the same way.
+    """
+    hub = server.hub
+    if not limiter.allow():
+        server.stats.rate_limited += 1
+        if limiter.should_warn():
+            deliver(too_many_messages_reply(server.limits, hub.clock()))
+        return
+    try:
+        command = protocol.decode(text, dialect)
+    except ClientError as exc:
+        deliver(ErrorReply(code=exc.code, message=exc.message, ts=hub.clock(), request_id=exc.request_id))
+        return
+    try:
+        hub.handle(session_id, command, reply_with_stats(deliver, counters, server))
+    except Exception as exc:  # a bug: tell the client, log the traceback, keep the connection
+        log.exception("llmsock: handler failed")
+        code, message, recoverable = wire_error(exc)
+        deliver(ErrorReply(code=code, message=message, ts=hub.clock(), recoverable=recoverable))
+
+
 class Connection(Protocol):
     """A client attached to a session: a WebSocket, or a view's comm link."""
 
@@ -377,33 +409,15 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
             return
         if self.session_id is None:
             return
-        hub = self.server.hub
-        if not self.limiter.allow():
-            stats.rate_limited += 1
-            if self.limiter.should_warn():
-                self._send_event(too_many_messages_reply(self.server.limits, hub.clock()))
-            return
-        try:
-            if not self.dialect_fixed:
-                self.dialect_fixed = True
-                if protocol.detect_dialect(message) == "seed004":
-                    self.dialect = "seed004"
-                    # Hello again, in the dialect the client speaks.
-                    self._send_event(hub.ready(self.session_id, created=self._created))
-            command = protocol.decode(message, self.dialect)
-        except ClientError as exc:
-            self._send_event(
-                ErrorReply(code=exc.code, message=exc.message, ts=hub.clock(), request_id=exc.request_id)
-            )
-            return
-        try:
-            hub.handle(
-                self.session_id, command, reply_with_stats(self._send_event, self.counters, self.server)
-            )
-        except Exception as exc:  # a bug: tell the client, log the traceback, keep the connection
-            log.exception("llmsock: handler failed")
-            code, text, recoverable = wire_error(exc)
-            self._send_event(ErrorReply(code=code, message=text, ts=hub.clock(), recoverable=recoverable))
+        if not self.dialect_fixed:
+            self.dialect_fixed = True
+            if protocol.detect_dialect(message) == "seed004":
+                self.dialect = "seed004"
+                # Hello again, in the dialect the client speaks.
+                self._send_event(self.server.hub.ready(self.session_id, created=self._created))
+        act_on_frame(
+            self.server, self.session_id, message, self.dialect, self.limiter, self.counters, self._send_event
+        )
 
     def on_close(self) -> None:
         self._closing = True
