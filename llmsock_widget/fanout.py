@@ -40,24 +40,28 @@ class LocalFanout:
     """In-process fan-out: subscribers are called directly, in subscription order."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Deliver]] = {}
+        # Tuples, replaced on (un)subscribe: publish, which runs per delta, iterates without copying,
+        # and a subscriber added or removed during a publish takes effect from the next event.
+        self._subscribers: dict[str, tuple[Deliver, ...]] = {}
 
     async def subscribe(self, session_id: str, deliver: Deliver) -> Unsubscribe:
         """Add ``deliver`` to the session's subscribers."""
-        self._subscribers.setdefault(session_id, []).append(deliver)
+        self._subscribers[session_id] = (*self._subscribers.get(session_id, ()), deliver)
 
         async def unsubscribe() -> None:
-            subscribers = self._subscribers.get(session_id, [])
+            subscribers = list(self._subscribers.get(session_id, ()))
             if deliver in subscribers:
                 subscribers.remove(deliver)
-            if not subscribers:
+            if subscribers:
+                self._subscribers[session_id] = tuple(subscribers)
+            else:
                 self._subscribers.pop(session_id, None)
 
         return unsubscribe
 
     def publish(self, session_id: str, event: SessionEvent) -> None:
         """Call every subscriber; one that raises is logged and the rest still get the event."""
-        for deliver in tuple(self._subscribers.get(session_id, ())):
+        for deliver in self._subscribers.get(session_id, ()):
             try:
                 deliver(event)
             except Exception:  # one broken connection must not starve the others

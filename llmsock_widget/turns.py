@@ -206,17 +206,32 @@ class _Step:
     def __init__(self, live: LiveSession, usage: list[int]) -> None:
         self.live = live
         self.usage = usage  # running totals over the turn's steps: [input, output]
-        self.text = ""
+        self.pieces: list[str] = []  # the step's text, joined once at the end (not once per delta)
         self.calls: list[ToolCallChunk] = []
         self.finish = "stop"
 
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
     def take(self, chunk: ModelChunk) -> None:
         live = self.live
-        ids: dict[str, Any] = {"turn_id": live.state.turn_id, "message_id": live.message_id}
-        if isinstance(chunk, TextChunk) and chunk.text:
-            self.text += chunk.text
-            live.emit(ModelDelta(**live.stamp(), **ids, text=chunk.text))
-        elif isinstance(chunk, ReasoningChunk) and chunk.text:
+        if isinstance(chunk, TextChunk):  # the hot path: no dicts, nothing that reads the whole state
+            if chunk.text:
+                self.pieces.append(chunk.text)
+                live.emit(
+                    ModelDelta(
+                        session_id=live.key,
+                        seq=live.seq + 1,
+                        ts=live.clock(),
+                        turn_id=live.turn_id,
+                        message_id=live.message_id,
+                        text=chunk.text,
+                    )
+                )
+            return
+        ids: dict[str, Any] = {"turn_id": live.turn_id, "message_id": live.message_id}
+        if isinstance(chunk, ReasoningChunk) and chunk.text:
             live.emit(ModelReasoning(**live.stamp(), **ids, text=chunk.text))
         elif isinstance(chunk, ToolCallChunk):
             taken = {record.id for record in live.state.current.tools} if live.state.current else set()
@@ -251,7 +266,7 @@ def _tool_result(live: LiveSession, call: ToolCallChunk, outcome: ToolOutcome) -
     live.emit(
         ToolResult(
             **live.stamp(),
-            turn_id=live.state.turn_id,
+            turn_id=live.turn_id,
             message_id=live.message_id,
             call_id=call.id,
             name=call.name,

@@ -1,0 +1,230 @@
+"""The floor: a bare Tornado WebSocket server that sends the frames the full stack would send.
+
+For any text frame it receives, :class:`BareServer` writes N delta frames and an ``end`` frame,
+encoded beforehand by :func:`llmsock_widget.protocol.encode` from the same tokens, with ids and
+sequence numbers of the same length, so the bytes on the wire have the same size.  It yields to
+its loop every 64 frames, as the unpaced builtin model does.  It writes each frame either with
+one ``write_message`` call (Tornado's API, one system call per frame) or, ``batched``, as one
+``IOStream.write`` of the 64 frames that one loop turn produces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Coroutine
+
+import tornado.httpserver
+import tornado.iostream
+import tornado.netutil
+import tornado.web
+import tornado.websocket
+
+from .. import protocol
+from ..events import Event, ModelDelta, ModelEnd, SessionReady
+from ..hub import new_id, now_ms
+from ..models import BuiltinModel
+from ..models.base import ModelRequest, TextChunk
+from .common import BenchFailure
+
+YIELD_EVERY = 64
+"""The bare handler yields to its loop this often, as the builtin model does when unpaced."""
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Pre-encoded envelope frames: the hello, one per delta, and the final ``end``."""
+
+    ready: str
+    deltas: tuple[str, ...]
+    end: str
+
+
+def _encode(event: Event) -> str:
+    frame = protocol.encode(event, "envelope")
+    if frame is None:
+        raise BenchFailure(f"{type(event).__name__} has no envelope frame")
+    return frame
+
+
+def build_frames(tokens: Sequence[str]) -> Frames:
+    """Return the frames the full stack sends for ``tokens``, with ids and seqs of the same size."""
+    session_id, turn_id, message_id, ts = new_id(), new_id("t-"), new_id("m-"), now_ms()
+    first = 4  # the full stack sends user message, status and start (seq 1-3) before the deltas
+    deltas = tuple(
+        _encode(
+            ModelDelta(
+                session_id=session_id,
+                seq=first + i,
+                ts=ts,
+                turn_id=turn_id,
+                text=token,
+                message_id=message_id,
+            )
+        )
+        for i, token in enumerate(tokens)
+    )
+    end = ModelEnd(
+        session_id=session_id,
+        seq=first + len(tokens) + 1,
+        ts=ts,
+        turn_id=turn_id,
+        finish_reason="stop",
+        text="".join(tokens),
+        message_id=message_id,
+        usage={"inputTokens": 2, "outputTokens": len(tokens)},
+    )
+    ready = SessionReady(session_id=session_id, seq=0, status="idle", ts=ts, created=True)
+    return Frames(ready=_encode(ready), deltas=deltas, end=_encode(end))
+
+
+async def reply_tokens(prompt: str) -> list[str]:
+    """Return the text tokens the builtin model streams for ``prompt`` as a session's first turn."""
+    request = ModelRequest(messages=({"role": "user", "content": prompt},))
+    model = BuiltinModel(tokens_per_second=None)
+    return [chunk.text async for chunk in model.stream(request) if isinstance(chunk, TextChunk)]
+
+
+def ws_text_frames(frames: Sequence[str]) -> bytes:
+    """Return ``frames`` as unmasked, unfragmented WebSocket text frames (RFC 6455, 5.2), back to back."""
+    parts: list[bytes] = []
+    for frame in frames:
+        data = frame.encode("utf-8")
+        size = len(data)
+        if size < 126:
+            parts.append(bytes((0x81, size)))
+        elif size <= 0xFFFF:
+            parts.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            parts.append(struct.pack("!BBQ", 0x81, 127, size))
+        parts.append(data)
+    return b"".join(parts)
+
+
+class _BareHandler(tornado.websocket.WebSocketHandler):
+    """Say hello on open; answer any text frame with all the delta frames, then ``end``."""
+
+    def initialize(self, server: BareServer) -> None:
+        self.server = server
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # as the llmsock server does, so both pay the same per-frame send
+        self.server.connections.add(self)
+        self.write_message(self.server.frames.ready)
+
+    async def on_message(self, message: str | bytes) -> None:
+        frames = self.server.frames
+        try:
+            if self.server.batched:
+                await self._send_batched(frames.deltas)
+            else:
+                for index, frame in enumerate(frames.deltas, 1):
+                    self.write_message(frame)
+                    if index % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+            await self.write_message(frames.end)
+        except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
+            pass
+
+    async def _send_batched(self, deltas: Sequence[str]) -> None:
+        stream = getattr(self.ws_connection, "stream", None)
+        if stream is None:
+            raise tornado.websocket.WebSocketClosedError()
+        future = None
+        for start in range(0, len(deltas), YIELD_EVERY):
+            future = stream.write(ws_text_frames(deltas[start : start + YIELD_EVERY]))
+            await asyncio.sleep(0)
+        if future is not None:
+            await future
+
+    def on_close(self) -> None:
+        self.server.connections.discard(self)
+
+
+class BareServer:
+    """A bare Tornado WebSocket server on its own daemon thread and loop, on 127.0.0.1:0."""
+
+    def __init__(self, frames: Frames, *, batched: bool = False, timeout: float = 10.0) -> None:
+        self.frames = frames
+        self.batched = batched
+        self.timeout = timeout
+        self.port = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.connections: set[_BareHandler] = set()
+        self._http: tornado.httpserver.HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def start(self) -> BareServer:
+        """Start listening; return when ready.  Raise BenchFailure if it cannot."""
+        self._thread = threading.Thread(target=self._run, name="bench-bare-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self.timeout) or self._error is not None:
+            self.stop()
+            raise BenchFailure(f"the bare server did not start: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and join its thread; calling it again does nothing."""
+        thread, loop, self._thread = self._thread, self.loop, None
+        if thread is None:
+            return
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(self.timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        """Run a coroutine on the server's loop; return a concurrent.futures.Future."""
+        if self.loop is None:
+            raise RuntimeError("the bare server is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._startup())
+            self.loop = loop
+        except BaseException as exc:  # start() re-raises it in the caller's thread
+            self._error = exc
+            loop.close()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+        finally:
+            self.loop = None
+            loop.close()
+
+    async def _startup(self) -> None:
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+        app = tornado.web.Application([(r"/ws", _BareHandler, {"server": self})])
+        self._http = tornado.httpserver.HTTPServer(app)
+        self._http.add_sockets(sockets)
+
+    async def _shutdown(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+            for conn in list(self.connections):
+                conn.close(1001, "server stopping")
+            await asyncio.wait_for(self._http.close_all_connections(), self.timeout)
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

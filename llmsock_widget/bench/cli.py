@@ -1,0 +1,181 @@
+"""The command line: ``python -m llmsock_widget.bench [SUITE] [options]``.
+
+Without a suite every suite runs, with its defaults (about two minutes on two cores).  The form
+``python -m llmsock_widget.bench --deltas N --repeat N`` (no suite, throughput options) runs the
+throughput suite alone, as earlier versions did; ``scripts/test.sh`` uses it as a smoke run.
+Each suite prints a table, or with ``--json`` everything goes out as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, Callable
+
+from websockets.exceptions import WebSocketException
+
+from ..models.builtin import MAX_DIRECTIVE_TOKENS
+from . import comm, connections, latency, reducer, snapshots, throughput
+from .common import BenchFailure, describe, machine
+
+SUITES = ("throughput", "reducer", "latency", "connections", "snapshot", "comm")
+_THROUGHPUT_OPTIONS = ("--deltas", "--repeat", "--client")
+
+
+def _numbers(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    common.add_argument("--timeout", type=float, default=60.0, help="seconds one step may take (default 60)")
+    parser = argparse.ArgumentParser(
+        prog="python -m llmsock_widget.bench",
+        description="Benchmarks of the llmsock server; each suite prints a table. "
+        "Without a suite, all of them run with their defaults.",
+    )
+    suites = parser.add_subparsers(dest="suite", metavar="SUITE")
+
+    sub = suites.add_parser("throughput", parents=[common], help="deltas/s: full stack against bare Tornado")
+    sub.add_argument("--deltas", type=int, default=10_000, help="deltas per turn (default 10000)")
+    sub.add_argument("--repeat", type=int, default=5, help="measured runs per target (default 5)")
+    sub.add_argument(
+        "--client",
+        choices=("process", "thread"),
+        default="process",
+        help="run the client in its own process (default) or in a thread of the servers' process",
+    )
+
+    sub = suites.add_parser(
+        "reducer", parents=[common], help="CPU per delta in the session state, by answer length"
+    )
+    sub.add_argument(
+        "--lengths", type=_numbers(int), default=[1000, 10000, 100000], help="answer lengths in deltas"
+    )
+    sub.add_argument("--repeat", type=int, default=3, help="runs of each, the best counts (default 3)")
+
+    sub = suites.add_parser("latency", parents=[common], help="delta latency at many streaming sessions")
+    sub.add_argument(
+        "--sessions", type=_numbers(int), default=[1, 100, 1000], help="loads to run (default 1,100,1000)"
+    )
+    sub.add_argument("--rate", type=float, default=50.0, help="deltas a second per session (default 50)")
+    sub.add_argument("--seconds", type=float, default=4.0, help="seconds each session streams (default 4)")
+    sub.add_argument("--no-busy", action="store_true", help="leave out the run beside a busy thread")
+
+    sub = suites.add_parser("connections", parents=[common], help="memory per idle WebSocket, most held")
+    sub.add_argument("--connections", type=int, default=5000, help="connections to open (default 5000)")
+
+    sub = suites.add_parser("snapshot", parents=[common], help="save, load and fit a long session")
+    sub.add_argument("--turns", type=int, default=1000, help="turns in the session (default 1000)")
+    sub.add_argument("--repeat", type=int, default=5, help="runs of each operation (default 5)")
+    sub.add_argument("--reply-chars", type=int, default=1500, help="characters per answer (default 1500)")
+    sub.add_argument("--dir", default=None, help="where to write the files (default: the temp directory)")
+
+    sub = suites.add_parser("comm", parents=[common], help="comm messages against the IOPub rate limit")
+    sub.add_argument("--deltas", type=int, default=10_000, help="deltas in the answer (default 10000)")
+    sub.add_argument(
+        "--paces",
+        type=_numbers(float),
+        default=[0.0, 2000.0],
+        help="model paces in deltas/s, 0 for unpaced (default 0,2000)",
+    )
+
+    suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
+    return parser
+
+
+def _argv(argv: Sequence[str]) -> list[str]:
+    """Return ``argv`` with the suite named: ``all``, or ``throughput`` for the older flag-only form."""
+    args = list(argv)
+    if args and (args[0] in (*SUITES, "all") or args[0] in ("-h", "--help")):
+        return args
+    if any(arg.split("=")[0] in _THROUGHPUT_OPTIONS for arg in args):
+        return ["throughput", *args]
+    return ["all", *args]
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.suite in ("throughput", "comm") and not 1 <= args.deltas <= MAX_DIRECTIVE_TOKENS:
+        parser.error(f"--deltas must be from 1 to {MAX_DIRECTIVE_TOKENS}")
+    if args.suite in ("throughput", "reducer", "snapshot") and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.suite == "latency" and (not args.sessions or min(args.sessions) < 1 or not args.rate > 0):
+        parser.error("--sessions must be counts >= 1 and --rate > 0")
+    if args.suite == "reducer" and (not args.lengths or min(args.lengths) < 1):
+        parser.error("--lengths must be counts >= 1")
+    if args.suite == "connections" and args.connections < 1:
+        parser.error("--connections must be at least 1")
+    if args.suite == "snapshot" and (args.turns < 1 or args.reply_chars < 1):
+        parser.error("--turns and --reply-chars must be at least 1")
+
+
+def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
+    timeout = args.timeout
+    if suite == "throughput":
+        return throughput.run(deltas=args.deltas, repeat=args.repeat, client=args.client, timeout=timeout)
+    if suite == "reducer":
+        return reducer.run(lengths=args.lengths, repeat=args.repeat)
+    if suite == "latency":
+        busy = not args.no_busy
+        return latency.run(
+            sessions=args.sessions, rate=args.rate, seconds=args.seconds, busy=busy, timeout=timeout
+        )
+    if suite == "connections":
+        return connections.run(connections=args.connections, timeout=timeout)
+    if suite == "snapshot":
+        return snapshots.run(
+            turns=args.turns, repeat=args.repeat, reply_chars=args.reply_chars, directory=args.dir
+        )
+    return comm.run(deltas=args.deltas, paces=args.paces, timeout=timeout)
+
+
+_RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
+    "throughput": throughput.render,
+    "reducer": reducer.render,
+    "latency": latency.render,
+    "connections": connections.render,
+    "snapshot": snapshots.render,
+    "comm": comm.render,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suites asked for; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(_argv(sys.argv[1:] if argv is None else argv))
+    if args.suite == "all":  # every suite with its defaults, keeping --json and --timeout
+        defaults = {s: parser.parse_args([s]) for s in SUITES}
+        plan = [(s, argparse.Namespace(**{**vars(defaults[s]), "timeout": args.timeout})) for s in SUITES]
+    else:
+        _check(parser, args)
+        plan = [(args.suite, args)]
+    info = machine()
+    if not args.json:
+        print(describe(info), flush=True)
+    reports: dict[str, Any] = {"machine": info}
+    try:
+        for suite, options in plan:
+            reports[suite] = report = _run(suite, options)
+            if not args.json:
+                print(f"\n{_RENDER[suite](report)}", flush=True)
+    except (BenchFailure, WebSocketException, asyncio.TimeoutError, OSError) as exc:
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    leftover = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if leftover:
+        print(f"bench failed: threads still running after shutdown: {leftover}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(reports))
+    return 0
