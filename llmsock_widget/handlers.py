@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import secrets
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -447,37 +448,68 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
             self.close(CLOSE_SLOW_CONSUMER, "outbound queue overflow: the client is not reading")
             return
         if not self._flushing:
+            # Flush once the events of this loop turn are queued, so they leave in one write.
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _flush(self) -> None:
-        stats = self.server.stats
+    def _flush(self) -> None:
+        """Hand everything queued to Tornado as one write: one send, no task, no future per frame."""
+        if self._closing or not self._outbox:
+            self._flushing = False
+            return
+        frames = list(self._outbox)
+        self._outbox.clear()
+        size, self._outbox_size = self._outbox_size, 0
+        connection = self.ws_connection
+        stream = getattr(connection, "stream", None)
         try:
-            while self._outbox and not self._closing:
-                future = None
-                while self._outbox:
-                    frame = self._outbox.popleft()
-                    self._outbox_size -= len(frame)
-                    future = self.write_message(frame)
-                    future.add_done_callback(_retrieve)
-                    stats.messages_out += 1
-                    stats.bytes_out += len(frame)
-                    self.counters.messages_out += 1
-                    self.counters.bytes_out += len(frame)
-                if future is not None:
-                    await future  # wait until the socket took the batch: this is the backpressure
-        except tornado.websocket.WebSocketClosedError:
-            pass
+            if connection is None or stream is None or connection.is_closing():
+                raise tornado.iostream.StreamClosedError()
+            future = stream.write(text_frames(frames))
+        except tornado.iostream.StreamClosedError:
+            self._flushing = False  # the peer left; on_close cleans up
+            return
         except Exception:
             log.exception("llmsock: sending failed")
-        finally:
+            self._flushing = False
+            return
+        stats = self.server.stats
+        stats.messages_out += len(frames)
+        stats.bytes_out += size
+        self.counters.messages_out += len(frames)
+        self.counters.bytes_out += size
+        if future.done():  # the socket took it all
+            self._written(future)
+        else:  # backpressure: what comes meanwhile waits in the outbox until the socket took this
+            future.add_done_callback(self._written)
+
+    def _written(self, future: Any) -> None:
+        if future.cancelled() or future.exception() is not None:  # the peer left (error marked seen)
+            self._flushing = False
+        elif self._outbox and not self._closing:
+            self._flush()
+        else:
             self._flushing = False
 
 
-def _retrieve(future: Any) -> None:
-    # Writes after the peer left fail; that is expected, so mark the error as seen.
-    if not future.cancelled():
-        future.exception()
+def text_frames(frames: list[str]) -> bytes:
+    """Return ``frames`` as WebSocket text frames back to back (RFC 6455 5.2: FIN, opcode 1, unmasked).
+
+    This is what ``write_message`` writes for each of them when, as here, no compression was
+    negotiated (``get_compression_options`` returns None).
+    """
+    parts: list[bytes] = []
+    for frame in frames:
+        data = frame.encode("utf-8")
+        size = len(data)
+        if size < 126:
+            parts.append(bytes((0x81, size)))
+        elif size <= 0xFFFF:
+            parts.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            parts.append(struct.pack("!BBQ", 0x81, 127, size))
+        parts.append(data)
+    return b"".join(parts)
 
 
 class SseHandler(_Guarded):

@@ -215,7 +215,8 @@ def test_client_that_stops_reading_is_dropped_and_reply_completes() -> None:
             sock=sock,
         )
         await reader.recv()
-        await stalled.send("/long 50000")
+        # Paced, so the reader keeps up however fast the server writes; the stalled client still overflows.
+        await stalled.send("/slow 20000 /long 50000")
         end = None
         while end is None:
             raw = await asyncio.wait_for(reader.recv(), TIMEOUT)
