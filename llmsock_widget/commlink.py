@@ -74,8 +74,6 @@ class CommLink:
         self._pending: list[Event] = []
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
-        self.messages_out = 0  # comm messages sent
-        self.frames_out = 0  # frames in them
         self.counters = ConnectionStats(transport=self.transport)
         self.limiter = RateLimiter(server.limits.messages_per_second, server.limits.message_burst)
 
@@ -148,7 +146,6 @@ class CommLink:
         events, self._pending = coalesce(self._pending), []
         frames = [frame for event in events for frame in protocol.frames(event, "envelope")]
         self._post({"kind": "frames", "link": self.link_id, "frames": frames})
-        self.frames_out += len(frames)
         size = sum(len(f) for f in frames)
         stats = self.server.stats
         stats.messages_out += len(frames)
@@ -159,7 +156,6 @@ class CommLink:
     def _post(self, message: dict[str, Any]) -> None:
         try:
             self._send_message(message)
-            self.messages_out += 1
         except Exception:  # the comm is gone (the widget was closed): end quietly
             log.warning("llmsock: the widget's comm could not send; closing its link", exc_info=True)
             self._end(CLOSE_GOING_AWAY, "", tell=False)

@@ -16,7 +16,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import tornado.iostream
 import tornado.web
@@ -492,7 +492,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
             self._flushing = False
 
 
-def text_frames(frames: list[str]) -> bytes:
+def text_frames(frames: Sequence[str]) -> bytes:
     """Return ``frames`` as WebSocket text frames back to back (RFC 6455 5.2: FIN, opcode 1, unmasked).
 
     This is what ``write_message`` writes for each of them when, as here, no compression was

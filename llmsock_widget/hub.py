@@ -296,9 +296,6 @@ class Hub:
             live.saved_seq = state.seq
             return True
 
-    async def _save_after_turn(self, live: LiveSession) -> None:
-        await self._save(live)  # a failure is said on the session (diagnostic); the turn goes on
-
     async def save_all(self) -> int:
         """Save every open session now, as after a turn; return how many were saved."""
         saved = 0
@@ -337,7 +334,7 @@ class Hub:
     def _settings(self) -> TurnSettings:
         return TurnSettings(
             model=self.model,
-            save=self._save_after_turn,
+            save=self._save,
             on_turn=self._count_turn,
             tools=self.tools,
             max_steps=self.max_steps,

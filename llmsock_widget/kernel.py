@@ -182,34 +182,29 @@ def _saved_session_reader(notebook: Path) -> Any:
 
 
 def add_front_end(widget: Any) -> None:
-    """Let ``widget`` (its views have the notebook plugin) write snapshots into the notebook."""
+    """Let ``widget`` (its views have the notebook plugin) write snapshots into the notebook.
+
+    Called on every hello of such a view: registering sends the latest snapshot of every
+    chat at once (:meth:`NotebookStore.add_sink`), so a reopened tab gets them too.
+    """
     server = current_server()
     store = server.store if server is not None else None
+    ref = weakref.ref(widget)
+
+    def sink(key: str, data: Any) -> None:
+        target = ref()
+        if target is not None:
+            target.send_snapshot(key, data)
+
     with _lock:
         _plugin_widgets.add(widget)
-        held = _front_ends.get(widget)
-        if held is not None and held[0] is store:
-            push_all = store.push_all
-        else:
-            push_all = None
-    if push_all is not None:
-        # A view that says hello again (a reopened tab) gets the latest chats at once.
-        push_all(lambda key, data: widget.send_snapshot(key, data))
-        return
-    with _lock:
+        held = _front_ends.pop(widget, None)
+        # The new sink first, then the old one goes: a save in between never finds no sink
+        # (it would go to a file instead of the notebook).
+        if isinstance(store, NotebookStore):
+            _front_ends[widget] = (store, store.add_sink(sink))
         if held is not None:
             held[0].remove_sink(held[1])
-            del _front_ends[widget]
-        if not isinstance(store, NotebookStore):
-            return
-        ref = weakref.ref(widget)
-
-        def sink(key: str, data: Any) -> None:
-            target = ref()
-            if target is not None:
-                target.send_snapshot(key, data)
-
-        _front_ends[widget] = (store, store.add_sink(sink))
 
 
 def remove_front_end(widget: Any) -> None:

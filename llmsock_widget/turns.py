@@ -50,7 +50,7 @@ from .tools import ToolOutcome, ToolRegistry, call_tool
 
 log = logging.getLogger("llmsock")
 
-Save = Callable[[LiveSession], Awaitable[None]]
+Save = Callable[[LiveSession], Awaitable[object]]  # what it returns (saved or not) is not a turn's concern
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,6 @@ one ``write_message`` call (Tornado's API, one system call per frame) or, ``batc
 from __future__ import annotations
 
 import asyncio
-import struct
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -26,6 +25,7 @@ import tornado.websocket
 
 from .. import protocol
 from ..events import Event, ModelDelta, ModelEnd, SessionReady
+from ..handlers import text_frames
 from ..hub import new_id, now_ms
 from ..models import BuiltinModel
 from ..models.base import ModelRequest, TextChunk
@@ -89,22 +89,6 @@ async def reply_tokens(prompt: str) -> list[str]:
     return [chunk.text async for chunk in model.stream(request) if isinstance(chunk, TextChunk)]
 
 
-def ws_text_frames(frames: Sequence[str]) -> bytes:
-    """Return ``frames`` as unmasked, unfragmented WebSocket text frames (RFC 6455, 5.2), back to back."""
-    parts: list[bytes] = []
-    for frame in frames:
-        data = frame.encode("utf-8")
-        size = len(data)
-        if size < 126:
-            parts.append(bytes((0x81, size)))
-        elif size <= 0xFFFF:
-            parts.append(struct.pack("!BBH", 0x81, 126, size))
-        else:
-            parts.append(struct.pack("!BBQ", 0x81, 127, size))
-        parts.append(data)
-    return b"".join(parts)
-
-
 class _BareHandler(tornado.websocket.WebSocketHandler):
     """Say hello on open; answer any text frame with all the delta frames, then ``end``."""
 
@@ -136,7 +120,7 @@ class _BareHandler(tornado.websocket.WebSocketHandler):
             raise tornado.websocket.WebSocketClosedError()
         future = None
         for start in range(0, len(deltas), YIELD_EVERY):
-            future = stream.write(ws_text_frames(deltas[start : start + YIELD_EVERY]))
+            future = stream.write(text_frames(deltas[start : start + YIELD_EVERY]))
             await asyncio.sleep(0)
         if future is not None:
             await future
