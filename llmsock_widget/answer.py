@@ -17,10 +17,11 @@ from typing import Any
 
 from .events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
 from .protocol import Control, SendPrompt
-from .safemd import safe_markdown
+from .safehtml import neutralize, render_answer
 from .server import ServerThread
 
-_RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer
+_RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer, at least
+_RENDER_SHARE = 0.2  # and re-rendering takes at most this share of the time (long answers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,13 +101,16 @@ def _abort(server: ServerThread, key: str) -> None:
 
 
 class _Output:
-    """Where the streaming answer goes: a live Markdown display in IPython, else stdout."""
+    """Where the streaming answer goes: a live HTML display in IPython, else stdout.
+
+    The display is sanitized HTML plus plain text (safehtml), never Markdown: JupyterLab would
+    render Markdown with raw HTML live, and a saved notebook is trusted on reopen.
+    """
 
     def __init__(self, display: bool) -> None:
         self.handle: Any = None
-        self.markdown: Any = None
         self.printed = 0
-        self.last = 0.0
+        self.next_render = 0.0
         if display:
             try:
                 import IPython.display
@@ -114,8 +118,8 @@ class _Output:
 
                 if get_ipython() is not None:
                     shown: Any = IPython.display
-                    self.markdown = shown.Markdown
-                    self.handle = shown.display(self.markdown("…"), display_id=True)  # streaming starts here
+                    # Streaming starts here.
+                    self.handle = shown.display(_bundle("…"), raw=True, display_id=True)
             except ImportError:
                 self.handle = None
         self.display = display
@@ -129,9 +133,10 @@ class _Output:
             self.printed = len(text)
             return
         now = time.monotonic()
-        if now - self.last >= _RENDER_EVERY:  # re-render a few times a second, not per token
-            self.handle.update(self.markdown(safe_markdown(text)))
-            self.last = now
+        if now >= self.next_render:  # re-render a few times a second, not per token
+            self.handle.update(_bundle(text), raw=True)
+            cost = time.monotonic() - now
+            self.next_render = now + max(_RENDER_EVERY, cost / _RENDER_SHARE)
 
     def finish(self, text: str, reason: str, error: str | None = None) -> None:
         if not self.display:
@@ -143,8 +148,13 @@ class _Output:
             sys.stdout.write(text[self.printed :] + marker.replace("*", "") + "\n")
             sys.stdout.flush()
             return
-        self.handle.update(self.markdown(safe_markdown(text + marker)))
+        self.handle.update(_bundle(text + marker), raw=True)
 
     def note(self, message: str) -> None:
         if self.display:
             print(f"[llmsock] {message}", file=sys.stderr)
+
+
+def _bundle(text: str) -> dict[str, str]:
+    """Return the display data of an answer: sanitized HTML, and the text with invisibles shown."""
+    return {"text/html": render_answer(text), "text/plain": neutralize(text)}

@@ -24,14 +24,14 @@ Screenshot = Callable[..., Path]
 LOAD = "%load_ext llmsock"
 
 
-def test_cell_magic_streams_markdown_into_the_output(
+def test_cell_magic_streams_rendered_markdown_into_the_output(
     open_notebook: OpenNotebook, screenshot: Screenshot
 ) -> None:
     """A %%llmsock cell shows the builtin model's answer as rendered markdown in its output."""
     prompt = "hello from the browser"
     notebook = open_notebook([LOAD, f"%%llmsock\n{prompt}"])
     notebook.run_cells(0, 1)
-    rendered = notebook.output(1).locator(".jp-RenderedMarkdown")
+    rendered = notebook.output(1).locator(".llmsock-answer")
     expect(rendered).to_contain_text(f'You said: "{prompt}"')
     expect(rendered.locator("p").first).to_be_visible()  # markdown became HTML, not plain text
     # IPython hands a cell magic its body with the final newline, which seeds the filler text.
@@ -260,7 +260,7 @@ def test_cell_magic_output_is_sanitized(open_notebook: OpenNotebook, screenshot:
     """An answer streamed into a cell by %%llmsock shows markup as text: nothing runs, nothing loads."""
     notebook = open_notebook([LOAD, f"%%llmsock\n/echo {XSS}"])
     notebook.run_cells(0, 1)
-    rendered = notebook.output(1).locator(".jp-RenderedMarkdown")
+    rendered = notebook.output(1).locator(".llmsock-answer")
     expect(rendered).to_contain_text("<script>window.__xss=2</script>")
     assert notebook.page.evaluate("typeof window.__xss") == "undefined"
     expect(rendered.locator("img, script, iframe, object, embed")).to_have_count(0)

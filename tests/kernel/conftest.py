@@ -82,7 +82,7 @@ class Kernel:
 
 
 def text_of(messages: list[dict[str, Any]]) -> str:
-    """Return all stream text and text/plain or markdown outputs, joined."""
+    """Return all stream text and text/plain outputs, joined."""
     parts = []
     for m in messages:
         content = m["content"]
@@ -90,7 +90,7 @@ def text_of(messages: list[dict[str, Any]]) -> str:
             parts.append(content["text"])
         elif m["msg_type"] in ("display_data", "update_display_data", "execute_result"):
             data = content["data"]
-            parts.append(data.get("text/markdown") or data.get("text/plain", ""))
+            parts.append(data.get("text/plain", ""))
     return "".join(parts)
 
 

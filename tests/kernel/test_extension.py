@@ -124,10 +124,11 @@ def test_cell_magic_streams_answer_into_the_cell(kernel: Kernel) -> None:
     messages = kernel.run("%%llmsock\nTell me about tea", timeout=TIMEOUT * 2)
     updates = [m for m in messages if m["msg_type"] == "update_display_data"]
     assert len(updates) >= 3
-    final = updates[-1]["content"]["data"]["text/markdown"]
-    assert "Tell me about tea" in final
-    first = updates[0]["content"]["data"]["text/markdown"]
-    assert len(first) < len(final)
+    final = updates[-1]["content"]["data"]
+    assert set(final) == {"text/html", "text/plain"}  # sanitized HTML, never Markdown
+    assert "Tell me about tea" in final["text/plain"] and "Tell me about tea" in final["text/html"]
+    first = updates[0]["content"]["data"]["text/plain"]
+    assert len(first) < len(final["text/plain"])
 
 
 def test_cell_magic_remembers_the_session(kernel: Kernel) -> None:

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = "llmsock_widget"
 ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 
-PURE = ("errors", "events", "session", "snapshot", "protocol", "safemd")
+PURE = ("errors", "events", "session", "snapshot", "protocol", "safehtml")
 FORBIDDEN_IN_PURE = {"asyncio", "threading", "socket", "time", "tornado", "os", "random"}
 ALLOWED_INTERNAL = {
     "errors": set(),
@@ -18,7 +18,7 @@ ALLOWED_INTERNAL = {
     "protocol": {"errors", "events"},
     "session": {"errors", "events", "session"},
     "snapshot": {"errors", "events", "session"},
-    "safemd": set(),
+    "safehtml": set(),
 }
 
 
@@ -184,7 +184,7 @@ LAYERS = {
     "durable": 0,
     "events": 1,
     "protocol": 2,
-    "safemd": 0,
+    "safehtml": 0,
     "session": 2,
     "fanout": 2,
     "snapshot": 3,
