@@ -10,12 +10,18 @@ envelope dialect, frame for frame as on ``/ws``, with two differences:
   one delta carrying the run's last sequence number.  Jupyter Server drops
   IOPub messages past 1,000 per second, so one message per delta would lose
   text; 25 messages a second never does.
-* Commands from the browser arrive on the kernel's shell channel, which a
-  busy cell holds: the stream keeps flowing (it leaves on IOPub), but Stop
-  waits until the cell is done.  The socket transports do not have this limit.
+* Commands from the browser arrive as comm messages.  Front ends that send
+  comm messages to a kernel subshell (JupyterLab 4.4+ and Notebook 7.4+ with
+  ipykernel 7+, by default) have them handled on a subshell thread while a
+  cell runs, so Stop ends an answer during a busy cell.  Elsewhere (ipykernel
+  6, the setting turned off, front ends without subshells) they wait on the
+  shell channel until the cell is done; the stream keeps flowing meanwhile
+  (it leaves on IOPub).  The socket transports never wait.
 
-Everything here runs on the server's loop; ``send`` is the widget's comm send,
-which may be called from that thread.
+Everything here runs on the server's loop: the widget's comm handler, on
+whatever thread the kernel calls it, only hands messages to that loop
+(``server.call_soon``).  ``send`` is the widget's comm send, which may be
+called from that thread.
 """
 
 from __future__ import annotations

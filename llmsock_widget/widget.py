@@ -60,31 +60,53 @@ class ChatWidget(anywidget.AnyWidget):
     def __repr__(self) -> str:  # stable text, for plain-text front ends and notebook tests
         return f"ChatWidget(session={self.session!r})"
 
+    # -- the views' comm messages -------------------------------------------------------------
+    #
+    # Thread rule.  ``_on_message`` runs on whichever thread the kernel handles comm messages
+    # on: the main shell thread, or, where the front end sends them to a kernel subshell
+    # (``commsOverSubshells``: JupyterLab 4.4+ and Notebook 7.4+ with ipykernel 7+, the
+    # default), a subshell thread *while a cell runs on the main one*.  So the handler only
+    # reads the message and hands the work to the server's loop through ``server.call_soon``,
+    # the one thread-safe door; the link table and every CommLink are touched on that loop
+    # only.  Nothing else of ours reacts to the comm: the synced ``session`` trait has no
+    # observers.  This is what lets Stop over the comm end an answer while a cell is busy.
+
     def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict):
             return
         kind = content.get("kind")
         if kind == "hello":
             self._hello(content)
-        elif kind == "link":
-            self._link(content)
-        elif kind == "send":
-            link = self._links.get(str(content.get("link")))
-            frame = content.get("frame")
-            if link is not None and isinstance(frame, str):
-                _soon(link.server, link.command, frame)
-        elif kind == "unlink":
-            link = self._links.pop(str(content.get("link")), None)
-            if link is not None:
-                _soon(link.server, link.close, 1000, "")
+            return
+        handler = {"link": self._link, "send": self._send_frame, "unlink": self._unlink}.get(str(kind))
+        if handler is None:
+            return
+        server = kernel.current_server()
+        if server is not None:
+            _soon(server, handler, server, content)
+        elif kind == "link" and _link_id(content) is not None:
+            self.send(
+                {
+                    "kind": "unlinked",
+                    "link": content["link"],
+                    "code": 1011,
+                    "reason": "no server in this kernel",
+                }
+            )
 
     def _hello(self, content: dict[str, Any]) -> None:
         try:
+            # Starting a server takes the kernel's lock and waits for the new loop: the one
+            # step done on the calling thread (never on a loop).
             server = kernel.get_server()
         except Exception as exc:  # the view shows it; the cell that runs now is no place for it
             log.warning("llmsock: the chat widget could not start the server: %s", exc)
             self.send({"kind": "error", "message": f"llmsock server unavailable: {exc}"})
             return
+        _soon(server, self._greet, server, content)
+
+    def _greet(self, server: Any, content: dict[str, Any]) -> None:
+        """Answer a view's hello (on the server's loop): allow its page, take its snapshots, connect."""
         origin = content.get("origin")
         if isinstance(origin, str) and _ORIGIN.fullmatch(origin):
             # The hello comes through Jupyter's authenticated comm, so this page is the user's:
@@ -103,15 +125,10 @@ class ChatWidget(anywidget.AnyWidget):
             kernel.add_front_end(self)
         self._send_connect(server, restored)
 
-    def _link(self, content: dict[str, Any]) -> None:
-        server = kernel.current_server()
-        link_id = content.get("link")
-        if not isinstance(link_id, str) or not link_id or len(link_id) > 64:
-            return
-        if server is None:
-            self.send(
-                {"kind": "unlinked", "link": link_id, "code": 1011, "reason": "no server in this kernel"}
-            )
+    def _link(self, server: Any, content: dict[str, Any]) -> None:
+        """Attach a view to a session through this comm (on the server's loop)."""
+        link_id = _link_id(content)
+        if link_id is None:
             return
         session = content.get("session")
         resume = None
@@ -121,22 +138,48 @@ class ChatWidget(anywidget.AnyWidget):
                 resume = protocol.parse_resume(value)
             except ClientError:
                 resume = None  # a position the view cannot have made: reload instead
+        self._forget_links_of_other_servers(server)
         old = self._links.pop(link_id, None)
         if old is not None:
-            _soon(old.server, old.close, 1000, "replaced")
-        while len(self._links) >= MAX_LINKS:
+            old.close(1000, "replaced")
+        link = CommLink(server, link_id, self.send)
+        self._links[link_id] = link
+        while len(self._links) > MAX_LINKS:
             # A view closed with its page never says goodbye: its link would stay forever.
             # The oldest link goes; a view still using it reconnects (and resumes) by itself.
             oldest = self._links.pop(next(iter(self._links)))
-            _soon(oldest.server, oldest.close, 1001, "too many links on this widget; the oldest went")
-        link = CommLink(server, link_id, self.send)
-        self._links[link_id] = link
+            oldest.close(1001, "too many links on this widget; the oldest went")
         server.submit(link.open(session if isinstance(session, str) and session else None, resume))
+
+    def _send_frame(self, server: Any, content: dict[str, Any]) -> None:
+        """Act on a view's frame (a prompt, Stop, ...) on its link (on the server's loop)."""
+        link = self._links.get(str(content.get("link")))
+        frame = content.get("frame")
+        if link is not None and link.server is server and isinstance(frame, str):
+            link.command(frame)
+
+    def _unlink(self, server: Any, content: dict[str, Any]) -> None:
+        """End a view's link at its request (on the server's loop)."""
+        link = self._links.pop(str(content.get("link")), None)
+        if link is not None:
+            link.close(1000, "")
+
+    def _forget_links_of_other_servers(self, server: Any) -> None:
+        # A stopped server closed its links itself; only the current server's stay listed.
+        self._links = {key: link for key, link in self._links.items() if link.server is server}
+
+    def _close_links(self, code: int, reason: str) -> None:
+        links, self._links = list(self._links.values()), {}
+        for link in links:
+            link.close(code, reason)
+
+    def _restarted(self, server: Any) -> None:
+        self._forget_links_of_other_servers(server)
+        self._send_connect(server)
 
     def server_started(self, server: Any) -> None:
         """Tell the views the address of a new server (the old one was stopped)."""
-        self._links.clear()  # the old server closed them
-        self._send_connect(server)
+        _soon(server, self._restarted, server)
 
     def send_snapshot(self, session_id: str, data: dict[str, Any] | None) -> None:
         """Ask the views to write a session's snapshot into the notebook's metadata (None removes it)."""
@@ -144,9 +187,9 @@ class ChatWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         kernel.remove_front_end(self)
-        links, self._links = list(self._links.values()), {}
-        for link in links:
-            _soon(link.server, link.close, 1001, "the widget was closed")
+        server = kernel.current_server()
+        if server is not None:  # a stopped server closed its links already
+            _soon(server, self._close_links, 1001, "the widget was closed")
         super().close()
 
     def _send_connect(self, server: Any, restored: dict[str, str] | None = None) -> None:
@@ -171,6 +214,12 @@ def _host_of(origin: str) -> str | None:
     if scheme not in ("http", "https") or not netloc:
         return None  # vscode-webview:// and the like never come through a proxy
     return netloc.lower()
+
+
+def _link_id(content: dict[str, Any]) -> str | None:
+    """Return the view's name for a link, if it is one (a short non-empty string)."""
+    link_id = content.get("link")
+    return link_id if isinstance(link_id, str) and 0 < len(link_id) <= 64 else None
 
 
 def _soon(server: Any, fn: Any, *args: Any) -> None:
