@@ -7,6 +7,13 @@ is not well formed raises :class:`~llmsock_widget.errors.CorruptSnapshot`.
 Unknown fields are ignored, so a later minor addition still loads.
 
 Snapshots hold no secrets: the state has no place for a token or a key.
+
+Integers reach the browser, where numbers are doubles: every integer field is at
+most :data:`MAX_INTEGER` (2**53 - 1, JavaScript's ``Number.MAX_SAFE_INTEGER``), and
+the counters that keep growing (``seq``, ``revision``, ``droppedTurns``) at most
+:data:`MAX_COUNTER`, so they can go on counting without leaving that range.  A
+snapshot over a bound is refused as corrupt, never clamped: a clamped ``seq``
+would make the widget drop every new event as one it has seen.
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ from .errors import CorruptSnapshot, SnapshotVersionError
 from .session import InteractionState, Message, ToolRecord
 
 SCHEMA = 1
+
+MAX_INTEGER = 2**53 - 1
+"""The largest integer a snapshot may hold: the largest a JavaScript number holds exactly."""
+
+MAX_COUNTER = 2**52
+"""The largest ``seq``, ``revision`` or ``droppedTurns``: 2**52 more steps stay exact in JavaScript."""
 
 # schema N -> function turning an N snapshot into an N+1 snapshot.
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -63,15 +76,15 @@ def decode(data: Any) -> InteractionState:
         current = data.get("current")
         state = InteractionState(
             session_id=_str(data, "sessionId"),
-            seq=_int(data, "seq"),
-            revision=_int(data, "revision"),
+            seq=_int(data, "seq", most=MAX_COUNTER),
+            revision=_int(data, "revision", most=MAX_COUNTER),
             phase=_choice(data, "phase", ("idle", "turn", "streaming")),  # type: ignore[arg-type]
             status=_choice(data, "status", ("idle", "generating", "paused")),  # type: ignore[arg-type]
             turn_id=_opt_str(data, "turnId"),
             model=_str(data, "model", allow_empty=True),
             created_at=_int(data, "createdAt"),
             updated_at=_int(data, "updatedAt"),
-            dropped_turns=_int(data, "droppedTurns") if "droppedTurns" in data else 0,
+            dropped_turns=_int(data, "droppedTurns", most=MAX_COUNTER) if "droppedTurns" in data else 0,
             messages=tuple(_decode_message(m) for m in _list(data, "messages")),
             current=_decode_message(current) if current is not None else None,
         )
@@ -118,6 +131,38 @@ def fit(state: InteractionState, *, max_chars: int = DEFAULT_MAX_CHARS) -> Inter
     if len(dumps(fitted)) > max_chars and len(messages) > _first_turn_length(messages):
         return fit(fitted, max_chars=max_chars)  # the count's own digits tipped it over: one more
     return fitted
+
+
+def merge(stored: InteractionState, ours: InteractionState) -> tuple[InteractionState, int]:
+    """Return ``ours`` joined with the messages only ``stored`` has, and how many those are.
+
+    For a save that finds another writer's newer copy (its ``revision`` is not below ours):
+    the stored messages come first, as stored (that copy is the newer one), then ours that
+    it lacks, and the messages of one turn stay together (a prompt saved by one side before
+    the other saved its own turn still has its answer right after it); the turn in progress
+    is ours.  Nothing either side holds is dropped.  The result's ``revision`` is one past
+    the stored one.
+    """
+    mine = {_message_key(m) for m in ours.messages}
+    stored_keys = {_message_key(m) for m in stored.messages}
+    turns: dict[str, list[Message]] = {}
+    for m in (*stored.messages, *(m for m in ours.messages if _message_key(m) not in stored_keys)):
+        turns.setdefault(m.turn_id, []).append(m)
+    merged = replace(
+        ours,
+        messages=tuple(m for turn in turns.values() for m in turn),
+        seq=max(stored.seq, ours.seq),
+        revision=stored.revision + 1,
+        created_at=min(stored.created_at, ours.created_at),
+        updated_at=max(stored.updated_at, ours.updated_at),
+        dropped_turns=max(stored.dropped_turns, ours.dropped_turns),
+    )
+    return merged, len(stored_keys - mine)
+
+
+def _message_key(m: Message) -> tuple[str, str, str]:
+    # Turn ids are random and made by the server: two writers never share one by chance.
+    return (m.turn_id, m.role, m.id)
 
 
 def _first_turn_length(messages: list[Message]) -> int:
@@ -201,8 +246,8 @@ def _decode_message(data: Any) -> Message:
         isinstance(error, dict) and all(isinstance(v, str) for v in error.values())
     ):
         raise TypeError("message error must map to strings")
-    if usage is not None and not (isinstance(usage, dict) and all(type(v) is int for v in usage.values())):
-        raise TypeError("message usage must map to integers")
+    if usage is not None and not (isinstance(usage, dict) and all(_in_range(v) for v in usage.values())):
+        raise TypeError(f"message usage must map to integers from 0 to {MAX_INTEGER}")
     return Message(
         id=_str(data, "id"),
         role=_choice(data, "role", ("user", "assistant")),  # type: ignore[arg-type]
@@ -231,11 +276,22 @@ def _opt_str(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _int(data: dict[str, Any], key: str) -> int:
+def _int(data: dict[str, Any], key: str, *, most: int = MAX_INTEGER) -> int:
     value = data[key]
     if type(value) is not int or value < 0:
         raise TypeError(f"{key} must be a non-negative integer")
+    if value > most:
+        raise ValueError(f"{key} is out of range: {_short_int(value)} is over the largest allowed, {most}")
     return value
+
+
+def _in_range(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_INTEGER
+
+
+def _short_int(value: int) -> str:
+    # A hostile file may hold an integer of thousands of digits; the message stays short.
+    return str(value) if value.bit_length() <= 96 else f"an integer of about 2**{value.bit_length()}"
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast, runtime_checkable
 
 from ..errors import InvalidSessionId
@@ -39,6 +40,10 @@ class SessionStore(Protocol):
     silently losing the newer transcript.  With nothing stored, any revision
     is accepted.
 
+    A store shared by several processes may instead merge such a save with the stored
+    copy, keeping both writers' messages, and answer :class:`Merged` (which is true)
+    so the chat can be told; the caller keeps its own ``revision`` counter.
+
     Failures are :class:`~llmsock_widget.errors.StoreError` (or a subclass);
     a snapshot from a newer llmsock is
     :class:`~llmsock_widget.errors.SnapshotVersionError`.
@@ -48,13 +53,25 @@ class SessionStore(Protocol):
         """Return the stored state of ``session_id``, or None if there is none."""
         ...
 
-    def save(self, session_id: SessionId, state: InteractionState) -> bool | Awaitable[bool]:
-        """Store ``state`` under ``session_id``; return True once it is stored."""
+    def save(
+        self, session_id: SessionId, state: InteractionState
+    ) -> bool | Merged | Awaitable[bool] | Awaitable[bool | Merged]:
+        """Store ``state`` under ``session_id``; return True (or :class:`Merged`) once it is stored."""
         ...
 
     def delete(self, session_id: SessionId) -> bool | Awaitable[bool]:
         """Forget ``session_id``; return whether anything was stored."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Merged:
+    """A save stored together with another writer's copy; ``message`` says so, for the chat."""
+
+    message: str
+
+    def __bool__(self) -> bool:
+        return True
 
 
 def session_key(session_id: SessionId) -> str:

@@ -4,7 +4,7 @@ Layout::
 
     <directory>/<key>.json                 snapshot.dumps(state)
     <directory>/.<key>.<random>.tmp        a save in progress (removed if it fails)
-    <directory>/<key>.json.corrupt-<n>     a snapshot that could not be read, kept for inspection
+    <directory>/<key>.json.corrupt-<n>     a snapshot of ours that could not be read, kept for inspection
 
 A save writes the temp file, fsyncs it, renames it over ``<key>.json`` and
 fsyncs the directory, so after a crash the file holds the old snapshot or the
@@ -12,6 +12,24 @@ new one, never part of one.  Keys use only ``A-Za-z0-9_-~``, so names cannot
 escape the directory; a key too long for a file name (over 200 characters, e.g.
 two 128-character ids) is shortened to a prefix, ``=`` and its SHA-256, and
 ``=`` never occurs in a key, so shortened and plain names cannot collide.
+
+Planted links: the folders from :attr:`JsonFileStore.root` down to the directory are
+opened one at a time without following a symlink (``O_NOFOLLOW | O_DIRECTORY``, each
+relative to the one before), and every file is opened, created, renamed and removed
+relative to the directory so verified (:mod:`.folder`); a symlink on the way is a
+:class:`~llmsock_widget.errors.StoreError` (a load says it as a ``CorruptSnapshot``
+left in place, so the chat starts empty and is told) and nothing is written.  The
+root is the folder holding a ``.llmsock`` folder on the path (the notebook's
+folder), else the directory itself, which the user named.
+
+Foreign files: only a file that starts as our snapshots do (``{"schema":``) is
+ever moved aside; anything else at ``<key>.json`` is left as it is, and the session
+is neither loaded from it nor saved over it.
+
+Several processes: a load, save or delete holds an exclusive ``flock`` on the
+directory, so two processes never interleave a read-compare-write.  A save that finds a
+copy another writer stored since (its revision is not below ours) is merged with
+it (:func:`~llmsock_widget.snapshot.merge`), so neither side's turns are lost.
 """
 
 from __future__ import annotations
@@ -21,18 +39,19 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
+import secrets
 import stat
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 from .. import snapshot
-from ..durable import fsync_directory
 from ..errors import CorruptSnapshot, StoreConflict, StoreError
 from ..session import InteractionState
-from .base import SessionId, session_key
+from .base import Merged, SessionId, session_key
+from .folder import Folder, Refused, is_planted, open_folder
 
 _log = logging.getLogger("llmsock.stores")  # under "llmsock": in a kernel its lines go to the console
 
@@ -40,16 +59,18 @@ _log = logging.getLogger("llmsock.stores")  # under "llmsock": in a kernel its l
 # up to about 20 characters to the stem.
 _MAX_STEM = 200
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
 # O_NOFOLLOW makes the symlink refusal race-free; O_NONBLOCK keeps a FIFO
 # planted at the path from blocking the open (it is then refused by fstat).
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_READ_FLAGS = (
-    os.O_RDONLY
-    | _NOFOLLOW
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_BINARY", 0)
-)
+_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC | _BINARY
+_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | _BINARY
+
+# How every snapshot.dumps text begins: a file that does not is not ours to move.
+_OURS = re.compile(rb'\s*\{\s*"schema"\s*:')
+
+_SIDECAR = ".llmsock"
 
 
 class JsonFileStore:
@@ -58,22 +79,35 @@ class JsonFileStore:
     ``load``/``save``/``delete`` run their ``*_sync`` twin in a worker thread,
     so the server's event loop never waits on the disk.  Cancelling the await
     does not stop a save that has started; it still completes or fails whole.
-    Saves and loads of one key are serialised by a lock, which covers one store
-    object: give each directory a single store per process.
+    Saves of one key are serialised by a lock within the process and by ``flock``
+    across processes, so several processes may share a directory (where the system
+    has ``flock``; see :meth:`save_sync` for how their saves are merged).
 
     Args:
         directory: where the snapshots live; created (mode 0o700) on the first save.
         fsync: flush each save to the disk before returning; turn off only for
             throwaway data such as tests, where speed matters more than a power cut.
+        root: the folder trusted as it is; every folder below it down to
+            ``directory`` must be a real folder, not a symlink.  By default the
+            folder holding the first ``.llmsock`` on the path, else ``directory``.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.directory = Path(directory)
+        self.root = Path(root) if root is not None else default_root(self.directory)
+        self._below = _components(self.root, self.directory)
         self._fsync = fsync
         # Weak values: a key's lock lives only while some call holds it, so
         # many short-lived sessions do not pile up locks.
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
+        self._foreign_told: dict[str, int] = {}  # key -> messages of other writers already announced
 
     def __repr__(self) -> str:
         return f"JsonFileStore({str(self.directory)!r}, fsync={self._fsync})"
@@ -82,7 +116,7 @@ class JsonFileStore:
         """Return the stored state of ``session_id``, or None; see :meth:`load_sync`."""
         return await asyncio.to_thread(self.load_sync, session_id)
 
-    async def save(self, session_id: SessionId, state: InteractionState) -> bool:
+    async def save(self, session_id: SessionId, state: InteractionState) -> bool | Merged:
         """Store ``state`` under ``session_id``; see :meth:`save_sync`."""
         return await asyncio.to_thread(self.save_sync, session_id, state)
 
@@ -94,43 +128,64 @@ class JsonFileStore:
         """Return the stored state of ``session_id``, or None if it has no file.
 
         Raises:
-            CorruptSnapshot: the file could not be decoded; it was moved to ``moved_to``.
+            CorruptSnapshot: the file could not be decoded; ``moved_to`` says where it was
+                moved, or is None when it was left in place (not a file of ours, or a
+                symlink or something other than a file or folder on the way).
             SnapshotVersionError: a newer llmsock wrote the file; it is left in place.
-            StoreError: the file is a symlink or not a regular file, or could not be read.
+            StoreError: it could not be read (permissions, I/O).
         """
         key = session_key(session_id)
-        with self._key_lock(key), _os_errors("load", key):
-            return self._read(key)
+        try:
+            with self._key_lock(key), _os_errors("load", key), self._open_directory(create=False) as folder:
+                if folder is None:
+                    return None
+                with folder.lock():  # a corrupt file is moved aside: one process at a time
+                    return self._read(folder, key)
+        except Refused as exc:
+            # Like a snapshot that cannot be read and stays where it is: the chat starts
+            # empty and is told, and its saves fail with the same reason.
+            raise CorruptSnapshot(exc.message) from None
 
-    def save_sync(self, session_id: SessionId, state: InteractionState) -> bool:
-        """Write ``state`` atomically as ``<key>.json``; return True.
+    def save_sync(
+        self, session_id: SessionId, state: InteractionState, *, merge: bool = True
+    ) -> bool | Merged:
+        """Write ``state`` atomically as ``<key>.json``; return True, or :class:`Merged`.
+
+        When the stored snapshot's revision is not below ``state.revision``, another
+        writer saved since: both are kept (:func:`snapshot.merge`), and the answer is
+        :class:`Merged` when that brought in messages not announced before.  With
+        ``merge=False`` such a save raises :class:`~llmsock_widget.errors.StoreConflict`.
 
         Raises:
-            StoreConflict: ``state.revision`` is not newer than the stored snapshot's.
+            StoreConflict: ``merge`` is false and the stored revision is not below ours.
             SnapshotVersionError: the stored snapshot is from a newer llmsock (never overwritten).
+            CorruptSnapshot: the file there is not ours and cannot be read (left as it is).
             StoreError: the write failed (read-only, disk full, symlink); the old file is intact.
         """
         key = session_key(session_id)
-        data = snapshot.dumps(state).encode("utf-8")
-        with self._key_lock(key), _os_errors("save", key):
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._check_revision(key, state)
-            self._write(key, data)
-        return True
+        with self._key_lock(key), _os_errors("save", key), self._open_directory(create=True) as folder:
+            assert folder is not None  # made if missing
+            with folder.lock():
+                state, answer = self._reconcile(folder, key, state, merge=merge)
+                self._write(folder, key, snapshot.dumps(state).encode("utf-8"))
+        return answer
 
     def delete_sync(self, session_id: SessionId) -> bool:
         """Remove ``<key>.json``; return whether it existed (a symlink there is refused)."""
         key = session_key(session_id)
-        path = self._path(key)
-        with self._key_lock(key), _os_errors("delete", key):
-            try:
-                mode = os.lstat(path).st_mode
-            except FileNotFoundError:
+        name = _name(key)
+        with self._key_lock(key), _os_errors("delete", key), self._open_directory(create=False) as folder:
+            if folder is None:
                 return False
-            if stat.S_ISLNK(mode):
-                raise _symlink_error(key, path)
-            os.unlink(path)
-            return True
+            with folder.lock():
+                try:
+                    mode = folder.lstat(name).st_mode
+                except FileNotFoundError:
+                    return False
+                if stat.S_ISLNK(mode):
+                    raise _symlink_error(key, name)
+                folder.unlink(name)
+                return True
 
     # -- internals ------------------------------------------------------------------
 
@@ -141,36 +196,58 @@ class JsonFileStore:
                 lock = self._locks[key] = threading.Lock()
             return lock
 
-    def _path(self, key: str) -> Path:
-        return self.directory / f"{_stem(key)}.json"
+    def _open_directory(self, *, create: bool) -> contextlib.AbstractContextManager[Folder | None]:
+        """Open the directory, refusing a symlink below the root (None: it does not exist)."""
+        return open_folder(self.root, self._below, create=create)
 
-    def _read(self, key: str) -> InteractionState | None:
-        path = self._path(key)
-        data = _read_regular(key, path)
+    def _read(self, folder: Folder, key: str) -> InteractionState | None:
+        name = _name(key)
+        data = _read_regular(folder, key, name)
         if data is None:
             return None
         try:
             return snapshot.loads(data)
         except CorruptSnapshot as exc:
-            raise _quarantine(key, path, exc) from exc
+            if not _OURS.match(data[:64]):
+                raise CorruptSnapshot(
+                    f"session {key}: {name} is not an llmsock snapshot; left as it is,"
+                    " and this session is not saved over it"
+                ) from None
+            raise _quarantine(folder, key, name, exc, shown=self.directory) from exc
 
-    def _check_revision(self, key: str, state: InteractionState) -> None:
+    def _reconcile(
+        self, folder: Folder, key: str, state: InteractionState, *, merge: bool
+    ) -> tuple[InteractionState, bool | Merged]:
+        """Return what to write for ``state``, merged with another writer's newer copy if there is one."""
         try:
-            stored = self._read(key)
+            stored = self._read(folder, key)
         except CorruptSnapshot as exc:
-            # Moved aside, so nothing is lost by writing; if it could not be
-            # moved, writing would destroy the only copy.
+            # Moved aside, so nothing is lost by writing; if it stayed (not ours, or it could
+            # not be moved), writing would destroy it.
             if exc.moved_to is None:
                 raise
             _log.warning("%s; saving the new state in its place", exc.message)
-            return
-        if stored is not None and state.revision <= stored.revision:
+            return state, True
+        if stored is None or state.revision > stored.revision:
+            return state, True
+        if not merge:
             raise StoreConflict(
                 f"session {key}: revision {state.revision} is not newer than stored {stored.revision}"
             )
+        merged, foreign = snapshot.merge(stored, state)
+        told = self._foreign_told.get(key, 0)
+        self._foreign_told[key] = foreign
+        if foreign <= told:
+            return merged, True
+        _log.warning("llmsock: session %s was also saved by another process; keeping both", key)
+        return merged, Merged(
+            message=f"session {key} was also saved by another process: its {foreign} message(s)"
+            " are kept in the store with this chat's; reload the session to see them"
+        )
 
-    def _write(self, key: str, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{_stem(key)}.", suffix=".tmp")
+    def _write(self, folder: Folder, key: str, data: bytes) -> None:
+        tmp = f".{_stem(key)}.{secrets.token_hex(6)}.tmp"
+        fd = folder.open(tmp, _NEW_FLAGS, 0o600)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
@@ -178,13 +255,35 @@ class JsonFileStore:
                 if self._fsync:
                     os.fsync(file.fileno())
             # os.replace swaps the directory entry and never follows a symlink there.
-            os.replace(tmp, self._path(key))
+            folder.replace(tmp, _name(key))
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                folder.unlink(tmp)
             raise
         if self._fsync:
-            fsync_directory(self.directory)
+            folder.fsync()
+
+
+def default_root(directory: Path) -> Path:
+    """Return the folder trusted as it is for ``directory``: the one holding its first ``.llmsock``.
+
+    ``.llmsock`` and everything below it are llmsock's own, so none of it may be a
+    symlink; a directory without one on its path is trusted as the user named it.
+    """
+    parts = directory.parts
+    if _SIDECAR in parts:
+        return Path(*parts[: parts.index(_SIDECAR)]) if parts.index(_SIDECAR) else Path(".")
+    return directory
+
+
+def _components(root: Path, directory: Path) -> tuple[str, ...]:
+    try:
+        below = directory.relative_to(root).parts
+    except ValueError:
+        raise ValueError(f"store directory {directory} is not inside its root {root}") from None
+    if any(part in ("..", ".") for part in below):
+        raise ValueError(f"store directory {directory} must not climb out of {root} with '..'")
+    return below
 
 
 def _stem(key: str) -> str:
@@ -194,51 +293,56 @@ def _stem(key: str) -> str:
     return f"{key[: _MAX_STEM - len(digest) - 1]}={digest}"
 
 
-def _read_regular(key: str, path: Path) -> bytes | None:
-    """Return the bytes of ``path``, None if it does not exist; refuse symlinks and non-files."""
-    if not _NOFOLLOW and os.path.islink(path):
-        raise _symlink_error(key, path)
+def _name(key: str) -> str:
+    return f"{_stem(key)}.json"
+
+
+def _read_regular(folder: Folder, key: str, name: str) -> bytes | None:
+    """Return the bytes of ``name`` in ``folder``, None if it is absent; refuse symlinks and non-files."""
     try:
-        fd = os.open(path, _READ_FLAGS)
+        if not _NOFOLLOW and stat.S_ISLNK(folder.lstat(name).st_mode):
+            raise _symlink_error(key, name)
+        fd = folder.open(name, _READ_FLAGS)
     except FileNotFoundError:
         return None
-    except OSError:
-        # O_NOFOLLOW reports a symlink as ELOOP (EMLINK on some BSDs).
-        if os.path.islink(path):
-            raise _symlink_error(key, path) from None
+    except OSError as exc:
+        if is_planted(exc):
+            raise _symlink_error(key, name) from None
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreError(f"session {key}: {path.name} is not a regular file")
+            raise Refused(f"session {key}: {name} is not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as file:
             return file.read()
     finally:
         os.close(fd)
 
 
-def _quarantine(key: str, path: Path, exc: CorruptSnapshot) -> CorruptSnapshot:
-    """Move a corrupt snapshot aside and return the error to raise."""
+def _quarantine(folder: Folder, key: str, name: str, exc: CorruptSnapshot, *, shown: Path) -> CorruptSnapshot:
+    """Move a corrupt snapshot of ours aside and return the error to raise."""
     try:
-        moved = _move_aside(path)
+        moved = _move_aside(folder, name)
     except OSError as err:
-        _log.warning("could not move corrupt snapshot %s aside: %s", path, err)
+        _log.warning("could not move corrupt snapshot %s aside: %s", name, err)
         reason = err.strerror or type(err).__name__
         return CorruptSnapshot(f"session {key}: {exc.message}; could not move it aside: {reason}")
     # Only the file name goes in the message: it may reach the client.
-    return CorruptSnapshot(f"session {key}: {exc.message}; moved aside to {moved.name}", moved_to=str(moved))
+    return CorruptSnapshot(
+        f"session {key}: {exc.message}; moved aside to {moved}", moved_to=str(shown / moved)
+    )
 
 
-def _move_aside(path: Path) -> Path:
-    # The key lock makes the first free number ours within this process.
+def _move_aside(folder: Folder, name: str) -> str:
+    # The key lock and the directory's flock make the first free number ours.
     n = 1
-    while os.path.lexists(target := path.with_name(f"{path.name}.corrupt-{n}")):
+    while folder.exists(target := f"{name}.corrupt-{n}"):
         n += 1
-    os.rename(path, target)
+    folder.rename(name, target)
     return target
 
 
-def _symlink_error(key: str, path: Path) -> StoreError:
-    return StoreError(f"session {key}: {path.name} is a symlink; refusing to follow it")
+def _symlink_error(key: str, name: str) -> StoreError:
+    return Refused(f"session {key}: {name} is a symlink; refusing to follow it")
 
 
 @contextlib.contextmanager

@@ -157,10 +157,18 @@ class NotebookStore:
             found = [self._offered.get(key)]
         # The newest of: what a view offered, the file next to the notebook, the saved .ipynb
         # (a chat continued in a front end without the plugin is newer in the file).
-        found.append(await self.fallback.load(key))
+        problem: CorruptSnapshot | None = None
+        try:
+            found.append(await self.fallback.load(key))
+        except CorruptSnapshot as exc:  # a file that cannot be read (or a planted link) spoils no other copy
+            problem = exc
         if self.read_saved is not None:
             found.append(await asyncio.to_thread(self._from_disk, key))
         states = [state for state in found if state is not None]
+        if problem is not None:
+            if not states:
+                raise problem
+            log.warning("llmsock: session %s: its file was not used: %s", key, problem.message)
         if not states:
             return None
         newest = max(states, key=lambda state: state.updated_at)
@@ -218,13 +226,13 @@ class NotebookStore:
 
     def _save_file(self, key: str, state: InteractionState) -> None:
         try:
-            self.fallback.save_sync(key, state)
+            self.fallback.save_sync(key, state, merge=False)
         except StoreConflict:
             # The file is older than this kernel's copy of the session (it was restored from
             # the notebook, which another front end kept): this kernel's copy wins.
             stored = self.fallback.load_sync(key)
             bumped = stored.revision + 1 if stored is not None else state.revision
-            self.fallback.save_sync(key, _with_revision(state, max(bumped, state.revision)))
+            self.fallback.save_sync(key, _with_revision(state, max(bumped, state.revision)), merge=False)
 
     def _from_disk(self, key: str) -> InteractionState | None:
         assert self.read_saved is not None
