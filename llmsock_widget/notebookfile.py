@@ -239,7 +239,7 @@ def _tool_lines(r: ToolRecord) -> list[str]:
     lines = [f"Tool call {_code_span(r.name)} ({status})", "", "Arguments:", ""]
     try:
         lines += _fenced(json.dumps(json.loads(r.arguments), indent=2, ensure_ascii=False), "json")
-    except ValueError:
+    except (ValueError, RecursionError):  # a model's arguments may be nested thousands deep
         lines += _fenced(r.arguments, "text")
     if r.result is not None:
         shown = json.dumps(r.result, indent=2, ensure_ascii=False, default=str)

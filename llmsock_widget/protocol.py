@@ -11,6 +11,7 @@ docs/protocol.md is the normative description; this module implements it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str
@@ -49,6 +50,9 @@ SUBPROTOCOL_TOKEN_PREFIX = "llmsock.token."
 
 CLIENT_TYPES = ("user_message", "control", "ping")
 CONTROL_ACTIONS = ("abort", "pause", "resume", "clear_history", "get_history", "get_status")
+
+# Encoding never raises (frames, sse_message): the log, not the wire, gets what went wrong.
+log = logging.getLogger("llmsock")
 
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 20
@@ -298,7 +302,68 @@ def _encode_delta(event: ModelDelta, dialect: Dialect) -> str:
 
 
 def frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
-    """Return every text frame ``event`` makes in ``dialect`` (seed 004 reports a tool result twice)."""
+    """Return every text frame ``event`` makes in ``dialect``; never raise.
+
+    Seed 004 reports a tool result twice.  An event that cannot be encoded (a value JSON
+    cannot hold, nesting too deep, not an event at all) is replaced by the frame of
+    :func:`unencodable`, so one bad event never takes down a batch, a replay or a
+    subscriber.  Every frame is valid UTF-8: a lone surrogate becomes U+FFFD.
+    """
+    try:
+        out = _frames(event, dialect)
+    except Exception as exc:  # encoders are total: whatever failed, the peer gets a structured error
+        log.error("llmsock: could not encode %s; sending an error in its place", _kind(event), exc_info=exc)
+        out = _frames(unencodable(event, exc), dialect)
+    return tuple(well_formed(frame) for frame in out)
+
+
+def sse_message(event: Event) -> str | None:
+    """Return ``event`` as a Server-Sent Events message (envelope dialect), or None; never raise.
+
+    Like :func:`frames`, an event that cannot be encoded is replaced by :func:`unencodable`'s.
+    """
+    try:
+        text = _sse_message(event)
+    except Exception as exc:
+        log.error("llmsock: could not encode %s; sending an error in its place", _kind(event), exc_info=exc)
+        text = _sse_message(unencodable(event, exc))
+    return None if text is None else well_formed(text)
+
+
+def unencodable(event: object, exc: BaseException) -> Event:
+    """Return the event sent in place of ``event``, which could not be encoded because of ``exc``.
+
+    A session event becomes an ``unencodable_event`` diagnostic with the same ``seq``, so
+    resuming clients keep an unbroken sequence; a reply becomes an ``internal_error`` reply.
+    """
+    session_id, seq, ts = (getattr(event, name, None) for name in ("session_id", "seq", "ts"))
+    if isinstance(session_id, str) and session_id and type(seq) is int and seq >= 1 and type(ts) is int:
+        turn_id = getattr(event, "turn_id", None)
+        return Diagnostic(
+            session_id=session_id,
+            seq=seq,
+            ts=ts,
+            turn_id=turn_id if isinstance(turn_id, str) else None,
+            level="error",
+            code="unencodable_event",
+            message=f"a {type(event).__name__} event could not be encoded ({type(exc).__name__}); "
+            "it is left out",
+        )
+    request_id = getattr(event, "request_id", None)
+    return ErrorReply(
+        code="internal_error",
+        message="internal error (see the kernel log)",
+        ts=ts if type(ts) is int else 0,
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
+
+
+def _kind(event: object) -> str:
+    seq = getattr(event, "seq", None)
+    return f"a {type(event).__name__}" + ("" if seq is None else f" event (sequence {seq})")
+
+
+def _frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
     if dialect == "seed004" and isinstance(event, ToolResult):
         status = _msg(
             "tool_call",
@@ -315,16 +380,50 @@ def frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
     return () if frame is None else (frame,)
 
 
+def _sse_message(event: Event) -> str | None:
+    envelope = to_envelope(event)
+    if envelope is None:
+        return None
+    return f"event: {envelope['name']}\ndata: {_dumps(envelope['data'])}\n\n"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(text: str) -> str:
+    """Return ``text`` with each lone surrogate (which UTF-8 cannot hold) replaced by U+FFFD.
+
+    A provider's JSON may decode to such a string (``"\\ud800"``); no frame, file or comm
+    message could carry it.
+    """
+    if text.isascii():  # the common case, and cheap
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
 
 
+def parse_arguments(text: str) -> Any:
+    """Parse a model's tool-call arguments with :func:`parse_json`, the parser of client frames.
+
+    Raises:
+        InvalidFrame: the text is not strict JSON (``NaN``, duplicate keys, too deep, ...).
+    """
+    return parse_json(text)
+
+
 def _arguments(text: str) -> Any:
-    """Return tool-call arguments parsed, or the raw text when the model wrote invalid JSON."""
+    """Return tool-call arguments parsed strictly, or the raw text when they are not strict JSON."""
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        return parse_arguments(text)
+    except InvalidFrame:
+        return text  # shown as the model wrote it; the call itself fails with invalid_arguments
 
 
 def _seed004_tool_result(event: ToolResult) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from .models.base import (
     ToolCallChunk,
     UsageChunk,
 )
-from .protocol import SendPrompt
+from .protocol import SendPrompt, well_formed
 from .session import history, tool_messages
 from .tools import ToolOutcome, ToolRegistry, call_tool
 
@@ -218,7 +218,8 @@ class _Step:
         live = self.live
         if isinstance(chunk, TextChunk):  # the hot path: no dicts, nothing that reads the whole state
             if chunk.text:
-                self.pieces.append(chunk.text)
+                text = well_formed(chunk.text)  # what the model sends must fit every wire and file
+                self.pieces.append(text)
                 live.emit(
                     ModelDelta(
                         session_id=live.key,
@@ -226,21 +227,23 @@ class _Step:
                         ts=live.clock(),
                         turn_id=live.turn_id,
                         message_id=live.message_id,
-                        text=chunk.text,
+                        text=text,
                     )
                 )
             return
         ids: dict[str, Any] = {"turn_id": live.turn_id, "message_id": live.message_id}
         if isinstance(chunk, ReasoningChunk) and chunk.text:
-            live.emit(ModelReasoning(**live.stamp(), **ids, text=chunk.text))
+            live.emit(ModelReasoning(**live.stamp(), **ids, text=well_formed(chunk.text)))
         elif isinstance(chunk, ToolCallChunk):
+            chunk = replace(chunk, id=well_formed(chunk.id), name=well_formed(chunk.name))
             taken = {record.id for record in live.state.current.tools} if live.state.current else set()
             if chunk.id in taken or not chunk.id:  # some providers reuse ids across steps, or send none
                 chunk = replace(chunk, id=f"{chunk.id or 'call'}-{len(taken) + 1}")
+            # The tool gets the arguments as written (the strict parser refuses a lone surrogate);
+            # the event and the history get them in a form every wire and file can hold.
             self.calls.append(chunk)
-            live.emit(
-                ToolCall(**live.stamp(), **ids, call_id=chunk.id, name=chunk.name, arguments=chunk.arguments)
-            )
+            shown = well_formed(chunk.arguments)
+            live.emit(ToolCall(**live.stamp(), **ids, call_id=chunk.id, name=chunk.name, arguments=shown))
         elif isinstance(chunk, UsageChunk):
             self.usage[0] += chunk.input_tokens
             self.usage[1] += chunk.output_tokens

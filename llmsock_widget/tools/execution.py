@@ -31,6 +31,8 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..errors import InvalidFrame
+from ..protocol import parse_arguments
 from .registry import ToolRegistry, check_timeout
 from .schema import InvalidArgument
 
@@ -87,7 +89,8 @@ async def call_tool(
     """Run the tool ``name`` of ``registry`` with the model's ``arguments_json`` and return the outcome.
 
     Every fault of the model or the tool becomes an outcome: ``unknown_tool``,
-    ``invalid_arguments`` (not JSON, not an object, or not matching the schema),
+    ``invalid_arguments`` (not strict JSON as :func:`~llmsock_widget.protocol.parse_arguments`
+    reads it, not an object, or not matching the schema),
     ``tool_error`` (``"<ExceptionType>: <message>"``) or ``timeout``.  Blank
     arguments count as ``{}``, since some providers send ``""`` for a call
     without parameters.
@@ -154,16 +157,14 @@ def _decode(arguments_json: str) -> dict[str, Any]:
     if not arguments_json.strip():
         return {}
     try:
-        arguments = json.loads(arguments_json, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidArgument(f"arguments are not valid JSON: {_short(str(exc), 200)}") from None
+        # The one strict parser of untrusted JSON: no NaN/Infinity, no duplicate keys, bounded depth
+        # and integers, no lone surrogates; the same rules as a client's frames.
+        arguments = parse_arguments(arguments_json)
+    except InvalidFrame as exc:
+        raise InvalidArgument(f"arguments are not valid JSON: {_short(exc.message, 200)}") from None
     if not isinstance(arguments, dict):
         raise InvalidArgument(f"arguments must be a JSON object, not {type(arguments).__name__}")
     return arguments
-
-
-def _refuse_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not a JSON number")
 
 
 def _run_sync(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
