@@ -25,6 +25,7 @@ import tornado.websocket
 from . import protocol
 from .errors import ClientError, LlmsockError, wire_error
 from .events import ControlResult, ErrorReply, Event, ModelEnd, ModelError, Pong
+from .guard import FailureBudget, PendingConnections
 from .hub import Hub
 
 log = logging.getLogger("llmsock")
@@ -36,6 +37,8 @@ CLOSE_TOO_BIG = 1009  # a frame over max_message_size (sent by Tornado itself)
 CLOSE_UNAVAILABLE = 1011  # the session could not be loaded (store failure, newer snapshot)
 CLOSE_SLOW_CONSUMER = 4008  # the client did not read and its outbound queue overflowed
 CLOSE_SESSION_REFUSED = 4400  # the session named in the URL is not a valid id
+CLOSE_UNAUTHORIZED = 4401  # the first frame was not an auth frame with the right token, or came too late
+CLOSE_TOO_MANY_ATTEMPTS = 4429  # the server's budget of wrong tokens is spent; try again later
 
 SSE_MAX_QUEUED = 10_000  # events an SSE client may fall behind before its stream is ended
 
@@ -201,11 +204,19 @@ class Connection(Protocol):
 class Guard:
     """Host, Origin and token checks shared by every route."""
 
-    def __init__(self, *, token: str, allowed_origins: Iterable[str], allowed_hosts: Iterable[str]) -> None:
+    def __init__(
+        self,
+        *,
+        token: str,
+        allowed_origins: Iterable[str],
+        allowed_hosts: Iterable[str],
+        failures: FailureBudget | None = None,
+    ) -> None:
         self.token = token.encode()
         self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
         self.extra_hosts = {h.lower() for h in allowed_hosts}
         self.port = 0
+        self.failures = failures if failures is not None else FailureBudget(rate=1.0, burst=20)
 
     def allow_host(self, host: str) -> None:
         """Add one exact ``Host`` header value (``name:port``) to the allow-list."""
@@ -220,8 +231,12 @@ class Guard:
         loopback = {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
         return loopback | self.extra_hosts
 
-    def check(self, request: Any) -> tuple[int, str] | None:
-        """Return ``(status, reason)`` if the request must be refused, else None."""
+    def check(self, request: Any, *, frame_auth: bool = False) -> tuple[int, str] | None:
+        """Return ``(status, reason)`` if the request must be refused, else None.
+
+        With ``frame_auth`` (a WebSocket upgrade) a request without a token passes: its
+        token must then come as the first frame (:func:`auth_frame_token`).
+        """
         host = request.headers.get("Host", "").lower()
         if host not in self.hosts():
             return 403, "host not allowed"
@@ -229,11 +244,23 @@ class Guard:
         if origin is not None and origin.lower().rstrip("/") not in self.allowed_origins:
             return 403, "origin not allowed"
         if any("token" in name.lower() for name in request.query_arguments):
-            return 401, "a token in the URL is refused; send it in a header or subprotocol"
+            return 401, "a token in the URL is refused; send it in a header or the first frame"
+        if _offers_token_subprotocol(request):
+            # Proxies log the subprotocols they forward (jupyter-server-proxy does at --debug).
+            return 401, "a token in a subprotocol is refused; send it in a header or the first frame"
         presented = _presented_token(request)
         if presented is None:
-            return 401, "token required"
+            return None if frame_auth else (401, "token required")
+        return self.check_token(presented)
+
+    def check_token(self, presented: str) -> tuple[int, str] | None:
+        """Return ``(status, reason)`` unless ``presented`` is the token and guessing is not cut off."""
+        if self.failures.retry_after() > 0:
+            # Refuse even the right token: a guesser must not learn which one it was.
+            self.failures.refused += 1
+            return 429, "too many wrong tokens; try again later"
         if not hmac.compare_digest(presented.encode(), self.token):
+            self.failures.fail()
             return 401, "invalid token"
         return None
 
@@ -247,6 +274,8 @@ class ServerContext(Protocol):
     connections: set[Connection]
     outbound_limit: int
     limits: Limits
+    handshake_timeout: float
+    pending: PendingConnections[Any]
 
     def frames(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
         """Return ``event``'s frames in ``dialect``."""
@@ -262,12 +291,26 @@ def _presented_token(request: Any) -> str | None:
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    offered: str = request.headers.get("Sec-WebSocket-Protocol", "")
-    for item in offered.split(","):
-        item = item.strip()
-        if item.startswith(protocol.SUBPROTOCOL_TOKEN_PREFIX):
-            return item[len(protocol.SUBPROTOCOL_TOKEN_PREFIX) :]
     return None
+
+
+def _offers_token_subprotocol(request: Any) -> bool:
+    offered: str = request.headers.get("Sec-WebSocket-Protocol", "")
+    return any(item.strip().startswith(protocol.SUBPROTOCOL_TOKEN_PREFIX) for item in offered.split(","))
+
+
+def auth_frame_token(text: str | bytes) -> str | None:
+    """Return the token of an auth frame ``{"type": "auth", "token": "..."}``, or None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        frame = protocol.parse_json(text)
+    except ClientError:
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != "auth":
+        return None
+    token = frame.get("token")
+    return token if isinstance(token, str) and token else None
 
 
 def close_reason(text: str) -> str:
@@ -291,14 +334,25 @@ class _Guarded(tornado.web.RequestHandler):
     def initialize(self, server: ServerContext) -> None:
         self.server = server
 
+    frame_auth = False  # whether the token may come as the first frame instead (WebSocket)
+    authenticated = False
+    tcp_stream: Any = None
+
     def prepare(self) -> None:
-        refusal = self.server.guard.check(self.request)
+        # Kept now: once a WebSocket is upgraded the request no longer names its stream.
+        self.tcp_stream = getattr(self.request.connection, "stream", None)
+        refusal = self.server.guard.check(self.request, frame_auth=self.frame_auth)
         if refusal is not None:
             self.server.stats.rejected += 1
             status, reason = refusal
-            code = "unauthorized" if status == 401 else "forbidden"
+            code = {401: "unauthorized", 429: "too_many_attempts"}.get(status, "forbidden")
+            if status == 429:
+                self.set_header("Retry-After", self.server.guard.failures.retry_after_header())
             self.send_json(status, {"error": {"code": code, "message": reason}})
             return
+        self.authenticated = _presented_token(self.request) is not None
+        if self.authenticated and self.tcp_stream is not None:  # no longer one of the idle unknowns
+            self.server.pending.authenticated(self.tcp_stream)
         if self.request.path != "/status" and at_capacity(self.server):
             limit = self.server.limits.max_connections
             message = f"the server holds its maximum of {limit} connections; try again later"
@@ -345,6 +399,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
     """``/ws``: one connection on one session, in one dialect."""
 
     transport = "websocket"
+    frame_auth = True
 
     def initialize(self, server: ServerContext) -> None:
         self.server = server
@@ -357,6 +412,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         self._outbox_size = 0
         self._flushing = False
         self._closing = False
+        self._auth_timer: asyncio.TimerHandle | None = None
         self.counters = ConnectionStats(transport=self.transport)
         limits = server.limits
         self.limiter = RateLimiter(limits.messages_per_second, limits.message_burst)
@@ -378,6 +434,38 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         self.set_nodelay(True)  # a chat sends small frames; Nagle's delay would hold the first and last token
         self.server.stats.connections_total += 1
         self.server.connections.add(self)
+        if not self.authenticated:  # a browser: its token comes as the first frame
+            loop = asyncio.get_running_loop()
+            self._auth_timer = loop.call_later(self.server.handshake_timeout, self._auth_expired)
+            return
+        await self._attach()
+
+    def _auth_expired(self) -> None:
+        if not self.authenticated and not self._closing:
+            self.server.stats.rejected += 1
+            self.close(CLOSE_UNAUTHORIZED, "no auth frame in time")
+
+    def _authenticate(self, message: str | bytes) -> None:
+        """Check the auth frame a browser sends first; attach to the session if its token is right."""
+        token = auth_frame_token(message)
+        if token is None:
+            refusal: tuple[int, str] | None = (401, "the first frame must be an auth frame")
+        else:
+            refusal = self.server.guard.check_token(token)
+        if refusal is not None:
+            self.server.stats.rejected += 1
+            code = CLOSE_TOO_MANY_ATTEMPTS if refusal[0] == 429 else CLOSE_UNAUTHORIZED
+            self.close(code, refusal[1])
+            return
+        self.authenticated = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self.tcp_stream is not None:
+            self.server.pending.authenticated(self.tcp_stream)
+        asyncio.get_running_loop().create_task(self._attach())
+
+    async def _attach(self) -> None:
+        """Attach to the session the URL names (a new one if none) and start delivering its events."""
         try:
             resume = self.resume_arg()
             # A replay goes into the outbox at once: only what it can surely hold (half of it).
@@ -408,6 +496,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
         if isinstance(message, bytes):
             self.close(CLOSE_UNSUPPORTED, "binary frames are not supported; send text")
             return
+        if not self.authenticated:
+            self._authenticate(message)
+            return
         if self.session_id is None:
             return
         if not self.dialect_fixed:
@@ -422,6 +513,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
 
     def on_close(self) -> None:
         self._closing = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
         self.server.connections.discard(self)
         self._outbox.clear()
         if self._detach is not None:
@@ -431,7 +524,12 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
     # -- outbound ----------------------------------------------------------------
 
     def _send_event(self, event: Event) -> None:
-        for frame in self.server.frames(event, self.dialect):
+        try:
+            frames = self.server.frames(event, self.dialect)
+        except Exception as exc:  # one event that cannot be encoded must not cost the connection
+            log.exception("llmsock: could not encode an event for a connection")
+            frames = protocol.frames(protocol.unencodable(event, exc), self.dialect)
+        for frame in frames:
             self._send(frame)
 
     def _send(self, frame: str) -> None:
@@ -500,7 +598,7 @@ def text_frames(frames: Sequence[str]) -> bytes:
     """
     parts: list[bytes] = []
     for frame in frames:
-        data = frame.encode("utf-8")
+        data = frame.encode("utf-8", "replace")  # a lone surrogate must not lose the whole batch
         size = len(data)
         if size < 126:
             parts.append(bytes((0x81, size)))
@@ -577,10 +675,9 @@ class SseHandler(_Guarded):
         self._outbox.put_nowait(event)
 
     def _write_event(self, event: Event) -> None:
-        envelope = protocol.to_envelope(event)
-        if envelope is not None:
-            data = json.dumps(envelope["data"], ensure_ascii=False, separators=(",", ":"))
-            self.write(f"event: {envelope['name']}\ndata: {data}\n\n")
+        message = protocol.sse_message(event)  # never raises: an unencodable event becomes an error
+        if message is not None:
+            self.write(message)
             self.server.stats.messages_out += 1
 
     def on_connection_close(self) -> None:

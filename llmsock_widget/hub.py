@@ -46,8 +46,8 @@ from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession
 from .models.base import ChatModel
 from .protocol import Command, Control, Ping, SendPrompt
-from .session import InteractionState, apply, new_state
-from .stores.base import SessionStore, resolve, session_key
+from .session import InteractionState, Message, apply, new_state
+from .stores.base import Merged, SessionStore, resolve, session_key
 from .tools import ToolRegistry
 from .turns import TurnSettings, abort, new_id, run_turns
 
@@ -59,6 +59,7 @@ __all__ = ["Hub", "new_id", "now_ms"]
 
 
 PARKED_SESSIONS = 256  # evicted sessions whose recent events are kept for resuming
+HISTORY_CACHE_SESSIONS = 16  # sessions whose encoded transcript is kept for get_history
 
 
 def now_ms() -> int:
@@ -97,6 +98,8 @@ class Hub:
         self.epoch = new_id("e-")  # a new one each run: a client resuming from another run must reload
         self._parked: dict[str, deque[SessionEvent]] = {}  # recent events of evicted sessions, oldest first
         self._loading: dict[str, asyncio.Future[LiveSession]] = {}
+        # session -> (its transcript, that transcript encoded): see _history
+        self._histories: dict[str, tuple[tuple[Message, ...], list[dict[str, Any]]]] = {}
         self.turns_run = 0
 
     # -- connections ---------------------------------------------------------------
@@ -121,6 +124,7 @@ class Hub:
         Raises:
             InvalidSessionId: ``session_id`` is not a valid id.
             StoreError, SnapshotVersionError: the session could not be loaded.
+            Whatever ``deliver`` raises for the ready or a replayed event, once it is unsubscribed.
         """
         key = new_id() if session_id is None else session_key(session_id)
         live, created = await self._get(key, fresh=session_id is None)
@@ -136,9 +140,17 @@ class Hub:
             resumed=None if resume is None else missed is not None,
             replayed=len(missed or ()),
         )
-        deliver(ready)
-        for event in missed or ():
-            deliver(event)
+        try:
+            deliver(ready)
+            for event in missed or ():
+                deliver(event)
+        except BaseException:
+            # The connection could not take its ready or replay: it never attached, so it must
+            # not stay subscribed (each failed resume would leave one more subscriber behind).
+            await unsubscribe()
+            live.subscribers -= 1
+            self._maybe_evict(live)
+            raise
         if live.notes:  # what loading found is said once somebody listens (after their ready)
             notes, live.notes = live.notes, []
             live.spawn(self._tell(live, notes), then=lambda: self._maybe_evict(live))
@@ -254,9 +266,8 @@ class Hub:
             state = await resolve(self.store.load(key))
         except CorruptSnapshot as exc:
             log.warning("llmsock: session %s had a corrupt snapshot (moved to %s)", key, exc.moved_to)
-            notes.append(
-                ("corrupt_snapshot", f"the saved session could not be read and was set aside: {exc}")
-            )
+            kept = "set aside" if exc.moved_to else "left in place"  # a file not ours is never moved
+            notes.append(("corrupt_snapshot", f"the saved session could not be read and was {kept}: {exc}"))
             state = None
         if state is not None and state.session_id != key:
             notes.append(("corrupt_snapshot", f"the stored snapshot belongs to session {state.session_id!r}"))
@@ -283,7 +294,7 @@ class Hub:
         async with live.save_lock:  # saves of one session never overlap, so revisions never race
             state = replace(live.state, revision=live.state.revision + 1)
             try:
-                await resolve(self.store.save(live.key, state))
+                stored = await resolve(self.store.save(live.key, state))
             except StoreConflict as exc:
                 live.diagnose("error", "store_conflict", f"session not saved: {exc.message}")
                 return False
@@ -294,6 +305,8 @@ class Hub:
                 return False
             live.state = replace(live.state, revision=state.revision)
             live.saved_seq = state.seq
+            if isinstance(stored, Merged):  # another process saves this session too: both kept
+                live.diagnose("warning", "store_conflict", stored.message)
             return True
 
     async def save_all(self) -> int:
@@ -386,16 +399,32 @@ class Hub:
         if action == "get_history":
             # Everything a late viewer needs to catch up: the transcript, the answer streaming now
             # (or null), and the seq it is exact at; later events have a higher seq.
-            encoded = snapshot.encode(live.state)
+            messages, current = self._history(live)
             return result(
                 True,
                 "",
-                messages=encoded["messages"],
-                current=encoded["current"],
+                messages=messages,
+                current=current,
                 sequence=live.state.seq,
                 status=live.state.status,
             )
         return result(True, "", **self.status(live.key))
+
+    def _history(self, live: LiveSession) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Return the transcript and the streaming answer encoded, the transcript cached.
+
+        While the transcript is the same tuple, the same list is returned, so the edge
+        can encode it to JSON once for every request (:mod:`.historyframes`).
+        """
+        state = live.state
+        cached = self._histories.get(live.key)
+        if cached is None or cached[0] is not state.messages:
+            cached = (state.messages, snapshot.encode(replace(state, current=None))["messages"])
+            self._histories[live.key] = cached
+            while len(self._histories) > HISTORY_CACHE_SESSIONS:
+                self._histories.pop(next(iter(self._histories)))
+        current = snapshot.encode(replace(state, messages=()))["current"]
+        return cached[1], current
 
     def _pause_expired(self, live: LiveSession, turn: str | None) -> None:
         if live.running.is_set() or live.state.turn_id != turn or live.state.phase == "idle":

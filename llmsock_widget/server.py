@@ -10,21 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import threading
 from typing import Any, Callable, Iterable
 
 import tornado.httpserver
+import tornado.iostream
 import tornado.netutil
 import tornado.web
 
 from . import protocol
 from .errors import ServerStartError
 from .events import Event
+from .guard import FailureBudget, PendingConnections, check_token
 from .handlers import (
     CLOSE_GOING_AWAY,
     CLOSE_SESSION_REFUSED,
     CLOSE_SLOW_CONSUMER,
     CLOSE_TOO_BIG,
+    CLOSE_TOO_MANY_ATTEMPTS,
+    CLOSE_UNAUTHORIZED,
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
     Connection,
@@ -35,6 +40,7 @@ from .handlers import (
     StatusHandler,
     WebSocketHandler,
 )
+from .historyframes import HistoryFrames, is_history
 from .hub import Hub
 from .models import ChatModel, resolve_model
 from .stores.base import SessionStore, resolve
@@ -43,11 +49,18 @@ from .tools import ToolRegistry, default_registry
 
 log = logging.getLogger("llmsock")
 
+ACCEPT_BATCH = 128  # connections taken per wake-up of the listening socket (Tornado's backlog)
+ACCEPT_BACKOFF_MIN = 0.05  # seconds accepting pauses after a failed accept (EMFILE, ENFILE, ENOMEM) ...
+ACCEPT_BACKOFF_MAX = 2.0  # ... doubling while it keeps failing, up to this
+ACCEPT_WARN_EVERY = 30.0  # seconds between warnings about it
+
 __all__ = [
     "CLOSE_GOING_AWAY",
     "CLOSE_SESSION_REFUSED",
     "CLOSE_SLOW_CONSUMER",
     "CLOSE_TOO_BIG",
+    "CLOSE_TOO_MANY_ATTEMPTS",
+    "CLOSE_UNAUTHORIZED",
     "CLOSE_UNAVAILABLE",
     "CLOSE_UNSUPPORTED",
     "ServerThread",
@@ -82,14 +95,22 @@ class ServerThread:
         message_burst: int = 40,
         handshake_timeout: float = 10.0,
         pause_timeout: float | None = 600.0,
+        auth_failure_burst: int = 20,
+        auth_failures_per_second: float = 1.0,
+        max_pending_connections: int = 128,
     ) -> None:
         self.host = host
         self.requested_port = port
         self.port = 0
-        self.token = token or secrets.token_urlsafe(32)
+        self.token = check_token(token) if token else secrets.token_urlsafe(32)
         self.model = resolve_model(model, **(model_options or {}))
         self.store: SessionStore = store if store is not None else MemoryStore()
-        self.guard = Guard(token=self.token, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
+        self.guard = Guard(
+            token=self.token,
+            allowed_origins=allowed_origins,
+            allowed_hosts=allowed_hosts,
+            failures=FailureBudget(rate=auth_failures_per_second, burst=auth_failure_burst),
+        )
         self.max_message_size = max_message_size
         self.outbound_limit = outbound_limit
         self.ping_interval = ping_interval
@@ -127,7 +148,14 @@ class ServerThread:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._http: tornado.httpserver.HTTPServer | None = None
+        self._listening: list[socket.socket] = []
+        self._accept_backoff = 0.0
+        self._accept_warned = -1e9
+        self.pending: PendingConnections[tornado.iostream.IOStream] = PendingConnections(
+            max_pending_connections, is_closed=lambda stream: stream.closed()
+        )
         self._encoded: tuple[object, dict[str, tuple[str, ...]]] = (None, {})
+        self._history_frames = HistoryFrames()
 
     def __repr__(self) -> str:  # never show the token
         state = "running" if self.running else "stopped"
@@ -281,6 +309,9 @@ class ServerThread:
             "slowConsumersDropped": s.slow_consumers_dropped,
             "rateLimited": s.rate_limited,
             "overCapacity": s.over_capacity,
+            "pendingEvicted": self.pending.evicted,
+            "authFailures": self.guard.failures.failures,
+            "authThrottled": self.guard.failures.refused,
             "resumed": s.resumed,
             "reloaded": s.reloaded,
             "replayedEvents": s.replayed_events,
@@ -305,7 +336,10 @@ class ServerThread:
             cached = {}
             self._encoded = (event, cached)
         if dialect not in cached:
-            cached[dialect] = protocol.frames(event, dialect)
+            if is_history(event):  # a transcript is encoded once, not once per get_history
+                cached[dialect] = self._history_frames.frames(event, dialect)
+            else:
+                cached[dialect] = protocol.frames(event, dialect)
         return cached[dialect]
 
     # -- thread ----------------------------------------------------------------------
@@ -357,9 +391,64 @@ class ServerThread:
         self._http = tornado.httpserver.HTTPServer(
             self._app(), max_body_size=self.max_message_size, idle_connection_timeout=self.handshake_timeout
         )
-        self._http.add_sockets(sockets)
+        # Our own accept loop, not add_sockets: Tornado's would log a traceback per failed
+        # accept and retry at once, so running out of descriptors spins the loop.
+        self._listening = sockets
+        for sock in sockets:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
+
+    def _accept(self, sock: socket.socket) -> None:
+        """Accept what is waiting on ``sock`` and hand it to the HTTP server; never raise."""
+        http = self._http
+        if http is None:
+            return
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                self._pause_accepting(sock, exc)
+                return
+            self._accept_backoff = 0.0
+            try:
+                stream = tornado.iostream.IOStream(connection, max_buffer_size=http.max_buffer_size)
+                for old in self.pending.add(stream):
+                    old.close()  # the oldest socket still without a token gives way
+                http.handle_stream(stream, address)
+            except Exception:
+                log.exception("llmsock: could not serve a new connection")
+                connection.close()
+
+    def _pause_accepting(self, sock: socket.socket, exc: OSError) -> None:
+        """Stop accepting on ``sock`` for a short, growing while (out of descriptors or memory)."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(sock.fileno())
+        self._accept_backoff = min(ACCEPT_BACKOFF_MAX, max(ACCEPT_BACKOFF_MIN, 2 * self._accept_backoff))
+        now = loop.time()
+        if now - self._accept_warned >= ACCEPT_WARN_EVERY:
+            self._accept_warned = now
+            log.warning(
+                "llmsock: cannot accept connections (%s); pausing %.1f s (%d waiting for a token)",
+                exc.strerror or exc,
+                self._accept_backoff,
+                len(self.pending),
+            )
+        loop.call_later(self._accept_backoff, self._resume_accepting, sock)
+
+    def _resume_accepting(self, sock: socket.socket) -> None:
+        if sock.fileno() != -1:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
 
     async def _shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._listening:
+            if sock.fileno() != -1:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+        self._listening = []
         if self._http is not None:
             self._http.stop()
         for conn in list(self.connections):

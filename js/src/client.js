@@ -14,10 +14,11 @@
 // says so.
 //
 // The WebSocket constructor, the timers, the random source and the id generator are injected,
-// so tests drive it with fakes. The token lives in this closure only: it goes into the
-// subprotocol list and nowhere else (never into a URL, an event or a connection report).
+// so tests drive it with fakes. The token lives in this closure only: it goes as the first
+// frame of a WebSocket and nowhere else (never into a URL, a subprotocol, which proxies log,
+// an event or a connection report).
 
-import { control, createIdGenerator, encode, parse, socketUrl, subprotocols } from "./protocol.js";
+import { DIALECT_SUBPROTOCOL, control, createIdGenerator, encode, parse, socketUrl } from "./protocol.js";
 
 const OPEN = 1;
 /** Close codes after which reconnecting cannot help (protocol section 12). */
@@ -251,19 +252,23 @@ export function createClient({
     report("connecting", established ? "" : `trying ${cand.transport}`);
     const resume = epoch !== null && lastSeq !== null ? `${epoch}:${lastSeq}` : null;
     const url = socketUrl(cand.url, target.session, resume);
-    const protocols = subprotocols(target.token);
+    const protocols = [DIALECT_SUBPROTOCOL];
+    const token = target.token;
     let ws;
     try {
       ws = cand.create ? cand.create(url, protocols) : new WebSocket(url, protocols);
     } catch {
-      // The engine's message may quote the subprotocols, which hold the token: say it plainly.
-      if (established) scheduleRetry("could not open the connection (bad URL or token)");
-      else nextCandidate("could not open the connection (bad URL or token)");
+      if (established) scheduleRetry("could not open the connection (bad URL)");
+      else nextCandidate("could not open the connection (bad URL)");
       return;
     }
     socket = ws;
     readySeen = false;
-    ws.onopen = () => {};
+    // The server answers nothing until it has the token (protocol section 2). A comm link needs
+    // none: it rides the kernel's channel, which Jupyter has already authenticated.
+    ws.onopen = () => {
+      if (!cand.create && ws === socket) ws.send(encode({ type: "auth", token }));
+    };
     ws.onmessage = (event) => handleMessage(ws, event);
     ws.onclose = (event) => handleClose(ws, event);
     ws.onerror = () => {}; // a close event always follows; it decides what happens next

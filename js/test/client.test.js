@@ -9,8 +9,23 @@ import { fakeTimers, fakeWebSocketClass, frames } from "./helpers.js";
 const TOKEN = "s3cr3t-T0KEN_value";
 const TARGET = { url: "ws://127.0.0.1:4321/ws", token: TOKEN, session: "my session" };
 
-function setup({ random = () => 0.5 } = {}) {
+/** The fake WebSocket, with the auth frame a socket sends on open kept apart in `auth`. */
+function authApart() {
   const { FakeWebSocket, instances } = fakeWebSocketClass();
+  class AuthApart extends FakeWebSocket {
+    send(data) {
+      const parsed = JSON.parse(data);
+      if (parsed.type === "auth") {
+        if (this.readyState !== 1) throw new Error("send on a socket that is not open");
+        (this.auth ??= []).push(parsed.token);
+      } else super.send(data);
+    }
+  }
+  return { FakeWebSocket: AuthApart, instances };
+}
+
+function setup({ random = () => 0.5 } = {}) {
+  const { FakeWebSocket, instances } = authApart();
   const timers = fakeTimers();
   const events = [];
   const connections = [];
@@ -26,16 +41,18 @@ function setup({ random = () => 0.5 } = {}) {
   return { client, instances, timers, events, connections };
 }
 
-test("connect offers the envelope dialect and the token as subprotocols, session in the URL", () => {
+test("connect offers the envelope dialect, sends the token as the first frame, session in the URL", () => {
   const { client, instances, connections } = setup();
   client.connect(TARGET);
   assert.equal(instances.length, 1);
   assert.equal(instances[0].url, "ws://127.0.0.1:4321/ws?session=my%20session");
-  assert.deepEqual(instances[0].protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
+  assert.deepEqual(instances[0].protocols, ["llmsock.envelope.v1"], "no token in a subprotocol: proxies log them");
   assert.ok(!instances[0].url.includes(TOKEN), "the token is not in the URL");
   assert.ok(!instances[0].url.includes("resume="), "nothing to resume on a first connect");
   assert.equal(connections.at(-1).state, "connecting");
+  assert.equal(instances[0].auth, undefined, "nothing is sent before the socket opens");
   instances[0].serverOpen();
+  assert.deepEqual(instances[0].auth, [TOKEN], "the token is the first frame");
   assert.equal(connections.at(-1).state, "connecting", "an open socket is not a connection until ready");
   instances[0].serverSend(frames.ready(0));
   assert.equal(connections.at(-1).state, "open");
@@ -108,7 +125,7 @@ test("an unclean close reconnects with capped exponential backoff, then catches 
   assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
 
   const ws = instances.at(-1);
-  assert.deepEqual(ws.protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
+  assert.deepEqual(ws.protocols, ["llmsock.envelope.v1"]);
   ws.serverOpen();
   ws.serverSend(frames.ready(17));
   assert.deepEqual(ws.sentJson().map((m) => m.data.type), ["get_history"], "catch-up after the reconnect");
@@ -161,7 +178,7 @@ test("a new connect message replaces the socket; the old one's frames are ignore
   assert.equal(old.onmessage, null);
   const fresh = instances[1];
   assert.equal(fresh.url, "ws://127.0.0.1:5555/ws?session=my%20session");
-  assert.deepEqual(fresh.protocols, ["llmsock.envelope.v1", "llmsock.token.new-token"]);
+  assert.deepEqual(fresh.protocols, ["llmsock.envelope.v1"]);
   const before = events.length;
   old.serverSend(frames.user(1, "stale")); // a late frame from the replaced socket
   const pending = timers.pendingDelays();
@@ -301,7 +318,7 @@ test("ladder: a candidate that closes before ready gives way to the next one at 
   instances[0].serverClose(1006);
   assert.equal(instances.length, 2, "the next rung is tried without waiting");
   assert.equal(instances[1].url, `${DIRECT_URL}?session=my%20session`);
-  assert.deepEqual(instances[1].protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
+  assert.deepEqual(instances[1].protocols, ["llmsock.envelope.v1"]);
   assert.equal(connections.at(-1).state, "connecting");
   assert.equal(connections.at(-1).transport, "direct");
   assert.equal(connections.at(-1).detail, "trying direct");
@@ -446,7 +463,7 @@ test("ladder: a candidate's create() is used instead of the WebSocket constructo
   assert.equal(instances.length, 0, "the WebSocket constructor is not called");
   assert.equal(created.length, 1);
   assert.equal(created[0].url, "comm:?session=my%20session");
-  assert.deepEqual(created[0].protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
+  assert.deepEqual(created[0].protocols, ["llmsock.envelope.v1"]);
   commSockets[0].serverOpen();
   commSockets[0].serverSend(frames.ready(0));
   assert.equal(connections.at(-1).state, "open");
@@ -615,7 +632,7 @@ test("resume: client + reducer after a drop give the same transcript as an unint
   ];
 
   function drive(interrupt) {
-    const { FakeWebSocket, instances } = fakeWebSocketClass();
+    const { FakeWebSocket, instances } = authApart();
     const timers = fakeTimers();
     let state = initialState();
     const client = createClient({

@@ -40,11 +40,11 @@ test("render says hello, connects on the kernel's connect message and catches up
   const ws = instances[0];
   // A localhost page without a Jupyter page config: no proxy, direct first.
   assert.equal(ws.url, "ws://127.0.0.1:7000/ws?session=sess-1");
-  assert.deepEqual(ws.protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
+  assert.deepEqual(ws.protocols, ["llmsock.envelope.v1"]);
   ws.serverOpen();
-  assert.deepEqual(ws.sent, [], "nothing before ready");
+  assert.deepEqual(ws.sentJson(), [{ type: "auth", token: TOKEN }], "only the token before ready");
   ws.serverSend(frames.ready(2, "generating", "sess-1"));
-  const history = ws.sentJson()[0];
+  const history = ws.sentJson()[1];
   assert.equal(history.data.type, "get_history");
   ws.serverSend(
     frames.history(
@@ -248,7 +248,7 @@ test("a hub page goes through the proxy, then falls back to the comm when it fai
   model.emit("msg:custom", { ...CONNECT, transport: "auto", proxyUrl: null });
   assert.equal(instances.length, 1);
   assert.equal(instances[0].url, "wss://hub.example.org/user/ann/proxy/7000/ws?session=sess-1");
-  assert.deepEqual(instances[0].protocols, ["llmsock.envelope.v1", `llmsock.token.${TOKEN}`]);
+  assert.deepEqual(instances[0].protocols, ["llmsock.envelope.v1"]);
   instances[0].serverClose(1006);
   assert.equal(instances.length, 1, "no direct rung from a remote page");
 

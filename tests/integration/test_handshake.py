@@ -56,15 +56,13 @@ def test_valid_token_upgrades(server: ServerThread) -> None:
 @pytest.mark.parametrize(
     "headers",
     [
-        {},
         {"Authorization": "Bearer wrong"},
-        {"Authorization": "Basic abc"},
         {"Sec-WebSocket-Protocol": "llmsock.v1, llmsock.token.wrong"},
     ],
-    ids=["missing", "wrong", "not-bearer", "wrong-subprotocol"],
+    ids=["wrong", "wrong-subprotocol"],
 )
 def test_bad_token_is_401_before_upgrade(server: ServerThread, headers: dict[str, str]) -> None:
-    """A missing or wrong token is refused with 401 and a JSON reason, and no socket opens."""
+    """A wrong token is refused with 401 and a JSON reason, and no socket opens."""
     status, body = handshake(server, headers=headers)
     assert status == 401
     assert json.loads(body)["error"]["code"] == "unauthorized"
@@ -87,16 +85,17 @@ def test_token_in_url_is_refused_even_when_right(server: ServerThread) -> None:
     assert server.token.encode() not in body
 
 
-def test_token_as_subprotocol_for_browsers(server: ServerThread, run) -> None:
-    """A browser sends the token as a subprotocol; the server selects llmsock.v1, never the token."""
+def test_token_in_first_frame_for_browsers(server: ServerThread, run) -> None:
+    """A browser sends the token as its first frame; the server selects llmsock.v1 and then says ready."""
 
     async def scenario() -> str | None:
         ws = await connect(
             server.url,
-            subprotocols=["llmsock.v1", f"llmsock.token.{server.token}"],  # type: ignore[list-item]
+            subprotocols=["llmsock.v1"],  # type: ignore[list-item]
             origin=ORIGIN,
             open_timeout=TIMEOUT,  # type: ignore[arg-type]
         )
+        await ws.send(json.dumps({"type": "auth", "token": server.token}))
         await ws.recv()
         chosen = ws.subprotocol
         await ws.close()
@@ -129,8 +128,8 @@ def test_allowed_origin_passes(server: ServerThread) -> None:
 
 
 def test_allowed_origin_without_token_is_still_refused(server: ServerThread) -> None:
-    """A right Origin does not replace the token."""
-    assert handshake(server, headers={"Origin": ORIGIN})[0] == 401
+    """A right Origin does not replace the token (a WebSocket upgrade then waits for the auth frame)."""
+    assert handshake(server, path="/status", headers={"Origin": ORIGIN}, upgrade=False)[0] == 401
 
 
 @pytest.mark.parametrize(
@@ -157,10 +156,10 @@ def test_loopback_hosts_pass(server: ServerThread, host: str) -> None:
     assert handshake(server, host=host.format(port=server.port), headers=bearer(server))[0] == 101
 
 
-@pytest.mark.parametrize("path", ["/ws", "/sse", "/status"])
+@pytest.mark.parametrize("path", ["/sse", "/status"])
 def test_every_route_refuses_without_auth(server: ServerThread, path: str) -> None:
-    """No route answers without the token."""
-    assert handshake(server, path=path, upgrade=(path == "/ws"))[0] == 401
+    """No HTTP route answers without the token (/ws takes it in the first frame: test_edge_hardening)."""
+    assert handshake(server, path=path, upgrade=False)[0] == 401
 
 
 def test_status_route_with_token_has_no_secrets(server: ServerThread) -> None:

@@ -11,7 +11,8 @@ a WebSocket, as these tests pin it down:
   string arrives byte for byte.
 * It forwards the whole ``Sec-WebSocket-Protocol`` list in order, but answers the browser with
   the *first* offered subprotocol itself (jupyter-server-proxy issue #459), so the dialect must
-  come first and the token second, as the widget offers them.
+  come first. It logs that list (at ``--debug``, and in a warning when the two choices differ),
+  so the widget never puts its token there: it sends it as its first frame.
 * It completes the browser's handshake (101) before it connects to llmsock. A refusal by llmsock
   (Host, Origin, token) therefore reaches the browser as an open socket that drops with 1006.
   Close codes from llmsock (4400, 1009, ...) are not relayed: the browser sees 1005.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import json
 import secrets
 import threading
 import urllib.request
@@ -68,6 +70,7 @@ class ProxyJupyter(JupyterServer):
         return [
             *super()._command(),
             f"--ServerApp.base_url={BASE_PATH}",
+            "--debug",  # the proxy logs the subprotocols it forwards at this level
         ]
 
     def proxy_url(self, llmsock_port: int, query: str = "session=s1", host: str | None = None) -> str:
@@ -93,8 +96,8 @@ def record_requests(server: ServerThread) -> list[Seen]:
     seen: list[Seen] = []
     check = server.guard.check
 
-    def recording(request: Any) -> tuple[int, str] | None:
-        refusal = check(request)
+    def recording(request: Any, **options: Any) -> tuple[int, str] | None:
+        refusal = check(request, **options)
         headers = {name.lower(): value for name, value in request.headers.get_all()}
         seen.append(Seen(request.path, request.query, headers, refusal))
         return refusal
@@ -143,7 +146,8 @@ async def open_proxied(
     token: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> ClientConnection:
-    """Connect through the proxy like the widget: dialect first, token second, page Origin.
+    """Connect through the proxy like the widget: the dialect subprotocol, page Origin, then the
+    llmsock token as the first frame.
 
     ``headers`` replaces the Jupyter credential (default: ``Authorization: token <jupyter token>``);
     ``host`` is the name in the URL (and so the Host header); the TCP connection always goes to
@@ -152,16 +156,21 @@ async def open_proxied(
     sent = dict(headers) if headers is not None else {"Authorization": f"token {jupyter.token}"}
     if origin is not None:
         sent["Origin"] = origin
-    return await connect(
+    ws = await connect(
         jupyter.proxy_url(server.port, query, host),
         additional_headers=sent,
-        subprotocols=[DIALECT, f"llmsock.token.{token or server.token}"],  # type: ignore[list-item]
+        subprotocols=[DIALECT],  # type: ignore[list-item]
         open_timeout=TIMEOUT,
         max_size=None,
         proxy=None,
         host="127.0.0.1",
         port=jupyter.port,
     )
+    try:
+        await ws.send(json.dumps({"type": "auth", "token": token or server.token}))
+    except ConnectionClosed:
+        pass  # refused already: the caller reads the close
+    return ws
 
 
 async def ask(ws: ClientConnection, prompt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -219,9 +228,44 @@ def test_what_the_llmsock_server_sees_through_the_proxy(jupyter: ProxyJupyter, l
     assert request.path == "/ws" and request.query == "session=s1"
     assert request.headers["host"] == jupyter.host != f"127.0.0.1:{server.port}"
     assert request.headers["origin"] == page_origin
-    assert request.protocols == [DIALECT, f"llmsock.token.{server.token}"]
+    assert request.protocols == [DIALECT]
     assert request.headers["authorization"] == f"token {jupyter.token}"
     assert not [name for name in request.headers if name.startswith(("x-forwarded", "x-proxycontext"))]
+
+
+def test_the_token_is_in_no_line_of_the_jupyter_log_at_debug(jupyter: ProxyJupyter, llmsock, run) -> None:
+    """A chat through the proxy of a Jupyter at --debug leaves the llmsock token out of its log (B7)."""
+    page_origin = f"http://{jupyter.host}"
+    server, _ = llmsock(allowed_hosts=[jupyter.host])
+    server.allow_origin(page_origin)
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws = await open_proxied(jupyter, server, origin=page_origin, query="session=logged")
+        _, frames = await ask(ws, "/echo quiet")
+        await ws.close()
+        return frames
+
+    assert reply_text(run(scenario())) == ("quiet", "quiet")
+    log = jupyter.log_path.read_text(errors="replace")
+    assert f"/proxy/{server.port}/ws" in log and "Client sent subprotocols" in log  # it did log them
+    assert server.token not in log
+
+
+def test_a_wrong_token_in_the_auth_frame_ends_the_socket(jupyter: ProxyJupyter, llmsock, run) -> None:
+    """Through the proxy a wrong token in the first frame closes the socket; no session is attached."""
+    page_origin = f"http://{jupyter.host}"
+    server, seen = llmsock(allowed_hosts=[jupyter.host])
+    server.allow_origin(page_origin)
+
+    async def scenario() -> int | None:
+        ws = await open_proxied(jupyter, server, origin=page_origin, token="wrong")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        return ws.close_code
+
+    assert run(scenario()) == 1005  # llmsock's 4401, without its code (see the close-code test)
+    assert [r.refusal for r in seen] == [None]  # the upgrade passed; the frame did not
+    assert server.stats.rejected == 1 and not server.hub.sessions
 
 
 def test_non_loopback_page_origin_works_once_allowed(jupyter: ProxyJupyter, llmsock, run) -> None:
@@ -246,17 +290,16 @@ def test_non_loopback_page_origin_works_once_allowed(jupyter: ProxyJupyter, llms
 
 REFUSALS = {
     # case: (server options, connect options, the Guard's verdict)
-    "wrong llmsock token": ({"hosts": True, "origin": True}, {"token": "wrong"}, (401, "invalid token")),
     "page origin not allowed": ({"hosts": True, "origin": False}, {}, (403, "origin not allowed")),
     "default allowed_hosts": ({"hosts": False, "origin": True}, {}, (403, "host not allowed")),
     # Jupyter accepts its token in the URL; llmsock refuses any query parameter named *token*.
     "Jupyter token in the URL": (
         {"hosts": True, "origin": True},
         {"query": "session=s1&token={jupyter_token}", "headers": {}},
-        (401, "a token in the URL is refused; send it in a header or subprotocol"),
+        (401, "a token in the URL is refused; send it in a header or the first frame"),
     ),
     # Jupyter also takes "Authorization: Bearer <its token>"; llmsock then reads that header
-    # instead of the token subprotocol.
+    # instead of waiting for the auth frame.
     "Jupyter bearer header": (
         {"hosts": True, "origin": True},
         {"headers": {"Authorization": "Bearer {jupyter_token}"}},
@@ -415,14 +458,24 @@ async def raw_upgrade(jupyter: ProxyJupyter, server: ServerThread, origin: str, 
         f"GET {BASE_PATH}proxy/{server.port}/ws?session={session} HTTP/1.1\r\n"
         f"Host: {jupyter.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {base64.b64encode(secrets.token_bytes(16)).decode()}\r\n"
-        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {DIALECT}, llmsock.token.{server.token}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {DIALECT}\r\n"
         f"Authorization: token {jupyter.token}\r\nOrigin: {origin}\r\n\r\n"
     )
     writer.write(request.encode())
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.startswith(b"HTTP/1.1 101"), head
+    writer.write(masked_text_frame(json.dumps({"type": "auth", "token": server.token})))
+    await writer.drain()
     return reader, writer
+
+
+def masked_text_frame(text: str) -> bytes:
+    """Return ``text`` as one masked client text frame (RFC 6455 5.2; under 126 bytes)."""
+    data = text.encode()
+    assert len(data) < 126
+    mask = secrets.token_bytes(4)
+    return bytes((0x81, 0x80 | len(data))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
