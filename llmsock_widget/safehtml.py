@@ -28,15 +28,15 @@ from markdown_it.common.utils import escapeHtml
 
 __all__ = ["INVISIBLE_RANGES", "neutralize", "render_answer"]
 
-# Code points shown as ⟨U+XXXX⟩ instead of acting on the text around them: C0 and C1 controls
-# (but tab, newline and carriage return; ESC starts ANSI sequences), bidi embeddings, overrides,
-# isolates and marks, zero-width spaces and joiners, the word joiner and invisible operators, and
-# the byte-order mark.  The shared list is tests/fixtures/text/invisible.json (the widget uses it too).
+# Code points shown as ⟨U+XXXX⟩ instead of acting on the text around them: C0 controls but tab
+# and newline (ESC starts ANSI sequences; CR LF becomes a newline), DEL and the C1 controls, the
+# Arabic letter mark, the Mongolian vowel separator, zero-width spaces and joiners, the LRM/RLM
+# marks, bidi embeddings, overrides and isolates, the word joiner and invisible operators, and
+# the byte-order mark.  The widget uses the same list: tests/fixtures/text/invisible.json.
 INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
-    (0x00, 0x08),
-    (0x0B, 0x0C),
-    (0x0E, 0x1F),
-    (0x7F, 0x9F),
+    (0x0000, 0x0008),
+    (0x000B, 0x001F),
+    (0x007F, 0x009F),
     (0x061C, 0x061C),
     (0x180E, 0x180E),
     (0x200B, 0x200F),
@@ -45,8 +45,10 @@ INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
     (0x2066, 0x2069),
     (0xFEFF, 0xFEFF),
 )
-_ZWJ = 0x200D
-_INVISIBLE = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in INVISIBLE_RANGES) + "]")
+_ZWJ = "\u200d"
+_INVISIBLE = re.compile("\r\n|[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in INVISIBLE_RANGES) + "]")
+# Emoji modifiers that may sit between a pictograph and the joiner: VS16 and the skin tones.
+_MODIFIERS = {0xFE0F, *range(0x1F3FB, 0x1F400)}
 
 _TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "code", "pre",
@@ -75,30 +77,33 @@ def render_answer(text: str) -> str:
 def neutralize(text: str) -> str:
     """Return ``text`` with every invisible or direction-changing character shown as ``⟨U+XXXX⟩``.
 
-    A zero-width joiner stays only between two pictographic characters, where it builds one
-    emoji (a family, a profession); anywhere else it is shown too.
+    CR LF becomes a newline.  A zero-width joiner stays only between two pictographs (the one
+    before may carry VS16 or a skin tone), where it builds one emoji; anywhere else it is shown.
     """
     return _INVISIBLE.sub(_visible, text)
 
 
 def _visible(match: re.Match[str]) -> str:
     char = match.group(0)
-    if ord(char) == _ZWJ and _joins_emoji(match.string, match.start()):
+    if char == "\r\n":
+        return "\n"
+    if char == _ZWJ and _joins_emoji(match.string, match.start()):
         return char
     return f"⟨U+{ord(char):04X}⟩"
 
 
 def _joins_emoji(text: str, at: int) -> bool:
-    before = text[at - 1] if at > 0 else ""
-    after = text[at + 1] if at + 1 < len(text) else ""
-    return _pictographic(before) and _pictographic(after)
+    before = at - 1
+    if before >= 0 and ord(text[before]) in _MODIFIERS:
+        before -= 1
+    after = at + 1
+    return before >= 0 and after < len(text) and _pictographic(text[before]) and _pictographic(text[after])
 
 
 def _pictographic(char: str) -> bool:
-    # Emoji presentation selector, the pictograph blocks, and the misc. symbols and dingbats.
-    return bool(char) and (
-        char == "\ufe0f" or 0x1F000 <= ord(char) <= 0x1FAFF or 0x2600 <= ord(char) <= 0x27BF
-    )
+    # Extended_Pictographic, as blocks: misc. symbols and dingbats, and the emoji planes.
+    code = ord(char)
+    return 0x2600 <= code <= 0x27BF or 0x1F000 <= code <= 0x1FAFF
 
 
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:

@@ -14,6 +14,8 @@ import python from "highlight.js/lib/languages/python";
 import sql from "highlight.js/lib/languages/sql";
 import MarkdownIt from "markdown-it";
 
+import { reveal } from "./invisible.js";
+
 const LANGUAGES = { bash, javascript, json, markdown, plaintext, python, sql };
 const ALIASES = {
   bash: ["sh", "shell", "zsh", "console"],
@@ -87,8 +89,20 @@ export function createSanitizer(window) {
   return { sanitize: (html) => purify.sanitize(html, PURIFY_CONFIG) };
 }
 
+/** Above this many Markdown tokens, or this many characters, an answer is shown as plain text. */
+export const MAX_TOKENS = 20000;
+export const MAX_MARKDOWN_CHARS = 512 * 1024;
+
+function tokenCount(tokens) {
+  return tokens.reduce((count, token) => count + 1 + (token.children?.length ?? 0), 0);
+}
+
 /**
  * Make a renderer: `render(text) -> sanitized HTML string`.
+ *
+ * The work per render is bounded for any text shape: sanitizing costs in proportion to the
+ * elements made (256 KiB of `*a` makes a hundred thousand), so text that parses into more than
+ * MAX_TOKENS tokens, or is longer than MAX_MARKDOWN_CHARS, is shown whole as plain text.
  *
  * Args: window, the DOM window DOMPurify works in (the page's, or jsdom's in tests).
  */
@@ -96,7 +110,15 @@ export function createMarkdownRenderer(window) {
   const md = createMarkdownIt();
   const sanitizer = createSanitizer(window);
   return {
-    render: (text) => sanitizer.sanitize(md.render(String(text ?? ""))),
+    render: (text) => {
+      // Invisible and reordering characters become visible markers before Markdown sees them.
+      const source = reveal(text);
+      const tokens = source.length > MAX_MARKDOWN_CHARS ? null : md.parse(source, {});
+      if (tokens === null || tokenCount(tokens) > MAX_TOKENS) {
+        return sanitizer.sanitize(`<div class="llmsock-plain">${md.utils.escapeHtml(source)}</div>`);
+      }
+      return sanitizer.sanitize(md.renderer.render(tokens, md.options, {}));
+    },
     sanitize: sanitizer.sanitize,
   };
 }

@@ -1,8 +1,12 @@
 // The steps of an assistant message shown before its text: the model's reasoning and its tool
 // calls, each a collapsible <details>. DOM only, like view.js. Tool names, arguments, results
 // and reasoning come from the model or from tools, so all of it reaches the DOM as textContent,
-// never as HTML. The <details> elements are updated in place (tool calls matched by id), so
-// a block the reader opened stays open while the answer streams.
+// never as HTML, with invisible and reordering characters shown as markers (invisible.js).
+// The <details> elements are updated in place (tool calls matched by id), so a block the
+// reader opened stays open while the answer streams.
+
+import { reveal } from "./invisible.js";
+import { breakLongRuns } from "./wrap.js";
 
 // U+2699 (gear) is in the common text fonts; an emoji wrench shows as a box where no emoji font is installed.
 const WRENCH = "\u2699";
@@ -38,7 +42,10 @@ export function toolStatusText(tool) {
 function h(document, tag, className, text = null) {
   const node = document.createElement(tag);
   if (className) node.className = className;
-  if (text !== null) node.textContent = text;
+  if (text !== null) {
+    node.textContent = reveal(text);
+    breakLongRuns(node);
+  }
   return node;
 }
 
@@ -47,7 +54,7 @@ function paintTool(details, tool) {
   const status = ["running", "complete", "error"].includes(tool.status) ? tool.status : "complete";
   details.setAttribute("data-tool-status", status);
   const summary = details.firstElementChild;
-  summary.querySelector(".llmsock-tool-name").textContent = tool.name || "(unnamed tool)";
+  summary.querySelector(".llmsock-tool-name").textContent = reveal(tool.name || "(unnamed tool)");
   summary.querySelector(".llmsock-tool-state").textContent = toolStatusText(tool);
   const body = details.lastElementChild;
   const parts = [
@@ -103,7 +110,8 @@ export function createSteps(container) {
       reasoning.append(h(document, "div", "llmsock-reasoning-text"));
       container.prepend(reasoning);
     }
-    reasoning.lastElementChild.textContent = text;
+    reasoning.lastElementChild.textContent = reveal(text);
+    breakLongRuns(reasoning.lastElementChild);
   }
 
   function paintTools(tools) {

@@ -5,7 +5,9 @@
 // HTML from the sanitizing markdown renderer. An answer's reasoning and tool calls are painted
 // by steps.js, in place, so their open/closed state survives the deltas that follow.
 
+import { reveal } from "./invisible.js";
 import { createSteps } from "./steps.js";
+import { breakLongRuns } from "./wrap.js";
 
 const BUSY = new Set(["generating", "paused"]);
 
@@ -38,7 +40,7 @@ export function noticeText(notice) {
 function h(document, tag, attrs = {}, text = null) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  if (text !== null) node.textContent = text;
+  if (text !== null) node.textContent = reveal(text);
   return node;
 }
 
@@ -124,8 +126,9 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
 
   function paintBody(node, message) {
     const body = node.querySelector(".llmsock-body");
-    if (message.role === "user") body.textContent = message.text;
+    if (message.role === "user") body.textContent = reveal(message.text);
     else body.innerHTML = renderMarkdown(message.text);
+    breakLongRuns(body);
   }
 
   function paintFooter(node, message) {
@@ -211,10 +214,10 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
   function paintStatus({ connection, kernelError }) {
     status.setAttribute("data-connection", connection.state);
     status.setAttribute("data-transport", connection.transport || "websocket");
-    const text = statusText(connection, kernelError);
+    const text = reveal(statusText(connection, kernelError));
     if (status.textContent !== text) status.textContent = text;
-    status.title = connection.detail || "";
-    const why = connection.detail || "";
+    status.title = reveal(connection.detail || "");
+    const why = reveal(connection.detail || "");
     if (detail.textContent !== why) detail.textContent = why;
   }
 
@@ -227,7 +230,7 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
   }
 
   function setStore(text) {
-    const line = text ? `chat saved in: ${text}` : "";
+    const line = text ? reveal(`chat saved in: ${text}`) : "";
     if (store.textContent !== line) store.textContent = line;
   }
 

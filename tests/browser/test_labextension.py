@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page
 
 from .jupyter_process import JupyterServer
-from .notebook import Notebook
+from .notebook import Notebook, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -131,3 +131,42 @@ def test_file_browser_page_loads_the_extension_without_errors(page: Page, jupyte
     page.locator(".jp-DirListing").first.wait_for()
     page.wait_for_timeout(1000)  # plugins activate after the first paint
     assert [error for error in errors if "llmsock" in error] == []
+
+
+def test_odd_session_entries_are_never_restored_and_survive_other_saves(
+    page: Page, jupyter: JupyterServer
+) -> None:
+    """B14: `__proto__`, malformed ids or non-object entries are not restored; saving keeps them."""
+    name = "odd_sessions.ipynb"
+    path = jupyter.root_dir / name
+    write_notebook(path, ["print('the chat widget would be here')"])
+    document = json.loads(path.read_text(encoding="utf-8"))
+    odd = {
+        "__proto__": {"polluted": True, "turns": ["x"]},
+        "constructor": {"turns": []},
+        "bad id!": {"n": [1, {"k": None}]},
+        "s-1": {"turns": [{"role": "user", "text": "kept"}]},
+    }
+    document["metadata"]["llmsock"] = {"version": 1, "sessions": odd}
+    path.write_text(json.dumps(document), encoding="utf-8")
+    notebook = Notebook.open(page, jupyter, name, None)
+    notebook.run_cell(0)
+    page.evaluate(_PROBE)
+    # What the notebook model itself makes of these entries, before the extension writes anything.
+    held = saved_metadata(notebook)["llmsock"]["sessions"]
+
+    # Only a session id mapped to an object is offered; no prototype of plain objects changes.
+    assert restore(page)["sessions"] == {"s-1": odd["s-1"], "constructor": odd["constructor"]}
+    assert page.evaluate("() => ({}).polluted === undefined && ({}).turns === undefined")
+
+    # Saving another session writes every other entry back as it was.
+    assert save(page, "s-2", {"turns": []})
+    assert saved_metadata(notebook)["llmsock"]["sessions"] == held | {"s-2": {"turns": []}}
+    assert save(page, "s-1", None)
+    expected = {key: value for key, value in held.items() if key != "s-1"} | {"s-2": {"turns": []}}
+    assert saved_metadata(notebook)["llmsock"]["sessions"] == expected
+
+    # A session named "__proto__" is refused (the widget then keeps that chat in a file).
+    assert not save(page, "__proto__", {"x": 1})
+    assert saved_metadata(notebook)["llmsock"]["sessions"] == expected
+    assert restore(page)["sessions"] == {"constructor": odd["constructor"], "s-2": {"turns": []}}

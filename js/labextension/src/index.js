@@ -14,13 +14,23 @@
 //       detail.notebook (the notebook's path), synchronously, inside the listener.
 //
 // Stored shape: metadata.llmsock = {version: 1, sessions: {<session id>: <snapshot>, ...}}.
-// Nothing else in the metadata (in particular metadata.widgets) is ever touched.
+// Nothing else in the metadata (in particular metadata.widgets) is ever touched, and a save
+// rewrites only the session it was asked to: every other entry of `sessions`, even one whose
+// key is not a session id ("bad id!"), is written back as the notebook model holds it. Only
+// entries that are a session id mapped to an object are offered to the widget, and "__proto__"
+// is never a session id here: the notebook model copies metadata key by key with assignment,
+// which turns such a key into a prototype (and, copied again, into bogus entries).
 
 import { INotebookTracker } from "@jupyterlab/notebook";
 
 const KEY = "llmsock";
 const VERSION = 1;
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Whether `id` is a session id this extension stores and restores (the kernel's rule). */
+function isSessionId(id) {
+  return typeof id === "string" && SESSION_ID.test(id) && id !== "__proto__";
+}
 
 /** A plain JSON-style object (not null, not an array). */
 function isPlainObject(value) {
@@ -50,11 +60,17 @@ function jsonEqual(a, b) {
   );
 }
 
-/** The stored sessions of `model` (a fresh copy), or {} when there are none or they are malformed. */
+/** Every stored entry of `model`'s sessions (a fresh copy), or {} when there are none or they are malformed. */
 function storedSessions(model) {
   const stored = model.getMetadata(KEY);
   if (!isPlainObject(stored) || stored.version !== VERSION || !isPlainObject(stored.sessions)) return {};
   return jsonCopy(stored.sessions) ?? {};
+}
+
+/** The stored sessions the widget may restore: a session id mapped to a snapshot object. */
+function restorableSessions(model) {
+  const entries = Object.entries(storedSessions(model));
+  return Object.fromEntries(entries.filter(([id, snapshot]) => isSessionId(id) && isPlainObject(snapshot)));
 }
 
 /** Whether `stored` is metadata.llmsock of another version of this format. */
@@ -73,7 +89,7 @@ function panelContaining(tracker, target) {
 function onSnapshot(tracker, event) {
   const detail = event.detail;
   if (!isPlainObject(detail) || detail.version !== VERSION) return;
-  if (typeof detail.session !== "string" || !SESSION_ID.test(detail.session)) return;
+  if (!isSessionId(detail.session)) return;
   if (detail.snapshot !== null && !isPlainObject(detail.snapshot)) return;
   const snapshot = detail.snapshot === null ? null : jsonCopy(detail.snapshot);
   if (snapshot === undefined) return;
@@ -83,7 +99,8 @@ function onSnapshot(tracker, event) {
 
   const stored = model.getMetadata(KEY);
   if (foreignVersion(stored)) return; // another version of this format: leave it, do not acknowledge
-  // Object.entries/fromEntries define own properties, so even a session named "__proto__" is safe.
+  // Every other entry is copied as the model holds it; Object.entries/fromEntries define own
+  // properties, so no key of the stored table can change a prototype here.
   const entries = Object.entries(storedSessions(model)).filter(([id]) => id !== detail.session);
   if (snapshot !== null) entries.push([detail.session, snapshot]);
   if (entries.length === 0) {
@@ -106,7 +123,7 @@ function onRestoreRequest(tracker, event) {
     // refused. Not acknowledging makes the widget keep its chats in files instead.
     return;
   }
-  detail.sessions = storedSessions(panel.context.model);
+  detail.sessions = restorableSessions(panel.context.model);
   detail.notebook = panel.context.path;
   event.preventDefault();
 }
