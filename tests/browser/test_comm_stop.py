@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import WebSocketRoute, expect
 
+from tests.conftest import BUSY_CELL as BUSY
 from tests.conftest import TIMEOUT
 
 from .chat import Chat
@@ -30,16 +31,6 @@ Screenshot = Callable[..., Path]
 LOAD = "%load_ext llmsock"
 WIDGET = "from llmsock_widget import ChatWidget\nChatWidget()"
 CHAT_SOCKETS = re.compile(r"/ws\?session=")
-BUSY_SECONDS = TIMEOUT * 3  # the cell ends by itself, long after the test has its answer
-# A CPU-bound cell: pure Python, no sleep, no I/O, the main thread busy until it ends.
-BUSY = (
-    "import time\n"
-    'print("busy", flush=True)\n'
-    f"end = time.monotonic() + {BUSY_SECONDS}\n"
-    "while time.monotonic() < end:\n"
-    "    pass\n"
-    'print("done")'
-)
 _RUNNING_PROMPT = re.compile(r"^\s*\[\*\]:\s*$")
 KERNEL_SETTINGS = "@jupyterlab/apputils-extension:kernels-settings"
 

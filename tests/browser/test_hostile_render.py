@@ -52,26 +52,35 @@ def longest_stall(chat: Chat) -> float:
     return stall
 
 
-def test_a_long_unbroken_token_renders_without_freezing_the_tab(open_notebook: OpenNotebook) -> None:
-    """B4: 256 KiB without a space, sent, answered and shown again in a new view, never freezes the tab."""
-    token = "A" * (256 * 1024)
-    notebook = open_notebook([LOAD, SHARED, SHARED])
+def open_chat(open_notebook: OpenNotebook, cells: list[str]) -> tuple[Notebook, Chat]:
+    """Open a notebook of ``cells``, run the first two, return it and its open chat."""
+    notebook = open_notebook(cells)
     notebook.run_cells(0, 1)
     chat = Chat(notebook.output(1).locator(".llmsock-chat"))
     chat.wait_until_open()
-    page = notebook.page
-    chat.message_box.fill(f"/echo {token}")
+    return notebook, chat
 
-    page.evaluate(_FRAME_MONITOR)
+
+def answer_while_watching_frames(chat: Chat, text: str) -> None:
+    """Have the builtin model echo ``text``; fail if the main thread stalled too long meanwhile."""
+    chat.message_box.fill(f"/echo {text}")
+    chat.root.page.evaluate(_FRAME_MONITOR)
     chat.send_button.click()
     expect(chat.answer(0)).to_have_attribute("data-status", "complete", timeout=TIMEOUT * 6000)
     assert longest_stall(chat) < MAX_STALL_MS
+
+
+def test_a_long_unbroken_token_renders_without_freezing_the_tab(open_notebook: OpenNotebook) -> None:
+    """B4: 256 KiB without a space, sent, answered and shown again in a new view, never freezes the tab."""
+    token = "A" * (256 * 1024)
+    notebook, chat = open_chat(open_notebook, [LOAD, SHARED, SHARED])
+    answer_while_watching_frames(chat, token)
     assert len(chat.answer_text(0)) == len(token)
     # Long tokens wrap inside the chat: the transcript does not scroll sideways.
     assert chat.transcript.evaluate("(log) => log.scrollWidth <= log.clientWidth + 1")
 
     # A new view of the same session gets the whole transcript at once.
-    page.evaluate(_FRAME_MONITOR)
+    notebook.page.evaluate(_FRAME_MONITOR)
     notebook.run_cell(2)
     restored = Chat(notebook.output(2).locator(".llmsock-chat"))
     restored.wait_until_open()
@@ -83,16 +92,7 @@ def test_a_long_unbroken_token_renders_without_freezing_the_tab(open_notebook: O
 def test_pathological_markdown_renders_without_freezing_the_tab(open_notebook: OpenNotebook) -> None:
     """B4: 256 KiB of `*a` (a quarter million emphasis markers) shows in full without freezing the tab."""
     text = "*a" * (128 * 1024)
-    notebook = open_notebook([LOAD, SHARED])
-    notebook.run_cells(0, 1)
-    chat = Chat(notebook.output(1).locator(".llmsock-chat"))
-    chat.wait_until_open()
-    page = notebook.page
-    chat.message_box.fill(f"/echo {text}")
-
-    page.evaluate(_FRAME_MONITOR)
-    chat.send_button.click()
-    expect(chat.answer(0)).to_have_attribute("data-status", "complete", timeout=TIMEOUT * 6000)
-    assert longest_stall(chat) < MAX_STALL_MS
+    _, chat = open_chat(open_notebook, [LOAD, SHARED])
+    answer_while_watching_frames(chat, text)
     shown = chat.answer(0).locator(".llmsock-body").evaluate("(body) => body.textContent")
     assert shown.count("a") == 128 * 1024

@@ -45,21 +45,7 @@ def start(**options: Any) -> ServerThread:
 
 def upgrade(server: ServerThread, token: str) -> tuple[int, dict[str, str], bytes]:
     """Send one WebSocket upgrade with ``token`` as Bearer; return status, headers and body."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
-    try:
-        conn.putrequest("GET", "/ws", skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", f"127.0.0.1:{server.port}")
-        conn.putheader("Upgrade", "websocket")
-        conn.putheader("Connection", "Upgrade")
-        conn.putheader("Sec-WebSocket-Key", base64.b64encode(os.urandom(16)).decode())
-        conn.putheader("Sec-WebSocket-Version", "13")
-        conn.putheader("Authorization", f"Bearer {token}")
-        conn.endheaders()
-        response = conn.getresponse()
-        body = response.read() if response.status != 101 else b""
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-    finally:
-        conn.close()
+    return upgrade_with(server, {"Authorization": f"Bearer {token}"})
 
 
 # -- B8: weak tokens and guessing ------------------------------------------------------------
@@ -346,7 +332,7 @@ def test_a_token_offered_as_a_subprotocol_is_refused_even_when_right() -> None:
 
 
 def upgrade_with(server: ServerThread, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    """Send one WebSocket upgrade with ``headers`` and no Authorization; return status, headers, body."""
+    """Send one WebSocket upgrade with ``headers`` added; return status, headers and body."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
     try:
         conn.putrequest("GET", "/ws", skip_host=True, skip_accept_encoding=True)

@@ -16,19 +16,10 @@ from typing import Any
 import ipykernel
 import pytest
 
+from tests.conftest import BUSY_CELL as BUSY
 from tests.conftest import TIMEOUT
 
 from .conftest import Kernel, text_of
-
-BUSY_SECONDS = TIMEOUT * 3  # the cell ends by itself, long after the test has its answer
-BUSY = (
-    "import time\n"
-    'print("busy", flush=True)\n'
-    f"end = time.monotonic() + {BUSY_SECONDS}\n"
-    "while time.monotonic() < end:\n"
-    "    pass\n"
-    'print("done")'
-)
 
 
 def create_subshell(kernel: Kernel) -> str:
