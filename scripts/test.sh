@@ -43,5 +43,5 @@ echo "== notebooks (nbval)"
 # Run them as a fresh checkout would: no chats kept next to them by an earlier run.
 rm -rf notebooks/.llmsock
 .venv/bin/pytest --nbval-lax notebooks -p no:cacheprovider
-echo "== benchmark (smoke run; full figures: python -m llmsock_widget.bench)"
-.venv/bin/python -m llmsock_widget.bench --deltas 2000 --repeat 1
+echo "== benchmark (smoke run; full figures: python -m benchmarks)"
+.venv/bin/python -m benchmarks --deltas 2000 --repeat 1

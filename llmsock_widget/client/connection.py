@@ -17,9 +17,14 @@ import weakref
 from types import TracebackType
 from typing import Any, Callable
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
+from . import EXTRA_MISSING
+
+try:
+    from websockets.asyncio.client import ClientConnection
+    from websockets.exceptions import ConnectionClosed
+    from websockets.protocol import State
+except ImportError as exc:  # an install without the client extra
+    raise ImportError(EXTRA_MISSING) from exc
 
 from ..protocol import Dialect
 from .answers import Answer, AnswerCollector

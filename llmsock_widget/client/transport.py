@@ -11,8 +11,13 @@ import asyncio
 import json
 import logging
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from . import EXTRA_MISSING
+
+try:
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+except ImportError as exc:  # an install without the client extra
+    raise ImportError(EXTRA_MISSING) from exc
 
 from ..protocol import Dialect
 from .core import (

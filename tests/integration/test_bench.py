@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from llmsock_widget.bench import comm, connections, latency, reducer, snapshots, throughput
+from benchmarks import comm, connections, latency, reducer, snapshots, throughput
 from tests.conftest import TIMEOUT
 
 
@@ -62,7 +62,7 @@ def test_reducer_figures_for_each_length() -> None:
 def test_the_smoke_form_of_the_command_prints_json() -> None:
     """``--deltas N --repeat N`` without a suite runs the throughput suite, as scripts/test.sh does."""
     done = subprocess.run(
-        [sys.executable, "-m", "llmsock_widget.bench", "--deltas", "200", "--repeat", "1", "--json"],
+        [sys.executable, "-m", "benchmarks", "--deltas", "200", "--repeat", "1", "--json"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 6,

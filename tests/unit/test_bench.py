@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llmsock_widget.bench import cli
-from llmsock_widget.bench.comm import jupyter_rate_limit, peak_per_second
-from llmsock_widget.bench.common import percentile, table
-from llmsock_widget.bench.connections import steps
+from benchmarks import cli
+from benchmarks.comm import jupyter_rate_limit, peak_per_second
+from benchmarks.common import percentile, table
+from benchmarks.connections import steps
 
 
 def test_the_limiter_passes_3000_of_a_burst_then_drops_until_the_window_empties() -> None:

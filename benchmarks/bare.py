@@ -23,12 +23,13 @@ import tornado.netutil
 import tornado.web
 import tornado.websocket
 
-from .. import protocol
-from ..events import Event, ModelDelta, ModelEnd, SessionReady
-from ..handlers import text_frames
-from ..hub import new_id, now_ms
-from ..models import BuiltinModel
-from ..models.base import ModelRequest, TextChunk
+from llmsock_widget import protocol
+from llmsock_widget.events import Event, ModelDelta, ModelEnd, SessionReady
+from llmsock_widget.handlers import text_frames
+from llmsock_widget.hub import new_id, now_ms
+from llmsock_widget.models import BuiltinModel
+from llmsock_widget.models.base import ModelRequest, TextChunk
+
 from .common import BenchFailure
 
 YIELD_EVERY = 64

@@ -31,9 +31,10 @@ from typing import Any, Coroutine, Literal, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from .. import protocol
-from ..events import ModelDelta
-from ..models import BuiltinModel
+from llmsock_widget import protocol
+from llmsock_widget.events import ModelDelta
+from llmsock_widget.models import BuiltinModel
+
 from .bare import BareServer, build_frames, reply_tokens
 from .common import BenchFailure, ClientProcess, child_recv, start_server, table
 

@@ -1,6 +1,6 @@
 """Benchmarks of the llmsock server: scripts that print figures, not tests.
 
-Run ``python -m llmsock_widget.bench [SUITE] [options]`` (``--help`` lists them); docs/benchmarks.md
+Run ``python -m benchmarks [SUITE] [options]`` (``--help`` lists them); docs/benchmarks.md
 says what each suite measures and gives the figures of this version.
 
 * ``throughput`` (:mod:`.throughput`): deltas/s over loopback, the full stack against bare Tornado.

@@ -28,8 +28,9 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 from websockets.asyncio.client import ClientConnection, connect
 
-from ..models import BuiltinModel
-from ..server import ServerThread
+from llmsock_widget.models import BuiltinModel
+from llmsock_widget.server import ServerThread
+
 from .common import BenchFailure, ClientProcess, child_recv, raise_open_files_limit, start_server, table
 
 OPENING = 64  # connections opened at once (Tornado listens with a backlog of 128)

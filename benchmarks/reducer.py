@@ -20,11 +20,12 @@ import asyncio
 import time
 from typing import Any, Callable
 
-from .. import protocol
-from ..events import Event, ModelDelta, ModelStart, UserMessage
-from ..fanout import LocalFanout
-from ..live import LiveSession
-from ..session import InteractionState, apply, new_state
+from llmsock_widget import protocol
+from llmsock_widget.events import Event, ModelDelta, ModelStart, UserMessage
+from llmsock_widget.fanout import LocalFanout
+from llmsock_widget.live import LiveSession
+from llmsock_widget.session import InteractionState, apply, new_state
+
 from .common import BenchFailure, table
 
 SID = "bench"

@@ -1,4 +1,4 @@
-"""``python -m llmsock_widget.bench``: see :mod:`llmsock_widget.bench.cli`."""
+"""``python -m benchmarks``: see :mod:`benchmarks.cli`."""
 
 import sys
 

@@ -30,11 +30,12 @@ import time
 from collections import deque
 from typing import Any
 
-from ..commlink import CommLink
-from ..events import Event
-from ..models import BuiltinModel
-from ..protocol import SendPrompt
-from ..server import ServerThread
+from llmsock_widget.commlink import CommLink
+from llmsock_widget.events import Event
+from llmsock_widget.models import BuiltinModel
+from llmsock_widget.protocol import SendPrompt
+from llmsock_widget.server import ServerThread
+
 from .common import BenchFailure, start_server, table
 
 IOPUB_MSG_RATE_LIMIT = 1000.0  # jupyter_server's ServerApp.iopub_msg_rate_limit default (messages/s)

@@ -31,9 +31,10 @@ from typing import Any, AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from .. import protocol
-from ..events import ModelDelta
-from ..models.base import ModelChunk, ModelRequest, TextChunk, UsageChunk
+from llmsock_widget import protocol
+from llmsock_widget.events import ModelDelta
+from llmsock_widget.models.base import ModelChunk, ModelRequest, TextChunk, UsageChunk
+
 from .common import (
     BenchFailure,
     ClientProcess,

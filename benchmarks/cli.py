@@ -1,7 +1,7 @@
-"""The command line: ``python -m llmsock_widget.bench [SUITE] [options]``.
+"""The command line: ``python -m benchmarks [SUITE] [options]``.
 
 Without a suite every suite runs, with its defaults (about two minutes on two cores).  The form
-``python -m llmsock_widget.bench --deltas N --repeat N`` (no suite, throughput options) runs the
+``python -m benchmarks --deltas N --repeat N`` (no suite, throughput options) runs the
 throughput suite alone, as earlier versions did; ``scripts/test.sh`` uses it as a smoke run.
 Each suite prints a table, or with ``--json`` everything goes out as one JSON object.
 """
@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from websockets.exceptions import WebSocketException
 
-from ..models.builtin import MAX_DIRECTIVE_TOKENS
+from llmsock_widget.models.builtin import MAX_DIRECTIVE_TOKENS
+
 from . import comm, connections, latency, reducer, snapshots, throughput
 from .common import BenchFailure, describe, machine
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the results as one JSON object")
     common.add_argument("--timeout", type=float, default=60.0, help="seconds one step may take (default 60)")
     parser = argparse.ArgumentParser(
-        prog="python -m llmsock_widget.bench",
+        prog="python -m benchmarks",
         description="Benchmarks of the llmsock server; each suite prints a table. "
         "Without a suite, all of them run with their defaults.",
     )

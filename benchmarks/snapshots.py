@@ -22,10 +22,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .. import snapshot
-from ..events import ModelDelta, ModelEnd, ModelStart, StatusChanged, UserMessage
-from ..session import InteractionState, apply, new_state
-from ..stores.jsonfile import JsonFileStore
+from llmsock_widget import snapshot
+from llmsock_widget.events import ModelDelta, ModelEnd, ModelStart, StatusChanged, UserMessage
+from llmsock_widget.session import InteractionState, apply, new_state
+from llmsock_widget.stores.jsonfile import JsonFileStore
+
 from .common import table
 
 _WORDS = (
