@@ -8,7 +8,7 @@
 // ladder is walked again from the top.
 //
 // Resume (protocol section 4.1): the client remembers the server's epoch and the last session
-// sequence it handed on, and a reconnect asks for `resume=<epoch>:<seq>`. If the server
+// sequence it handed on (cursor.js), and a reconnect asks for `resume=<epoch>:<seq>`. If the server
 // replays what was missed (`resumed: true`) nothing else is needed: duplicates are dropped by
 // sequence in the reducer. Otherwise the client reloads the transcript with get_history and
 // says so.
@@ -18,18 +18,46 @@
 // frame of a WebSocket and nowhere else (never into a URL, a subprotocol, which proxies log,
 // an event or a connection report).
 
-import { DIALECT_SUBPROTOCOL, control, createIdGenerator, encode, parse, socketUrl } from "./protocol.js";
+import { onEvent as cursorOnEvent, onReady as cursorOnReady, initialCursor, resumeFrom } from "./cursor.js";
+import { control, createIdGenerator, DIALECT_SUBPROTOCOL, encode, parse, socketUrl } from "./protocol.js";
 
 const OPEN = 1;
 /** Close codes after which reconnecting cannot help (protocol section 12). */
 const FATAL_CLOSE_CODES = new Set([4400]);
 
+/**
+ * The timers a client schedules with (the page's, or a test's fake clock).
+ * @typedef {object} Timers
+ * @property {(fn: () => void, ms: number) => any} setTimeout
+ * @property {(handle: any) => void} clearTimeout
+ */
+
+/** @typedef {import("./ladder.js").Candidate} Candidate */
+
+/**
+ * A connection change, as the client reports it (never carries the token).
+ * @typedef {object} ConnectionChange
+ * @property {"connecting" | "open" | "closed" | "error"} state
+ * @property {string} transport
+ * @property {string} detail
+ * @property {number | null} retryInMs
+ * @property {number} attempt
+ * @property {boolean | null} [resumed]
+ * @property {number} [replayed]
+ */
+
+/** @type {Timers} */
 const defaultTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle),
 };
 
-/** Delay before reconnect attempt `attempt` (0-based): base * 2^attempt, capped, half jittered. */
+/**
+ * Delay before reconnect attempt `attempt` (0-based): base * 2^attempt, capped, half jittered.
+ * @param {number} attempt
+ * @param {{baseMs?: number, capMs?: number, random?: () => number}} [schedule]
+ * @returns {number} milliseconds
+ */
 export function backoffDelay(attempt, { baseMs = 500, capMs = 10000, random = Math.random } = {}) {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
@@ -53,6 +81,18 @@ function closeDetail(event) {
  *   baseMs, capMs: the backoff schedule. probeMs: how long a candidate has to say `ready`.
  * Returns: {connect({url, token, session} | {candidates, token, session}), send(message) -> bool,
  *   close(), isOpen(), position()}.
+ *
+ * @param {object} options
+ * @param {any} options.WebSocket
+ * @param {(event: any) => void} [options.onEvent]
+ * @param {(change: ConnectionChange) => void} [options.onConnection]
+ * @param {Timers} [options.timers]
+ * @param {() => number} [options.random]
+ * @param {() => string} [options.newId]
+ * @param {number} [options.baseMs]
+ * @param {number} [options.capMs]
+ * @param {number} [options.probeMs]
+ * @param {number} [options.heartbeatMs]
  */
 export function createClient({
   WebSocket,
@@ -67,7 +107,8 @@ export function createClient({
   heartbeatMs = 15000,
 }) {
   if (typeof WebSocket !== "function") throw new TypeError("createClient needs a WebSocket constructor");
-  let target = null; // {candidates, token, session}
+  /** @type {{candidates: Candidate[], token: string, session: string, key: string, skippedBefore: string[]} | null} */
+  let target = null;
   let socket = null;
   let candidate = 0; // index of the candidate being tried or used
   let established = false; // the current candidate has said ready on this target before
@@ -78,12 +119,17 @@ export function createClient({
   let heard = false; // a frame arrived since the last heartbeat tick
   let attempt = 0;
   let stopped = false;
+  /** @type {string[]} */
   let skipped = []; // why earlier candidates were not used, for the status line
   // Where we are in the session: the server run (epoch) and the last sequence handed on.
-  let epoch = null;
-  let lastSeq = null;
+  let cursor = initialCursor();
 
   const current = () => (target === null ? null : target.candidates[candidate]);
+  /**
+   * @param {ConnectionChange["state"]} state
+   * @param {string} [detail]
+   * @param {Partial<ConnectionChange>} [extra]
+   */
   const report = (state, detail = "", extra = {}) =>
     onConnection({
       state,
@@ -96,6 +142,13 @@ export function createClient({
 
   function detach(ws) {
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+  }
+
+  // Try the candidates from the top again, with only the ladder's own reasons for skipping.
+  function restartLadder() {
+    established = false;
+    candidate = 0;
+    skipped = [...(target?.skippedBefore ?? [])];
   }
 
   function clearTimers() {
@@ -156,13 +209,12 @@ export function createClient({
     teardown();
     established = false;
     if (tried) skipped.push(`${tried.transport}: ${detail}`);
-    if (candidate + 1 < target.candidates.length) {
+    if (target !== null && candidate + 1 < target.candidates.length) {
       candidate += 1;
       open();
       return;
     }
-    candidate = 0;
-    skipped = [...target.skippedBefore];
+    restartLadder();
     scheduleRetry(`no transport answered (${detail})`);
   }
 
@@ -177,10 +229,10 @@ export function createClient({
     attempt = 0; // the server accepted us: the next failure starts the schedule again
     established = true;
     const resumed = event.resumed === true;
-    epoch = event.epoch || null;
+    cursor = cursorOnReady(cursor, event);
     const why = skipped.length ? ` (${skipped.join("; ")})` : "";
     const tried = current();
-    const chosen = `${tried.reason || tried.transport}${why}`;
+    const chosen = `${tried?.reason || tried?.transport}${why}`;
     if (resumed) {
       report("open", `${chosen}; resumed, ${event.replayed ?? 0} events replayed`, {
         resumed: true,
@@ -190,7 +242,6 @@ export function createClient({
     }
     // Catch up (first connect, a reconnect that could not resume, or a view shown mid-turn):
     // the reply resets the transcript and names the sequence it is exact at.
-    lastSeq = null;
     const reloaded = event.resumed === false ? "; could not resume, reloaded the transcript" : "";
     report("open", `${chosen}${reloaded}`, { resumed: event.resumed ?? null, replayed: 0 });
     ws.send(encode(control("get_history", newId())));
@@ -206,13 +257,7 @@ export function createClient({
       if (socket === ws) handleReady(ws, parsed);
       return;
     }
-    if (parsed.type === "history" && parsed.sequence !== null) {
-      lastSeq = lastSeq === null ? parsed.sequence : Math.max(lastSeq, parsed.sequence);
-    } else if (lastSeq !== null && parsed.seq !== null && parsed.seq !== undefined) {
-      // Only once the transcript is in: before the history reply, a position would skip what
-      // the reply brings.
-      lastSeq = Math.max(lastSeq, parsed.seq);
-    }
+    cursor = cursorOnEvent(cursor, parsed);
     onEvent(parsed);
   }
 
@@ -232,12 +277,8 @@ export function createClient({
       nextCandidate(closeDetail(event));
       return;
     }
-    if (!readySeen) {
-      // The transport that worked before does not answer now: walk the ladder again.
-      established = false;
-      candidate = 0;
-      skipped = [...target.skippedBefore];
-    }
+    // The transport that worked before does not answer now: walk the ladder again.
+    if (!readySeen) restartLadder();
     scheduleRetry(closeDetail(event));
   }
 
@@ -248,9 +289,9 @@ export function createClient({
       report("error", `no way to reach the server (${why})`);
       return;
     }
-    const cand = current();
+    const cand = target.candidates[candidate];
     report("connecting", established ? "" : `trying ${cand.transport}`);
-    const resume = epoch !== null && lastSeq !== null ? `${epoch}:${lastSeq}` : null;
+    const resume = resumeFrom(cursor);
     const url = socketUrl(cand.url, target.session, resume);
     const protocols = [DIALECT_SUBPROTOCOL];
     const token = target.token;
@@ -283,16 +324,19 @@ export function createClient({
         return;
       }
       teardown();
-      established = false;
-      candidate = 0;
-      skipped = [...target.skippedBefore];
+      restartLadder();
       scheduleRetry(detail);
     }, probeMs);
   }
 
+  /**
+   * Connect to `session` through `candidates` (or the one WebSocket `url`), dropping any other.
+   * @param {{url?: string, token: string, session: string, candidates?: Candidate[], skipped?: string[]}} target
+   * @returns {boolean} false when it is the same target again and a socket is there
+   */
   function connect({ url, token, session, candidates, skipped: skippedBefore = [] }) {
     stopped = false;
-    const list = candidates ?? [{ transport: "websocket", url, reason: "websocket" }];
+    const list = candidates ?? [{ transport: "websocket", url: url ?? "", reason: "websocket" }];
     const key = JSON.stringify(list.map((c) => [c.transport, c.url]));
     const same = target !== null && target.key === key && target.token === token && target.session === session;
     // The kernel answers every view's hello to all views: the same target again is a no-op
@@ -301,7 +345,7 @@ export function createClient({
     teardown();
     if (target === null || target.session !== session || target.token !== token) {
       // Another session, or another server (a new token): nothing to resume from.
-      epoch = lastSeq = null;
+      cursor = initialCursor();
     }
     target = { candidates: list, token, session, key, skippedBefore };
     candidate = 0;
@@ -330,6 +374,6 @@ export function createClient({
     send,
     close,
     isOpen: () => socket !== null && socket.readyState === OPEN && readySeen,
-    position: () => ({ epoch, seq: lastSeq }),
+    position: () => ({ ...cursor }),
   };
 }

@@ -16,8 +16,25 @@ const OPEN = 1;
 const CLOSED = 3;
 
 /**
+ * The part of the WebSocket interface the client uses, over a comm link.
+ * @typedef {object} CommSocket
+ * @property {number} readyState
+ * @property {string} protocol
+ * @property {string} link
+ * @property {((event: object) => void) | null} onopen
+ * @property {((event: {data: string}) => void) | null} onmessage
+ * @property {((event: {code: number, reason: string, wasClean: boolean}) => void) | null} onclose
+ * @property {((event: object) => void) | null} onerror
+ * @property {(frame: string) => void} send
+ * @property {(code?: number, reason?: string) => void} close
+ */
+
+/**
  * Make a factory `(url, protocols) => socket` for the client, bound to one anywidget model.
  * `url` is only read for its `session` and `resume` query parameters.
+ * @param {any} model  the anywidget model
+ * @param {() => string} newId
+ * @returns {(url: string) => CommSocket}
  */
 export function commSocketFactory(model, newId) {
   return (url) => createCommSocket(model, newId(), url);
@@ -28,8 +45,16 @@ function queryOf(url) {
   return new URLSearchParams(query);
 }
 
+/**
+ * Open a comm link `link` to the session named in `url`; it opens when the kernel says linked.
+ * @param {any} model  the anywidget model
+ * @param {string} link
+ * @param {string} url
+ * @returns {CommSocket}
+ */
 export function createCommSocket(model, link, url) {
   const query = queryOf(url);
+  /** @type {CommSocket} */
   const socket = {
     readyState: CONNECTING,
     protocol: "llmsock.envelope.v1",

@@ -8,7 +8,8 @@
 //                   {kind: "snapshot", session, snapshot}
 //   and the comm transport's link messages (commsocket.js).
 // The token stays in this closure and the client's: never in the DOM, in model state, in
-// storage or in a URL.
+// storage or in a URL. All timing (timeouts, the clock, animation frames) goes through one
+// injectable WidgetTiming, so tests drive a view with a fake clock (createWidget({timing})).
 //
 // Contract with the notebook (the llmsock-notebook plugin, js/labextension/): DOM events that
 // bubble from this view's element. "llmsock:restore-request" asks for the snapshots kept in
@@ -20,17 +21,22 @@ import { createClient } from "./client.js";
 import { commSocketFactory } from "./commsocket.js";
 import { buildLadder, readPageConfig } from "./ladder.js";
 import { createMarkdownRenderer } from "./markdown.js";
-import { WIDGET_PROTOCOL, control, createIdGenerator, userMessage } from "./protocol.js";
+import { control, createIdGenerator, userMessage, WIDGET_PROTOCOL } from "./protocol.js";
 import { initialState, reduce } from "./reducer.js";
 import { createView } from "./view.js";
 
 const SNAPSHOT_EVENT = "llmsock:snapshot";
 const RESTORE_EVENT = "llmsock:restore-request";
 const ATTACH_WAIT_MS = 3000; // how long to wait for the output area to put the view in the page
+const ATTACH_POLL_MS = 25;
 
-/** Ask the notebook plugin for the sessions in the notebook's metadata: {plugin, sessions, notebook}. */
+/**
+ * Ask the notebook plugin for the sessions in the notebook's metadata.
+ * @param {Element} el  the view's element (the request bubbles from it)
+ * @returns {{plugin: boolean, sessions: Record<string, unknown>, notebook: string | null}}
+ */
 export function requestSnapshots(el) {
-  const win = el.ownerDocument.defaultView;
+  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const detail = { version: 1, sessions: null, notebook: null };
   const event = new win.CustomEvent(RESTORE_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
   const answered = !el.dispatchEvent(event);
@@ -38,27 +44,91 @@ export function requestSnapshots(el) {
   return { plugin: answered, sessions, notebook: typeof detail.notebook === "string" ? detail.notebook : null };
 }
 
-/** Hand a snapshot (or null: remove) to the notebook plugin; return whether it took it. */
+/**
+ * Hand a snapshot (or null: remove) to the notebook plugin; return whether it took it.
+ * @param {Element} el  the view's element (the event bubbles from it)
+ * @param {string} session
+ * @param {unknown} snapshot
+ * @returns {boolean}
+ */
 export function offerSnapshot(el, session, snapshot) {
-  const win = el.ownerDocument.defaultView;
+  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const detail = { version: 1, session, snapshot };
   const event = new win.CustomEvent(SNAPSHOT_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
   return !el.dispatchEvent(event);
 }
 
-// Call `then` once `el` is in the page (events dispatched before would reach no plugin), or
-// after ATTACH_WAIT_MS if it never is (a detached output: go on without the notebook).
-function whenAttached(el, win, then) {
-  const started = Date.now();
-  const check = () => {
-    if (el.isConnected || Date.now() - started > ATTACH_WAIT_MS) then();
-    else win.setTimeout(check, 25);
+/**
+ * The timing a view uses, injectable so tests drive it without real waits.
+ * @typedef {object} WidgetTiming
+ * @property {(fn: () => void, ms: number) => unknown} setTimeout
+ * @property {(handle: any) => void} clearTimeout
+ * @property {() => number} now  milliseconds, monotonic enough for a timeout
+ * @property {(fn: () => void) => unknown} requestFrame  requestAnimationFrame
+ * @property {(handle: any) => void} cancelFrame  cancelAnimationFrame
+ */
+
+/**
+ * The page's own timing for a view in window `win`.
+ * @param {Window} win
+ * @returns {WidgetTiming}
+ */
+function windowTiming(win) {
+  return {
+    setTimeout: (fn, ms) => win.setTimeout(fn, ms),
+    clearTimeout: (handle) => win.clearTimeout(handle),
+    now: () => win.performance?.now() ?? Date.now(),
+    requestFrame: (fn) => win.requestAnimationFrame(fn),
+    cancelFrame: (handle) => win.cancelAnimationFrame(handle),
   };
-  check();
 }
 
-function render({ model, el }) {
-  const win = el.ownerDocument.defaultView;
+/**
+ * Call `then` once `el` is in the page (events dispatched before would reach no plugin), or
+ * after ATTACH_WAIT_MS if it never is (a detached output: go on without the notebook).
+ * @param {Element} el
+ * @param {WidgetTiming} timing
+ * @param {() => void} then
+ * @returns {() => void} stop waiting (then is not called)
+ */
+function whenAttached(el, timing, then) {
+  const started = timing.now();
+  /** @type {unknown} */
+  let pending = null;
+  const check = () => {
+    pending = null;
+    if (el.isConnected || timing.now() - started > ATTACH_WAIT_MS) then();
+    else pending = timing.setTimeout(check, ATTACH_POLL_MS);
+  };
+  check();
+  return () => {
+    if (pending !== null) timing.clearTimeout(pending);
+    pending = null;
+  };
+}
+
+/**
+ * Make the anywidget module's `{render}`; `timing` replaces parts of the page's clock (tests).
+ * @param {{timing?: Partial<WidgetTiming>}} [options]
+ * @returns {{render: (context: {model: any, el: HTMLElement}) => () => void}}
+ */
+export function createWidget({ timing = {} } = {}) {
+  return {
+    render: ({ model, el }) => {
+      const win = /** @type {Window} */ (el.ownerDocument.defaultView);
+      return render({ model, el }, { ...windowTiming(win), ...timing });
+    },
+  };
+}
+
+/**
+ * Render one view of `model` in `el`; return its cleanup.
+ * @param {{model: any, el: HTMLElement}} context
+ * @param {WidgetTiming} timing
+ * @returns {() => void}
+ */
+function render({ model, el }, timing) {
+  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const newId = createIdGenerator();
   let state = initialState();
   let disposed = false;
@@ -78,16 +148,15 @@ function render({ model, el }) {
     WebSocket: win.WebSocket,
     onEvent: dispatch,
     onConnection: (change) => dispatch({ type: "connection", ...change }),
-    timers: {
-      setTimeout: (fn, ms) => win.setTimeout(fn, ms),
-      clearTimeout: (handle) => win.clearTimeout(handle),
-    },
+    timers: { setTimeout: timing.setTimeout, clearTimeout: timing.clearTimeout },
     newId,
   });
   const createComm = commSocketFactory(model, newId);
   const markdown = createMarkdownRenderer(win);
   view = createView(el, {
     renderMarkdown: markdown.render,
+    requestFrame: timing.requestFrame,
+    cancelFrame: timing.cancelFrame,
     // No optimistic echo: the prompt appears when the server's user-message event comes back,
     // so every view on the session shows the same transcript.
     onSend: (text) => client.send(userMessage(text, newId())),
@@ -146,7 +215,7 @@ function render({ model, el }) {
   model.on("msg:custom", onMessage);
   model.on("change:session", onSession);
   view.update(state);
-  whenAttached(el, win, () => {
+  const stopWaiting = whenAttached(el, timing, () => {
     if (disposed) return;
     const found = requestSnapshots(el);
     plugin = found.plugin;
@@ -165,6 +234,7 @@ function render({ model, el }) {
 
   return () => {
     disposed = true;
+    stopWaiting();
     model.off("msg:custom", onMessage);
     model.off("change:session", onSession);
     client.close();
@@ -173,4 +243,4 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
+export default createWidget();

@@ -19,27 +19,43 @@ export const INVISIBLE_RANGES = [
 ];
 
 const ZWJ = "\u200d";
+/** @param {number} cp */
 const hex = (cp) => cp.toString(16).toUpperCase().padStart(4, "0");
 const CLASS = INVISIBLE_RANGES.map(([a, b]) => (a === b ? `\\u{${hex(a)}}` : `\\u{${hex(a)}}-\\u{${hex(b)}}`)).join("");
 const INVISIBLE = new RegExp(`\\r\\n|[${CLASS}]`, "gu");
 // A ZWJ between two pictographs (the first maybe with VS16 or a skin tone) builds one emoji.
 const EMOJI_ZWJ = /(?<=\p{Extended_Pictographic}[\u{FE0F}\u{1F3FB}-\u{1F3FF}]?)\u200D(?=\p{Extended_Pictographic})/uy;
 
-/** The visible marker for code point `cp`, e.g. ⟨U+202E⟩. */
+/**
+ * The visible marker for code point `cp`, e.g. ⟨U+202E⟩.
+ * @param {number} cp
+ * @returns {string}
+ */
 export function markerFor(cp) {
   return `\u27e8U+${hex(cp)}\u27e9`;
 }
 
+/**
+ * The replacement for one match of INVISIBLE (a String.replace callback).
+ * @param {string} match
+ * @param {number} offset
+ * @param {string} text
+ * @returns {string}
+ */
 function replace(match, offset, text) {
   if (match === "\r\n") return "\n";
   if (match === ZWJ) {
     EMOJI_ZWJ.lastIndex = offset;
     if (EMOJI_ZWJ.test(text)) return ZWJ;
   }
-  return markerFor(match.codePointAt(0));
+  return markerFor(/** @type {number} */ (match.codePointAt(0)));
 }
 
-/** `text` with every invisible or reordering character replaced by a visible marker. */
+/**
+ * `text` with every invisible or reordering character replaced by a visible marker.
+ * @param {unknown} text  anything; null and undefined show as ""
+ * @returns {string}
+ */
 export function reveal(text) {
   const value = String(text ?? "");
   INVISIBLE.lastIndex = 0;

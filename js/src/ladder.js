@@ -14,7 +14,25 @@ export const DEFAULT_PROXY_TEMPLATE = "{base_url}proxy/{port}/ws";
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|::1)$/i;
 const LOCAL_SCHEMES = new Set(["vscode-webview:", "vscode-file:"]);
 
-/** Read the Jupyter page config (`<script id="jupyter-config-data">`), or null. */
+/**
+ * Where the page is: what the ladder reads of `window.location` (a URL works too).
+ * @typedef {{protocol: string, hostname: string, host: string, href: string}} PageLocation
+ */
+
+/**
+ * One way to reach the server, in the order tried.
+ * @typedef {object} Candidate
+ * @property {string} transport  "proxy" | "direct" | "comm" | "websocket"
+ * @property {string} url
+ * @property {string} [reason]  why this rung is offered, for the status line
+ * @property {(url: string, protocols: string[]) => any} [create]  a socket factory instead of `WebSocket`
+ */
+
+/**
+ * Read the Jupyter page config (`<script id="jupyter-config-data">`), or null.
+ * @param {Document | null | undefined} document
+ * @returns {Record<string, unknown> | null}
+ */
 export function readPageConfig(document) {
   const node = document?.getElementById?.("jupyter-config-data");
   if (!node) return null;
@@ -26,12 +44,21 @@ export function readPageConfig(document) {
   }
 }
 
-/** Whether a page at `location` runs on the kernel's machine (so 127.0.0.1 is the kernel's). */
+/**
+ * Whether a page at `location` runs on the kernel's machine (so 127.0.0.1 is the kernel's).
+ * @param {PageLocation} location
+ * @returns {boolean}
+ */
 export function pageIsLocal(location) {
   return LOCAL_SCHEMES.has(location.protocol) || LOOPBACK_HOST.test(location.hostname);
 }
 
-/** Fill a proxy URL template and make it an absolute ws:/wss: URL against the page. */
+/**
+ * Fill a proxy URL template and make it an absolute ws:/wss: URL against the page.
+ * @param {string} template  with {port}, {base_url} and {host} placeholders
+ * @param {{port: number, baseUrl: string | null, location: PageLocation}} where
+ * @returns {string}
+ */
 export function proxyUrl(template, { port, baseUrl, location }) {
   const base = baseUrl || "/";
   const filled = template
@@ -50,11 +77,21 @@ export function proxyUrl(template, { port, baseUrl, location }) {
  * Args: connect ({url, port, transport, proxyUrl} from the kernel), location (the page's),
  *   pageConfig (readPageConfig's result), createComm ((url, protocols) => socket).
  * Returns: {candidates: [{transport, url, reason, create?}], skipped: [text]}.
+ *
+ * @param {object} args
+ * @param {{url: string, port: number, transport?: string, proxyUrl?: string | null}} args.connect
+ * @param {PageLocation} args.location
+ * @param {{baseUrl?: unknown} | null} args.pageConfig
+ * @param {(url: string, protocols: string[]) => any} args.createComm
+ * @returns {{candidates: Candidate[], skipped: string[]}}
  */
 export function buildLadder({ connect, location, pageConfig, createComm }) {
-  const forced = TRANSPORTS.includes(connect.transport) ? connect.transport : "auto";
+  const forced = TRANSPORTS.includes(connect.transport ?? "") ? connect.transport : "auto";
+  /** @param {string} name */
   const wanted = (name) => forced === "auto" || forced === name;
+  /** @type {Candidate[]} */
   const candidates = [];
+  /** @type {string[]} */
   const skipped = [];
 
   if (wanted("proxy")) {

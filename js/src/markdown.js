@@ -29,6 +29,7 @@ const ALIASES = {
 export const SAFE_URL = /^(?:https?:|mailto:)/i;
 
 const PURIFY_CONFIG = {
+  // biome-ignore format: the forbidden tags read best as a compact block
   FORBID_TAGS: [
     "iframe", "frame", "frameset", "object", "embed", "form", "style", "script", "link", "meta",
     "base", "img", "picture", "source", "video", "audio", "svg", "math", "input", "button",
@@ -62,7 +63,10 @@ function highlight(code, lang) {
   return "";
 }
 
-/** Make a markdown-it instance with our settings (no raw HTML, no images, safe links only). */
+/**
+ * Make a markdown-it instance with our settings (no raw HTML, no images, safe links only).
+ * @returns {InstanceType<typeof MarkdownIt>}
+ */
 export function createMarkdownIt() {
   registerLanguages();
   const md = new MarkdownIt({ html: false, linkify: true, typographer: false, highlight });
@@ -71,7 +75,11 @@ export function createMarkdownIt() {
   return md;
 }
 
-/** Make a DOMPurify instance bound to `window` with our config and link hooks. */
+/**
+ * Make a DOMPurify instance bound to `window` with our config and link hooks.
+ * @param {Window & typeof globalThis} window
+ * @returns {{sanitize: (html: string) => string}}
+ */
 export function createSanitizer(window) {
   const purify = createDOMPurify(window);
   purify.addHook("uponSanitizeAttribute", (_node, data) => {
@@ -105,6 +113,8 @@ function tokenCount(tokens) {
  * MAX_TOKENS tokens, or is longer than MAX_MARKDOWN_CHARS, is shown whole as plain text.
  *
  * Args: window, the DOM window DOMPurify works in (the page's, or jsdom's in tests).
+ * @param {Window & typeof globalThis} window
+ * @returns {{render: (text: string) => string, sanitize: (html: string) => string}}
  */
 export function createMarkdownRenderer(window) {
   const md = createMarkdownIt();

@@ -9,25 +9,76 @@ export const TOKEN_SUBPROTOCOL_PREFIX = "llmsock.token.";
 /** Version of the kernel <-> widget message contract. */
 export const WIDGET_PROTOCOL = "llmsock-widget/1";
 
+/**
+ * A tool call of a message, as the reducer and the view keep it.
+ * @typedef {object} ToolRecord
+ * @property {string} id
+ * @property {string} name
+ * @property {string} arguments  the JSON text the model wrote (it may be invalid JSON)
+ * @property {"running" | "complete" | "error"} status
+ * @property {unknown} result
+ * @property {{code: string, message: string} | null} error
+ * @property {number | null} durationMs
+ */
+
+/**
+ * One transcript message (the snapshot shape, protocol section 13).
+ * @typedef {object} Message
+ * @property {string} id
+ * @property {"user" | "assistant"} role
+ * @property {string} text
+ * @property {"complete" | "streaming" | "aborted" | "error" | "length"} status
+ * @property {{code: string, message: string} | null} error
+ * @property {string} turnId
+ * @property {{inputTokens: number | null, outputTokens: number | null} | null} usage
+ * @property {string} reasoning
+ * @property {ToolRecord[]} tools
+ */
+
+/**
+ * A parsed server frame: `type` says which (the reducer switches on it), the common fields are
+ * always there, the others depend on the type (see BUILDERS).
+ * @typedef {{type: string, name: string, seq: number | null, turnId: string, sessionId: string,
+ *   ts: number | null, [field: string]: any}} ServerEvent
+ */
+
+/**
+ * A client frame, before encode().
+ * @typedef {{type: string, id?: string, data?: object, token?: string}} ClientMessage
+ */
+
 const SESSION_STATUSES = new Set(["idle", "generating", "paused"]);
 const MESSAGE_STATUSES = new Set(["complete", "streaming", "aborted", "error", "length"]);
 const TOOL_STATUSES = new Set(["running", "complete", "error"]);
+/** @type {Record<string, Message["status"]>} */
 const FINISH_STATUS = { stop: "complete", length: "length", aborted: "aborted" };
 
+/** @type {(value: unknown, fallback?: string) => string} */
 const str = (value, fallback = "") => (typeof value === "string" ? value : fallback);
-const int = (value) => (Number.isInteger(value) ? value : null);
+/** @type {(value: unknown) => number | null} */
+const int = (value) => (Number.isInteger(value) ? /** @type {number} */ (value) : null);
+/** @type {(value: unknown) => value is Record<string, any>} */
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 
-/** Map an `end` event's finishReason to a message status (unknown reasons count as complete). */
+/**
+ * Map an `end` event's finishReason to a message status (unknown reasons count as complete).
+ * @param {string} finishReason
+ * @returns {Message["status"]}
+ */
 export function finishStatus(finishReason) {
   return FINISH_STATUS[finishReason] ?? "complete";
 }
 
-/** The id of the assistant message of a turn, as the server's history names it. */
+/**
+ * The id of the assistant message of a turn, as the server's history names it.
+ * @param {string} turnId
+ * @returns {string}
+ */
 export function assistantId(turnId) {
   return `${turnId}:a`;
 }
 
+/** @param {unknown} value */
 function usageOf(value) {
   if (!isObject(value)) return null;
   const inputTokens = int(value.inputTokens);
@@ -35,6 +86,10 @@ function usageOf(value) {
   return inputTokens === null && outputTokens === null ? null : { inputTokens, outputTokens };
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} [fallbackCode]
+ */
 function errorOf(value, fallbackCode = "model_error") {
   if (!isObject(value)) return null;
   return { code: str(value.code, fallbackCode), message: str(value.message) };
@@ -43,6 +98,8 @@ function errorOf(value, fallbackCode = "model_error") {
 /**
  * The text of a tool call's arguments: a string is kept as the model wrote it (it may be
  * invalid JSON), any other JSON value becomes pretty JSON text; missing arguments are "".
+ * @param {unknown} value
+ * @returns {string}
  */
 export function argumentsText(value) {
   if (typeof value === "string") return value;
@@ -54,11 +111,13 @@ export function argumentsText(value) {
   }
 }
 
+/** @param {unknown} value */
 function toolCallOf(value) {
   if (!isObject(value)) return null;
   return { id: str(value.id), name: str(value.name), arguments: argumentsText(value.arguments) };
 }
 
+/** @param {unknown} value */
 function toolResultOf(value) {
   if (!isObject(value)) return null;
   const ok = value.ok === true;
@@ -74,6 +133,7 @@ function toolResultOf(value) {
 }
 
 // One tool record of a history message (its arguments are the JSON text the model wrote).
+/** @param {unknown} value */
 function toolRecordOf(value) {
   if (!isObject(value)) return null;
   const error = errorOf(value.error, "tool_error");
@@ -88,7 +148,11 @@ function toolRecordOf(value) {
   };
 }
 
-/** Normalize one history message (snapshot shape, protocol section 13); null if unusable. */
+/**
+ * Normalize one history message (snapshot shape, protocol section 13); null if unusable.
+ * @param {unknown} raw
+ * @returns {Message | null}
+ */
 export function normalizeMessage(raw) {
   if (!isObject(raw)) return null;
   const role = raw.role === "user" || raw.role === "assistant" ? raw.role : null;
@@ -107,11 +171,10 @@ export function normalizeMessage(raw) {
   };
 }
 
+/** @param {Record<string, any>} body  a successful get_history result */
 function historyEvent(body) {
   const data = isObject(body.data) ? body.data : {};
-  const messages = Array.isArray(data.messages)
-    ? data.messages.map(normalizeMessage).filter((m) => m !== null)
-    : [];
+  const messages = Array.isArray(data.messages) ? data.messages.map(normalizeMessage).filter((m) => m !== null) : [];
   const current = normalizeMessage(data.current);
   return {
     type: "history",
@@ -124,6 +187,7 @@ function historyEvent(body) {
 }
 
 // One builder per (kind, event.type): takes the event body, returns the type-specific fields.
+/** @type {Record<string, (e: Record<string, any>) => object>} */
 const BUILDERS = {
   "session.ready": (e) => ({
     sessionId: str(e.sessionId),
@@ -182,6 +246,7 @@ const BUILDERS = {
 };
 
 // Normalized type names: what the reducer switches on.
+/** @type {Record<string, string>} */
 const TYPE_NAMES = {
   "session.ready": "ready",
   "session.cleared": "cleared",
@@ -204,6 +269,8 @@ const TYPE_NAMES = {
  * Returns null when the frame is not an envelope at all (not JSON, no `data.event`), and
  * `{type: "unknown", ...}` for a well-formed envelope of a kind this version does not know.
  * Every event has `seq` (number for session events, null for replies), `turnId`, `ts`.
+ * @param {unknown} frame  the frame's text (or an already decoded object)
+ * @returns {ServerEvent | null}
  */
 export function parse(frame) {
   let envelope;
@@ -234,17 +301,31 @@ export function parse(frame) {
   return { ...common, type: TYPE_NAMES[key], ...build(body) };
 }
 
-/** Build a prompt frame: always the JSON form, so text that looks like JSON stays a prompt. */
+/**
+ * Build a prompt frame: always the JSON form, so text that looks like JSON stays a prompt.
+ * @param {string} text
+ * @param {string} id
+ * @returns {ClientMessage}
+ */
 export function userMessage(text, id) {
   return { type: "user_message", id, data: { text: String(text) } };
 }
 
-/** Build a control frame such as `control("abort", id)` or `control("get_history", id)`. */
+/**
+ * Build a control frame such as `control("abort", id)` or `control("get_history", id)`.
+ * @param {string} action
+ * @param {string} id
+ * @returns {ClientMessage}
+ */
 export function control(action, id) {
   return { type: "control", id, data: { type: action } };
 }
 
-/** Encode a client message as one JSON text frame. */
+/**
+ * Encode a client message as one JSON text frame.
+ * @param {ClientMessage} message
+ * @returns {string}
+ */
 export function encode(message) {
   return JSON.stringify(message);
 }
@@ -253,6 +334,8 @@ export function encode(message) {
  * Make an id generator: `<prefix>-<random tag>-<counter>` (well under the 128-character limit).
  *
  * Args: random, a function returning [0, 1) (injected so tests are deterministic).
+ * @param {{prefix?: string, random?: () => number}} [options]
+ * @returns {() => string}
  */
 export function createIdGenerator({ prefix = "w", random = Math.random } = {}) {
   const tag = Math.floor(random() * 36 ** 6)
@@ -262,14 +345,24 @@ export function createIdGenerator({ prefix = "w", random = Math.random } = {}) {
   return () => `${prefix}-${tag}-${++counter}`;
 }
 
-/** The WebSocket URL for a session: the session is in the query, the token never is. */
+/**
+ * The WebSocket URL for a session: the session is in the query, the token never is.
+ * @param {string} url
+ * @param {string} session
+ * @param {string | null} [resume]  "<epoch>:<seq>" to resume from, or null
+ * @returns {string}
+ */
 export function socketUrl(url, session, resume = null) {
   const sep = url.includes("?") ? "&" : "?";
   const tail = resume ? `&resume=${encodeURIComponent(resume)}` : "";
   return `${url}${sep}session=${encodeURIComponent(session)}${tail}`;
 }
 
-/** The subprotocols to offer: the dialect (selected by the server) and the token (never selected). */
+/**
+ * The subprotocols to offer: the dialect (selected by the server) and the token (never selected).
+ * @param {string} token
+ * @returns {string[]}
+ */
 export function subprotocols(token) {
   return [DIALECT_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token];
 }

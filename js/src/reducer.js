@@ -6,6 +6,40 @@
 
 import { assistantId, finishStatus } from "./protocol.js";
 
+/** @typedef {import("./protocol.js").Message} Message */
+/** @typedef {import("./protocol.js").ToolRecord} ToolRecord */
+
+/**
+ * A diagnostic or an error reply, shown after the message count it arrived at.
+ * @typedef {{id: string, afterIndex: number, kind: "diagnostic" | "reply", level?: string, code: string,
+ *   message: string}} Notice
+ */
+
+/**
+ * The connection as the status line shows it (from the client's reports).
+ * @typedef {{state: string, transport: string, detail: string, retryInMs: number | null,
+ *   [field: string]: any}} Connection
+ */
+
+/**
+ * The widget's whole state.
+ * @typedef {object} State
+ * @property {string} sessionId
+ * @property {Message[]} messages
+ * @property {Notice[]} notices
+ * @property {"idle" | "generating" | "paused"} status
+ * @property {number | null} lastSeq  the last session sequence applied
+ * @property {boolean} synced  the transcript has been loaded since the last connect
+ * @property {number} noticeCounter
+ * @property {string | null} kernelError
+ * @property {Connection} connection
+ */
+
+/**
+ * What reduce() takes: a parsed server event, or a connection report or kernel error.
+ * @typedef {import("./protocol.js").ServerEvent | {type: string, [field: string]: any}} WidgetEvent
+ */
+
 /** Most notices kept; older ones are dropped first. */
 export const MAX_NOTICES = 100;
 
@@ -28,7 +62,10 @@ const SESSION_EVENTS = new Set([
   "cleared",
 ]);
 
-/** The state before anything happened. */
+/**
+ * The state before anything happened.
+ * @returns {State}
+ */
 export function initialState() {
   return {
     sessionId: "",
@@ -43,18 +80,32 @@ export function initialState() {
   };
 }
 
+/**
+ * @param {Message[]} messages
+ * @param {(message: Message) => boolean} predicate
+ * @returns {number} the index of the last match, or -1
+ */
 function lastIndex(messages, predicate) {
   for (let i = messages.length - 1; i >= 0; i -= 1) if (predicate(messages[i])) return i;
   return -1;
 }
 
 // The assistant message of a turn: by turnId, or (if the event had none) the last streaming one.
+/**
+ * @param {Message[]} messages
+ * @param {string} turnId
+ * @returns {number}
+ */
 function findAssistant(messages, turnId) {
   if (turnId) return lastIndex(messages, (m) => m.role === "assistant" && m.turnId === turnId);
   return lastIndex(messages, (m) => m.role === "assistant" && m.status === "streaming");
 }
 
-function newAssistant(turnId, fields = {}) {
+/**
+ * @param {string} turnId
+ * @returns {Message}
+ */
+function newAssistant(turnId) {
   return {
     id: assistantId(turnId),
     role: "assistant",
@@ -65,15 +116,21 @@ function newAssistant(turnId, fields = {}) {
     usage: null,
     reasoning: "",
     tools: [],
-    ...fields,
   };
 }
 
 // Tool records: {id, name, arguments (text), status, result, error, durationMs}. A changed
 // record is a new object; the others (and the array, if nothing changed) are kept.
+/**
+ * @param {ToolRecord[] | undefined} tools
+ * @param {string} id
+ * @param {(tool: ToolRecord) => ToolRecord} update
+ * @returns {ToolRecord[]}
+ */
 function upsertTool(tools, id, update) {
   const list = tools ?? [];
   const index = list.findIndex((t) => t.id === id);
+  /** @type {ToolRecord} */
   const base =
     index === -1
       ? { id, name: "", arguments: "", status: "running", result: null, error: null, durationMs: null }
@@ -84,10 +141,21 @@ function upsertTool(tools, id, update) {
   return next;
 }
 
+/**
+ * @param {ToolRecord[] | undefined} tools
+ * @param {{id: string, name: string, arguments: string}} call
+ * @returns {ToolRecord[]}
+ */
 function applyToolCall(tools, call) {
   return upsertTool(tools, call.id, (t) => ({ ...t, name: call.name || t.name, arguments: call.arguments }));
 }
 
+/**
+ * @param {ToolRecord[] | undefined} tools
+ * @param {{id: string, name: string, ok: boolean, result: unknown, error: ToolRecord["error"],
+ *   durationMs: number | null}} result
+ * @returns {ToolRecord[]}
+ */
 function applyToolResult(tools, result) {
   // A result for a call never seen (its event was missed) still gets a record.
   return upsertTool(tools, result.id, (t) => ({
@@ -102,16 +170,24 @@ function applyToolResult(tools, result) {
 
 // A turn that ends while tools still run (abort, failure): those calls end as errors, as the
 // server's session records them. Returns the same message if no tool is running.
+/**
+ * @param {Message} message
+ * @returns {Message}
+ */
 function stopTools(message) {
   if (!Array.isArray(message.tools) || !message.tools.some((t) => t.status === "running")) {
     return message;
   }
-  const tools = message.tools.map((t) =>
-    t.status === "running" ? { ...t, status: "error", error: TOOL_ABORTED } : t,
-  );
+  /** @type {ToolRecord[]} */
+  const tools = message.tools.map((t) => (t.status === "running" ? { ...t, status: "error", error: TOOL_ABORTED } : t));
   return { ...message, tools };
 }
 
+/**
+ * @param {State} state
+ * @param {WidgetEvent} event
+ * @returns {State}
+ */
 function applyDelta(state, event) {
   const text = typeof event.text === "string" ? event.text : "";
   const reasoning = typeof event.reasoning === "string" ? event.reasoning : "";
@@ -130,6 +206,12 @@ function applyDelta(state, event) {
 
 // Replace the assistant message of the event's turn with update(message), or append
 // update(newAssistant()) if the turn has none yet (its start was missed, or it never started).
+/**
+ * @param {State} state
+ * @param {WidgetEvent} event
+ * @param {(message: Message) => Message} update
+ * @returns {State}
+ */
 function updateAssistant(state, event, update) {
   const index = findAssistant(state.messages, event.turnId);
   const messages = state.messages.slice();
@@ -138,6 +220,11 @@ function updateAssistant(state, event, update) {
   return { ...state, messages };
 }
 
+/**
+ * @param {State} state
+ * @param {Omit<Notice, "id" | "afterIndex">} fields
+ * @returns {State}
+ */
 function addNotice(state, fields) {
   const noticeCounter = state.noticeCounter + 1;
   const notice = { id: `n${noticeCounter}`, afterIndex: state.messages.length, ...fields };
@@ -145,6 +232,11 @@ function addNotice(state, fields) {
   return { ...state, notices, noticeCounter };
 }
 
+/**
+ * @param {State} state
+ * @param {WidgetEvent} event  a parsed history reply
+ * @returns {State}
+ */
 function applyHistory(state, event) {
   // On one connection the reply comes after every event it covers, so an older history than
   // what is applied can only be a stale reply; taking it would lose the events after it.
@@ -166,6 +258,11 @@ function applyHistory(state, event) {
   };
 }
 
+/**
+ * @param {State} state
+ * @param {WidgetEvent} event  a parsed ready
+ * @returns {State}
+ */
 function applyReady(state, event) {
   const switched = state.sessionId !== "" && event.sessionId !== state.sessionId;
   if (event.resumed === true && !switched) {
@@ -186,9 +283,15 @@ function applyReady(state, event) {
   };
 }
 
+/**
+ * @param {State} state
+ * @param {WidgetEvent} event  an event of the session's sequence
+ * @returns {State}
+ */
 function applySessionEvent(state, event) {
   switch (event.type) {
     case "user.message": {
+      /** @type {Message} */
       const message = {
         id: event.messageId || `${event.turnId}:u`,
         role: "user",
@@ -197,6 +300,9 @@ function applySessionEvent(state, event) {
         error: null,
         turnId: event.turnId,
         usage: null,
+        // The same shape as a user message from the history (protocol.normalizeMessage).
+        reasoning: "",
+        tools: [],
       };
       return { ...state, messages: [...state.messages, message] };
     }
@@ -238,7 +344,12 @@ function applySessionEvent(state, event) {
   }
 }
 
-/** Return the state after `event`; the same object if the event changes nothing. */
+/**
+ * Return the state after `event`; the same object if the event changes nothing.
+ * @param {State} state
+ * @param {WidgetEvent} event
+ * @returns {State}
+ */
 export function reduce(state, event) {
   if (!event || typeof event.type !== "string") return state;
   if (SESSION_EVENTS.has(event.type)) {

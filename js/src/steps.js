@@ -11,7 +11,11 @@ import { breakLongRuns } from "./wrap.js";
 // U+2699 (gear) is in the common text fonts; an emoji wrench shows as a box where no emoji font is installed.
 const WRENCH = "\u2699";
 
-/** Pretty JSON text of a value; a string is shown as it is (the result of a text tool). */
+/**
+ * Pretty JSON text of a value; a string is shown as it is (the result of a text tool).
+ * @param {unknown} value
+ * @returns {string}
+ */
 export function resultText(value) {
   if (typeof value === "string") return value;
   try {
@@ -21,7 +25,11 @@ export function resultText(value) {
   }
 }
 
-/** Pretty JSON text of a tool call's arguments text; text that is not JSON is kept as is. */
+/**
+ * Pretty JSON text of a tool call's arguments text; text that is not JSON is kept as is.
+ * @param {unknown} text
+ * @returns {string}
+ */
 export function argumentsDisplay(text) {
   if (typeof text !== "string") return resultText(text);
   if (text.trim() === "") return "";
@@ -32,13 +40,26 @@ export function argumentsDisplay(text) {
   }
 }
 
-/** The status shown in a tool call's summary: `running…`, `done in 12 ms` or `error CODE`. */
+/**
+ * The status shown in a tool call's summary: `running…`, `done in 12 ms` or `error CODE`.
+ * @param {import("./protocol.js").ToolRecord} tool
+ * @returns {string}
+ */
 export function toolStatusText(tool) {
   if (tool.status === "running") return "running…";
   if (tool.status === "error") return `error ${tool.error?.code || "tool_error"}`;
   return Number.isInteger(tool.durationMs) ? `done in ${tool.durationMs} ms` : "done";
 }
 
+/**
+ * Make an element with a class and (revealed, wrappable) text.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {Document} document
+ * @param {K} tag
+ * @param {string | null} className
+ * @param {string | null} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function h(document, tag, className, text = null) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -79,11 +100,7 @@ function createTool(document, tool) {
   const summary = h(document, "summary", "llmsock-tool-summary");
   const icon = h(document, "span", "llmsock-tool-icon", WRENCH);
   icon.setAttribute("aria-hidden", "true");
-  summary.append(
-    icon,
-    h(document, "span", "llmsock-tool-name"),
-    h(document, "span", "llmsock-tool-state"),
-  );
+  summary.append(icon, h(document, "span", "llmsock-tool-name"), h(document, "span", "llmsock-tool-state"));
   details.append(summary, h(document, "div", "llmsock-tool-body"));
   return details;
 }
@@ -92,6 +109,8 @@ function createTool(document, tool) {
  * Make the painter of one message's steps inside `container` (an element of its own).
  *
  * Returns: {paintReasoning(text), paintTools(tools)}; each may be called on every change.
+ * @param {HTMLElement} container
+ * @returns {{paintReasoning: (text: string) => void, paintTools: (tools: import("./protocol.js").ToolRecord[]) => void}}
  */
 export function createSteps(container) {
   const document = container.ownerDocument;
@@ -130,7 +149,7 @@ export function createSteps(container) {
       }
       return node;
     });
-    for (const nodes of existing.values()) nodes.forEach((node) => node.remove());
+    for (const nodes of existing.values()) for (const node of nodes) node.remove();
     // Tools follow the reasoning, in order; move only the nodes that are out of place.
     let before = reasoning ? reasoning.nextElementSibling : container.firstElementChild;
     for (const node of wanted) {

@@ -11,7 +11,12 @@ import { breakLongRuns } from "./wrap.js";
 
 const BUSY = new Set(["generating", "paused"]);
 
-/** The status line for a connection state and an optional error from the kernel. */
+/**
+ * The status line for a connection state and an optional error from the kernel.
+ * @param {import("./reducer.js").Connection} connection
+ * @param {string | null} [kernelError]
+ * @returns {string}
+ */
 export function statusText(connection, kernelError = null) {
   switch (connection.state) {
     case "open":
@@ -31,12 +36,25 @@ export function statusText(connection, kernelError = null) {
   }
 }
 
-/** The text of a notice: a diagnostic (`warning · code: message`) or an error reply. */
+/**
+ * The text of a notice: a diagnostic (`warning · code: message`) or an error reply.
+ * @param {import("./reducer.js").Notice} notice
+ * @returns {string}
+ */
 export function noticeText(notice) {
   if (notice.kind === "reply") return `Error ${notice.code}: ${notice.message}`;
   return `${notice.level} · ${notice.code}: ${notice.message}`;
 }
 
+/**
+ * Make an element with attributes and (revealed) text.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {Document} document
+ * @param {K} tag
+ * @param {Record<string, string>} [attrs]
+ * @param {string | null} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function h(document, tag, attrs = {}, text = null) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
@@ -65,10 +83,18 @@ function interleave(messages, notices) {
  *   onStop() -> asks the server to abort the running turn.
  *   requestFrame / cancelFrame: requestAnimationFrame and its cancel (injectable).
  * Returns: {update(state), flush(), destroy()}.
+ *
+ * @param {HTMLElement} el
+ * @param {object} options
+ * @param {(text: string) => string} options.renderMarkdown
+ * @param {(text: string) => boolean} options.onSend
+ * @param {() => unknown} options.onStop
+ * @param {(fn: () => void) => any} [options.requestFrame]
+ * @param {(handle: any) => void} [options.cancelFrame]
  */
 export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, cancelFrame }) {
   const document = el.ownerDocument;
-  const win = document.defaultView;
+  const win = /** @type {Window} */ (document.defaultView);
   const raf = requestFrame ?? ((fn) => win.requestAnimationFrame(fn));
   const caf = cancelFrame ?? ((handle) => win.cancelAnimationFrame(handle));
 
@@ -206,7 +232,7 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     wanted.forEach((node, i) => {
       if (transcript.children[i] !== node) transcript.insertBefore(node, transcript.children[i] ?? null);
     });
-    while (transcript.children.length > wanted.length) transcript.lastElementChild.remove();
+    while (transcript.children.length > wanted.length) transcript.lastElementChild?.remove();
     shownMessages = state.messages;
     messageEls = nextEls;
   }
@@ -244,11 +270,7 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     if (current === null || state.messages !== current.messages || state.notices !== current.notices) {
       paintTranscript(state);
     }
-    if (
-      current === null ||
-      state.connection !== current.connection ||
-      state.kernelError !== current.kernelError
-    ) {
+    if (current === null || state.connection !== current.connection || state.kernelError !== current.kernelError) {
       paintStatus(state);
     }
     current = state;
@@ -258,10 +280,11 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
 
   function update(state) {
     pending = state;
-    if (frame === null) frame = raf(() => {
-      frame = null;
-      flush();
-    });
+    if (frame === null)
+      frame = raf(() => {
+        frame = null;
+        flush();
+      });
   }
 
   function submit() {

@@ -10,7 +10,14 @@ const LONG_RUN = new RegExp(`\\S{${RUN + 1}}`, "u");
 const CHUNK = new RegExp(`\\S{${RUN}}(?=\\S)`, "gu");
 const SHOW_TEXT = 4; // NodeFilter.SHOW_TEXT
 
+/**
+ * `text` cut into RUN-long pieces with a <wbr> between them.
+ * @param {Document} document
+ * @param {string} text
+ * @returns {(string | HTMLElement)[]}
+ */
 function pieces(document, text) {
+  /** @type {(string | HTMLElement)[]} */
   const parts = [];
   let start = 0;
   CHUNK.lastIndex = 0;
@@ -22,13 +29,19 @@ function pieces(document, text) {
   return parts;
 }
 
-/** Insert a <wbr> every RUN characters into each long unbroken run of text under `root`. */
+/**
+ * Insert a <wbr> every RUN characters into each long unbroken run of text under `root`.
+ * @param {Element} root
+ * @returns {void}
+ */
 export function breakLongRuns(root) {
   const document = root.ownerDocument;
   const walker = document.createTreeWalker(root, SHOW_TEXT);
+  /** @type {Text[]} */
   const long = [];
   for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) {
-    if (node.data.length > RUN && LONG_RUN.test(node.data)) long.push(node);
+    const text = /** @type {Text} */ (node); // the walker shows text nodes only
+    if (text.data.length > RUN && LONG_RUN.test(text.data)) long.push(text);
   }
   for (const node of long) node.replaceWith(...pieces(document, node.data));
 }

@@ -16,7 +16,10 @@ test("the bundle has no imports left and renders the chat", { skip }, async () =
   assert.ok(!/\bimport\(/.test(source), "no dynamic imports");
   assert.ok(!/\brequire\(/.test(source), "no require calls");
   const { default: widget } = await import(pathToFileURL(bundle).href);
-  const { window } = new JSDOM("<!doctype html><body></body>", { url: "http://localhost:8888/", pretendToBeVisual: true });
+  const { window } = new JSDOM("<!doctype html><body></body>", {
+    url: "http://localhost:8888/",
+    pretendToBeVisual: true,
+  });
   const el = window.document.createElement("div");
   window.document.body.append(el);
   const sent = [];

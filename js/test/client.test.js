@@ -17,7 +17,8 @@ function authApart() {
       const parsed = JSON.parse(data);
       if (parsed.type === "auth") {
         if (this.readyState !== 1) throw new Error("send on a socket that is not open");
-        (this.auth ??= []).push(parsed.token);
+        this.auth ??= [];
+        this.auth.push(parsed.token);
       } else super.send(data);
     }
   }
@@ -80,7 +81,10 @@ test("frames are parsed and handed on in order; garbage is dropped", () => {
   ws.serverSend("{not json");
   ws.serverSend(frames.user(1, "hi"));
   ws.serverSend(frames.delta(2, "x"));
-  assert.deepEqual(events.map((e) => e.type), ["ready", "user.message", "model.delta"]);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ["ready", "user.message", "model.delta"],
+  );
 });
 
 test("send writes JSON while open and refuses while not", () => {
@@ -128,7 +132,11 @@ test("an unclean close reconnects with capped exponential backoff, then catches 
   assert.deepEqual(ws.protocols, ["llmsock.envelope.v1"]);
   ws.serverOpen();
   ws.serverSend(frames.ready(17));
-  assert.deepEqual(ws.sentJson().map((m) => m.data.type), ["get_history"], "catch-up after the reconnect");
+  assert.deepEqual(
+    ws.sentJson().map((m) => m.data.type),
+    ["get_history"],
+    "catch-up after the reconnect",
+  );
   // A successful ready resets the schedule.
   ws.serverClose(1001, "server stopping", true);
   assert.equal(connections.at(-1).retryInMs, 500);
@@ -188,7 +196,10 @@ test("a new connect message replaces the socket; the old one's frames are ignore
   assert.deepEqual(pending, [4000], "only the new socket's probe is pending");
   fresh.serverOpen();
   fresh.serverSend(frames.ready(0));
-  assert.deepEqual(fresh.sentJson().map((m) => m.data.type), ["get_history"]);
+  assert.deepEqual(
+    fresh.sentJson().map((m) => m.data.type),
+    ["get_history"],
+  );
 });
 
 test("the same connect message again is a no-op while a socket exists", () => {
@@ -228,12 +239,17 @@ test("a constructor that throws is reported without the token and retried", () =
   const connections = [];
   let calls = 0;
   class ThrowingWebSocket {
-    constructor(url, protocols) {
+    constructor(_url, protocols) {
       calls += 1;
       throw new SyntaxError(`invalid subprotocol ${protocols.join(",")}`);
     }
   }
-  const client = createClient({ WebSocket: ThrowingWebSocket, onConnection: (c) => connections.push(c), timers, random: () => 0.5 });
+  const client = createClient({
+    WebSocket: ThrowingWebSocket,
+    onConnection: (c) => connections.push(c),
+    timers,
+    random: () => 0.5,
+  });
   client.connect({ ...TARGET, token: "bad token" });
   assert.equal(calls, 1);
   assert.equal(connections.at(-1).state, "closed");
@@ -333,9 +349,15 @@ test("ladder: a candidate that closes before ready gives way to the next one at 
   assert.equal(open.transport, "direct");
   assert.equal(open.detail, "direct (the page is on this machine) (pre: skipped before; proxy: closed (1006))");
   assert.deepEqual(timers.pendingDelays(), [15000], "the probe is cleared by ready; the heartbeat runs");
-  assert.deepEqual(instances[1].sentJson().map((m) => m.data.type), ["get_history"]);
+  assert.deepEqual(
+    instances[1].sentJson().map((m) => m.data.type),
+    ["get_history"],
+  );
   assert.deepEqual(instances[0].sent, []);
-  assert.deepEqual(events.map((e) => e.type), ["ready"]);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ["ready"],
+  );
   noSecret(connections);
 });
 
@@ -364,7 +386,12 @@ test("ladder: probeMs is configurable", () => {
   const { FakeWebSocket, instances } = fakeWebSocketClass();
   const timers = fakeTimers();
   const connections = [];
-  const client = createClient({ WebSocket: FakeWebSocket, onConnection: (c) => connections.push(c), timers, probeMs: 1500 });
+  const client = createClient({
+    WebSocket: FakeWebSocket,
+    onConnection: (c) => connections.push(c),
+    timers,
+    probeMs: 1500,
+  });
   client.connect({ candidates: ladder().candidates.slice(0, 2), token: TOKEN, session: "s" });
   instances[0].serverOpen();
   assert.deepEqual(timers.pendingDelays(), [1500]);
@@ -470,7 +497,10 @@ test("ladder: a candidate's create() is used instead of the WebSocket constructo
   assert.equal(connections.at(-1).transport, "comm");
   assert.equal(connections.at(-1).detail, "comm (the widget's channel)");
   assert.equal(client.send(userMessage("hi", "u1")), true);
-  assert.deepEqual(commSockets[0].sentJson().map((m) => m.type), ["control", "user_message"]);
+  assert.deepEqual(
+    commSockets[0].sentJson().map((m) => m.type),
+    ["control", "user_message"],
+  );
 });
 
 test("ladder: a create() that throws gives way to the next rung without the token in the report", () => {
@@ -478,7 +508,7 @@ test("ladder: a create() that throws gives way to the next rung without the toke
   const { candidates } = ladder();
   const throwing = {
     ...candidates[0],
-    create: (url, protocols) => {
+    create: (_url, protocols) => {
       throw new SyntaxError(`bad ${protocols.join(",")}`);
     },
   };
@@ -551,7 +581,10 @@ test("resume: a drop between ready and the history reply does not resume past th
   assert.equal(resumeOf(instances[1].url), null, "events 1..4 were never handed on: reload, do not resume");
   instances[1].serverOpen();
   instances[1].serverSend(frames.readyResume({ sequence: 5, epoch: "E1" }));
-  assert.deepEqual(instances[1].sentJson().map((m) => m.data.type), ["get_history"]);
+  assert.deepEqual(
+    instances[1].sentJson().map((m) => m.data.type),
+    ["get_history"],
+  );
 });
 
 test("resume: resumed:true sends no get_history and says how many events were replayed", () => {
@@ -581,7 +614,10 @@ test("resume: resumed:false reloads the transcript with get_history and says so"
   assert.equal(resumeOf(ws.url), "E1:5");
   ws.serverOpen();
   ws.serverSend(frames.readyResume({ sequence: 0, epoch: "E2", resumed: false }));
-  assert.deepEqual(ws.sentJson().map((m) => m.data.type), ["get_history"]);
+  assert.deepEqual(
+    ws.sentJson().map((m) => m.data.type),
+    ["get_history"],
+  );
   const open = connections.at(-1);
   assert.equal(open.state, "open");
   assert.equal(open.resumed, false);
@@ -648,10 +684,10 @@ test("resume: client + reducer after a drop give the same transcript as an unint
     ws.serverSend(frames.readyResume({ sequence: 0, epoch: "E1" }));
     ws.serverSend(frames.history(0, [], null, "idle", ws.sentJson()[0].id));
     if (!interrupt) {
-      turn.forEach((f) => ws.serverSend(f));
+      for (const f of turn) ws.serverSend(f);
       return { state, instances };
     }
-    turn.slice(0, 5).forEach((f) => ws.serverSend(f)); // events 1..5
+    for (const f of turn.slice(0, 5)) ws.serverSend(f); // events 1..5
     ws.serverClose(1006);
     assert.equal(state.connection.state, "closed");
     timers.advance(state.connection.retryInMs);
@@ -661,13 +697,14 @@ test("resume: client + reducer after a drop give the same transcript as an unint
     // The server resumes and (being careful) replays from 3: events 3..5 are duplicates.
     ws.serverSend(frames.readyResume({ sequence: 10, status: "generating", epoch: "E1", resumed: true, replayed: 8 }));
     assert.deepEqual(ws.sent, [], "no get_history on a resumed connection");
-    turn.slice(2).forEach((f) => ws.serverSend(f));
+    for (const f of turn.slice(2)) ws.serverSend(f);
     return { state, instances };
   }
 
   const straight = drive(false).state;
   const { state: resumed } = drive(true);
-  const shape = (s) => s.messages.map((m) => ({ role: m.role, text: m.text, status: m.status, reasoning: m.reasoning ?? "" }));
+  const shape = (s) =>
+    s.messages.map((m) => ({ role: m.role, text: m.text, status: m.status, reasoning: m.reasoning ?? "" }));
   assert.deepEqual(shape(resumed), shape(straight));
   assert.equal(resumed.messages[1].text, "Hello world", "no delta text twice");
   assert.equal(resumed.lastSeq, 10);
@@ -686,7 +723,10 @@ test("heartbeat: a silent connection is pinged, then dropped and reconnected", (
   timers.advance(15000); // frames were heard (the ready): no ping yet
   assert.deepEqual(ws.sent, []);
   timers.advance(15000); // silence for a whole period: a ping
-  assert.deepEqual(ws.sentJson().map((m) => m.type), ["ping"]);
+  assert.deepEqual(
+    ws.sentJson().map((m) => m.type),
+    ["ping"],
+  );
   ws.serverSend(JSON.stringify({ name: "interaction.session", data: { kind: "session", event: { type: "pong" } } }));
   timers.advance(15000); // it answered: alive
   assert.equal(instances.length, 1);

@@ -32,7 +32,10 @@ test("the factory gives every socket its own link id and ignores the protocols (
   const b = make("comm:?session=s", ["llmsock.envelope.v1", "llmsock.token.SECRET"]);
   assert.equal(a.link, "link-1");
   assert.equal(b.link, "link-2");
-  assert.deepEqual(model.sent.map((m) => m.link), ["link-1", "link-2"]);
+  assert.deepEqual(
+    model.sent.map((m) => m.link),
+    ["link-1", "link-2"],
+  );
   assert.ok(!JSON.stringify(model.sent).includes("SECRET"), "the token never goes over the comm");
 });
 
@@ -114,5 +117,11 @@ test("closing while handling a frame stops the rest of the batch", () => {
   };
   kernel({ kind: "linked" });
   kernel({ kind: "frames", frames: ["a", "b", "c"] });
-  assert.deepEqual(log.filter((e) => e[0] === "message"), [["message", "a"], ["message", "b"]]);
+  assert.deepEqual(
+    log.filter((e) => e[0] === "message"),
+    [
+      ["message", "a"],
+      ["message", "b"],
+    ],
+  );
 });

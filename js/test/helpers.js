@@ -70,6 +70,10 @@ export function fakeTimers() {
     clearTimeout(id) {
       pending.delete(id);
     },
+    /** The fake clock's time in ms: moves only with advance(). */
+    now() {
+      return now;
+    },
     advance(ms) {
       const until = now + ms;
       for (;;) {
@@ -91,6 +95,30 @@ export function fakeTimers() {
   };
 }
 
+/** Fake animation frames: nothing paints until flush() runs the frames requested so far. */
+export function fakeFrames() {
+  let nextId = 1;
+  const pending = new Map();
+  return {
+    requestFrame(fn) {
+      const id = nextId++;
+      pending.set(id, fn);
+      return id;
+    },
+    cancelFrame(id) {
+      pending.delete(id);
+    },
+    flush() {
+      const due = [...pending.values()];
+      pending.clear();
+      for (const fn of due) fn();
+    },
+    get size() {
+      return pending.size;
+    },
+  };
+}
+
 /** An envelope frame object for a session event or reply. */
 export function envelope(kind, event, meta = {}) {
   return { name: `interaction.${kind}`, data: { kind, event, meta: { sessionId: "s1", timestamp: 1, ...meta } } };
@@ -98,7 +126,11 @@ export function envelope(kind, event, meta = {}) {
 
 export const frames = {
   ready: (sequence = 0, status = "idle", sessionId = "s1") =>
-    envelope("session", { type: "ready", sessionId, sequence, status, created: false, protocol: "llmsock/1" }, { sessionId }),
+    envelope(
+      "session",
+      { type: "ready", sessionId, sequence, status, created: false, protocol: "llmsock/1" },
+      { sessionId },
+    ),
   /** A ready with the resume fields: epoch, and resumed/replayed when the client asked to resume. */
   readyResume: ({ sequence = 0, status = "idle", sessionId = "s1", epoch = "E1", resumed, replayed } = {}) =>
     envelope(
@@ -109,23 +141,35 @@ export const frames = {
   user: (seq, text, turnId = "t1", messageId = `m-${turnId}`) =>
     envelope("user", { type: "message", text, messageId }, { sequence: seq, turnId }),
   status: (seq, status) => envelope("status", { type: "status", status }, { sequence: seq }),
-  start: (seq, turnId = "t1") => envelope("model", { type: "start", model: "builtin", messageId: `m-${turnId}` }, { sequence: seq, turnId }),
+  start: (seq, turnId = "t1") =>
+    envelope("model", { type: "start", model: "builtin", messageId: `m-${turnId}` }, { sequence: seq, turnId }),
   delta: (seq, text, turnId = "t1") => envelope("model", { type: "delta", text }, { sequence: seq, turnId }),
-  reasoning: (seq, reasoning, turnId = "t1") => envelope("model", { type: "delta", reasoning }, { sequence: seq, turnId }),
+  reasoning: (seq, reasoning, turnId = "t1") =>
+    envelope("model", { type: "delta", reasoning }, { sequence: seq, turnId }),
   toolCall: (seq, id, name, args, turnId = "t1") =>
     envelope("model", { type: "delta", toolCall: { id, name, arguments: args } }, { sequence: seq, turnId }),
   toolOk: (seq, id, name, result, durationMs = 2, turnId = "t1") =>
-    envelope("model", { type: "delta", toolResult: { id, name, ok: true, result, error: null, durationMs } }, { sequence: seq, turnId }),
+    envelope(
+      "model",
+      { type: "delta", toolResult: { id, name, ok: true, result, error: null, durationMs } },
+      { sequence: seq, turnId },
+    ),
   toolError: (seq, id, name, code, message, durationMs = 1, turnId = "t1") =>
     envelope(
       "model",
       { type: "delta", toolResult: { id, name, ok: false, result: null, error: { code, message }, durationMs } },
       { sequence: seq, turnId },
     ),
-  usage: (seq, turnId = "t1") => envelope("model", { type: "usage", inputTokens: 3, outputTokens: 4 }, { sequence: seq, turnId }),
-  end: (seq, finishReason, text, turnId = "t1") => envelope("model", { type: "end", finishReason, text }, { sequence: seq, turnId }),
+  usage: (seq, turnId = "t1") =>
+    envelope("model", { type: "usage", inputTokens: 3, outputTokens: 4 }, { sequence: seq, turnId }),
+  end: (seq, finishReason, text, turnId = "t1") =>
+    envelope("model", { type: "end", finishReason, text }, { sequence: seq, turnId }),
   modelError: (seq, text, turnId = "t1") =>
-    envelope("model", { type: "error", code: "model_error", message: "boom", recoverable: true, text }, { sequence: seq, turnId }),
+    envelope(
+      "model",
+      { type: "error", code: "model_error", message: "boom", recoverable: true, text },
+      { sequence: seq, turnId },
+    ),
   diagnostic: (seq, level = "info", code = "queued", message = "prompt queued behind 1 turn(s)") =>
     envelope("diagnostic", { type: "diagnostic", level, code, message }, { sequence: seq }),
   cleared: (seq) => envelope("session", { type: "cleared" }, { sequence: seq }),
@@ -165,7 +209,9 @@ export function fakeModel(session = "sess-1") {
       model.offCalls.push(name);
       listeners.get(name)?.delete(fn);
     },
-    emit: (name, ...args) => [...(listeners.get(name) ?? [])].forEach((fn) => fn(...args)),
+    emit: (name, ...args) => {
+      for (const fn of [...(listeners.get(name) ?? [])]) fn(...args);
+    },
     count: (name) => listeners.get(name)?.size ?? 0,
   };
   return model;

@@ -3,25 +3,36 @@ import { test } from "node:test";
 
 import { JSDOM } from "jsdom";
 
-import widget from "../src/index.js";
-import { fakeModel, fakeWebSocketClass, frames } from "./helpers.js";
+import widget, { createWidget } from "../src/index.js";
+import { fakeFrames, fakeModel, fakeTimers, fakeWebSocketClass, frames } from "./helpers.js";
 
 const TOKEN = "tok-ABCdef123_secret";
 
 function setup({ url = "http://localhost:8888/lab", head = "" } = {}) {
-  const dom = new JSDOM(`<!doctype html><html><head>${head}</head><body></body></html>`, { url, pretendToBeVisual: true });
+  const dom = new JSDOM(`<!doctype html><html><head>${head}</head><body></body></html>`, { url });
   const { window } = dom;
   const { FakeWebSocket, instances } = fakeWebSocketClass();
   window.WebSocket = FakeWebSocket;
   const model = fakeModel();
+  const timers = fakeTimers();
+  const paint = fakeFrames();
+  const { render } = createWidget({
+    timing: {
+      setTimeout: timers.setTimeout,
+      clearTimeout: timers.clearTimeout,
+      now: timers.now,
+      requestFrame: paint.requestFrame,
+      cancelFrame: paint.cancelFrame,
+    },
+  });
   const mount = ({ attach = true } = {}) => {
     const el = window.document.createElement("div");
     if (attach) window.document.body.append(el);
-    const cleanup = widget.render({ model, el });
+    const cleanup = render({ model, el });
     return { el, cleanup };
   };
-  const nextFrame = () => new Promise((resolve) => window.requestAnimationFrame(() => resolve()));
-  return { window, model, instances, mount, nextFrame };
+  const nextFrame = () => paint.flush();
+  return { window, model, instances, mount, nextFrame, timers };
 }
 
 test("the module's default export is an anywidget {render}", () => {
@@ -32,10 +43,23 @@ test("render says hello, connects on the kernel's connect message and catches up
   const { model, instances, mount, nextFrame } = setup();
   const { el, cleanup } = mount();
   assert.deepEqual(model.sent, [
-    { kind: "hello", origin: "http://localhost:8888", protocol: "llmsock-widget/1", plugin: false, notebook: null, snapshots: {} },
+    {
+      kind: "hello",
+      origin: "http://localhost:8888",
+      protocol: "llmsock-widget/1",
+      plugin: false,
+      notebook: null,
+      snapshots: {},
+    },
   ]);
   assert.equal(instances.length, 0, "no socket before the kernel answers");
-  model.emit("msg:custom", { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" });
+  model.emit("msg:custom", {
+    kind: "connect",
+    url: "ws://127.0.0.1:7000/ws",
+    port: 7000,
+    token: TOKEN,
+    session: "sess-1",
+  });
   assert.equal(instances.length, 1);
   const ws = instances[0];
   // A localhost page without a Jupyter page config: no proxy, direct first.
@@ -84,7 +108,13 @@ test("render says hello, connects on the kernel's connect message and catches up
 test("the token never reaches the DOM or the model state", async () => {
   const { model, instances, mount, nextFrame } = setup();
   const { el, cleanup } = mount();
-  model.emit("msg:custom", { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" });
+  model.emit("msg:custom", {
+    kind: "connect",
+    url: "ws://127.0.0.1:7000/ws",
+    port: 7000,
+    token: TOKEN,
+    session: "sess-1",
+  });
   instances[0].serverOpen();
   instances[0].serverSend(frames.ready(0, "idle", "sess-1"));
   instances[0].serverClose(1006);
@@ -145,7 +175,6 @@ test("a kernel error message is shown in the status element", async () => {
   cleanup();
 });
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const CONNECT = { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" };
 
 /** A stand-in for the notebook plugin: answers restore requests and records offered snapshots. */
@@ -191,7 +220,10 @@ test("with the notebook plugin the hello says so and carries only this view's sn
   // Where the kernel keeps the chat is shown.
   model.emit("msg:custom", { ...CONNECT, store: "notebook metadata (work/chat.ipynb)" });
   await nextFrame();
-  assert.equal(el.querySelector('[data-role="store"]').textContent, "chat saved in: notebook metadata (work/chat.ipynb)");
+  assert.equal(
+    el.querySelector('[data-role="store"]').textContent,
+    "chat saved in: notebook metadata (work/chat.ipynb)",
+  );
   cleanup();
 });
 
@@ -221,22 +253,46 @@ test("a restore listener that does not answer (no preventDefault) is not a plugi
   cleanup();
 });
 
-test("the view waits until its element is in the page before the hello", async () => {
-  const { window, model, mount } = setup();
+test("the view waits until its element is in the page before the hello", () => {
+  const { window, model, mount, timers } = setup();
   fakePlugin(window.document, { "sess-1": { version: 1, messages: [] } });
   const { el, cleanup } = mount({ attach: false });
   assert.deepEqual(model.sent, [], "no hello from a detached element");
-  await sleep(60);
+  timers.advance(60);
   assert.deepEqual(model.sent, [], "still waiting");
   window.document.body.append(el);
-  await sleep(80);
+  timers.advance(25);
   assert.equal(model.sent.length, 1, "hello once attached");
   assert.equal(model.sent[0].kind, "hello");
   assert.equal(model.sent[0].plugin, true, "the restore request reached the plugin through the page");
   assert.deepEqual(Object.keys(model.sent[0].snapshots), ["sess-1"]);
-  await sleep(60);
+  timers.advance(5000);
   assert.equal(model.sent.length, 1, "only one hello");
   cleanup();
+});
+
+test("a view that is never put in the page says hello without the notebook after 3 s", () => {
+  const { window, model, mount, timers } = setup();
+  fakePlugin(window.document, { "sess-1": { version: 1, messages: [] } });
+  const { cleanup } = mount({ attach: false });
+  timers.advance(2975);
+  assert.deepEqual(model.sent, [], "still waiting just before the limit");
+  timers.advance(50);
+  assert.equal(model.sent.length, 1, "hello after the wait");
+  assert.equal(model.sent[0].plugin, false, "a detached element reaches no plugin");
+  assert.deepEqual(model.sent[0].snapshots, {});
+  assert.equal(timers.size, 0, "no more polling");
+  cleanup();
+});
+
+test("closing a view before it is in the page stops the wait and sends no hello", () => {
+  const { model, mount, timers } = setup();
+  const { cleanup } = mount({ attach: false });
+  assert.equal(timers.size, 1, "polling for the page");
+  cleanup();
+  assert.equal(timers.size, 0, "the poll is cancelled");
+  timers.advance(5000);
+  assert.deepEqual(model.sent, []);
 });
 
 test("a hub page goes through the proxy, then falls back to the comm when it fails", async () => {
@@ -257,7 +313,11 @@ test("a hub page goes through the proxy, then falls back to the comm when it fai
   assert.equal(link.session, "sess-1");
   assert.equal(link.resume, null);
   model.emit("msg:custom", { kind: "linked", link: link.link, session: "sess-1" });
-  model.emit("msg:custom", { kind: "frames", link: link.link, frames: [JSON.stringify(frames.ready(0, "idle", "sess-1"))] });
+  model.emit("msg:custom", {
+    kind: "frames",
+    link: link.link,
+    frames: [JSON.stringify(frames.ready(0, "idle", "sess-1"))],
+  });
   const history = model.sent.at(-1);
   assert.equal(history.kind, "send");
   assert.equal(history.link, link.link);

@@ -12,9 +12,7 @@ import { initialState, reduce } from "../src/reducer.js";
 import { createView } from "../src/view.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const FIXTURE = JSON.parse(
-  readFileSync(join(here, "..", "..", "tests", "fixtures", "text", "invisible.json"), "utf8"),
-);
+const FIXTURE = JSON.parse(readFileSync(join(here, "..", "..", "tests", "fixtures", "text", "invisible.json"), "utf8"));
 
 function* codePoints() {
   for (const [first, last] of FIXTURE.ranges) for (let cp = first; cp <= last; cp += 1) yield cp;
@@ -90,8 +88,20 @@ test("no listed code point reaches the page from prose, code, user text, reasoni
         reasoning: `thinking ${all}`,
         text: `prose ${all}\n\n\`inline ${all}\`\n\n\`\`\`python\nblock ${all}\n\`\`\`\n\n[link ${all}](https://example.com/${all})`,
         tools: [
-          { id: "t1", name: `calc${all}`, arguments: `{"x": "${all.replace(/[\\"]/g, "")}"}`, status: "complete", result: `result ${all}` },
-          { id: "t2", name: "fail", arguments: `not json ${all}`, status: "error", error: { code: "tool_error", message: `bad ${all}` } },
+          {
+            id: "t1",
+            name: `calc${all}`,
+            arguments: `{"x": "${all.replace(/[\\"]/g, "")}"}`,
+            status: "complete",
+            result: `result ${all}`,
+          },
+          {
+            id: "t2",
+            name: "fail",
+            arguments: `not json ${all}`,
+            status: "error",
+            error: { code: "tool_error", message: `bad ${all}` },
+          },
         ],
       },
     ],
@@ -101,8 +111,21 @@ test("no listed code point reaches the page from prose, code, user text, reasoni
   view.setStore(`store ${all}`);
   const text = allText(el);
   assert.deepEqual(hiddenIn(text), []);
-  for (const cp of [0x1b, 0x202e, 0x200b, 0xfeff, 0x9b]) assert.ok(text.includes(markerFor(cp)), `U+${cp.toString(16)}`);
-  for (const part of ["user", "prose", "inline", "block", "thinking", "calc", "result", "bad", "store", "message", "detail"]) {
+  for (const cp of [0x1b, 0x202e, 0x200b, 0xfeff, 0x9b])
+    assert.ok(text.includes(markerFor(cp)), `U+${cp.toString(16)}`);
+  for (const part of [
+    "user",
+    "prose",
+    "inline",
+    "block",
+    "thinking",
+    "calc",
+    "result",
+    "bad",
+    "store",
+    "message",
+    "detail",
+  ]) {
     assert.ok(text.includes(part), part);
   }
 });

@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { JSDOM } from "jsdom";
 
-import { DEFAULT_PROXY_TEMPLATE, buildLadder, pageIsLocal, proxyUrl, readPageConfig } from "../src/ladder.js";
+import { buildLadder, DEFAULT_PROXY_TEMPLATE, pageIsLocal, proxyUrl, readPageConfig } from "../src/ladder.js";
 import { pageLocation } from "./helpers.js";
 
 const CONNECT = { url: "ws://127.0.0.1:7000/ws", port: 7000, transport: "auto", proxyUrl: null };
@@ -66,7 +66,12 @@ test("a page from another machine skips direct, with the reason", () => {
 });
 
 test("loopback hosts and VS Code webviews allow direct", () => {
-  for (const href of ["http://localhost:8888/lab", "http://127.0.0.1:8888/lab", "http://[::1]:8888/lab", "http://127.1.2.3/"]) {
+  for (const href of [
+    "http://localhost:8888/lab",
+    "http://127.0.0.1:8888/lab",
+    "http://[::1]:8888/lab",
+    "http://127.1.2.3/",
+  ]) {
     assert.equal(pageIsLocal(pageLocation(href)), true, href);
     const ladder = build(href);
     assert.deepEqual(names(ladder), ["proxy", "direct", "comm"], href);
@@ -77,7 +82,12 @@ test("loopback hosts and VS Code webviews allow direct", () => {
     });
     assert.deepEqual(ladder.skipped, []);
   }
-  const webview = { protocol: "vscode-webview:", hostname: "0a1b2c3d", host: "0a1b2c3d", href: "vscode-webview://0a1b2c3d/index.html" };
+  const webview = {
+    protocol: "vscode-webview:",
+    hostname: "0a1b2c3d",
+    host: "0a1b2c3d",
+    href: "vscode-webview://0a1b2c3d/index.html",
+  };
   assert.equal(pageIsLocal(webview), true);
   const ladder = buildLadder({ connect: CONNECT, location: webview, pageConfig: null, createComm });
   assert.deepEqual(names(ladder), ["direct", "comm"]);
@@ -105,7 +115,10 @@ test("a forced transport leaves exactly that rung", () => {
   // Forced even where auto would skip it: direct from a remote page, proxy without a config.
   assert.deepEqual(names(build("https://hub.example.org/lab", { transport: "direct" })), ["direct"]);
   const proxy = build("https://hub.example.org/lab", { transport: "proxy", pageConfig: null });
-  assert.deepEqual(proxy.candidates.map((c) => c.url), ["wss://hub.example.org/proxy/7000/ws"]);
+  assert.deepEqual(
+    proxy.candidates.map((c) => c.url),
+    ["wss://hub.example.org/proxy/7000/ws"],
+  );
   // An unknown value means auto.
   assert.deepEqual(names(build(href, { transport: "carrier-pigeon" })), ["proxy", "direct", "comm"]);
 });

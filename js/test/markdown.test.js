@@ -21,12 +21,12 @@ const HOSTILE = [
   "<iframe src=//x></iframe>",
   "[y](JaVaScRiPt:alert(2)) [z](data:text/html,<b>x</b>) [v](vbscript:msgbox)",
   "![pic](https://example.com/track.png)",
-  "<a href=\"javascript:alert(3)\">a</a> <form><input></form> <object data=x></object> <embed src=x> <style>*{}</style>",
-  "<svg onload=alert(4)></svg> <div style=\"background:url(x)\" onclick=\"alert(5)\">d</div>",
+  '<a href="javascript:alert(3)">a</a> <form><input></form> <object data=x></object> <embed src=x> <style>*{}</style>',
+  '<svg onload=alert(4)></svg> <div style="background:url(x)" onclick="alert(5)">d</div>',
 ].join("\n\n");
 
 test("hostile input renders nothing that executes or loads", () => {
-  const div = fragment(HOSTILE + "\n\nSee [the docs](https://example.com/docs).");
+  const div = fragment(`${HOSTILE}\n\nSee [the docs](https://example.com/docs).`);
   for (const tag of ["script", "img", "iframe", "object", "embed", "form", "style", "svg", "input"]) {
     assert.equal(div.querySelectorAll(tag).length, 0, `no <${tag}>`);
   }
@@ -84,7 +84,7 @@ test("fenced code is highlighted for known languages and escaped for others", ()
   assert.equal(other.textContent.trim(), "<script>x</script>");
   assert.equal(other.querySelectorAll("script").length, 0);
   for (const lang of ["js", "json", "bash", "sql", "md", "text"]) {
-    assert.ok(fragment("```" + lang + "\n1\n```").querySelector("pre code"), lang);
+    assert.ok(fragment(`\`\`\`${lang}\n1\n\`\`\``).querySelector("pre code"), lang);
   }
 });
 

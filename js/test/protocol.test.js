@@ -15,8 +15,20 @@ import {
 import { frames, loadServerEvents } from "./helpers.js";
 
 const KNOWN = new Set([
-  "ready", "cleared", "user.message", "status", "model.start", "model.delta", "model.usage",
-  "model.end", "model.error", "diagnostic", "control.result", "pong", "error.reply", "history",
+  "ready",
+  "cleared",
+  "user.message",
+  "status",
+  "model.start",
+  "model.delta",
+  "model.usage",
+  "model.end",
+  "model.error",
+  "diagnostic",
+  "control.result",
+  "pong",
+  "error.reply",
+  "history",
 ]);
 
 test("parse accepts every envelope of the shared wire fixtures as a known event", () => {
@@ -36,7 +48,12 @@ test("parse accepts every envelope of the shared wire fixtures as a known event"
 test("parse keeps the fields each fixture event carries", () => {
   const byName = Object.fromEntries(loadServerEvents().map((c) => [c.name, parse(JSON.stringify(c.envelope))]));
   assert.deepEqual(
-    { type: byName["user message"].type, text: byName["user message"].text, id: byName["user message"].messageId, turn: byName["user message"].turnId },
+    {
+      type: byName["user message"].type,
+      text: byName["user message"].text,
+      id: byName["user message"].messageId,
+      turn: byName["user message"].turnId,
+    },
     { type: "user.message", text: "Hello", id: "msg_1", turn: "t1" },
   );
   assert.equal(byName["model delta non-ascii"].text, " é ✓ 😀");
@@ -44,10 +61,10 @@ test("parse keeps the fields each fixture event carries", () => {
   assert.equal(byName["model end aborted"].finishReason, "aborted");
   assert.equal(byName["model end aborted"].text, "I a");
   assert.equal(byName["model error"].code, "model_error");
-  assert.equal(byName["diagnostic"].level, "warning");
+  assert.equal(byName.diagnostic.level, "warning");
   assert.equal(byName["session ready"].sequence, 9);
   assert.equal(byName["error reply"].requestId, "m9");
-  assert.equal(byName["pong"].type, "pong");
+  assert.equal(byName.pong.type, "pong");
   assert.equal(byName["control result"].seq, null);
 });
 
@@ -68,7 +85,12 @@ test("parse reads reasoning, tool calls and tool results from the fixture deltas
     arguments: '{"expression": ',
   });
   assert.deepEqual(byName["tool result ok"].toolResult, {
-    id: "call_1", name: "calculate", ok: true, result: 4, error: null, durationMs: 2,
+    id: "call_1",
+    name: "calculate",
+    ok: true,
+    result: 4,
+    error: null,
+    durationMs: 2,
   });
   assert.deepEqual(byName["tool result error"].toolResult, {
     id: "call_1",
@@ -97,17 +119,37 @@ test("parse reads reasoning and tool records of history messages", () => {
         9,
         [
           {
-            id: "t1:a", role: "assistant", text: "4", turnId: "t1", ts: 2, status: "complete", reasoning: "Think",
+            id: "t1:a",
+            role: "assistant",
+            text: "4",
+            turnId: "t1",
+            ts: 2,
+            status: "complete",
+            reasoning: "Think",
             tools: [
               { id: "c1", name: "calculate", arguments: '{"expression":"2+2"}', status: "complete", result: 4 },
-              { id: "c2", name: "calculate", arguments: "{bad", status: "error", error: { code: "invalid_arguments", message: "m" } },
+              {
+                id: "c2",
+                name: "calculate",
+                arguments: "{bad",
+                status: "error",
+                error: { code: "invalid_arguments", message: "m" },
+              },
               { id: "c3", name: "clock", arguments: "{}", status: "complete" },
               "junk",
             ],
           },
           { id: "m2", role: "user", text: "q", turnId: "t2", ts: 3, status: "complete" },
         ],
-        { id: "t2:a", role: "assistant", text: "", turnId: "t2", ts: 4, status: "streaming", tools: [{ id: "c4", name: "slow", arguments: "{}", status: "running" }] },
+        {
+          id: "t2:a",
+          role: "assistant",
+          text: "",
+          turnId: "t2",
+          ts: 4,
+          status: "streaming",
+          tools: [{ id: "c4", name: "slow", arguments: "{}", status: "running" }],
+        },
         "generating",
       ),
     ),
@@ -115,8 +157,24 @@ test("parse reads reasoning and tool records of history messages", () => {
   const [answer, user] = event.messages;
   assert.equal(answer.reasoning, "Think");
   assert.deepEqual(answer.tools, [
-    { id: "c1", name: "calculate", arguments: '{"expression":"2+2"}', status: "complete", result: 4, error: null, durationMs: null },
-    { id: "c2", name: "calculate", arguments: "{bad", status: "error", result: null, error: { code: "invalid_arguments", message: "m" }, durationMs: null },
+    {
+      id: "c1",
+      name: "calculate",
+      arguments: '{"expression":"2+2"}',
+      status: "complete",
+      result: 4,
+      error: null,
+      durationMs: null,
+    },
+    {
+      id: "c2",
+      name: "calculate",
+      arguments: "{bad",
+      status: "error",
+      result: null,
+      error: { code: "invalid_arguments", message: "m" },
+      durationMs: null,
+    },
     { id: "c3", name: "clock", arguments: "{}", status: "complete", result: null, error: null, durationMs: null },
   ]);
   assert.deepEqual([user.reasoning, user.tools], ["", []]);
@@ -130,7 +188,15 @@ test("parse turns a get_history result into a history event", () => {
         12,
         [
           { id: "m1", role: "user", text: "hi", turnId: "t1", ts: 1, status: "complete" },
-          { id: "t1:a", role: "assistant", text: "x", turnId: "t1", ts: 2, status: "error", error: { code: "model_error", message: "m" } },
+          {
+            id: "t1:a",
+            role: "assistant",
+            text: "x",
+            turnId: "t1",
+            ts: 2,
+            status: "error",
+            error: { code: "model_error", message: "m" },
+          },
           { id: "bad", role: "system", text: "dropped" },
         ],
         { id: "t2:a", role: "assistant", text: "par", turnId: "t2", ts: 3, status: "streaming" },
@@ -157,19 +223,38 @@ test("parse of a history without current or status (older server) gives nulls", 
 });
 
 test("parse returns null for frames that are not envelopes", () => {
-  for (const bad of ["", "{not json", "[]", "null", "42", '{"type":"pong"}', '{"name":"x","data":{}}', '{"data":{"event":{}}}']) {
+  for (const bad of [
+    "",
+    "{not json",
+    "[]",
+    "null",
+    "42",
+    '{"type":"pong"}',
+    '{"name":"x","data":{}}',
+    '{"data":{"event":{}}}',
+  ]) {
     assert.equal(parse(bad), null, bad);
   }
 });
 
 test("parse marks well-formed envelopes of unknown kinds as unknown", () => {
-  const event = parse(JSON.stringify({ name: "interaction.tool", data: { kind: "tool", event: { type: "call" }, meta: { sequence: 4 } } }));
+  const event = parse(
+    JSON.stringify({
+      name: "interaction.tool",
+      data: { kind: "tool", event: { type: "call" }, meta: { sequence: 4 } },
+    }),
+  );
   assert.equal(event.type, "unknown");
   assert.equal(event.seq, 4);
 });
 
 test("parse ignores unknown fields and survives wrong field types", () => {
-  const event = parse(JSON.stringify({ name: "interaction.model", data: { kind: "model", event: { type: "delta", text: 5, extra: 1 }, meta: { sequence: "7" }, more: true } }));
+  const event = parse(
+    JSON.stringify({
+      name: "interaction.model",
+      data: { kind: "model", event: { type: "delta", text: 5, extra: 1 }, meta: { sequence: "7" }, more: true },
+    }),
+  );
   assert.equal(event.type, "model.delta");
   assert.equal(event.text, "");
   assert.equal(event.seq, null);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { parse } from "../src/protocol.js";
-import { MAX_NOTICES, initialState, reduce } from "../src/reducer.js";
+import { initialState, MAX_NOTICES, reduce } from "../src/reducer.js";
 import { frames, loadServerEvents } from "./helpers.js";
 
 const ev = (frame) => parse(JSON.stringify(frame));
@@ -33,7 +33,10 @@ test("a whole turn builds a user message and a completed assistant message", () 
   assert.equal(s.messages.length, 2);
   assert.deepEqual(
     s.messages.map((m) => [m.role, m.text, m.status, m.turnId]),
-    [["user", "Hello", "complete", "t1"], ["assistant", "Hi there", "complete", "t1"]],
+    [
+      ["user", "Hello", "complete", "t1"],
+      ["assistant", "Hi there", "complete", "t1"],
+    ],
   );
   assert.equal(s.messages[0].id, "m-t1");
   assert.equal(s.messages[1].id, "t1:a");
@@ -73,7 +76,13 @@ test("end maps finishReason to the message status and takes the final text", () 
 });
 
 test("a model error sets status error with code and message in place", () => {
-  const s = run(ready(), frames.user(1, "q"), frames.start(2), frames.delta(3, "You"), frames.modelError(4, "You said"));
+  const s = run(
+    ready(),
+    frames.user(1, "q"),
+    frames.start(2),
+    frames.delta(3, "You"),
+    frames.modelError(4, "You said"),
+  );
   assert.equal(s.messages[1].status, "error");
   assert.equal(s.messages[1].text, "You said");
   assert.deepEqual(s.messages[1].error, { code: "model_error", message: "boom" });
@@ -99,14 +108,30 @@ test("diagnostics become notices placed after the messages so far", () => {
   const s = run(ready(), frames.user(1, "q"), frames.diagnostic(2, "warning", "store_error", "could not save"));
   assert.equal(s.notices.length, 1);
   assert.deepEqual(
-    { kind: s.notices[0].kind, level: s.notices[0].level, code: s.notices[0].code, message: s.notices[0].message, afterIndex: s.notices[0].afterIndex },
+    {
+      kind: s.notices[0].kind,
+      level: s.notices[0].level,
+      code: s.notices[0].code,
+      message: s.notices[0].message,
+      afterIndex: s.notices[0].afterIndex,
+    },
     { kind: "diagnostic", level: "warning", code: "store_error", message: "could not save", afterIndex: 1 },
   );
 });
 
 test("error replies become error notices (they have no sequence)", () => {
-  const s = run(ready(5), frames.errorReply("queue_full", "too many prompts"), frames.errorReply("invalid_message", "empty prompt"));
-  assert.deepEqual(s.notices.map((n) => [n.kind, n.level, n.code]), [["reply", "error", "queue_full"], ["reply", "error", "invalid_message"]]);
+  const s = run(
+    ready(5),
+    frames.errorReply("queue_full", "too many prompts"),
+    frames.errorReply("invalid_message", "empty prompt"),
+  );
+  assert.deepEqual(
+    s.notices.map((n) => [n.kind, n.level, n.code]),
+    [
+      ["reply", "error", "queue_full"],
+      ["reply", "error", "invalid_message"],
+    ],
+  );
   assert.notEqual(s.notices[0].id, s.notices[1].id);
   assert.equal(s.lastSeq, 5);
 });
@@ -119,7 +144,14 @@ test("notices are capped", () => {
 });
 
 test("cleared empties the transcript and its notices", () => {
-  const s = run(ready(), frames.user(1, "q"), frames.diagnostic(2), frames.start(3), frames.end(4, "stop", "a"), frames.cleared(5));
+  const s = run(
+    ready(),
+    frames.user(1, "q"),
+    frames.diagnostic(2),
+    frames.start(3),
+    frames.end(4, "stop", "a"),
+    frames.cleared(5),
+  );
   assert.deepEqual(s.messages, []);
   assert.deepEqual(s.notices, []);
   assert.equal(s.lastSeq, 5);
@@ -139,7 +171,10 @@ test("ready after a server restart lowers the baseline so new events are not dro
   assert.equal(s.lastSeq, 0);
   assert.equal(s.messages.length, 2, "the transcript stays until the history arrives");
   s = run(s, frames.history(0, []), frames.user(1, "again"));
-  assert.deepEqual(s.messages.map((m) => m.text), ["again"]);
+  assert.deepEqual(
+    s.messages.map((m) => m.text),
+    ["again"],
+  );
 });
 
 test("ready for another session id clears the transcript", () => {
@@ -173,12 +208,15 @@ test("history resets the transcript mid-turn, then only later events apply", () 
       "generating",
     ),
   );
-  assert.deepEqual(s.messages.map((m) => [m.role, m.text, m.status]), [
-    ["user", "first", "complete"],
-    ["assistant", "one", "complete"],
-    ["user", "second", "complete"],
-    ["assistant", "partial", "streaming"],
-  ]);
+  assert.deepEqual(
+    s.messages.map((m) => [m.role, m.text, m.status]),
+    [
+      ["user", "first", "complete"],
+      ["assistant", "one", "complete"],
+      ["user", "second", "complete"],
+      ["assistant", "partial", "streaming"],
+    ],
+  );
   assert.equal(s.lastSeq, 12);
   assert.equal(s.status, "generating");
   assert.equal(s.synced, true);
@@ -196,9 +234,23 @@ test("a history older than what is applied is ignored", () => {
 });
 
 test("history keeps notices whose place still exists", () => {
-  let s = run(ready(), frames.user(1, "a"), frames.diagnostic(2), frames.user(3, "b"), frames.user(4, "c"), frames.diagnostic(5));
-  s = run(s, frames.ready(5), frames.history(5, [{ id: "x", role: "user", text: "a", turnId: "t1", ts: 1, status: "complete" }]));
-  assert.deepEqual(s.notices.map((n) => n.afterIndex), [1]);
+  let s = run(
+    ready(),
+    frames.user(1, "a"),
+    frames.diagnostic(2),
+    frames.user(3, "b"),
+    frames.user(4, "c"),
+    frames.diagnostic(5),
+  );
+  s = run(
+    s,
+    frames.ready(5),
+    frames.history(5, [{ id: "x", role: "user", text: "a", turnId: "t1", ts: 1, status: "complete" }]),
+  );
+  assert.deepEqual(
+    s.notices.map((n) => n.afterIndex),
+    [1],
+  );
 });
 
 test("connection events set the connection and kernel errors show without breaking an open one", () => {
@@ -261,13 +313,24 @@ test("a delta with nothing in it changes no message", () => {
 });
 
 function envelopeDelta(seq, fields) {
-  return { name: "interaction.model", data: { kind: "model", event: { type: "delta", ...fields }, meta: { sequence: seq, turnId: "t1", timestamp: 1 } } };
+  return {
+    name: "interaction.model",
+    data: { kind: "model", event: { type: "delta", ...fields }, meta: { sequence: seq, turnId: "t1", timestamp: 1 } },
+  };
 }
 
 test("a tool call adds a running record with pretty JSON arguments", () => {
   const s = run(toolTurn(), frames.toolCall(3, "call_1", "calculate", { expression: "2+2" }));
   assert.deepEqual(s.messages[1].tools, [
-    { id: "call_1", name: "calculate", arguments: '{\n  "expression": "2+2"\n}', status: "running", result: null, error: null, durationMs: null },
+    {
+      id: "call_1",
+      name: "calculate",
+      arguments: '{\n  "expression": "2+2"\n}',
+      status: "running",
+      result: null,
+      error: null,
+      durationMs: null,
+    },
   ]);
   assert.equal(s.messages[1].text, "");
 });
@@ -280,7 +343,11 @@ test("a tool call with invalid JSON arguments keeps the raw string", () => {
 });
 
 test("an ok tool result completes its call with result and duration", () => {
-  const s = run(toolTurn(), frames.toolCall(3, "c1", "calculate", { expression: "2+2" }), frames.toolOk(4, "c1", "calculate", 4, 2));
+  const s = run(
+    toolTurn(),
+    frames.toolCall(3, "c1", "calculate", { expression: "2+2" }),
+    frames.toolOk(4, "c1", "calculate", 4, 2),
+  );
   const [tool] = s.messages[1].tools;
   assert.deepEqual(
     [tool.status, tool.result, tool.error, tool.durationMs, tool.arguments],
@@ -289,7 +356,11 @@ test("an ok tool result completes its call with result and duration", () => {
 });
 
 test("an error tool result marks its call as error with code and message", () => {
-  const s = run(toolTurn(), frames.toolCall(3, "c1", "calculate", { expression: "1/0" }), frames.toolError(4, "c1", "calculate", "tool_error", "ZeroDivisionError: division by zero"));
+  const s = run(
+    toolTurn(),
+    frames.toolCall(3, "c1", "calculate", { expression: "1/0" }),
+    frames.toolError(4, "c1", "calculate", "tool_error", "ZeroDivisionError: division by zero"),
+  );
   const [tool] = s.messages[1].tools;
   assert.equal(tool.status, "error");
   assert.deepEqual(tool.error, { code: "tool_error", message: "ZeroDivisionError: division by zero" });
@@ -300,7 +371,13 @@ test("tool results find their call by id and replace only that record", () => {
   const before = run(toolTurn(), frames.toolCall(3, "a", "one", {}), frames.toolCall(4, "b", "two", {}));
   const after = run(before, frames.toolOk(5, "b", "two", "ok"));
   assert.equal(after.messages[1].tools[0], before.messages[1].tools[0], "the other record is reused");
-  assert.deepEqual(after.messages[1].tools.map((t) => [t.id, t.status]), [["a", "running"], ["b", "complete"]]);
+  assert.deepEqual(
+    after.messages[1].tools.map((t) => [t.id, t.status]),
+    [
+      ["a", "running"],
+      ["b", "complete"],
+    ],
+  );
   assert.equal(before.messages[1].tools[1].status, "running", "the old state is not mutated");
   const orphan = run(after, frames.toolOk(6, "z", "late", 1));
   assert.deepEqual(orphan.messages[1].tools.map((t) => [t.id, t.name, t.status]).at(-1), ["z", "late", "complete"]);
@@ -310,14 +387,28 @@ test("the fixture tool events build one call with its result", () => {
   const byName = Object.fromEntries(loadServerEvents().map((c) => [c.name, c.envelope]));
   const s = run(toolTurn(), byName["model reasoning"], byName["tool call"], byName["tool result ok"]);
   assert.equal(s.messages[1].reasoning, "Think: 2+2");
-  assert.deepEqual(s.messages[1].tools.map((t) => [t.id, t.status, t.result]), [["call_1", "complete", 4]]);
+  assert.deepEqual(
+    s.messages[1].tools.map((t) => [t.id, t.status, t.result]),
+    [["call_1", "complete", 4]],
+  );
 });
 
 test("a turn that ends while a tool runs marks it error aborted", () => {
-  const base = run(toolTurn(), frames.toolCall(3, "done", "fast", {}), frames.toolOk(4, "done", "fast", 1), frames.toolCall(5, "slow", "sleep", {}));
+  const base = run(
+    toolTurn(),
+    frames.toolCall(3, "done", "fast", {}),
+    frames.toolOk(4, "done", "fast", 1),
+    frames.toolCall(5, "slow", "sleep", {}),
+  );
   for (const last of [frames.end(6, "aborted", ""), frames.modelError(6, "")]) {
     const tools = run(base, last).messages[1].tools;
-    assert.deepEqual(tools.map((t) => [t.id, t.status, t.error?.code ?? null]), [["done", "complete", null], ["slow", "error", "aborted"]]);
+    assert.deepEqual(
+      tools.map((t) => [t.id, t.status, t.error?.code ?? null]),
+      [
+        ["done", "complete", null],
+        ["slow", "error", "aborted"],
+      ],
+    );
     assert.equal(tools[1].error.message, "the turn ended before the tool finished");
     assert.equal(tools[0], base.messages[1].tools[0], "finished records are reused");
   }
@@ -336,7 +427,13 @@ test("history reset reads reasoning and tools from messages and current", () => 
       [
         { id: "m0", role: "user", text: "2+2?", turnId: "t0", ts: 1, status: "complete" },
         {
-          id: "t0:a", role: "assistant", text: "4", turnId: "t0", ts: 2, status: "complete", reasoning: "Think",
+          id: "t0:a",
+          role: "assistant",
+          text: "4",
+          turnId: "t0",
+          ts: 2,
+          status: "complete",
+          reasoning: "Think",
           tools: [
             { id: "c1", name: "calculate", arguments: '{"expression":"2+2"}', status: "complete", result: 4 },
             { id: "c9", name: "ghost", arguments: "{}", status: "running" },
@@ -345,7 +442,13 @@ test("history reset reads reasoning and tools from messages and current", () => 
         { id: "m1", role: "user", text: "time?", turnId: "t1", ts: 3, status: "complete" },
       ],
       {
-        id: "t1:a", role: "assistant", text: "", turnId: "t1", ts: 4, status: "streaming", reasoning: "Look at the clock",
+        id: "t1:a",
+        role: "assistant",
+        text: "",
+        turnId: "t1",
+        ts: 4,
+        status: "streaming",
+        reasoning: "Look at the clock",
         tools: [{ id: "c2", name: "get_current_time", arguments: "{}", status: "running" }],
       },
       "generating",
@@ -353,13 +456,25 @@ test("history reset reads reasoning and tools from messages and current", () => 
   );
   const [, done, , current] = s.messages;
   assert.equal(done.reasoning, "Think");
-  assert.deepEqual(done.tools.map((t) => [t.id, t.status, t.result]), [["c1", "complete", 4], ["c9", "error", null]]);
+  assert.deepEqual(
+    done.tools.map((t) => [t.id, t.status, t.result]),
+    [
+      ["c1", "complete", 4],
+      ["c9", "error", null],
+    ],
+  );
   assert.equal(done.tools[1].error.code, "aborted", "a finished message cannot have a running tool");
   assert.equal(current.reasoning, "Look at the clock");
-  assert.deepEqual(current.tools.map((t) => [t.id, t.status]), [["c2", "running"]]);
+  assert.deepEqual(
+    current.tools.map((t) => [t.id, t.status]),
+    [["c2", "running"]],
+  );
   s = run(s, frames.reasoning(12, "."), frames.toolOk(13, "c2", "get_current_time", "12:00", 5, "t1"));
   assert.equal(s.messages[3].reasoning, "Look at the clock.");
-  assert.deepEqual(s.messages[3].tools.map((t) => [t.id, t.status, t.result, t.durationMs]), [["c2", "complete", "12:00", 5]]);
+  assert.deepEqual(
+    s.messages[3].tools.map((t) => [t.id, t.status, t.result, t.durationMs]),
+    [["c2", "complete", "12:00", 5]],
+  );
   assert.equal(s.messages[3].tools[0].arguments, "{}");
 });
 
@@ -401,4 +516,13 @@ test("connection events carry the transport (websocket when unsaid)", () => {
   assert.equal(s.connection.transport, "proxy");
   s = reduce(s, { type: "connection", state: "connecting" });
   assert.equal(s.connection.transport, "websocket");
+});
+
+test("a prompt shown live is the same message as the one a transcript reload brings", () => {
+  const live = run(ready(), frames.user(1, "hi", "t1", "m1")).messages[0];
+  const reloaded = run(
+    ready(),
+    frames.history(1, [{ id: "m1", role: "user", text: "hi", turnId: "t1", ts: 1, status: "complete" }]),
+  ).messages[0];
+  assert.deepEqual(live, reloaded);
 });

@@ -39,7 +39,7 @@ function setup() {
   const frame = () => {
     const fns = queued;
     queued = [];
-    fns.forEach((fn) => fn());
+    for (const fn of fns) fn();
   };
   return { window, el, view, rendered, sent, frame, stops: () => stops, queuedCount: () => queued.length };
 }
@@ -66,7 +66,13 @@ test("the view builds the chat with accessible parts", () => {
 
 test("messages render with role and status; user text stays text", () => {
   const { el, view, frame } = setup();
-  const s = run(open(initialState()), frames.ready(0), frames.user(1, "<img src=x onerror=alert(1)> **not bold**"), frames.start(2), frames.delta(3, "**bold**"));
+  const s = run(
+    open(initialState()),
+    frames.ready(0),
+    frames.user(1, "<img src=x onerror=alert(1)> **not bold**"),
+    frames.start(2),
+    frames.delta(3, "**bold**"),
+  );
   view.update(s);
   frame();
   const msgs = el.querySelectorAll(".llmsock-msg");
@@ -119,7 +125,7 @@ test("a delta re-renders only the streaming message", () => {
   frame();
   const after = [...el.querySelectorAll(".llmsock-msg")];
   assert.deepEqual(rendered, ["partial"], "only the streaming message was rendered");
-  after.forEach((node, i) => assert.equal(node, before[i], "nodes are kept"));
+  for (const [i, node] of after.entries()) assert.equal(node, before[i], "nodes are kept");
   assert.equal(after[1].innerHTML, firstHtml, "the finished message is untouched, highlight kept");
   assert.equal(after[3].textContent.trim(), "partial");
 });
@@ -149,12 +155,20 @@ test("aborted, length and error messages show their marker in place", () => {
 
 test("notices render in place between messages", () => {
   const { el, view, frame } = setup();
-  let s = run(open(initialState()), frames.ready(0), frames.user(1, "a"), frames.diagnostic(2, "warning", "store_error", "could not save"));
+  let s = run(
+    open(initialState()),
+    frames.ready(0),
+    frames.user(1, "a"),
+    frames.diagnostic(2, "warning", "store_error", "could not save"),
+  );
   s = run(s, frames.errorReply("queue_full", "too many prompts"), frames.user(3, "b", "t2"));
   view.update(s);
   frame();
   const items = [...el.querySelector('[role="log"]').children];
-  assert.deepEqual(items.map((n) => n.className), ["llmsock-msg", "llmsock-notice", "llmsock-notice", "llmsock-msg"]);
+  assert.deepEqual(
+    items.map((n) => n.className),
+    ["llmsock-msg", "llmsock-notice", "llmsock-notice", "llmsock-msg"],
+  );
   assert.equal(items[1].textContent, "warning · store_error: could not save");
   assert.equal(items[1].getAttribute("data-level"), "warning");
   assert.equal(items[2].textContent, "Error queue_full: too many prompts");
@@ -183,7 +197,11 @@ test("Send needs text and a connection; Stop needs a running turn", () => {
   textarea.dispatchEvent(new window.Event("input"));
   assert.equal(send.disabled, true, "whitespace only");
   assert.equal(stop.disabled, true);
-  for (const [status, enabled] of [["generating", true], ["paused", true], ["idle", false]]) {
+  for (const [status, enabled] of [
+    ["generating", true],
+    ["paused", true],
+    ["idle", false],
+  ]) {
     s = run(s, frames.status(s.lastSeq === null ? 1 : s.lastSeq + 1, status));
     view.update(s);
     frame();
@@ -277,7 +295,8 @@ test("destroy removes the UI and its listeners", () => {
 
 // --- reasoning and tool calls ---
 
-const toolState = (...list) => run(open(initialState()), frames.ready(0), frames.user(1, "2+2?"), frames.start(2), ...list);
+const toolState = (...list) =>
+  run(open(initialState()), frames.ready(0), frames.user(1, "2+2?"), frames.start(2), ...list);
 const paint = (ctx, s) => {
   ctx.view.update(s);
   ctx.frame();
@@ -296,9 +315,19 @@ test("a tool call renders a collapsed details with name, arguments and result as
   assert.equal(q(summary, ".llmsock-tool-name").textContent, "calculate");
   assert.equal(q(details, "pre.llmsock-tool-args").textContent, '{\n  "expression": "2+2"\n}');
   assert.equal(q(details, ".llmsock-tool-result"), null, "no result while running");
-  assert.ok(msg.querySelector(".llmsock-steps").compareDocumentPosition(msg.querySelector(".llmsock-body")) & 4, "steps come before the text");
+  assert.ok(
+    msg.querySelector(".llmsock-steps").compareDocumentPosition(msg.querySelector(".llmsock-body")) & 4,
+    "steps come before the text",
+  );
 
-  msg = paint(ctx, run(toolState(frames.toolCall(3, "c1", "calculate", { expression: "2+2" })), frames.toolOk(4, "c1", "calculate", { value: 4 }, 2), frames.delta(5, "It is 4.")));
+  msg = paint(
+    ctx,
+    run(
+      toolState(frames.toolCall(3, "c1", "calculate", { expression: "2+2" })),
+      frames.toolOk(4, "c1", "calculate", { value: 4 }, 2),
+      frames.delta(5, "It is 4."),
+    ),
+  );
   assert.equal(msg.querySelector("details.llmsock-tool"), details, "the same element is updated in place");
   assert.equal(details.getAttribute("data-tool-status"), "complete");
   assert.equal(q(details, ".llmsock-tool-state").textContent, "done in 2 ms");
@@ -310,7 +339,13 @@ test("a tool call renders a collapsed details with name, arguments and result as
 
 test("a failed tool call shows its error code in the summary and the message in the body", () => {
   const ctx = setup();
-  const msg = paint(ctx, toolState(frames.toolCall(3, "c1", "calculate", "{\"expression\": "), frames.toolError(4, "c1", "calculate", "invalid_arguments", "not JSON")));
+  const msg = paint(
+    ctx,
+    toolState(
+      frames.toolCall(3, "c1", "calculate", '{"expression": '),
+      frames.toolError(4, "c1", "calculate", "invalid_arguments", "not JSON"),
+    ),
+  );
   const details = msg.querySelector("details.llmsock-tool");
   assert.equal(details.getAttribute("data-tool-status"), "error");
   assert.equal(q(details, ".llmsock-tool-state").textContent, "error invalid_arguments");
@@ -325,7 +360,10 @@ test("a tool aborted by the end of the turn shows error aborted", () => {
   const details = msg.querySelector("details.llmsock-tool");
   assert.equal(details.getAttribute("data-tool-status"), "error");
   assert.equal(q(details, ".llmsock-tool-state").textContent, "error aborted");
-  assert.equal(q(details, ".llmsock-tool-error").textContent, "Error: aborted: the turn ended before the tool finished");
+  assert.equal(
+    q(details, ".llmsock-tool-error").textContent,
+    "Error: aborted: the turn ended before the tool finished",
+  );
 });
 
 test("markup in a tool name, arguments, result or error stays text", () => {
@@ -360,20 +398,38 @@ test("an opened tool call and reasoning stay open while more deltas arrive", () 
   const reasoning = msg.querySelector("details.llmsock-reasoning");
   tool.open = true;
   reasoning.open = true;
-  s = run(s, frames.reasoning(5, "compute."), frames.toolOk(6, "c1", "calculate", 4), frames.toolCall(7, "c2", "clock", {}), frames.delta(8, "Four"));
+  s = run(
+    s,
+    frames.reasoning(5, "compute."),
+    frames.toolOk(6, "c1", "calculate", 4),
+    frames.toolCall(7, "c2", "clock", {}),
+    frames.delta(8, "Four"),
+  );
   msg = paint(ctx, s);
   assert.equal(msg.querySelector("details.llmsock-tool"), tool, "not recreated");
   assert.equal(tool.open, true);
   assert.equal(reasoning.open, true);
   assert.equal(q(reasoning, ".llmsock-reasoning-text").textContent, "Let me compute.");
   const tools = [...msg.querySelectorAll("details.llmsock-tool")];
-  assert.deepEqual(tools.map((d) => [d.getAttribute("data-tool-id"), d.open]), [["c1", true], ["c2", false]]);
+  assert.deepEqual(
+    tools.map((d) => [d.getAttribute("data-tool-id"), d.open]),
+    [
+      ["c1", true],
+      ["c2", false],
+    ],
+  );
   s = run(s, frames.delta(9, " it is"), frames.end(10, "stop", "Four it is"));
   msg = paint(ctx, s);
   assert.equal(tool.open, true);
   assert.equal(msg.querySelector("details.llmsock-tool"), tool);
   // A history reset (reconnect) with the same message keeps the elements too.
-  s = run(s, frames.history(10, s.messages.map((m) => ({ ...m, ts: 1, tools: m.tools?.map((t) => ({ ...t, arguments: "{}" })) }))));
+  s = run(
+    s,
+    frames.history(
+      10,
+      s.messages.map((m) => ({ ...m, ts: 1, tools: m.tools?.map((t) => ({ ...t, arguments: "{}" })) })),
+    ),
+  );
   msg = paint(ctx, s);
   assert.equal(msg.querySelector("details.llmsock-tool"), tool);
   assert.equal(tool.open, true);
@@ -384,7 +440,14 @@ test("the reasoning shows as a collapsed block of plain text before tools and te
   let msg = paint(ctx, toolState(frames.delta(3, "no reasoning")));
   assert.equal(msg.querySelector(".llmsock-reasoning"), null, "nothing without reasoning");
   const rendered = ctx.rendered.length;
-  msg = paint(ctx, run(toolState(frames.delta(3, "no reasoning")), frames.reasoning(4, "**not markdown**\nline two"), frames.toolCall(5, "c1", "t", {})));
+  msg = paint(
+    ctx,
+    run(
+      toolState(frames.delta(3, "no reasoning")),
+      frames.reasoning(4, "**not markdown**\nline two"),
+      frames.toolCall(5, "c1", "t", {}),
+    ),
+  );
   assert.equal(ctx.rendered.length, rendered, "reasoning deltas do not re-render the markdown text");
   const details = msg.querySelector("details.llmsock-reasoning");
   assert.equal(details.open, false);

@@ -3,8 +3,8 @@ import { test } from "node:test";
 
 import { JSDOM } from "jsdom";
 
-import { MAX_TOKENS, createMarkdownRenderer } from "../src/markdown.js";
-import { RUN, breakLongRuns } from "../src/wrap.js";
+import { createMarkdownRenderer, MAX_TOKENS } from "../src/markdown.js";
+import { breakLongRuns, RUN } from "../src/wrap.js";
 
 const { window } = new JSDOM("<!doctype html><html><body></body></html>");
 const md = createMarkdownRenderer(window);

@@ -6,8 +6,7 @@ import { createInterface } from "node:readline";
 import { JSDOM } from "jsdom";
 
 const TAGS = new Set(
-  ("div p br hr h1 h2 h3 h4 h5 h6 em strong s code pre blockquote ul ol li a " +
-    "table thead tbody tr th td").split(" "),
+  "div p br hr h1 h2 h3 h4 h5 h6 em strong s code pre blockquote ul ol li a table thead tbody tr th td".split(" "),
 );
 const ATTRIBUTES = new Set(["href", "title", "start", "style", "rel", "class"]);
 const SAFE_URL = /^(https?:|mailto:|#)/i;
@@ -33,5 +32,5 @@ function audit(html) {
 
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) {
-  process.stdout.write(JSON.stringify(audit(JSON.parse(line))) + "\n");
+  process.stdout.write(`${JSON.stringify(audit(JSON.parse(line)))}\n`);
 }
