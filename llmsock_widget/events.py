@@ -23,6 +23,17 @@ Level = Literal["info", "warning", "error"]
 FINISH_REASONS = ("stop", "length", "aborted")
 STATUSES = ("idle", "generating", "paused")
 LEVELS = ("info", "warning", "error")
+DIAGNOSTIC_CODES = (
+    "queued",  # hub: a prompt waits
+    "recovered",  # hub: a loaded snapshot showed an interrupted turn
+    "corrupt_snapshot",  # hub: a stored copy could not be read, or names another session
+    "store_error",  # hub: a save failed
+    "store_conflict",  # hub: the store held a newer revision (refused, or merged)
+    "pause_timeout",  # hub: a paused answer was not resumed in time
+    "tool_limit",  # turns: the model still called tools at the step limit
+    "unencodable_event",  # protocol: stands in for an event that JSON cannot hold
+)
+"""The codes a :class:`Diagnostic` carries (docs/protocol.md, "Error codes")."""
 
 
 def _check(ok: bool, message: str) -> None:

@@ -31,6 +31,7 @@ from .hub import Hub
 log = logging.getLogger("llmsock")
 
 # Close codes (docs/protocol.md, "Close codes").
+CLOSE_NORMAL = 1000  # an unanswered ping (sent by Tornado itself)
 CLOSE_GOING_AWAY = 1001  # the server is stopping
 CLOSE_UNSUPPORTED = 1003  # a binary frame
 CLOSE_TOO_BIG = 1009  # a frame over max_message_size (sent by Tornado itself)
@@ -41,6 +42,9 @@ CLOSE_UNAUTHORIZED = 4401  # the first frame was not an auth frame with the righ
 CLOSE_TOO_MANY_ATTEMPTS = 4429  # the server's budget of wrong tokens is spent; try again later
 
 SSE_MAX_QUEUED = 10_000  # events an SSE client may fall behind before its stream is ended
+
+ERROR_CODES = ("forbidden", "unauthorized", "too_many_attempts", "too_many_connections", "too_many_messages")
+"""The codes the edge sends on its own: HTTP refusals and the rate limit's error reply."""
 
 
 @dataclass

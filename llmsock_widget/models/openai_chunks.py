@@ -12,7 +12,19 @@ from typing import Any, TypeGuard
 from ..errors import ModelFailure
 from .base import FinishChunk, ModelChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
 
-__all__ = ["ChunkReader", "as_data"]
+__all__ = ["ERROR_CODES", "ChunkReader", "as_data"]
+
+ERROR_CODES = (
+    "auth_error",
+    "model_not_found",
+    "rate_limited",
+    "provider_error",
+    "timeout",
+    "connection_error",
+    "bad_response",
+    "stream_ended",
+)
+"""The codes of the OpenAI-compatible model's failures (``ModelFailure.code``)."""
 
 
 @dataclass(slots=True)
