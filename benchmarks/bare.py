@@ -27,6 +27,7 @@ from llmsock_widget import protocol
 from llmsock_widget.events import Event, ModelDelta, ModelEnd, SessionReady
 from llmsock_widget.handlers import text_frames
 from llmsock_widget.hub import new_id, now_ms
+from llmsock_widget.loopthread import LoopThread
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.models.base import ModelRequest, TextChunk
 
@@ -130,20 +131,18 @@ class _BareHandler(tornado.websocket.WebSocketHandler):
         self.server.connections.discard(self)
 
 
-class BareServer:
+class BareServer(LoopThread):
     """A bare Tornado WebSocket server on its own daemon thread and loop, on 127.0.0.1:0."""
 
     def __init__(self, frames: Frames, *, batched: bool = False, timeout: float = 10.0) -> None:
+        super().__init__()  # loop, _ready, _error
         self.frames = frames
         self.batched = batched
         self.timeout = timeout
         self.port = 0
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[_BareHandler] = set()
         self._http: tornado.httpserver.HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     @property
     def url(self) -> str:
@@ -176,25 +175,6 @@ class BareServer:
         if self.loop is None:
             raise RuntimeError("the bare server is not running")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-            self.loop = loop
-        except BaseException as exc:  # start() re-raises it in the caller's thread
-            self._error = exc
-            loop.close()
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-        finally:
-            self.loop = None
-            loop.close()
 
     async def _startup(self) -> None:
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")

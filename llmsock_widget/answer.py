@@ -12,9 +12,10 @@ import queue
 import secrets
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
+# One Answer for both ways of asking (here and the Python client); re-exported under its old path.
+from .client.answers import Answer as Answer
 from .events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
 from .protocol import Control, SendPrompt
 from .safehtml import neutralize, render_answer
@@ -22,19 +23,6 @@ from .server import ServerThread
 
 _RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer, at least
 _RENDER_SHARE = 0.2  # and re-rendering takes at most this share of the time (long answers)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Answer:
-    """What a turn produced: its text, how it ended, and its error if it failed."""
-
-    text: str
-    finish_reason: str  # "stop", "length", "aborted" or "error"
-    error: str | None = None
-    session: str = ""
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def ask(
@@ -71,20 +59,26 @@ def ask(
                 out.update(text)
             elif isinstance(event, ModelEnd) and event.message_id == message_id:
                 out.finish(event.text, event.finish_reason)
-                return Answer(text=event.text, finish_reason=event.finish_reason, session=key)
+                return Answer(
+                    text=event.text, finish_reason=event.finish_reason, session=key, message_id=message_id
+                )
             elif isinstance(event, ModelError) and event.message_id == message_id:
                 error = f"{event.code}: {event.message}"
                 out.finish(event.text, "error", error)
-                return Answer(text=event.text, finish_reason="error", error=error, session=key)
+                return Answer(
+                    text=event.text, finish_reason="error", error=error, session=key, message_id=message_id
+                )
             elif isinstance(event, ErrorReply):
                 out.finish("", "error", f"{event.code}: {event.message}")
-                return Answer(text="", finish_reason="error", error=event.message, session=key)
+                return Answer(
+                    text="", finish_reason="error", error=event.message, session=key, message_id=message_id
+                )
             elif isinstance(event, Diagnostic) and event.level != "info":
                 out.note(f"{event.code}: {event.message}")
     except KeyboardInterrupt:
         _abort(server, key)
         out.finish(text, "aborted")
-        return Answer(text=text, finish_reason="aborted", session=key)
+        return Answer(text=text, finish_reason="aborted", session=key, message_id=message_id)
     finally:
         server.submit(detach()).result(30)
 

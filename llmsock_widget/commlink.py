@@ -32,12 +32,10 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from . import protocol
+from .codes import CLOSE_GOING_AWAY, CLOSE_SESSION_REFUSED, CLOSE_TRY_LATER, CLOSE_UNAVAILABLE
 from .errors import ClientError, LlmsockError
 from .events import Event, ModelDelta
 from .handlers import (
-    CLOSE_GOING_AWAY,
-    CLOSE_SESSION_REFUSED,
-    CLOSE_UNAVAILABLE,
     ConnectionStats,
     RateLimiter,
     ServerContext,
@@ -47,7 +45,6 @@ from .handlers import (
 
 log = logging.getLogger("llmsock")
 
-CLOSE_TRY_LATER = 1013  # the server is full (WebSockets are refused with HTTP 503 instead)
 INTERVAL = 0.04  # seconds between two batches: 25 comm messages a second at most, per link
 
 

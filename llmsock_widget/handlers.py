@@ -23,23 +23,26 @@ import tornado.web
 import tornado.websocket
 
 from . import protocol
+
+# The close codes of this edge (docs/protocol.md, section 12); the three ``as`` ones are re-exported:
+# the server sends 1001 on stopping, Tornado itself sends 1000 and 1009.
+from .codes import CLOSE_GOING_AWAY as CLOSE_GOING_AWAY
+from .codes import CLOSE_NORMAL as CLOSE_NORMAL
+from .codes import (
+    CLOSE_SESSION_REFUSED,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_MANY_ATTEMPTS,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_UNAVAILABLE,
+    CLOSE_UNSUPPORTED,
+)
+from .codes import CLOSE_TOO_BIG as CLOSE_TOO_BIG
 from .errors import ClientError, LlmsockError, wire_error
 from .events import ControlResult, ErrorReply, Event, ModelEnd, ModelError, Pong
 from .guard import FailureBudget, PendingConnections
 from .hub import Hub
 
 log = logging.getLogger("llmsock")
-
-# Close codes (docs/protocol.md, "Close codes").
-CLOSE_NORMAL = 1000  # an unanswered ping (sent by Tornado itself)
-CLOSE_GOING_AWAY = 1001  # the server is stopping
-CLOSE_UNSUPPORTED = 1003  # a binary frame
-CLOSE_TOO_BIG = 1009  # a frame over max_message_size (sent by Tornado itself)
-CLOSE_UNAVAILABLE = 1011  # the session could not be loaded (store failure, newer snapshot)
-CLOSE_SLOW_CONSUMER = 4008  # the client did not read and its outbound queue overflowed
-CLOSE_SESSION_REFUSED = 4400  # the session named in the URL is not a valid id
-CLOSE_UNAUTHORIZED = 4401  # the first frame was not an auth frame with the right token, or came too late
-CLOSE_TOO_MANY_ATTEMPTS = 4429  # the server's budget of wrong tokens is spent; try again later
 
 SSE_MAX_QUEUED = 10_000  # events an SSE client may fall behind before its stream is ended
 

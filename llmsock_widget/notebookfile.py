@@ -24,14 +24,12 @@ written the way Jupyter writes notebooks (indent 1, sorted keys).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
 import re
 import reprlib
 import stat
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,7 +38,7 @@ from typing import Any, Callable, Literal
 import nbformat
 
 from . import snapshot
-from .durable import fsync_directory
+from .durable import write_atomically
 from .errors import ClientError, CorruptSnapshot, InvalidSessionId, SnapshotVersionError
 from .session import InteractionState, Message, ToolRecord
 
@@ -418,23 +416,13 @@ def _rewrite(path: str | os.PathLike[str], edit: Callable[[dict[str, Any]], bool
 
 
 def _replace(shown: str | os.PathLike[str], target: str, data: bytes, before: os.stat_result) -> None:
-    directory = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, stat.S_IMODE(before.st_mode))  # mkstemp makes it 0600
+    def unchanged() -> None:
         now = os.stat(target)
         if (now.st_ino, now.st_size, now.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns):
             raise NotebookError(shown, "the notebook changed while it was being edited; nothing written")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_directory(directory)
+
+    directory, name = os.path.split(target)
+    write_atomically(directory, name, data, mode=stat.S_IMODE(before.st_mode), check=unchanged)
 
 
 __all__ = [

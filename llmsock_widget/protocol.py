@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str
-from typing import Any, Literal, Union
+from typing import Any, Callable, Literal, Union
 
 from .errors import InvalidFrame, UnknownType
 from .events import (
@@ -42,7 +42,8 @@ PROTOCOL_VERSION = "llmsock/1"
 Dialect = Literal["envelope", "seed004"]
 DIALECTS: tuple[Dialect, ...] = ("envelope", "seed004")
 
-# WebSocket subprotocol names: a client may name its dialect, and browsers send the token as one.
+# WebSocket subprotocol names: a client may name its dialect.  A token offered as a subprotocol
+# (the prefix below) is refused: proxies log subprotocols; browsers send an auth frame instead.
 SUBPROTOCOL_ENVELOPE = "llmsock.envelope.v1"
 SUBPROTOCOL_SEED004 = "llmsock.seed004.v1"
 SUBPROTOCOL_AUTO = "llmsock.v1"
@@ -426,18 +427,6 @@ def _arguments(text: str) -> Any:
         return text  # shown as the model wrote it; the call itself fails with invalid_arguments
 
 
-def _seed004_tool_result(event: ToolResult) -> dict[str, Any]:
-    data = {
-        "toolCallId": event.call_id,
-        "toolName": event.name,
-        "success": event.ok,
-        "result": event.result,
-        "error": event.error,
-        "durationMs": event.duration_ms,
-    }
-    return _msg("tool_result", event.message_id, data, _meta(event))
-
-
 def _resume_fields(event: SessionReady) -> dict[str, Any]:
     out: dict[str, Any] = {"epoch": event.epoch}
     if event.resumed is not None:
@@ -473,182 +462,229 @@ def _meta(event: Any) -> dict[str, Any]:
     return meta
 
 
-def _envelope(name: str, kind: str, body: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "data": {"kind": kind, "event": body, "meta": meta}}
-
-
-def to_envelope(event: Event) -> dict[str, Any] | None:
-    """Return the llm-core envelope for ``event``."""
-    body: dict[str, Any]
-    if isinstance(event, ModelDelta):
-        return _envelope("interaction.model", "model", {"type": "delta", "text": event.text}, _meta(event))
-    if isinstance(event, UserMessage):
-        body = {"type": "message", "text": event.text, "messageId": event.message_id}
-        if event.options:
-            body["options"] = event.options
-        return _envelope("interaction.user", "user", body, _meta(event))
-    if isinstance(event, ModelStart):
-        body = {"type": "start", "model": event.model, "messageId": event.message_id}
-        return _envelope("interaction.model", "model", body, _meta(event))
-    if isinstance(event, ModelUsage):
-        body = {"type": "usage", "inputTokens": event.input_tokens, "outputTokens": event.output_tokens}
-        return _envelope("interaction.model", "model", body, _meta(event))
-    if isinstance(event, ModelReasoning):
-        return _envelope(
-            "interaction.model", "model", {"type": "delta", "reasoning": event.text}, _meta(event)
-        )
-    if isinstance(event, ToolCall):
-        call = {"id": event.call_id, "name": event.name, "arguments": _arguments(event.arguments)}
-        return _envelope("interaction.model", "model", {"type": "delta", "toolCall": call}, _meta(event))
-    if isinstance(event, ToolResult):
-        result = {
-            "id": event.call_id,
-            "name": event.name,
-            "ok": event.ok,
-            "result": event.result,
-            "error": event.error,
-            "durationMs": event.duration_ms,
-        }
-        return _envelope("interaction.model", "model", {"type": "delta", "toolResult": result}, _meta(event))
-    if isinstance(event, ModelEnd):
-        body = {"type": "end", "finishReason": event.finish_reason, "text": event.text}
-        if event.usage is not None:
-            body["usage"] = event.usage
-        return _envelope("interaction.model", "model", body, _meta(event))
-    if isinstance(event, ModelError):
-        body = {
-            "type": "error",
-            "code": event.code,
-            "message": event.message,
-            "recoverable": event.recoverable,
-            "text": event.text,
-        }
-        return _envelope("interaction.model", "model", body, _meta(event))
-    if isinstance(event, Diagnostic):
-        body = {"type": "diagnostic", "level": event.level, "code": event.code, "message": event.message}
-        return _envelope("interaction.diagnostic", "diagnostic", body, _meta(event))
-    if isinstance(event, StatusChanged):
-        return _envelope(
-            "interaction.status", "status", {"type": "status", "status": event.status}, _meta(event)
-        )
-    if isinstance(event, HistoryCleared):
-        return _envelope("interaction.session", "session", {"type": "cleared"}, _meta(event))
-    if isinstance(event, SessionReady):
-        body = {
-            "type": "ready",
-            "sessionId": event.session_id,
-            "sequence": event.seq,
-            "status": event.status,
-            "created": event.created,
-            "protocol": event.protocol,
-            **_resume_fields(event),
-        }
-        return _envelope("interaction.session", "session", body, _meta(event))
-    return _reply_envelope(event)
-
-
-def _reply_envelope(event: Event) -> dict[str, Any] | None:
-    if not isinstance(event, (ControlResult, ErrorReply, Pong)):
-        raise TypeError(f"cannot encode {type(event).__name__}")
-    body: dict[str, Any]
-    meta: dict[str, Any] = {"timestamp": event.ts}
-    if isinstance(event, ControlResult):
-        body = {
-            "type": "result",
-            "action": event.action,
-            "ok": event.ok,
-            "message": event.message,
-            "data": event.data,
-            "requestId": event.request_id,
-        }
-        return _envelope("interaction.control", "control", body, meta)
-    if isinstance(event, ErrorReply):
-        body = {
-            "type": "error",
-            "code": event.code,
-            "message": event.message,
-            "recoverable": event.recoverable,
-            "requestId": event.request_id,
-        }
-        return _envelope("interaction.error", "error", body, meta)
-    return _envelope("interaction.control", "control", {"type": "pong", "requestId": event.request_id}, meta)
+def _reply_meta(event: Any) -> dict[str, Any]:
+    return {"timestamp": event.ts}
 
 
 def _msg(kind: str, msg_id: str, data: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
     return {"type": kind, "id": msg_id, "data": data, "metadata": metadata}
 
 
+_Part = Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one event class reads in each dialect: the table below is the whole encoder."""
+
+    name: str  # the envelope's name; its kind is the last part ("interaction.model" -> "model")
+    body: _Part  # the envelope's event body
+    seed_type: str | None  # the seed-004 message type; None: seed 004 has no such message
+    seed_data: _Part
+    seed_id: Callable[[Any], str] = lambda event: event.message_id
+    meta: _Part = _meta
+
+
+def to_envelope(event: Event) -> dict[str, Any] | None:
+    """Return the llm-core envelope for ``event``."""
+    rule = _rule(event)
+    body = {"kind": rule.name.rpartition(".")[2], "event": rule.body(event), "meta": rule.meta(event)}
+    return {"name": rule.name, "data": body}
+
+
 def to_seed004(event: Event) -> dict[str, Any] | None:
     """Return the seed-004 message for ``event``, or None if that dialect has none."""
-    data: dict[str, Any]
-    if isinstance(event, ModelDelta):
-        return _msg("llm_chunk", event.message_id, {"chunk": event.text, "isComplete": False}, _meta(event))
-    if isinstance(event, UserMessage):
-        data = {"text": event.text}
-        if event.options:
-            data["options"] = event.options
-        return _msg("user_message", event.message_id, data, _meta(event))
-    if isinstance(event, (ModelStart, ModelUsage)):
-        return None  # seed 004 has no such message: start shows as status, usage rides on llm_complete
-    if isinstance(event, ModelReasoning):
-        data = {
-            "chunk": "",
-            "reasoning": event.text,
-            "isComplete": False,
-        }  # "" keeps fullText = joined chunks
-        return _msg("llm_chunk", event.message_id, data, _meta(event))
-    if isinstance(event, ToolCall):
-        data = {
-            "toolCallId": event.call_id,
-            "toolName": event.name,
-            "args": _arguments(event.arguments),
-            "status": "start",
-        }
-        return _msg("tool_call", event.message_id, data, _meta(event))
-    if isinstance(event, ToolResult):
-        return _seed004_tool_result(event)
-    if isinstance(event, ModelEnd):
-        data = {
-            "fullText": event.text,
-            "finishReason": event.finish_reason,
-            "aborted": event.finish_reason == "aborted",
-        }
-        if event.usage is not None:
-            data["usage"] = event.usage
-        return _msg("llm_complete", event.message_id, data, _meta(event))
-    if isinstance(event, ModelError):
-        data = {
-            "code": event.code,
-            "message": event.message,
-            "recoverable": event.recoverable,
-            "fullText": event.text,
-        }
-        return _msg("error", event.message_id, data, _meta(event))
-    if isinstance(event, Diagnostic):
-        data = {"level": event.level, "code": event.code, "message": event.message}
-        return _msg("diagnostic", f"s{event.seq}", data, _meta(event))
-    if isinstance(event, StatusChanged):
-        return _msg("status", f"s{event.seq}", {"status": event.status}, _meta(event))
-    if isinstance(event, HistoryCleared):
-        return _msg("status", f"s{event.seq}", {"status": "idle", "historyCleared": True}, _meta(event))
-    if isinstance(event, SessionReady):
-        data = {
-            "status": "connected",
-            "sessionId": event.session_id,
-            "sequence": event.seq,
-            "sessionStatus": event.status,
-            "created": event.created,
-            "protocol": event.protocol,
-            **_resume_fields(event),
-        }
-        return _msg("status", "ready", data, _meta(event))
-    if not isinstance(event, (ControlResult, ErrorReply, Pong)):
+    rule = _rule(event)
+    if rule.seed_type is None:
+        return None
+    return _msg(rule.seed_type, rule.seed_id(event), rule.seed_data(event), rule.meta(event))
+
+
+def _rule(event: Event) -> _Rule:
+    rule = _RULES.get(type(event))
+    if rule is None:
         raise TypeError(f"cannot encode {type(event).__name__}")
-    meta = {"timestamp": event.ts}
-    if isinstance(event, ControlResult):
-        data = {**event.data, "type": event.action, "success": event.ok, "message": event.message}
-        return _msg("control_response", event.request_id or event.action, data, meta)
-    if isinstance(event, ErrorReply):
-        data = {"code": event.code, "message": event.message, "recoverable": event.recoverable}
-        return _msg("error", event.request_id or "error", data, meta)
-    return _msg("pong", event.request_id or "pong", {**event.data, "timestamp": event.ts}, meta)
+    return rule
+
+
+def _with_options(data: dict[str, Any], event: UserMessage) -> dict[str, Any]:
+    if event.options:
+        data["options"] = event.options
+    return data
+
+
+def _with_usage(data: dict[str, Any], event: ModelEnd) -> dict[str, Any]:
+    if event.usage is not None:
+        data["usage"] = event.usage
+    return data
+
+
+def _tool_call(event: ToolCall) -> dict[str, Any]:
+    return {"id": event.call_id, "name": event.name, "arguments": _arguments(event.arguments)}
+
+
+def _pick(event: Any, fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Return ``{wire key: event attribute}`` for the ``(key, attribute)`` pairs, in their order."""
+    return {key: getattr(event, attribute) for key, attribute in fields}
+
+
+# The fields both dialects carry, under each dialect's own key (the order is the frame's).
+_RESULT = (("result", "result"), ("error", "error"), ("durationMs", "duration_ms"))
+_TOOL_RESULT_ENVELOPE = (("id", "call_id"), ("name", "name"), ("ok", "ok"), *_RESULT)
+_TOOL_RESULT_SEED004 = (("toolCallId", "call_id"), ("toolName", "name"), ("success", "ok"), *_RESULT)
+_READY_ENVELOPE = (("sessionId", "session_id"), ("sequence", "seq"), ("status", "status"))
+_READY_SEED004 = (("sessionId", "session_id"), ("sequence", "seq"), ("sessionStatus", "status"))
+_READY_BOTH = (("created", "created"), ("protocol", "protocol"))
+
+
+def _seed004_tool_result(event: ToolResult) -> dict[str, Any]:
+    return _msg("tool_result", event.message_id, _pick(event, _TOOL_RESULT_SEED004), _meta(event))
+
+
+def _ready(event: SessionReady, first: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {**first, **_pick(event, fields + _READY_BOTH), **_resume_fields(event)}
+
+
+def _by_seq(event: Any) -> str:
+    return f"s{event.seq}"
+
+
+def _no_data(event: Any) -> dict[str, Any]:
+    return {}
+
+
+_MODEL = "interaction.model"
+
+_RULES: dict[type, _Rule] = {
+    ModelDelta: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "text": e.text},
+        "llm_chunk",
+        lambda e: {"chunk": e.text, "isComplete": False},
+    ),
+    UserMessage: _Rule(
+        "interaction.user",
+        lambda e: _with_options({"type": "message", "text": e.text, "messageId": e.message_id}, e),
+        "user_message",
+        lambda e: _with_options({"text": e.text}, e),
+    ),
+    # Seed 004 has no start or usage message: start shows as status, usage rides on llm_complete.
+    ModelStart: _Rule(
+        _MODEL, lambda e: {"type": "start", "model": e.model, "messageId": e.message_id}, None, _no_data
+    ),
+    ModelUsage: _Rule(
+        _MODEL,
+        lambda e: {"type": "usage", "inputTokens": e.input_tokens, "outputTokens": e.output_tokens},
+        None,
+        _no_data,
+    ),
+    ModelReasoning: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "reasoning": e.text},
+        "llm_chunk",
+        # "" keeps fullText = joined chunks
+        lambda e: {"chunk": "", "reasoning": e.text, "isComplete": False},
+    ),
+    ToolCall: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "toolCall": _tool_call(e)},
+        "tool_call",
+        lambda e: {
+            "toolCallId": e.call_id,
+            "toolName": e.name,
+            "args": _arguments(e.arguments),
+            "status": "start",
+        },
+    ),
+    ToolResult: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "toolResult": _pick(e, _TOOL_RESULT_ENVELOPE)},
+        "tool_result",
+        lambda e: _pick(e, _TOOL_RESULT_SEED004),
+    ),
+    ModelEnd: _Rule(
+        _MODEL,
+        lambda e: _with_usage({"type": "end", "finishReason": e.finish_reason, "text": e.text}, e),
+        "llm_complete",
+        lambda e: _with_usage(
+            {"fullText": e.text, "finishReason": e.finish_reason, "aborted": e.finish_reason == "aborted"}, e
+        ),
+    ),
+    ModelError: _Rule(
+        _MODEL,
+        lambda e: {
+            "type": "error",
+            "code": e.code,
+            "message": e.message,
+            "recoverable": e.recoverable,
+            "text": e.text,
+        },
+        "error",
+        lambda e: {"code": e.code, "message": e.message, "recoverable": e.recoverable, "fullText": e.text},
+    ),
+    Diagnostic: _Rule(
+        "interaction.diagnostic",
+        lambda e: {"type": "diagnostic", "level": e.level, "code": e.code, "message": e.message},
+        "diagnostic",
+        lambda e: {"level": e.level, "code": e.code, "message": e.message},
+        seed_id=_by_seq,
+    ),
+    StatusChanged: _Rule(
+        "interaction.status",
+        lambda e: {"type": "status", "status": e.status},
+        "status",
+        lambda e: {"status": e.status},
+        seed_id=_by_seq,
+    ),
+    HistoryCleared: _Rule(
+        "interaction.session",
+        lambda e: {"type": "cleared"},
+        "status",
+        lambda e: {"status": "idle", "historyCleared": True},
+        seed_id=_by_seq,
+    ),
+    SessionReady: _Rule(
+        "interaction.session",
+        lambda e: _ready(e, {"type": "ready"}, _READY_ENVELOPE),
+        "status",
+        lambda e: _ready(e, {"status": "connected"}, _READY_SEED004),
+        seed_id=lambda e: "ready",
+    ),
+    ControlResult: _Rule(
+        "interaction.control",
+        lambda e: {
+            "type": "result",
+            "action": e.action,
+            "ok": e.ok,
+            "message": e.message,
+            "data": e.data,
+            "requestId": e.request_id,
+        },
+        "control_response",
+        lambda e: {**e.data, "type": e.action, "success": e.ok, "message": e.message},
+        seed_id=lambda e: e.request_id or e.action,
+        meta=_reply_meta,
+    ),
+    ErrorReply: _Rule(
+        "interaction.error",
+        lambda e: {
+            "type": "error",
+            "code": e.code,
+            "message": e.message,
+            "recoverable": e.recoverable,
+            "requestId": e.request_id,
+        },
+        "error",
+        lambda e: {"code": e.code, "message": e.message, "recoverable": e.recoverable},
+        seed_id=lambda e: e.request_id or "error",
+        meta=_reply_meta,
+    ),
+    Pong: _Rule(
+        "interaction.control",
+        lambda e: {"type": "pong", "requestId": e.request_id},
+        "pong",
+        lambda e: {**e.data, "timestamp": e.ts},
+        seed_id=lambda e: e.request_id or "pong",
+        meta=_reply_meta,
+    ),
+}

@@ -20,10 +20,7 @@ import tornado.netutil
 import tornado.web
 
 from . import protocol
-from .errors import ServerStartError
-from .events import Event
-from .guard import FailureBudget, PendingConnections, check_token
-from .handlers import (
+from .codes import (
     CLOSE_GOING_AWAY,
     CLOSE_SESSION_REFUSED,
     CLOSE_SLOW_CONSUMER,
@@ -32,6 +29,11 @@ from .handlers import (
     CLOSE_UNAUTHORIZED,
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
+)
+from .errors import ServerStartError
+from .events import Event
+from .guard import FailureBudget, PendingConnections, check_token
+from .handlers import (
     Connection,
     Guard,
     Limits,
@@ -42,6 +44,7 @@ from .handlers import (
 )
 from .historyframes import HistoryFrames, is_history
 from .hub import Hub
+from .loopthread import LoopThread
 from .models import ChatModel, resolve_model
 from .stores.base import SessionStore, resolve
 from .stores.memory import MemoryStore
@@ -68,7 +71,7 @@ __all__ = [
 ]
 
 
-class ServerThread:
+class ServerThread(LoopThread):
     """The llmsock server on a background daemon thread with its own event loop."""
 
     def __init__(
@@ -142,10 +145,8 @@ class ServerThread:
         )
         self.stats = Stats()
         self.connections: set[Connection] = set()
-        self.loop: asyncio.AbstractEventLoop | None = None
+        super().__init__()  # loop, _ready, _error
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._http: tornado.httpserver.HTTPServer | None = None
         self._listening: list[socket.socket] = []
@@ -361,26 +362,6 @@ class ServerThread:
             websocket_ping_interval=self.ping_interval or None,
             log_function=_log_request,
         )
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self.loop = loop
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # report to start(), which re-raises it in the caller's thread
-            self._error = exc
-            self.loop = None
-            loop.close()
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-        finally:
-            self.loop = None
-            loop.close()
 
     async def _startup(self) -> None:
         sockets = tornado.netutil.bind_sockets(self.requested_port, self.host)

@@ -17,6 +17,7 @@ import anywidget
 import traitlets
 
 from . import kernel, protocol
+from .codes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNAVAILABLE
 from .commlink import CommLink
 from .errors import ClientError
 from .stores.notebook import NotebookStore
@@ -89,7 +90,7 @@ class ChatWidget(anywidget.AnyWidget):
                 {
                     "kind": "unlinked",
                     "link": content["link"],
-                    "code": 1011,
+                    "code": CLOSE_UNAVAILABLE,
                     "reason": "no server in this kernel",
                 }
             )
@@ -141,14 +142,14 @@ class ChatWidget(anywidget.AnyWidget):
         self._forget_links_of_other_servers(server)
         old = self._links.pop(link_id, None)
         if old is not None:
-            old.close(1000, "replaced")
+            old.close(CLOSE_NORMAL, "replaced")
         link = CommLink(server, link_id, self.send)
         self._links[link_id] = link
         while len(self._links) > MAX_LINKS:
             # A view closed with its page never says goodbye: its link would stay forever.
             # The oldest link goes; a view still using it reconnects (and resumes) by itself.
             oldest = self._links.pop(next(iter(self._links)))
-            oldest.close(1001, "too many links on this widget; the oldest went")
+            oldest.close(CLOSE_GOING_AWAY, "too many links on this widget; the oldest went")
         server.submit(link.open(session if isinstance(session, str) and session else None, resume))
 
     def _send_frame(self, server: Any, content: dict[str, Any]) -> None:
@@ -162,7 +163,7 @@ class ChatWidget(anywidget.AnyWidget):
         """End a view's link at its request (on the server's loop)."""
         link = self._links.pop(str(content.get("link")), None)
         if link is not None:
-            link.close(1000, "")
+            link.close(CLOSE_NORMAL, "")
 
     def _forget_links_of_other_servers(self, server: Any) -> None:
         # A stopped server closed its links itself; only the current server's stay listed.
@@ -189,7 +190,7 @@ class ChatWidget(anywidget.AnyWidget):
         kernel.remove_front_end(self)
         server = kernel.current_server()
         if server is not None:  # a stopped server closed its links already
-            _soon(server, self._close_links, 1001, "the widget was closed")
+            _soon(server, self._close_links, CLOSE_GOING_AWAY, "the widget was closed")
         super().close()
 
     def _send_connect(self, server: Any, restored: dict[str, str] | None = None) -> None:

@@ -24,7 +24,8 @@ _FINISH = {"complete": "stop", "aborted": "aborted", "length": "length", "error"
 class Answer:
     """What a turn produced: its text, how it ended, and its error if it failed.
 
-    The same fields as :class:`llmsock_widget.answer.Answer`, plus the message id.
+    The one Answer: the Python client's ``ask`` and the kernel's ``llmsock_widget.ask``
+    (``%%llmsock``) both return it.  ``message_id`` is the prompt's id.
     """
 
     text: str

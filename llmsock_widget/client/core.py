@@ -14,15 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..codes import CLOSE_POLICY, CLOSE_SLOW_CONSUMER
 from ..errors import LlmsockError
 from ..protocol import CONTROL_ACTIONS, SUBPROTOCOL_ENVELOPE, SUBPROTOCOL_SEED004, Dialect
 
 Message = dict[str, Any]
-
-# Close codes (docs/protocol.md, section 12), repeated here so the client needs nothing of the server.
-CLOSE_POLICY = 1008
-CLOSE_SLOW_CONSUMER = 4008  # the server dropped us for not reading: reconnect and resume
-CLOSE_SESSION_REFUSED = 4400  # the session id is invalid: retrying cannot help
 
 SUBPROTOCOLS: dict[Dialect, str] = {"envelope": SUBPROTOCOL_ENVELOPE, "seed004": SUBPROTOCOL_SEED004}
 

@@ -3,7 +3,8 @@
 :func:`open_folder` opens the trusted root as it is named, then each folder below it
 with ``O_NOFOLLOW | O_DIRECTORY`` relative to the one before, so a symlink planted
 anywhere on the way is refused, race-free; a :class:`Folder` then opens, makes,
-renames and removes files relative to that descriptor, never by path again.
+renames and removes files relative to that descriptor, never by path again
+(``durable.write_atomically`` writes in it through ``Folder.fd`` the same way).
 
 Where ``dir_fd`` is not available (Windows), the same calls act on paths and each
 folder is checked with ``lstat`` first: the same refusals, without the race-freedom,
@@ -67,13 +68,6 @@ class Folder:
             return False
         return True
 
-    def replace(self, source: str, target: str) -> None:
-        """Rename ``source`` over ``target``; the entry is swapped, a symlink there is never followed."""
-        if self.fd is None:
-            os.replace(self._at(source), self._at(target))
-        else:
-            os.replace(source, target, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-
     def rename(self, source: str, target: str) -> None:
         if self.fd is None:
             os.rename(self._at(source), self._at(target))
@@ -85,12 +79,6 @@ class Folder:
             os.unlink(self._at(name))
         else:
             os.unlink(name, dir_fd=self.fd)
-
-    def fsync(self) -> None:
-        """Flush the folder's entries, making a rename in it durable (best effort)."""
-        with contextlib.suppress(OSError):
-            if self.fd is not None:
-                os.fsync(self.fd)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

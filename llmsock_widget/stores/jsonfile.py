@@ -40,7 +40,6 @@ import hashlib
 import logging
 import os
 import re
-import secrets
 import stat
 import threading
 import weakref
@@ -48,6 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import snapshot
+from ..durable import write_atomically
 from ..errors import CorruptSnapshot, StoreConflict, StoreError
 from ..session import InteractionState
 from .base import Merged, SessionId, session_key
@@ -65,7 +65,6 @@ _BINARY = getattr(os, "O_BINARY", 0)
 # O_NOFOLLOW makes the symlink refusal race-free; O_NONBLOCK keeps a FIFO
 # planted at the path from blocking the open (it is then refused by fstat).
 _READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC | _BINARY
-_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | _BINARY
 
 # How every snapshot.dumps text begins: a file that does not is not ours to move.
 _OURS = re.compile(rb'\s*\{\s*"schema"\s*:')
@@ -246,22 +245,10 @@ class JsonFileStore:
         )
 
     def _write(self, folder: Folder, key: str, data: bytes) -> None:
-        tmp = f".{_stem(key)}.{secrets.token_hex(6)}.tmp"
-        fd = folder.open(tmp, _NEW_FLAGS, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                if self._fsync:
-                    os.fsync(file.fileno())
-            # os.replace swaps the directory entry and never follows a symlink there.
-            folder.replace(tmp, _name(key))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                folder.unlink(tmp)
-            raise
-        if self._fsync:
-            folder.fsync()
+        # The rename swaps the directory entry and never follows a symlink there.
+        write_atomically(
+            folder.path, _name(key), data, dir_fd=folder.fd, temp_prefix=_stem(key), fsync=self._fsync
+        )
 
 
 def default_root(directory: Path) -> Path:

@@ -140,7 +140,7 @@ def test_import_finder(source: str, module: str, expected: set[str]) -> None:
 
 @pytest.mark.parametrize("module", PURE)
 def test_pure_module_exists(module: str) -> None:
-    """Each of the five pure modules exists as a single file."""
+    """Each of the pure modules exists as a single file."""
     assert (ROOT / f"{module}.py").is_file()
 
 
@@ -181,8 +181,10 @@ def test_widget_does_not_import_server() -> None:
 # A new module fails test_every_module_has_a_layer until it is placed here (and in docs/architecture.md).
 LAYERS = {
     "errors": 0,
+    "codes": 0,
     "_version": 0,
     "durable": 0,
+    "loopthread": 0,
     "guard": 0,
     "events": 1,
     "protocol": 2,

@@ -1,0 +1,25 @@
+"""The WebSocket close codes: the one place they are declared (docs/protocol.md, sections 12 and 15.2).
+
+The server's handlers, the comm links, the widget and the Python client all
+import them from here, so a code cannot mean one thing on the server and
+another in the client.  Pure constants: this module imports nothing.
+"""
+
+from __future__ import annotations
+
+# Sent on /ws (section 12); a comm link's ``unlinked`` message carries the same codes (section 15.2).
+CLOSE_NORMAL = 1000  # an unanswered ping (sent by Tornado itself)
+CLOSE_GOING_AWAY = 1001  # the server is stopping
+CLOSE_UNSUPPORTED = 1003  # a binary frame
+CLOSE_TOO_BIG = 1009  # a frame over max_message_size (sent by Tornado itself)
+CLOSE_UNAVAILABLE = 1011  # the session could not be loaded (store failure, newer snapshot)
+CLOSE_SLOW_CONSUMER = 4008  # the client did not read and its outbound queue overflowed
+CLOSE_SESSION_REFUSED = 4400  # the session named in the URL is not a valid id
+CLOSE_UNAUTHORIZED = 4401  # the first frame was not an auth frame with the right token, or came too late
+CLOSE_TOO_MANY_ATTEMPTS = 4429  # the server's budget of wrong tokens is spent; try again later
+
+# A comm link's only: the server is full (WebSockets are refused with HTTP 503 instead).
+CLOSE_TRY_LATER = 1013
+
+# Never sent by this server; the client treats it, like every 4xxx code, as final.
+CLOSE_POLICY = 1008
