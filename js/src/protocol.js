@@ -4,8 +4,6 @@
 
 /** Subprotocol that fixes the envelope dialect for this connection. */
 export const DIALECT_SUBPROTOCOL = "llmsock.envelope.v1";
-/** Prefix of the subprotocol that carries the token (browsers cannot set headers). */
-export const TOKEN_SUBPROTOCOL_PREFIX = "llmsock.token.";
 /** Version of the kernel <-> widget message contract. */
 export const WIDGET_PROTOCOL = "llmsock-widget/1";
 
@@ -356,13 +354,4 @@ export function socketUrl(url, session, resume = null) {
   const sep = url.includes("?") ? "&" : "?";
   const tail = resume ? `&resume=${encodeURIComponent(resume)}` : "";
   return `${url}${sep}session=${encodeURIComponent(session)}${tail}`;
-}
-
-/**
- * The subprotocols to offer: the dialect (selected by the server) and the token (never selected).
- * @param {string} token
- * @returns {string[]}
- */
-export function subprotocols(token) {
-  return [DIALECT_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token];
 }

@@ -9,7 +9,6 @@ import {
   finishStatus,
   parse,
   socketUrl,
-  subprotocols,
   userMessage,
 } from "../src/protocol.js";
 import { frames, loadServerEvents } from "./helpers.js";
@@ -280,9 +279,8 @@ test("createIdGenerator gives unique, short ids", () => {
   assert.notEqual(createIdGenerator({ random: () => 0.1 })(), createIdGenerator({ random: () => 0.2 })());
 });
 
-test("socketUrl puts the encoded session in the query and subprotocols carry the token", () => {
+test("socketUrl puts the encoded session in the query, and nothing else", () => {
   assert.equal(socketUrl("ws://127.0.0.1:1/ws", "a b/c"), "ws://127.0.0.1:1/ws?session=a%20b%2Fc");
-  assert.deepEqual(subprotocols("tok"), ["llmsock.envelope.v1", "llmsock.token.tok"]);
 });
 
 test("finishStatus maps finish reasons to message statuses", () => {
