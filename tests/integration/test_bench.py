@@ -72,3 +72,5 @@ def test_the_smoke_form_of_the_command_prints_json() -> None:
     report = json.loads(done.stdout)
     assert set(report) == {"machine", "throughput"}
     assert report["throughput"]["deltas"] == 200
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+    assert report["machine"]["commit"].startswith(head.stdout.strip())  # figures name their commit
