@@ -285,7 +285,7 @@ class ServerContext(Protocol):
     pending: PendingConnections[Any]
 
     def frames(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
-        """Return ``event``'s frames in ``dialect``."""
+        """Return ``event``'s frames in ``dialect``; never raise."""
         ...
 
     def status(self) -> dict[str, Any]:
@@ -531,12 +531,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, _Guarded):
     # -- outbound ----------------------------------------------------------------
 
     def _send_event(self, event: Event) -> None:
-        try:
-            frames = self.server.frames(event, self.dialect)
-        except Exception as exc:  # one event that cannot be encoded must not cost the connection
-            log.exception("llmsock: could not encode an event for a connection")
-            frames = protocol.frames(protocol.unencodable(event, exc), self.dialect)
-        for frame in frames:
+        for frame in self.server.frames(event, self.dialect):  # never raises (protocol.frames)
             self._send(frame)
 
     def _send(self, frame: str) -> None:

@@ -331,17 +331,23 @@ class ServerThread(LoopThread):
 
         An event goes to all its subscribers before the next one is published, so
         remembering the last event's frames is enough to encode once for all of them.
+        Never raises, like :func:`protocol.frames`.
         """
         last, cached = self._encoded
         if last is not event:
             cached = {}
             self._encoded = (event, cached)
         if dialect not in cached:
-            if is_history(event):  # a transcript is encoded once, not once per get_history
-                cached[dialect] = self._history_frames.frames(event, dialect)
-            else:
-                cached[dialect] = protocol.frames(event, dialect)
+            cached[dialect] = self._encode(event, dialect)
         return cached[dialect]
+
+    def _encode(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
+        if is_history(event):  # a transcript is encoded once, not once per get_history
+            try:
+                return self._history_frames.frames(event, dialect)
+            except Exception:  # the plain encoder is total: it says what could not be sent
+                log.exception("llmsock: could not encode a history from its cache")
+        return protocol.frames(event, dialect)
 
     # -- thread ----------------------------------------------------------------------
 
