@@ -1,7 +1,7 @@
 """The floor: a bare Tornado WebSocket server that sends the frames the full stack would send.
 
 For any text frame it receives, :class:`BareServer` writes N delta frames and an ``end`` frame,
-encoded beforehand by :func:`llmsock_widget.protocol.encode` from the same tokens, with ids and
+encoded beforehand by :func:`llmsock_widget.wire.protocol.encode` from the same tokens, with ids and
 sequence numbers of the same length, so the bytes on the wire have the same size.  It yields to
 its loop every 64 frames, as the unpaced builtin model does.  It writes each frame either with
 one ``write_message`` call (Tornado's API, one system call per frame) or, ``batched``, as one
@@ -23,13 +23,13 @@ import tornado.netutil
 import tornado.web
 import tornado.websocket
 
-from llmsock_widget import protocol
-from llmsock_widget.events import Event, ModelDelta, ModelEnd, SessionReady
-from llmsock_widget.handlers import text_frames
-from llmsock_widget.hub import new_id, now_ms
-from llmsock_widget.loopthread import LoopThread
+from llmsock_widget.core.events import Event, ModelDelta, ModelEnd, SessionReady
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.models.base import ModelRequest, TextChunk
+from llmsock_widget.runtime.hub import new_id, now_ms
+from llmsock_widget.server.handlers import text_frames
+from llmsock_widget.server.loopthread import LoopThread
+from llmsock_widget.wire import protocol
 
 from .common import BenchFailure
 

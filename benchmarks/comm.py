@@ -3,7 +3,7 @@
 One session streams ``deltas`` deltas (the builtin model's ``/long N``, unpaced or at a given
 pace).  Two listeners are attached to it at once, so they see the same events at the same times:
 
-* the :class:`~llmsock_widget.commlink.CommLink` the kernel uses when the browser cannot reach
+* the :class:`~llmsock_widget.server.commlink.CommLink` the kernel uses when the browser cannot reach
   the server's port (one message per 40 ms at most, runs of deltas merged into one);
 * a naive link that sends every frame as a comm message of its own.
 
@@ -30,11 +30,11 @@ import time
 from collections import deque
 from typing import Any
 
-from llmsock_widget.commlink import CommLink
-from llmsock_widget.events import Event
+from llmsock_widget.core.events import Event
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.protocol import SendPrompt
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.commlink import CommLink
+from llmsock_widget.server.thread import ServerThread
+from llmsock_widget.wire.protocol import SendPrompt
 
 from .common import BenchFailure, start_server, table
 

@@ -22,7 +22,7 @@ import psutil  # type: ignore[import-untyped]
 import tornado
 from websockets.version import version as websockets_version
 
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 
 
 class BenchFailure(Exception):

@@ -29,7 +29,7 @@ import psutil  # type: ignore[import-untyped]
 from websockets.asyncio.client import ClientConnection, connect
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 
 from .common import BenchFailure, ClientProcess, child_recv, raise_open_files_limit, start_server, table
 

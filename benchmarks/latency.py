@@ -31,9 +31,9 @@ from typing import Any, AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from llmsock_widget import protocol
-from llmsock_widget.events import ModelDelta
+from llmsock_widget.core.events import ModelDelta
 from llmsock_widget.models.base import ModelChunk, ModelRequest, TextChunk, UsageChunk
+from llmsock_widget.wire import protocol
 
 from .common import (
     BenchFailure,

@@ -20,11 +20,11 @@ import asyncio
 import time
 from typing import Any, Callable
 
-from llmsock_widget import protocol
-from llmsock_widget.events import Event, ModelDelta, ModelStart, UserMessage
-from llmsock_widget.fanout import LocalFanout
-from llmsock_widget.live import LiveSession
-from llmsock_widget.session import InteractionState, apply, new_state
+from llmsock_widget.core.events import Event, ModelDelta, ModelStart, UserMessage
+from llmsock_widget.core.session import InteractionState, apply, new_state
+from llmsock_widget.runtime.fanout import LocalFanout
+from llmsock_widget.runtime.live import LiveSession
+from llmsock_widget.wire import protocol
 
 from .common import BenchFailure, table
 

@@ -22,9 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from llmsock_widget import snapshot
-from llmsock_widget.events import ModelDelta, ModelEnd, ModelStart, StatusChanged, UserMessage
-from llmsock_widget.session import InteractionState, apply, new_state
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.events import ModelDelta, ModelEnd, ModelStart, StatusChanged, UserMessage
+from llmsock_widget.core.session import InteractionState, apply, new_state
 from llmsock_widget.stores.jsonfile import JsonFileStore
 
 from .common import table

@@ -1,6 +1,6 @@
 """Throughput: deltas per second over loopback, the full llmsock stack against bare Tornado.
 
-* **full stack**: a :class:`~llmsock_widget.server.ServerThread` with the builtin model at full
+* **full stack**: a :class:`~llmsock_widget.server.thread.ServerThread` with the builtin model at full
   speed answers the prompt ``/long N`` (exactly N text deltas) through the turn, the live
   session (reducer), the fan-out, the encoder and the connection's outbox.
 * **bare tornado**: :class:`~.bare.BareServer` writes the same N frames with one
@@ -31,9 +31,9 @@ from typing import Any, Coroutine, Literal, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from llmsock_widget import protocol
-from llmsock_widget.events import ModelDelta
+from llmsock_widget.core.events import ModelDelta
 from llmsock_widget.models import BuiltinModel
+from llmsock_widget.wire import protocol
 
 from .bare import BareServer, build_frames, reply_tokens
 from .common import BenchFailure, ClientProcess, child_recv, start_server, table

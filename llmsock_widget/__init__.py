@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._moved import install as _install_moved_paths
 from ._version import __version__
+
+_install_moved_paths()
 
 __all__ = [
     "Answer",
@@ -28,20 +31,20 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .answer import Answer
     from .client import Client
-    from .kernel import get_server, stop_server
-    from .server import ServerThread, start_server
-    from .widget import ChatWidget
+    from .notebook.answer import Answer
+    from .notebook.kernel import get_server, stop_server
+    from .notebook.widget import ChatWidget
+    from .server.thread import ServerThread, start_server
 
 _LAZY = {
-    "Answer": "answer",
+    "Answer": "notebook.answer",
     "Client": "client",
-    "ChatWidget": "widget",
-    "ServerThread": "server",
-    "start_server": "server",
-    "get_server": "kernel",
-    "stop_server": "kernel",
+    "ChatWidget": "notebook.widget",
+    "ServerThread": "server.thread",
+    "start_server": "server.thread",
+    "get_server": "notebook.kernel",
+    "stop_server": "notebook.kernel",
 }
 
 
@@ -53,8 +56,8 @@ def __getattr__(name: str) -> Any:
 
 def ask(prompt: str, *, session: str = "default", display: bool = True, timeout: float | None = None) -> Any:
     """Send ``prompt`` to the kernel's server (starting it if needed); stream and return the Answer."""
-    from .answer import ask as _ask
-    from .kernel import get_server
+    from .notebook.answer import ask as _ask
+    from .notebook.kernel import get_server
 
     return _ask(prompt, session=session, server=get_server(), display=display, timeout=timeout)
 
@@ -66,7 +69,7 @@ def set_store(store: Any) -> str:
     spec: ``"notebook"`` (the notebook's metadata; files next to it without the plugin),
     ``"memory"``, ``"file"`` or ``"file:<directory>"``.  Chats the old store holds are copied.
     """
-    from . import kernel
+    from .notebook import kernel
 
     chosen = kernel.make_store(store) if isinstance(store, str) else store
     kernel.set_store(chosen)
@@ -75,20 +78,20 @@ def set_store(store: Any) -> str:
 
 def tool(fn: Any = None, **options: Any) -> Any:
     """Register a Python function as a tool of the kernel's server (``@llmsock_widget.tool``)."""
-    from .kernel import get_server
+    from .notebook.kernel import get_server
 
     return get_server().tool(fn, **options)
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Start llmsock in this kernel (``%load_ext llmsock``)."""
-    from .extension import load_ipython_extension as load
+    from .notebook.extension import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop llmsock in this kernel (``%unload_ext llmsock``)."""
-    from .extension import unload_ipython_extension as unload
+    from .notebook.extension import unload_ipython_extension as unload
 
     unload(ipython)

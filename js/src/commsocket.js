@@ -1,6 +1,6 @@
 // A WebSocket look-alike over the widget's comm: the last rung of the transport ladder.
 //
-// The kernel attaches to the session on the view's behalf (llmsock_widget/commlink.py) and
+// The kernel attaches to the session on the view's behalf (llmsock_widget/server/commlink.py) and
 // sends the session's frames in batches; this object hands them to the client one by one, as
 // a socket would. Messages (widget.py's contract):
 //   view -> kernel  {kind: "link", link, session, resume}   attach (resume: "<epoch>:<seq>")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol import Dialect
+from ..wire.protocol import Dialect
 
 Message = dict[str, Any]
 

@@ -26,7 +26,7 @@ try:
 except ImportError as exc:  # an install without the client extra
     raise ImportError(EXTRA_MISSING) from exc
 
-from ..protocol import Dialect
+from ..wire.protocol import Dialect
 from .answers import Answer, AnswerCollector
 from .core import (
     SUBPROTOCOLS,

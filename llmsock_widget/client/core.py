@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..codes import CLOSE_POLICY, CLOSE_SLOW_CONSUMER
 from ..errors import LlmsockError
-from ..protocol import CONTROL_ACTIONS, SUBPROTOCOL_ENVELOPE, SUBPROTOCOL_SEED004, Dialect
+from ..wire.codes import CLOSE_POLICY, CLOSE_SLOW_CONSUMER
+from ..wire.protocol import CONTROL_ACTIONS, SUBPROTOCOL_ENVELOPE, SUBPROTOCOL_SEED004, Dialect
 
 Message = dict[str, Any]
 

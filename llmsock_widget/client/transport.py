@@ -19,7 +19,7 @@ try:
 except ImportError as exc:  # an install without the client extra
     raise ImportError(EXTRA_MISSING) from exc
 
-from ..protocol import Dialect
+from ..wire.protocol import Dialect
 from .core import (
     SUBPROTOCOLS,
     ConnectFailed,

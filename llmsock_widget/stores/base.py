@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast, runtime_checkable
 
+from ..core.session import InteractionState
 from ..errors import InvalidSessionId
-from ..session import InteractionState
 
 SessionId = str | Mapping[str, str]
 """A session id: ``"abc"``, or ``{"sessionId": "abc", "userId": "ann"}`` (``userId`` optional)."""

@@ -46,11 +46,11 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import snapshot
-from ..durable import write_atomically
+from ..core import snapshot
+from ..core.session import InteractionState
 from ..errors import CorruptSnapshot, StoreConflict, StoreError
-from ..session import InteractionState
 from .base import Merged, SessionId, session_key
+from .durable import write_atomically
 from .folder import Folder, Refused, is_planted, open_folder
 
 _log = logging.getLogger("llmsock.stores")  # under "llmsock": in a kernel its lines go to the console

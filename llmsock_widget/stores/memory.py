@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from ..core.session import InteractionState
 from ..errors import StoreConflict
-from ..session import InteractionState
 from .base import SessionId, session_key
 
 

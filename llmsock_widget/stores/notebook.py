@@ -27,9 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import snapshot
+from ..core import snapshot
+from ..core.session import InteractionState
 from ..errors import CorruptSnapshot, LlmsockError, SnapshotVersionError, StoreConflict
-from ..session import InteractionState
 from .base import SessionId, session_key
 from .jsonfile import JsonFileStore
 from .memory import MemoryStore

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import InvalidFrame
-from ..protocol import parse_arguments
+from ..wire.protocol import parse_arguments
 from .registry import ToolRegistry, check_timeout
 from .schema import InvalidArgument
 

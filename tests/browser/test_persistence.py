@@ -68,7 +68,8 @@ def test_chat_is_saved_in_the_notebook_and_restored_after_a_kernel_restart(
 ) -> None:
     """Two turns land in metadata.llmsock; a new kernel shows them again, and the model knows them."""
     keep_token = (
-        "from llmsock_widget import kernel\n_ = open('token.txt', 'w').write(kernel.current_server().token)"
+        "from llmsock_widget.notebook import kernel\n"
+        "_ = open('token.txt', 'w').write(kernel.current_server().token)"
     )
     notebook = open_notebook([LOAD, WIDGET, keep_token])
     notebook.run_cells(0, 1)

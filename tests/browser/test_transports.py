@@ -133,7 +133,7 @@ def test_server_restart_in_the_kernel_reconnects_the_widget(
 ) -> None:
     """``%llmsock stop`` then a new server: the open widget learns the new address and goes on."""
     notebook = open_notebook(
-        [LOAD, WIDGET, "%llmsock stop", "from llmsock_widget import kernel\nkernel.get_server()"]
+        [LOAD, WIDGET, "%llmsock stop", "from llmsock_widget.notebook import kernel\nkernel.get_server()"]
     )
     notebook.run_cells(0, 1)
     chat = Chat(notebook.output(1).locator(".llmsock-chat"))

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
 ORIGIN = "http://localhost:8888"

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import CLOSE_UNSUPPORTED, ServerThread
+from llmsock_widget.server.thread import CLOSE_UNSUPPORTED, ServerThread
 from tests.conftest import TIMEOUT
 
 from .conftest import auth, is_turn_end, open_client

@@ -27,7 +27,7 @@ from llmsock_widget.client import (
     SessionRefused,
 )
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.stores import JsonFileStore
 from tests.conftest import TIMEOUT
 

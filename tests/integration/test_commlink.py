@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from llmsock_widget.commlink import INTERVAL, CommLink, coalesce
-from llmsock_widget.events import ModelDelta, ModelStart
-from llmsock_widget.server import ServerThread
+from llmsock_widget.core.events import ModelDelta, ModelStart
+from llmsock_widget.server.commlink import INTERVAL, CommLink, coalesce
+from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from llmsock_widget.models import ModelChunk, ModelRequest, TextChunk, ToolCallChunk
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
 from .conftest import is_model, is_turn_end, open_client

@@ -26,14 +26,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from llmsock_widget import protocol
-from llmsock_widget.events import ControlResult
-from llmsock_widget.guard import FailureBudget, check_token
-from llmsock_widget.historyframes import HistoryFrames
+from llmsock_widget.core.events import ControlResult
+from llmsock_widget.core.session import InteractionState, Message
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import CLOSE_TOO_MANY_ATTEMPTS, CLOSE_UNAUTHORIZED, ServerThread
-from llmsock_widget.session import InteractionState, Message
+from llmsock_widget.server.guard import FailureBudget, check_token
+from llmsock_widget.server.historyframes import HistoryFrames
+from llmsock_widget.server.thread import CLOSE_TOO_MANY_ATTEMPTS, CLOSE_UNAUTHORIZED, ServerThread
 from llmsock_widget.stores.memory import MemoryStore
+from llmsock_widget.wire import protocol
 from tests.conftest import TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,7 +217,7 @@ soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), hard))
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 server = ServerThread(
     model=BuiltinModel(tokens_per_second=None),
     handshake_timeout=float(sys.argv[2]),

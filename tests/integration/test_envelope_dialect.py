@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 
 from .conftest import is_model, is_turn_end, open_client
 

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
 from .conftest import ORIGIN

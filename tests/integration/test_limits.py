@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from llmsock_widget.handlers import RateLimiter
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.handlers import RateLimiter
+from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
 from .conftest import is_turn_end, open_client

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsock_widget import answer
 from llmsock_widget.client import Answer, Client
-from llmsock_widget.server import ServerThread
+from llmsock_widget.notebook import answer
+from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from tests import fakeopenai
 from tests.conftest import TIMEOUT
 from tests.fakeopenai import FakeOpenAI

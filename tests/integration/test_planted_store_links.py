@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.stores import JsonFileStore
 
 from .conftest import Client, is_turn_end, open_client

@@ -7,9 +7,9 @@ import http.client
 import json
 from pathlib import Path
 
+from llmsock_widget.core.session import Message, new_state
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import CLOSE_UNAVAILABLE, ServerThread
-from llmsock_widget.session import Message, new_state
+from llmsock_widget.server.thread import CLOSE_UNAVAILABLE, ServerThread
 from llmsock_widget.stores import JsonFileStore
 from tests.conftest import TIMEOUT
 

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import CLOSE_SESSION_REFUSED, ServerThread
+from llmsock_widget.server.thread import CLOSE_SESSION_REFUSED, ServerThread
 from tests.conftest import TIMEOUT
 
 from .conftest import Client, auth, is_turn_end, open_client

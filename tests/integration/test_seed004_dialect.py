@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 
 from .conftest import Client, open_client
 

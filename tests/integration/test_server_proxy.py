@@ -37,9 +37,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from llmsock_widget.handlers import WebSocketHandler
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import CLOSE_SESSION_REFUSED, ServerThread
+from llmsock_widget.server.handlers import WebSocketHandler
+from llmsock_widget.server.thread import CLOSE_SESSION_REFUSED, ServerThread
 from tests.browser.jupyter_process import REMOTE_HOST, JupyterServer
 from tests.conftest import TIMEOUT
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.stores import JsonFileStore
 from tests.conftest import TIMEOUT
 

@@ -16,7 +16,7 @@ import pytest
 
 from llmsock_widget.errors import ServerStartError
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread, start_server
+from llmsock_widget.server.thread import ServerThread, start_server
 from llmsock_widget.stores import JsonFileStore
 from tests.conftest import TIMEOUT
 

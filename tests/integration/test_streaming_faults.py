@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
 from .conftest import is_turn_end, open_client

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llmsock_widget.models import BuiltinModel, ModelChunk, ModelRequest, TextChunk, ToolCallChunk
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server.thread import ServerThread
 
 from .conftest import is_turn_end, open_client
 

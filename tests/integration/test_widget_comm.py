@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from llmsock_widget import kernel, snapshot
-from llmsock_widget.session import Message, new_state
-from llmsock_widget.widget import MAX_LINKS, ChatWidget
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import Message, new_state
+from llmsock_widget.notebook import kernel
+from llmsock_widget.notebook.widget import MAX_LINKS, ChatWidget
 from tests.conftest import TIMEOUT
 
 

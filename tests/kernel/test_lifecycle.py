@@ -9,7 +9,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from llmsock_widget import snapshot
+from llmsock_widget.core import snapshot
 from tests.conftest import TIMEOUT
 
 from .conftest import Kernel, text_of

@@ -10,8 +10,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from llmsock_widget import notebookfile, snapshot
-from llmsock_widget.session import Message, new_state
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import Message, new_state
+from llmsock_widget.notebook import notebookfile
 
 from .conftest import start_kernel, stop_kernel, text_of
 
@@ -85,7 +86,7 @@ def test_store_and_save_magics(tmp_path: Path) -> None:
         # A chat open in a view (here: a client attached from the kernel) is saved on demand.
         kernel.run(
             "import asyncio, threading\n"
-            "from llmsock_widget import kernel as _k\n"
+            "from llmsock_widget.notebook import kernel as _k\n"
             "_s = _k.current_server()\n"
             "_noop = lambda event: None\n"
             "_attached = _s.submit(_s.hub.attach('notes', _noop)).result(10)"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from llmsock_widget import codes, commlink, handlers, server
 from llmsock_widget.client import core as client_core
+from llmsock_widget.server import commlink, handlers
+from llmsock_widget.server import thread as server
+from llmsock_widget.wire import codes
 
 ROOT = Path(__file__).resolve().parents[2] / "llmsock_widget"
 MODULES = sorted(ROOT.rglob("*.py"))
@@ -36,7 +38,7 @@ def test_close_codes_are_declared_only_in_codes() -> None:
 
 def test_widget_names_its_close_codes() -> None:
     """The widget closes comm links with the named codes, not bare numbers."""
-    source = (ROOT / "widget.py").read_text(encoding="utf-8")
+    source = (ROOT / "notebook" / "widget.py").read_text(encoding="utf-8")
     numbers = {node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Constant)}
     declared = {value for name, value in vars(codes).items() if name.startswith("CLOSE_")}
     assert not numbers & declared

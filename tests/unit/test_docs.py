@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from llmsock_widget import commlink, errors, events, handlers, protocol, session
+from llmsock_widget import errors
+from llmsock_widget.core import events, session
 from llmsock_widget.models import openai_chunks
-from llmsock_widget.server import ServerThread
+from llmsock_widget.server import commlink, handlers
+from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.tools import execution
+from llmsock_widget.wire import protocol
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOCOL_MD = REPO / "docs" / "protocol.md"

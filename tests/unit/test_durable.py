@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmsock_widget.durable import write_atomically
+from llmsock_widget.stores.durable import write_atomically
 
 
 def _temp_files(folder: Path) -> list[str]:

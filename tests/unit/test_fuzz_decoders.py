@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmsock_widget import protocol
 from llmsock_widget.errors import ClientError
+from llmsock_widget.wire import protocol
 
 FRAME_ERRORS = {"invalid_message", "unknown_type"}
 DIALECTS = ("envelope", "seed004")

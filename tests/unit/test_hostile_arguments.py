@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from llmsock_widget import notebookfile, protocol
-from llmsock_widget.events import (
+from llmsock_widget.core.events import (
     ControlResult,
     Diagnostic,
     ErrorReply,
@@ -20,12 +19,14 @@ from llmsock_widget.events import (
     ToolCall,
     ToolResult,
 )
-from llmsock_widget.handlers import text_frames
-from llmsock_widget.hub import Hub
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.protocol import SendPrompt
+from llmsock_widget.notebook import notebookfile
+from llmsock_widget.runtime.hub import Hub
+from llmsock_widget.server.handlers import text_frames
 from llmsock_widget.stores import MemoryStore
 from llmsock_widget.tools import ToolRegistry, call_tool
+from llmsock_widget.wire import protocol
+from llmsock_widget.wire.protocol import SendPrompt
 from tests.conftest import TIMEOUT
 
 DEEP = '{"expression": ' + "[" * 5000 + "]" * 5000 + "}"

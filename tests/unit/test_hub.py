@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from llmsock_widget.core.events import ErrorReply, Event, ModelEnd, ModelError, ModelStart
+from llmsock_widget.core.session import InvalidTransition
 from llmsock_widget.errors import wire_error
-from llmsock_widget.events import ErrorReply, Event, ModelEnd, ModelError, ModelStart
-from llmsock_widget.hub import Hub
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.protocol import Control, SendPrompt
-from llmsock_widget.session import InvalidTransition
+from llmsock_widget.runtime.hub import Hub
 from llmsock_widget.stores import MemoryStore
+from llmsock_widget.wire.protocol import Control, SendPrompt
 from tests.conftest import TIMEOUT
 
 

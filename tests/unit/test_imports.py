@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,16 +13,7 @@ import pytest
 PACKAGE = "llmsock_widget"
 ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 
-PURE = ("errors", "events", "session", "snapshot", "protocol", "safehtml")
 FORBIDDEN_IN_PURE = {"asyncio", "threading", "socket", "time", "tornado", "os", "random"}
-ALLOWED_INTERNAL = {
-    "errors": set(),
-    "events": {"errors", "events"},
-    "protocol": {"errors", "events"},
-    "session": {"errors", "events", "session"},
-    "snapshot": {"errors", "events", "session"},
-    "safehtml": set(),
-}
 
 
 def _module_name(path: Path) -> str:
@@ -60,37 +54,33 @@ def imports_of(source: str, module: str, *, is_package: bool = False) -> set[str
     return found
 
 
-def _internal(names: set[str]) -> set[str]:
-    """Return the first-level package modules among ``names`` (``llmsock_widget.x.y`` -> ``x``).
+def _module_names() -> set[str]:
+    return {_module_name(path) for path in ROOT.rglob("*.py")}
 
-    The bare package is left out: importing any submodule runs its ``__init__`` anyway.
+
+def _internal(names: set[str], modules: set[str]) -> set[str]:
+    """Return the package modules among ``names``: ``from .core import session`` is ``core.session``.
+
+    A name that is not a module (an imported class) counts as the module it comes from.
     """
-    return {name.split(".")[1] for name in names if name.split(".")[0] == PACKAGE and "." in name}
+    found: set[str] = set()
+    for name in names:
+        if name.split(".")[0] != PACKAGE:
+            continue
+        while name not in modules and "." in name:
+            name = name.rpartition(".")[0]
+        found.add(name)
+    return found
 
 
 def _external(names: set[str]) -> set[str]:
     return {name.split(".")[0] for name in names if name.split(".")[0] != PACKAGE}
 
 
-def _direct_internal(module: str) -> set[str]:
-    """Return the package modules that ``module`` names in a ``from X import`` / ``import X`` target.
-
-    ``from .events import UserMessage`` counts as ``events`` only: imported names
-    that are not modules of the package are not counted.
-    """
-    path = ROOT / f"{module}.py"
-    names = imports_of(path.read_text(encoding="utf-8"), f"{PACKAGE}.{module}")
-    existing = {p.stem for p in ROOT.glob("*.py")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
-    return {m for m in _internal(names) if m in existing}
-
-
-def _files_of(name: str) -> list[Path]:
-    """Return the source files of module or package ``name`` that exist (none if it does not exist yet)."""
-    single = ROOT / f"{name}.py"
-    if single.exists():
-        return [single]
-    folder = ROOT / name
-    return sorted(folder.rglob("*.py")) if folder.is_dir() else []
+def _home(module: str) -> str:
+    """Return the folder (or top-level module) that ``module`` belongs to: ``core.session`` -> ``core``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
 
 
 def _imports_of_file(path: Path) -> set[str]:
@@ -107,12 +97,12 @@ ALL_FILES = sorted(ROOT.rglob("*.py"))
 @pytest.mark.parametrize(
     ("source", "module", "expected"),
     [
-        ("from .errors import InvalidFrame", "llmsock_widget.protocol", {"llmsock_widget.errors"}),
-        ("from . import server", "llmsock_widget.widget", {"llmsock_widget", "llmsock_widget.server"}),
-        ("from ..hub import Hub", "llmsock_widget.stores.memory", {"llmsock_widget.hub"}),
-        ("import llmsock_widget.server as s", "llmsock_widget.widget", {"llmsock_widget.server"}),
-        ("def f():\n    import time\n", "llmsock_widget.session", {"time"}),
-        ("from os.path import join", "llmsock_widget.session", {"os.path", "os.path.join"}),
+        ("from ..errors import InvalidFrame", "llmsock_widget.wire.protocol", {"llmsock_widget.errors"}),
+        ("from ..core import session", "llmsock_widget.wire.protocol", {"llmsock_widget.core.session"}),
+        ("from ..runtime.hub import Hub", "llmsock_widget.stores.memory", {"llmsock_widget.runtime.hub"}),
+        ("import llmsock_widget.server as s", "llmsock_widget.notebook.widget", {"llmsock_widget.server"}),
+        ("def f():\n    import time\n", "llmsock_widget.core.session", {"time"}),
+        ("from os.path import join", "llmsock_widget.core.session", {"os.path", "os.path.join"}),
         ("import importlib\nimportlib.import_module('tornado')", "x.y", {"importlib", "tornado"}),
         ("from __future__ import annotations", "llmsock_widget.errors", set()),
     ],
@@ -135,13 +125,44 @@ def test_import_finder(source: str, module: str, expected: set[str]) -> None:
         assert not found
 
 
-# -- the rules ---------------------------------------------------------------------------------
+def test_internal_names_resolve_to_modules() -> None:
+    """An imported class counts as its module; a module imported from its folder counts as itself."""
+    modules = {f"{PACKAGE}.core", f"{PACKAGE}.core.session", f"{PACKAGE}.wire.protocol"}
+    names = {f"{PACKAGE}.core", f"{PACKAGE}.core.session", f"{PACKAGE}.wire.protocol.SendPrompt", "tornado"}
+    assert _internal(names, modules) == modules
 
 
-@pytest.mark.parametrize("module", PURE)
-def test_pure_module_exists(module: str) -> None:
-    """Each of the pure modules exists as a single file."""
-    assert (ROOT / f"{module}.py").is_file()
+# -- the rules: folders ------------------------------------------------------------------------
+
+# What each folder (or top-level module) may import of ours, besides itself.  The folder tree is
+# the layer diagram: core <- wire <- stores, models, tools, client <- runtime <- server <- notebook.
+_BASE = {"errors", "_version"}
+_PORTS = _BASE | {"core", "wire"}
+_BELOW_RUNTIME = _PORTS | {"stores", "models", "tools"}
+_BELOW_SERVER = _BELOW_RUNTIME | {"runtime"}
+_BELOW_NOTEBOOK = _BELOW_SERVER | {"server", "client"}
+MAY_IMPORT = {
+    "errors": set(),
+    "_version": set(),
+    "_moved": set(),  # it names the new paths as strings, imported on demand
+    "core": _BASE,
+    "wire": _BASE | {"core"},
+    "stores": _PORTS,
+    "models": _PORTS,
+    "tools": _PORTS,
+    "client": _PORTS,
+    "runtime": _BELOW_RUNTIME,
+    "server": _BELOW_SERVER,
+    "notebook": _BELOW_NOTEBOOK,
+    "cli": _BELOW_NOTEBOOK | {"notebook"},
+    "__main__": {"cli"},
+    "__init__": _BELOW_NOTEBOOK | {"notebook", "_moved"},  # lazily, inside functions
+}
+PURE_FOLDERS = ("core", "wire")
+
+
+def _homes() -> list[str]:
+    return sorted({_home(module) for module in _module_names()})
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=[_module_name(p) for p in ALL_FILES])
@@ -150,88 +171,81 @@ def test_every_module_parses(path: Path) -> None:
     _imports_of_file(path)
 
 
-@pytest.mark.parametrize("module", PURE)
-def test_pure_module_imports_only_lower_layers(module: str) -> None:
-    """errors imports nothing of ours; protocol/events only errors/events; session/snapshot also session."""
-    extra = _direct_internal(module) - ALLOWED_INTERNAL[module]
-    assert not extra, f"{module} imports {sorted(extra)}"
+@pytest.mark.parametrize("home", _homes())
+def test_every_folder_has_a_rule(home: str) -> None:
+    """Each folder and top-level module is placed in MAY_IMPORT (and in docs/architecture.md)."""
+    assert home in MAY_IMPORT, f"say what {home} may import in MAY_IMPORT"
 
 
-@pytest.mark.parametrize("module", PURE)
-def test_pure_module_does_no_io(module: str) -> None:
-    """No pure module imports asyncio, threading, socket, time, tornado, os, random, or dynamically."""
-    names = _imports_of_file(ROOT / f"{module}.py")
+@pytest.mark.parametrize("path", ALL_FILES, ids=[_module_name(p) for p in ALL_FILES])
+def test_imports_point_downward(path: Path) -> None:
+    """A module imports only its own folder and the folders below it."""
+    modules = _module_names()
+    home = _home(_module_name(path))
+    used = {_home(m) for m in _internal(_imports_of_file(path), modules)} - {home, "__init__"}
+    upward = used - MAY_IMPORT.get(home, set())
+    assert not upward, f"{_module_name(path)} imports {sorted(upward)}, above or beside {home}"
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_FILES if _home(_module_name(p)) in PURE_FOLDERS])
+def test_pure_folders_do_no_io(path: Path) -> None:
+    """Nothing in core/ or wire/ imports asyncio, threading, socket, time, tornado, os, random, dynamic."""
+    names = _imports_of_file(path)
     bad = (_external(names) & FORBIDDEN_IN_PURE) | {n for n in names if n == "?dynamic"}
-    assert not bad, f"{module} imports {sorted(bad)}"
+    assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
-def test_hub_does_not_import_tornado() -> None:
-    """hub (when it exists) does not import tornado: it is the coordinator, not the I/O layer."""
-    for path in _files_of("hub"):
-        assert "tornado" not in _external(_imports_of_file(path)), path.name
+def _graph() -> dict[str, set[str]]:
+    modules = _module_names()
+    graph: dict[str, set[str]] = {}
+    for path in ALL_FILES:
+        module = _module_name(path)
+        # Importing a submodule runs its package's __init__ first; that edge is not a choice.
+        parents = {module.rsplit(".", n)[0] for n in range(1, module.count(".") + 1)}
+        graph[module] = _internal(_imports_of_file(path), modules) - parents - {module}
+    return graph
 
 
-def test_widget_does_not_import_server() -> None:
-    """widget (when it exists) knows constants only and never imports server."""
-    for path in _files_of("widget"):
-        assert "server" not in _internal(_imports_of_file(path)), path.name
+def test_no_import_cycles() -> None:
+    """The modules' imports form no cycle, inside a folder as well as across folders."""
+    graph = _graph()
+    done: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            cycle = [*trail[trail.index(module) :], module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, [*trail, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        if module != PACKAGE:  # the package __init__ imports lazily, inside functions
+            visit(module, [])
 
 
-# Every module of the package has a layer; a module imports only modules of lower layers.
-# A new module fails test_every_module_has_a_layer until it is placed here (and in docs/architecture.md).
-LAYERS = {
-    "errors": 0,
-    "codes": 0,
-    "_version": 0,
-    "durable": 0,
-    "loopthread": 0,
-    "guard": 0,
-    "events": 1,
-    "protocol": 2,
-    "safehtml": 0,
-    "session": 2,
-    "fanout": 2,
-    "snapshot": 3,
-    "historyframes": 3,
-    "client": 3,
-    "stores": 4,
-    "models": 4,
-    "tools": 4,
-    "notebookfile": 4,
-    "live": 5,
-    "turns": 6,
-    "hub": 7,
-    "handlers": 8,
-    "server": 9,
-    "commlink": 9,
-    "kernel": 10,
-    "answer": 10,
-    "widget": 11,
-    "extension": 12,
-    "__main__": 12,
-    "__init__": 13,
+# -- the rules: what importing a module really loads (a fresh interpreter each) -----------------
+
+LIGHT = {"tornado", "IPython", "ipywidgets", "anywidget", "ipykernel", "comm", "nbformat", "openai"}
+TRANSITIVE = {
+    PACKAGE: LIGHT,
+    f"{PACKAGE}.core.session": LIGHT | {"asyncio", "websockets"},
+    f"{PACKAGE}.core.snapshot": LIGHT | {"asyncio", "websockets"},
+    f"{PACKAGE}.wire.protocol": LIGHT | {"asyncio", "websockets"},
+    f"{PACKAGE}.runtime.hub": LIGHT,
+    f"{PACKAGE}.client": LIGHT,
+    f"{PACKAGE}.stores": LIGHT,
+    f"{PACKAGE}.server.thread": LIGHT - {"tornado"},
 }
 
 
-def _layer_modules() -> list[str]:
-    names = {p.stem for p in ROOT.glob("*.py")} | {
-        p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()
-    }
-    return sorted(names)
-
-
-@pytest.mark.parametrize("module", _layer_modules())
-def test_every_module_has_a_layer(module: str) -> None:
-    """Each module of the package is placed in the layer table."""
-    assert module in LAYERS, f"give {module} a layer in LAYERS"
-
-
-@pytest.mark.parametrize("module", [m for m in _layer_modules() if m != "__init__"])
-def test_imports_point_downward(module: str) -> None:
-    """A module imports only modules of lower layers (the package __init__ imports lazily, at the top)."""
-    paths = _files_of(module)
-    found: set[str] = set()
-    for path in paths:
-        found |= _internal(_imports_of_file(path))
-    upward = {m for m in found if m != module and m in LAYERS and LAYERS[m] >= LAYERS.get(module, -1)}
-    assert not upward, f"{module} imports {sorted(upward)} from its own or a higher layer"
+@pytest.mark.parametrize("module", sorted(TRANSITIVE))
+def test_importing_loads_nothing_heavier(module: str) -> None:
+    """Importing each layer pulls in none of the frameworks above it (checked in a fresh interpreter)."""
+    code = f"import sys, json, {module}; print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out))
+    assert module.split(".")[0] in loaded
+    assert not loaded & TRANSITIVE[module], f"import {module} loads {sorted(loaded & TRANSITIVE[module])}"

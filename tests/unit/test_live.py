@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmsock_widget.events import (
+from llmsock_widget.core.events import (
     Diagnostic,
     ModelDelta,
     ModelEnd,
@@ -19,8 +19,8 @@ from llmsock_widget.events import (
     ToolCall,
     UserMessage,
 )
-from llmsock_widget.live import LiveSession
-from llmsock_widget.session import InteractionState, InvalidTransition, apply, new_state
+from llmsock_widget.core.session import InteractionState, InvalidTransition, apply, new_state
+from llmsock_widget.runtime.live import LiveSession
 
 SID = "s1"
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from llmsock_widget.loopthread import LoopThread
+from llmsock_widget.server.loopthread import LoopThread
 from tests.conftest import TIMEOUT
 
 

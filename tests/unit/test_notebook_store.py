@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from llmsock_widget import snapshot
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import InteractionState, Message, new_state
 from llmsock_widget.errors import StoreConflict
-from llmsock_widget.session import InteractionState, Message, new_state
 from llmsock_widget.stores.notebook import NotebookStore
 
 

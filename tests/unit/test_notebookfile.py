@@ -1,4 +1,4 @@
-"""Tests for llmsock_widget.notebookfile: chats kept in a notebook's metadata, and the ``sessions`` CLI."""
+"""notebook.notebookfile: chats kept in a notebook's metadata, and the ``sessions`` CLI."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from typing import Any
 import nbformat
 import pytest
 
-from llmsock_widget import notebookfile, snapshot
 from llmsock_widget.__main__ import main
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import InteractionState, Message, ToolRecord, new_state
 from llmsock_widget.errors import ClientError, InvalidSessionId, SnapshotVersionError
-from llmsock_widget.notebookfile import NotebookError, SessionNotFound
-from llmsock_widget.session import InteractionState, Message, ToolRecord, new_state
+from llmsock_widget.notebook import notebookfile
+from llmsock_widget.notebook.notebookfile import NotebookError, SessionNotFound
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "notebooks"
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z

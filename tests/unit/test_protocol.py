@@ -1,4 +1,4 @@
-"""Tests for llmsock_widget.protocol: both wire dialects, driven by the shared fixtures."""
+"""Tests for llmsock_widget.wire.protocol: both wire dialects, driven by the shared fixtures."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmsock_widget import events, protocol
+from llmsock_widget.core import events
+from llmsock_widget.core.events import ModelDelta, ModelEnd, Pong, UserMessage
 from llmsock_widget.errors import ClientError, InvalidFrame, UnknownType
-from llmsock_widget.events import ModelDelta, ModelEnd, Pong, UserMessage
+from llmsock_widget.wire import protocol
 
 WIRE = Path(__file__).resolve().parent.parent / "fixtures" / "wire"
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmsock_widget.answer import _bundle
-from llmsock_widget.safehtml import INVISIBLE_RANGES, neutralize, render_answer
+from llmsock_widget.notebook.answer import _bundle
+from llmsock_widget.wire.safehtml import INVISIBLE_RANGES, neutralize, render_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT = ROOT / "js" / "tools" / "audit-html.mjs"

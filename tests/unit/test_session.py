@@ -1,4 +1,4 @@
-"""Tests for llmsock_widget.session: the reducer and its transition table."""
+"""Tests for llmsock_widget.core.session: the reducer and its transition table."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from llmsock_widget.errors import LocalError
-from llmsock_widget.events import (
+from llmsock_widget.core.events import (
     Diagnostic,
     HistoryCleared,
     ModelDelta,
@@ -19,7 +18,15 @@ from llmsock_widget.events import (
     StatusChanged,
     UserMessage,
 )
-from llmsock_widget.session import InteractionState, InvalidTransition, Message, apply, history, new_state
+from llmsock_widget.core.session import (
+    InteractionState,
+    InvalidTransition,
+    Message,
+    apply,
+    history,
+    new_state,
+)
+from llmsock_widget.errors import LocalError
 
 SID = "s1"
 

@@ -1,4 +1,4 @@
-"""Tests for llmsock_widget.snapshot: state <-> versioned JSON."""
+"""Tests for llmsock_widget.core.snapshot: state <-> versioned JSON."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from llmsock_widget import snapshot
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import InteractionState, Message, new_state
 from llmsock_widget.errors import CorruptSnapshot, SnapshotVersionError, StoreError
-from llmsock_widget.session import InteractionState, Message, new_state
 
 
 def _empty() -> InteractionState:

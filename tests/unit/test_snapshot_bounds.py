@@ -9,9 +9,10 @@ from typing import Any
 import nbformat
 import pytest
 
-from llmsock_widget import notebookfile, snapshot
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import InteractionState, Message, new_state
 from llmsock_widget.errors import CorruptSnapshot
-from llmsock_widget.session import InteractionState, Message, new_state
+from llmsock_widget.notebook import notebookfile
 from llmsock_widget.stores import JsonFileStore
 from llmsock_widget.stores.notebook import NotebookStore
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from llmsock_widget import snapshot
-from llmsock_widget.session import InteractionState, Message, new_state
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import InteractionState, Message, new_state
 
 
 def _turn(turn: str, text: str, ts: int) -> tuple[Message, Message]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from llmsock_widget import snapshot
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import InteractionState, new_state
 from llmsock_widget.errors import CorruptSnapshot, StoreError
-from llmsock_widget.session import InteractionState, new_state
 from llmsock_widget.stores import JsonFileStore, jsonfile
 from llmsock_widget.stores.notebook import NotebookStore
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from llmsock_widget import snapshot
+from llmsock_widget.core import snapshot
+from llmsock_widget.core.session import InteractionState, Message, new_state
 from llmsock_widget.errors import (
     CorruptSnapshot,
     InvalidSessionId,
@@ -22,7 +23,6 @@ from llmsock_widget.errors import (
     StoreConflict,
     StoreError,
 )
-from llmsock_widget.session import InteractionState, Message, new_state
 from llmsock_widget.stores import JsonFileStore, MemoryStore, SessionId, SessionStore, resolve, session_key
 
 IDS: list[SessionId] = [

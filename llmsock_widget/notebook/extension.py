@@ -20,10 +20,10 @@ import os
 import shlex
 from typing import Any
 
+from ..models import resolve_model
+from ..runtime.turns import new_id
 from . import kernel
 from .answer import ask
-from .models import resolve_model
-from .turns import new_id
 
 _state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
 SAVE_TIMEOUT = 30.0

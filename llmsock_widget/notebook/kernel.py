@@ -17,9 +17,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .server import ServerThread
-from .stores import JsonFileStore, MemoryStore, SessionStore
-from .stores.notebook import NotebookStore
+from ..server.thread import ServerThread
+from ..stores import JsonFileStore, MemoryStore, SessionStore
+from ..stores.notebook import NotebookStore
 
 log = logging.getLogger("llmsock")
 

@@ -16,8 +16,8 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, TypeGuard
 
-from . import protocol
-from .events import ControlResult
+from ..core.events import ControlResult
+from ..wire import protocol
 
 __all__ = ["HistoryFrames", "is_history"]
 

@@ -7,9 +7,9 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Callable
 
-from .events import Diagnostic, Level, ModelDelta, ModelReasoning, SessionEvent, Status, StatusChanged
-from .protocol import SendPrompt
-from .session import InteractionState, apply
+from ..core.events import Diagnostic, Level, ModelDelta, ModelReasoning, SessionEvent, Status, StatusChanged
+from ..core.session import InteractionState, apply
+from ..wire.protocol import SendPrompt
 
 REPLAY_EVENTS = 4096  # events kept per session, so a client that reconnects can catch up
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str
 from typing import Any, Callable, Literal, Union
 
-from .errors import InvalidFrame, UnknownType
-from .events import (
+from ..core.events import (
     ControlResult,
     Diagnostic,
     ErrorReply,
@@ -37,6 +36,7 @@ from .events import (
     ToolResult,
     UserMessage,
 )
+from ..errors import InvalidFrame, UnknownType
 
 PROTOCOL_VERSION = "llmsock/1"
 Dialect = Literal["envelope", "seed004"]

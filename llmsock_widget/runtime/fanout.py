@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, Protocol
 
-from .events import SessionEvent
+from ..core.events import SessionEvent
 
 log = logging.getLogger("llmsock")
 

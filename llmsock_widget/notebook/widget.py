@@ -16,15 +16,16 @@ from typing import Any
 import anywidget
 import traitlets
 
-from . import kernel, protocol
-from .codes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNAVAILABLE
-from .commlink import CommLink
-from .errors import ClientError
-from .stores.notebook import NotebookStore
+from ..errors import ClientError
+from ..server.commlink import CommLink
+from ..stores.notebook import NotebookStore
+from ..wire import protocol
+from ..wire.codes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNAVAILABLE
+from . import kernel
 
 log = logging.getLogger("llmsock")
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 WIDGET_PROTOCOL = "llmsock-widget/1"
 MAX_OFFERED = 64  # snapshots a view may offer at once (one notebook's sessions)
 MAX_LINKS = 8  # comm links one widget keeps (its views, in all open tabs)

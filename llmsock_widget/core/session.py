@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from .errors import LocalError
+from ..errors import LocalError
 from .events import (
     Diagnostic,
     HistoryCleared,

@@ -21,8 +21,7 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
-from .errors import ModelFailure
-from .events import (
+from ..core.events import (
     ModelDelta,
     ModelEnd,
     ModelError,
@@ -33,8 +32,9 @@ from .events import (
     ToolResult,
     UserMessage,
 )
-from .live import LiveSession
-from .models.base import (
+from ..core.session import history, tool_messages
+from ..errors import ModelFailure
+from ..models.base import (
     ChatModel,
     FinishChunk,
     ModelChunk,
@@ -44,9 +44,9 @@ from .models.base import (
     ToolCallChunk,
     UsageChunk,
 )
-from .protocol import SendPrompt, well_formed
-from .session import history, tool_messages
-from .tools import ToolOutcome, ToolRegistry, call_tool
+from ..tools import ToolOutcome, ToolRegistry, call_tool
+from ..wire.protocol import SendPrompt, well_formed
+from .live import LiveSession
 
 log = logging.getLogger("llmsock")
 

@@ -22,13 +22,16 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from . import protocol
+from ..core.events import ControlResult, ErrorReply, Event, ModelEnd, ModelError, Pong
+from ..errors import ClientError, LlmsockError, wire_error
+from ..runtime.hub import Hub
+from ..wire import protocol
 
 # The close codes of this edge (docs/protocol.md, section 12); the three ``as`` ones are re-exported:
 # the server sends 1001 on stopping, Tornado itself sends 1000 and 1009.
-from .codes import CLOSE_GOING_AWAY as CLOSE_GOING_AWAY
-from .codes import CLOSE_NORMAL as CLOSE_NORMAL
-from .codes import (
+from ..wire.codes import CLOSE_GOING_AWAY as CLOSE_GOING_AWAY
+from ..wire.codes import CLOSE_NORMAL as CLOSE_NORMAL
+from ..wire.codes import (
     CLOSE_SESSION_REFUSED,
     CLOSE_SLOW_CONSUMER,
     CLOSE_TOO_MANY_ATTEMPTS,
@@ -36,11 +39,8 @@ from .codes import (
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
 )
-from .codes import CLOSE_TOO_BIG as CLOSE_TOO_BIG
-from .errors import ClientError, LlmsockError, wire_error
-from .events import ControlResult, ErrorReply, Event, ModelEnd, ModelError, Pong
+from ..wire.codes import CLOSE_TOO_BIG as CLOSE_TOO_BIG
 from .guard import FailureBudget, PendingConnections
-from .hub import Hub
 
 log = logging.getLogger("llmsock")
 

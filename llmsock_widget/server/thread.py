@@ -19,8 +19,15 @@ import tornado.iostream
 import tornado.netutil
 import tornado.web
 
-from . import protocol
-from .codes import (
+from ..core.events import Event
+from ..errors import ServerStartError
+from ..models import ChatModel, resolve_model
+from ..runtime.hub import Hub
+from ..stores.base import SessionStore, resolve
+from ..stores.memory import MemoryStore
+from ..tools import ToolRegistry, default_registry
+from ..wire import protocol
+from ..wire.codes import (
     CLOSE_GOING_AWAY,
     CLOSE_SESSION_REFUSED,
     CLOSE_SLOW_CONSUMER,
@@ -30,8 +37,6 @@ from .codes import (
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
 )
-from .errors import ServerStartError
-from .events import Event
 from .guard import FailureBudget, PendingConnections, check_token
 from .handlers import (
     Connection,
@@ -43,12 +48,7 @@ from .handlers import (
     WebSocketHandler,
 )
 from .historyframes import HistoryFrames, is_history
-from .hub import Hub
 from .loopthread import LoopThread
-from .models import ChatModel, resolve_model
-from .stores.base import SessionStore, resolve
-from .stores.memory import MemoryStore
-from .tools import ToolRegistry, default_registry
 
 log = logging.getLogger("llmsock")
 

@@ -31,10 +31,10 @@ import logging
 from dataclasses import replace
 from typing import Any, Callable
 
-from . import protocol
-from .codes import CLOSE_GOING_AWAY, CLOSE_SESSION_REFUSED, CLOSE_TRY_LATER, CLOSE_UNAVAILABLE
-from .errors import ClientError, LlmsockError
-from .events import Event, ModelDelta
+from ..core.events import Event, ModelDelta
+from ..errors import ClientError, LlmsockError
+from ..wire import protocol
+from ..wire.codes import CLOSE_GOING_AWAY, CLOSE_SESSION_REFUSED, CLOSE_TRY_LATER, CLOSE_UNAVAILABLE
 from .handlers import (
     ConnectionStats,
     RateLimiter,

@@ -22,7 +22,7 @@ import json
 from dataclasses import replace
 from typing import Any, Callable
 
-from .errors import CorruptSnapshot, SnapshotVersionError
+from ..errors import CorruptSnapshot, SnapshotVersionError
 from .session import InteractionState, Message, ToolRecord
 
 SCHEMA = 1

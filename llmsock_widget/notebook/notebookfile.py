@@ -37,10 +37,10 @@ from typing import Any, Callable, Literal
 
 import nbformat
 
-from . import snapshot
-from .durable import write_atomically
-from .errors import ClientError, CorruptSnapshot, InvalidSessionId, SnapshotVersionError
-from .session import InteractionState, Message, ToolRecord
+from ..core import snapshot
+from ..core.session import InteractionState, Message, ToolRecord
+from ..errors import ClientError, CorruptSnapshot, InvalidSessionId, SnapshotVersionError
+from ..stores.durable import write_atomically
 
 KEY = "llmsock"
 VERSION = 1

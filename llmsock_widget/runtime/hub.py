@@ -20,17 +20,8 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Callable
 
-from . import snapshot
-from .errors import (
-    ClientError,
-    CorruptSnapshot,
-    InvalidRequest,
-    LlmsockError,
-    QueueFull,
-    StoreConflict,
-    wire_error,
-)
-from .events import (
+from ..core import snapshot
+from ..core.events import (
     ControlResult,
     ErrorReply,
     Event,
@@ -42,13 +33,22 @@ from .events import (
     SessionReady,
     StatusChanged,
 )
+from ..core.session import InteractionState, Message, apply, new_state
+from ..errors import (
+    ClientError,
+    CorruptSnapshot,
+    InvalidRequest,
+    LlmsockError,
+    QueueFull,
+    StoreConflict,
+    wire_error,
+)
+from ..models.base import ChatModel
+from ..stores.base import Merged, SessionStore, resolve, session_key
+from ..tools import ToolRegistry
+from ..wire.protocol import Command, Control, Ping, SendPrompt
 from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession
-from .models.base import ChatModel
-from .protocol import Command, Control, Ping, SendPrompt
-from .session import InteractionState, Message, apply, new_state
-from .stores.base import Merged, SessionStore, resolve, session_key
-from .tools import ToolRegistry
 from .turns import TurnSettings, abort, new_id, run_turns
 
 log = logging.getLogger("llmsock")

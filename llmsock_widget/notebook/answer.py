@@ -15,11 +15,11 @@ import time
 from typing import Any
 
 # One Answer for both ways of asking (here and the Python client); re-exported under its old path.
-from .client.answers import Answer as Answer
-from .events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
-from .protocol import Control, SendPrompt
-from .safehtml import neutralize, render_answer
-from .server import ServerThread
+from ..client.answers import Answer as Answer
+from ..core.events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
+from ..server.thread import ServerThread
+from ..wire.protocol import Control, SendPrompt
+from ..wire.safehtml import neutralize, render_answer
 
 _RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer, at least
 _RENDER_SHARE = 0.2  # and re-rendering takes at most this share of the time (long answers)
