@@ -27,8 +27,8 @@ from llmsock_widget.core.events import Event, ModelDelta, ModelEnd, SessionReady
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.models.base import ModelRequest, TextChunk
 from llmsock_widget.runtime.hub import new_id, now_ms
-from llmsock_widget.server.handlers import text_frames
 from llmsock_widget.server.loopthread import LoopThread
+from llmsock_widget.server.websocket import text_frames
 from llmsock_widget.wire import protocol
 
 from .common import BenchFailure

@@ -33,7 +33,7 @@ MOVED = {
     "hub": "runtime.hub",
     "loopthread": "server.loopthread",
     "guard": "server.guard",
-    "handlers": "server.handlers",
+    "handlers": "server.websocket",
     "historyframes": "server.historyframes",
     "commlink": "server.commlink",
     "durable": "stores.durable",

@@ -35,13 +35,8 @@ from ..core.events import Event, ModelDelta
 from ..errors import ClientError, LlmsockError
 from ..wire import protocol
 from ..wire.codes import CLOSE_GOING_AWAY, CLOSE_SESSION_REFUSED, CLOSE_TRY_LATER, CLOSE_UNAVAILABLE
-from .handlers import (
-    ConnectionStats,
-    RateLimiter,
-    ServerContext,
-    act_on_frame,
-    at_capacity,
-)
+from .connection import ServerContext, act_on_frame, at_capacity
+from .limits import ConnectionStats, RateLimiter
 
 log = logging.getLogger("llmsock")
 

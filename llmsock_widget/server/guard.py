@@ -4,20 +4,31 @@ A custom token must be as hard to guess as the one the server makes itself;
 wrong tokens draw from a small budget, and once it is spent every request that
 presents a token is refused for a while (so a guesser learns nothing, not even
 from the right token); a connection that has not yet been authenticated counts
-against a cap of its own.  The Tornado side (:mod:`.handlers`, :mod:`.server`)
-only asks these objects and acts on the answer.
+against a cap of its own.  :class:`Guard` checks Host, Origin and token on every
+request.  The Tornado side (:mod:`.http`, :mod:`.websocket`, :mod:`.thread`) only asks
+these objects and acts on the answer.
 """
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
 import time
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
+
+from ..wire import protocol
 
 T = TypeVar("T")
 
-__all__ = ["MIN_TOKEN_CHARS", "FailureBudget", "PendingConnections", "check_token"]
+__all__ = [
+    "MIN_TOKEN_CHARS",
+    "FailureBudget",
+    "Guard",
+    "PendingConnections",
+    "check_token",
+    "presented_token",
+]
 
 MIN_TOKEN_CHARS = 32  # 32 characters of even a hex alphabet are 128 bits
 MIN_DISTINCT_CHARS = 8  # refuses "aaaa…" and "0123012301…": too few symbols to be random
@@ -120,3 +131,81 @@ class PendingConnections(Generic[T]):
     def authenticated(self, item: T) -> None:
         """Stop counting ``item``: it presented the right token."""
         self._items.pop(item, None)
+
+
+class Guard:
+    """Host, Origin and token checks shared by every route."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        allowed_origins: Iterable[str],
+        allowed_hosts: Iterable[str],
+        failures: FailureBudget | None = None,
+    ) -> None:
+        self.token = token.encode()
+        self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
+        self.extra_hosts = {h.lower() for h in allowed_hosts}
+        self.port = 0
+        self.failures = failures if failures is not None else FailureBudget(rate=1.0, burst=20)
+
+    def allow_host(self, host: str) -> None:
+        """Add one exact ``Host`` header value (``name:port``) to the allow-list."""
+        self.extra_hosts.add(host.lower())
+
+    def allow_origin(self, origin: str) -> None:
+        """Add one exact origin (``scheme://host[:port]``) to the allow-list."""
+        self.allowed_origins.add(origin.lower().rstrip("/"))
+
+    def hosts(self) -> set[str]:
+        """Return the Host header values accepted: loopback names with our port, plus extras."""
+        loopback = {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
+        return loopback | self.extra_hosts
+
+    def check(self, request: Any, *, frame_auth: bool = False) -> tuple[int, str] | None:
+        """Return ``(status, reason)`` if the request must be refused, else None.
+
+        With ``frame_auth`` (a WebSocket upgrade) a request without a token passes: its
+        token must then come as the first frame (``websocket.auth_frame_token``).
+        """
+        host = request.headers.get("Host", "").lower()
+        if host not in self.hosts():
+            return 403, "host not allowed"
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower().rstrip("/") not in self.allowed_origins:
+            return 403, "origin not allowed"
+        if any("token" in name.lower() for name in request.query_arguments):
+            return 401, "a token in the URL is refused; send it in a header or the first frame"
+        if _offers_token_subprotocol(request):
+            # Proxies log the subprotocols they forward (jupyter-server-proxy does at --debug).
+            return 401, "a token in a subprotocol is refused; send it in a header or the first frame"
+        presented = presented_token(request)
+        if presented is None:
+            return None if frame_auth else (401, "token required")
+        return self.check_token(presented)
+
+    def check_token(self, presented: str) -> tuple[int, str] | None:
+        """Return ``(status, reason)`` unless ``presented`` is the token and guessing is not cut off."""
+        if self.failures.retry_after() > 0:
+            # Refuse even the right token: a guesser must not learn which one it was.
+            self.failures.refused += 1
+            return 429, "too many wrong tokens; try again later"
+        if not hmac.compare_digest(presented.encode(), self.token):
+            self.failures.fail()
+            return 401, "invalid token"
+        return None
+
+
+def presented_token(request: Any) -> str | None:
+    """Return the token of the request's ``Authorization: Bearer`` header, or None."""
+    auth: str = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _offers_token_subprotocol(request: Any) -> bool:
+    offered: str = request.headers.get("Sec-WebSocket-Protocol", "")
+    return any(item.strip().startswith(protocol.SUBPROTOCOL_TOKEN_PREFIX) for item in offered.split(","))

@@ -2,7 +2,8 @@
 
 Thread rule (Tornado's): the server's loop lives on its own thread; the only
 doors in from another thread are :meth:`ServerThread.call_soon` and
-:meth:`ServerThread.submit`.  The handlers are in :mod:`.handlers`.
+:meth:`ServerThread.submit`.  The routes are :mod:`.websocket`, :mod:`.sse` and
+:mod:`.http` (``/status``).
 """
 
 from __future__ import annotations
@@ -37,18 +38,14 @@ from ..wire.codes import (
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
 )
-from .guard import FailureBudget, PendingConnections, check_token
-from .handlers import (
-    Connection,
-    Guard,
-    Limits,
-    SseHandler,
-    Stats,
-    StatusHandler,
-    WebSocketHandler,
-)
+from .connection import Connection
+from .guard import FailureBudget, Guard, PendingConnections, check_token
 from .historyframes import HistoryFrames, is_history
+from .http import StatusHandler
+from .limits import Limits, Stats
 from .loopthread import LoopThread
+from .sse import SseHandler
+from .websocket import WebSocketHandler
 
 log = logging.getLogger("llmsock")
 

@@ -1,4 +1,6 @@
-"""The WebSocket close codes: the one place they are declared (docs/protocol.md, sections 12 and 15.2).
+"""The protocol's names and numbers, each declared once: version, dialects, subprotocols, client
+message types and control actions (docs/protocol.md, sections 3 and 7.1), and the WebSocket close
+codes (docs/protocol.md, section 12; docs/widget-comm.md, section 2).
 
 The server's handlers, the comm links, the widget and the Python client all
 import them from here, so a code cannot mean one thing on the server and
@@ -7,7 +9,24 @@ another in the client.  Pure constants: this module imports nothing.
 
 from __future__ import annotations
 
-# Sent on /ws (section 12); a comm link's ``unlinked`` message carries the same codes (section 15.2).
+from typing import Literal
+
+PROTOCOL_VERSION = "llmsock/1"
+Dialect = Literal["envelope", "seed004"]
+DIALECTS: tuple[Dialect, ...] = ("envelope", "seed004")
+
+# WebSocket subprotocol names: a client may name its dialect.  A token offered as a subprotocol
+# (the prefix below) is refused: proxies log subprotocols; browsers send an auth frame instead.
+SUBPROTOCOL_ENVELOPE = "llmsock.envelope.v1"
+SUBPROTOCOL_SEED004 = "llmsock.seed004.v1"
+SUBPROTOCOL_AUTO = "llmsock.v1"
+SUBPROTOCOL_TOKEN_PREFIX = "llmsock.token."
+
+CLIENT_TYPES = ("user_message", "control", "ping")
+CONTROL_ACTIONS = ("abort", "pause", "resume", "clear_history", "get_history", "get_status")
+
+# Sent on /ws (section 12); a comm link's ``unlinked`` message carries the same codes
+# (docs/widget-comm.md, section 2).
 CLOSE_NORMAL = 1000  # an unanswered ping (sent by Tornado itself)
 CLOSE_GOING_AWAY = 1001  # the server is stopping
 CLOSE_UNSUPPORTED = 1003  # a binary frame

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 from llmsock_widget.client import core as client_core
-from llmsock_widget.server import commlink, handlers
+from llmsock_widget.server import commlink, websocket
 from llmsock_widget.server import thread as server
 from llmsock_widget.wire import codes
 
@@ -46,7 +46,7 @@ def test_widget_names_its_close_codes() -> None:
 
 def test_every_edge_reads_the_same_constants() -> None:
     """The server, the comm link and the client see the very values of codes.py under the old names."""
-    for module in (handlers, server, commlink, client_core):
+    for module in (websocket, server, commlink, client_core):
         for name, value in vars(module).items():
             if name.startswith("CLOSE_") and isinstance(value, int):
                 assert value == getattr(codes, name), f"{module.__name__}.{name}"

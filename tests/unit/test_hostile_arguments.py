@@ -22,7 +22,7 @@ from llmsock_widget.core.events import (
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.notebook import notebookfile
 from llmsock_widget.runtime.hub import Hub
-from llmsock_widget.server.handlers import text_frames
+from llmsock_widget.server.websocket import text_frames
 from llmsock_widget.stores import MemoryStore
 from llmsock_widget.tools import ToolRegistry, call_tool
 from llmsock_widget.wire import protocol

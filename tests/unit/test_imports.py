@@ -237,6 +237,7 @@ TRANSITIVE = {
     f"{PACKAGE}.runtime.hub": LIGHT,
     f"{PACKAGE}.client": LIGHT,
     f"{PACKAGE}.stores": LIGHT,
+    f"{PACKAGE}.server.commlink": LIGHT,  # a comm link needs the pipeline, not Tornado
     f"{PACKAGE}.server.thread": LIGHT - {"tornado"},
 }
 

@@ -1,0 +1,265 @@
+"""``/ws``: one WebSocket on one session, in one dialect, with its outbox.
+
+The handler never awaits a turn, so pings, Stop and other frames are read while an
+answer streams.  A browser's token comes as the first frame (:func:`auth_frame_token`);
+each later frame goes through the shared pipeline (:func:`~.connection.act_on_frame`).
+What the hub publishes is queued in an outbox and leaves in one write per loop turn
+(:func:`text_frames`); a client that stops reading is dropped past ``outbound_limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections import deque
+from typing import Any, Callable, Sequence
+
+import tornado.iostream
+import tornado.websocket
+
+from ..core.events import Event
+from ..errors import ClientError, LlmsockError
+from ..wire import protocol
+
+# The close codes of this edge (docs/protocol.md, section 12); the three ``as`` ones are re-exported:
+# the server sends 1001 on stopping, Tornado itself sends 1000 and 1009.
+from ..wire.codes import CLOSE_GOING_AWAY as CLOSE_GOING_AWAY
+from ..wire.codes import CLOSE_NORMAL as CLOSE_NORMAL
+from ..wire.codes import (
+    CLOSE_SESSION_REFUSED,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_MANY_ATTEMPTS,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_UNAVAILABLE,
+    CLOSE_UNSUPPORTED,
+)
+from ..wire.codes import CLOSE_TOO_BIG as CLOSE_TOO_BIG
+from .connection import ServerContext, act_on_frame, close_reason
+from .http import GuardedHandler
+from .limits import ConnectionStats, RateLimiter
+
+log = logging.getLogger("llmsock")
+
+
+class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
+    """``/ws``: one connection on one session, in one dialect."""
+
+    transport = "websocket"
+    frame_auth = True
+
+    def initialize(self, server: ServerContext) -> None:
+        self.server = server
+        self.dialect: protocol.Dialect = "envelope"
+        self.dialect_fixed = False
+        self.session_id: str | None = None
+        self._created = False
+        self._detach: Callable[[], Any] | None = None
+        self._outbox: deque[str] = deque()
+        self._outbox_size = 0
+        self._flushing = False
+        self._closing = False
+        self._auth_timer: asyncio.TimerHandle | None = None
+        self.counters = ConnectionStats(transport=self.transport)
+        limits = server.limits
+        self.limiter = RateLimiter(limits.messages_per_second, limits.message_burst)
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # prepare() already did the exact-match check, before the upgrade
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        for name, dialect in (
+            (protocol.SUBPROTOCOL_SEED004, "seed004"),
+            (protocol.SUBPROTOCOL_ENVELOPE, "envelope"),
+        ):
+            if name in subprotocols:
+                self.dialect, self.dialect_fixed = dialect, True  # type: ignore[assignment]
+                return name
+        return protocol.SUBPROTOCOL_AUTO if protocol.SUBPROTOCOL_AUTO in subprotocols else None
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # a chat sends small frames; Nagle's delay would hold the first and last token
+        self.server.stats.connections_total += 1
+        self.server.connections.add(self)
+        if not self.authenticated:  # a browser: its token comes as the first frame
+            loop = asyncio.get_running_loop()
+            self._auth_timer = loop.call_later(self.server.handshake_timeout, self._auth_expired)
+            return
+        await self._attach()
+
+    def _auth_expired(self) -> None:
+        if not self.authenticated and not self._closing:
+            self.server.stats.rejected += 1
+            self.close(CLOSE_UNAUTHORIZED, "no auth frame in time")
+
+    def _authenticate(self, frame: protocol.ClientFrame) -> None:
+        """Check the auth frame a browser sends first; attach to the session if its token is right."""
+        token = auth_frame_token(frame)
+        if token is None:
+            refusal: tuple[int, str] | None = (401, "the first frame must be an auth frame")
+        else:
+            refusal = self.server.guard.check_token(token)
+        if refusal is not None:
+            self.server.stats.rejected += 1
+            code = CLOSE_TOO_MANY_ATTEMPTS if refusal[0] == 429 else CLOSE_UNAUTHORIZED
+            self.close(code, refusal[1])
+            return
+        self.authenticated = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self.tcp_stream is not None:
+            self.server.pending.authenticated(self.tcp_stream)
+        asyncio.get_running_loop().create_task(self._attach())
+
+    async def _attach(self) -> None:
+        """Attach to the session the URL names (a new one if none) and start delivering its events."""
+        try:
+            resume = self.resume_arg()
+            # A replay goes into the outbox at once: only what it can surely hold (half of it).
+            max_replay = self.server.outbound_limit // 2
+            key, detach, ready = await self.server.hub.attach(
+                self.session_arg(), self._send_event, resume=resume, max_replay=max_replay
+            )
+        except ClientError as exc:
+            self.close(CLOSE_SESSION_REFUSED, close_reason(exc.message))
+            return
+        except LlmsockError as exc:  # the store could not give us the session: say why, keep the server up
+            log.warning("llmsock: cannot open session: %s", exc)
+            self.close(CLOSE_UNAVAILABLE, close_reason(f"{exc.code}: {exc.message}"))
+            return
+        self.server.stats.count_resume(ready)
+        self.counters.resumed, self.counters.replayed = ready.resumed, ready.replayed
+        if self._closing:  # the peer left while we were loading the session
+            await detach()
+            return
+        self.session_id, self._detach, self._created = key, detach, ready.created
+
+    def on_message(self, message: str | bytes) -> None:
+        stats = self.server.stats
+        stats.messages_in += 1
+        stats.bytes_in += len(message)
+        self.counters.messages_in += 1
+        self.counters.bytes_in += len(message)
+        if isinstance(message, bytes):
+            self.close(CLOSE_UNSUPPORTED, "binary frames are not supported; send text")
+            return
+        frame = protocol.ClientFrame(message)  # its JSON is parsed once, whoever asks for it
+        if not self.authenticated:
+            self._authenticate(frame)
+            return
+        if self.session_id is None:
+            return
+        if not self.dialect_fixed:
+            self.dialect_fixed = True
+            if protocol.detect_dialect(frame) == "seed004":
+                self.dialect = "seed004"
+                # Hello again, in the dialect the client speaks.
+                self._send_event(self.server.hub.ready(self.session_id, created=self._created))
+        act_on_frame(
+            self.server, self.session_id, frame, self.dialect, self.limiter, self.counters, self._send_event
+        )
+
+    def on_close(self) -> None:
+        self._closing = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        self.server.connections.discard(self)
+        self._outbox.clear()
+        if self._detach is not None:
+            detach, self._detach = self._detach, None
+            asyncio.get_running_loop().create_task(detach())
+
+    # -- outbound ----------------------------------------------------------------
+
+    def _send_event(self, event: Event) -> None:
+        for frame in self.server.frames(event, self.dialect):  # never raises (protocol.frames)
+            self._send(frame)
+
+    def _send(self, frame: str) -> None:
+        if self._closing:
+            return
+        self._outbox.append(frame)
+        self._outbox_size += len(frame)
+        if self._outbox_size > self.server.outbound_limit:
+            # The client stopped reading: drop it rather than grow memory; it can reconnect.
+            log.warning("llmsock: closing a connection that stopped reading (%d queued)", self._outbox_size)
+            self._closing = True
+            self._outbox.clear()
+            self.server.stats.slow_consumers_dropped += 1
+            self.close(CLOSE_SLOW_CONSUMER, "outbound queue overflow: the client is not reading")
+            return
+        if not self._flushing:
+            # Flush once the events of this loop turn are queued, so they leave in one write.
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Hand everything queued to Tornado as one write: one send, no task, no future per frame."""
+        if self._closing or not self._outbox:
+            self._flushing = False
+            return
+        frames = list(self._outbox)
+        self._outbox.clear()
+        size, self._outbox_size = self._outbox_size, 0
+        connection = self.ws_connection
+        stream = getattr(connection, "stream", None)
+        try:
+            if connection is None or stream is None or connection.is_closing():
+                raise tornado.iostream.StreamClosedError()
+            future = stream.write(text_frames(frames))
+        except tornado.iostream.StreamClosedError:
+            self._flushing = False  # the peer left; on_close cleans up
+            return
+        except Exception:
+            log.exception("llmsock: sending failed")
+            self._flushing = False
+            return
+        stats = self.server.stats
+        stats.messages_out += len(frames)
+        stats.bytes_out += size
+        self.counters.messages_out += len(frames)
+        self.counters.bytes_out += size
+        if future.done():  # the socket took it all
+            self._written(future)
+        else:  # backpressure: what comes meanwhile waits in the outbox until the socket took this
+            future.add_done_callback(self._written)
+
+    def _written(self, future: Any) -> None:
+        if future.cancelled() or future.exception() is not None:  # the peer left (error marked seen)
+            self._flushing = False
+        elif self._outbox and not self._closing:
+            self._flush()
+        else:
+            self._flushing = False
+
+
+def text_frames(frames: Sequence[str]) -> bytes:
+    """Return ``frames`` as WebSocket text frames back to back (RFC 6455 5.2: FIN, opcode 1, unmasked).
+
+    This is what ``write_message`` writes for each of them when, as here, no compression was
+    negotiated (``get_compression_options`` returns None).
+    """
+    parts: list[bytes] = []
+    for frame in frames:
+        data = frame.encode("utf-8", "replace")  # a lone surrogate must not lose the whole batch
+        size = len(data)
+        if size < 126:
+            parts.append(bytes((0x81, size)))
+        elif size <= 0xFFFF:
+            parts.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            parts.append(struct.pack("!BBQ", 0x81, 127, size))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def auth_frame_token(frame: protocol.ClientFrame) -> str | None:
+    """Return the token of an auth frame ``{"type": "auth", "token": "..."}``, or None if it is not one."""
+    try:
+        value = frame.json()
+    except ClientError:
+        return None
+    if not isinstance(value, dict) or value.get("type") != "auth":
+        return None
+    token = value.get("token")
+    return token if isinstance(token, str) and token else None

@@ -1,0 +1,168 @@
+"""Decoding: a client's text frame -> a command, in either dialect.  Pure."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..core.commands import Command, Control, Ping, SendPrompt
+from ..errors import InvalidFrame, UnknownType
+from .codes import CLIENT_TYPES, CONTROL_ACTIONS, Dialect
+from .strictjson import MAX_INT_DIGITS, check_text, parse_json
+
+
+class ClientFrame:
+    """One client text frame whose JSON is parsed at most once, however often it is asked for.
+
+    The edge reads a frame in up to three steps (the auth frame check, the dialect sniff,
+    the decoder); each asks the same ``ClientFrame``, so the strict parser runs once a frame.
+    """
+
+    __slots__ = ("_error", "_parsed", "_value", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._parsed = False
+        self._value: Any = None
+        self._error: str | None = None
+
+    def json(self) -> Any:
+        """Return the frame's JSON value, parsing it on the first call only.
+
+        Raises:
+            InvalidFrame: the text is not strict JSON (the same message on every call).
+        """
+        if not self._parsed:
+            self._parsed = True
+            try:
+                self._value = parse_json(self.text)
+            except InvalidFrame as exc:
+                self._error = exc.message
+        if self._error is not None:
+            raise InvalidFrame(self._error)
+        return self._value
+
+    def client_type(self) -> str | None:
+        """Return the frame's ``type`` if it is a JSON object of a client message type, else None."""
+        # Cheap test first: only a JSON object can be a command.
+        if not self.text.lstrip().startswith("{"):
+            return None
+        try:
+            value = self.json()
+        except InvalidFrame:
+            return None
+        kind = value.get("type") if isinstance(value, dict) else None
+        return kind if kind in CLIENT_TYPES else None
+
+
+def detect_dialect(frame: str | ClientFrame) -> Dialect:
+    """Return the dialect a connection's first frame implies."""
+    frame = frame if isinstance(frame, ClientFrame) else ClientFrame(frame)
+    return "seed004" if frame.client_type() is not None else "envelope"
+
+
+def decode(frame: str | ClientFrame, dialect: Dialect) -> Command:
+    """Return the command in a client text frame (its JSON parsed once, or not at all if plain text).
+
+    Raises:
+        InvalidFrame: malformed JSON or fields (seed004), or an empty prompt.
+        UnknownType: a ``type`` or control action that does not exist.
+    """
+    frame = frame if isinstance(frame, ClientFrame) else ClientFrame(frame)
+    if dialect == "envelope":
+        if frame.client_type() is None:
+            text = frame.text
+            if not text.strip():
+                raise InvalidFrame("empty prompt")
+            check_text(text)
+            return SendPrompt(text=text)
+    message = frame.json()
+    if not isinstance(message, dict):
+        raise InvalidFrame("a message must be a JSON object")
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise InvalidFrame("a message needs a string 'type'")
+    request_id = _optional_id(message)
+    try:
+        return _decode_message(message, kind, request_id)
+    except (InvalidFrame, UnknownType) as exc:
+        exc.request_id = request_id  # so the error reply names the message it answers
+        raise
+
+
+def _decode_message(message: dict[str, Any], kind: str, request_id: str | None) -> Command:
+    data = message.get("data", {})
+    if not isinstance(data, dict):
+        raise InvalidFrame("'data' must be an object")
+    if "metadata" in message and not isinstance(message["metadata"], (dict, type(None))):
+        raise InvalidFrame("'metadata' must be an object")
+    if kind == "user_message":
+        return _decode_user_message(data, request_id)
+    if kind == "control":
+        action = data.get("type")
+        if not isinstance(action, str):
+            raise InvalidFrame("a control message needs data.type")
+        if action not in CONTROL_ACTIONS:
+            raise UnknownType(f"unknown control action: {action!r}")
+        return Control(action=action, request_id=request_id)
+    if kind == "ping":
+        return Ping(request_id=request_id, data=data)
+    raise UnknownType(f"unknown message type: {kind!r}")
+
+
+def _decode_user_message(data: dict[str, Any], request_id: str | None) -> SendPrompt:
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise InvalidFrame("user_message needs data.text as a string")
+    if not text.strip():
+        raise InvalidFrame("empty prompt")
+    options = data.get("options", {})
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise InvalidFrame("data.options must be an object")
+    return SendPrompt(text=text, message_id=request_id, options=_decode_options(options))
+
+
+def _decode_options(options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "temperature" in options and options["temperature"] is not None:
+        t = options["temperature"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 2:
+            raise InvalidFrame("options.temperature must be a number from 0 to 2")
+        out["temperature"] = float(t)
+    if "maxTokens" in options and options["maxTokens"] is not None:
+        n = options["maxTokens"]
+        if type(n) is not int or not 1 <= n <= 1_000_000:
+            raise InvalidFrame("options.maxTokens must be an integer from 1 to 1000000")
+        out["maxTokens"] = n
+    if "tools" in options and options["tools"] is not None:
+        tools = options["tools"]
+        if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
+            raise InvalidFrame("options.tools must be a list of strings")
+        out["tools"] = list(tools)
+    return out
+
+
+def _optional_id(message: dict[str, Any]) -> str | None:
+    value = message.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 128:
+        raise InvalidFrame("'id' must be a string of 1 to 128 characters")
+    return value
+
+
+def parse_resume(value: str) -> tuple[str, int]:
+    """Return ``(epoch, seq)`` from a ``resume=<epoch>:<seq>`` query value.
+
+    Raises:
+        InvalidFrame: the value is not of that form.
+    """
+    epoch, _, seq = value.rpartition(":")
+    if not epoch or len(epoch) > 64 or not _ASCII_DIGITS.fullmatch(seq) or len(seq) > MAX_INT_DIGITS:
+        raise InvalidFrame("resume must be <epoch>:<sequence>")
+    return epoch, int(seq)
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() would also take "²" and other scripts' digits

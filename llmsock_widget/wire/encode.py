@@ -1,0 +1,419 @@
+"""Encoding: an event -> its text frames in either dialect, or an SSE message.  Pure and total:
+an event that cannot be encoded is replaced by a structured error, never an exception.
+
+Each event type has one rule (``_RULES``) giving its frame in both dialects.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from json.encoder import encode_basestring as _json_str
+from typing import Any, Callable
+
+from ..core.events import (
+    ControlResult,
+    Diagnostic,
+    ErrorReply,
+    Event,
+    HistoryCleared,
+    ModelDelta,
+    ModelEnd,
+    ModelError,
+    ModelReasoning,
+    ModelStart,
+    ModelUsage,
+    Pong,
+    SessionReady,
+    StatusChanged,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from ..errors import InvalidFrame
+from .codes import Dialect
+from .strictjson import dumps, parse_arguments, well_formed
+
+# Encoding never raises (frames, sse_message): the log, not the wire, gets what went wrong.
+log = logging.getLogger("llmsock")
+
+
+def encode(event: Event, dialect: Dialect) -> str | None:
+    """Return the text frame for ``event`` in ``dialect``, or None if it has none there."""
+    if type(event) is ModelDelta:
+        return _encode_delta(event, dialect)
+    obj = to_envelope(event) if dialect == "envelope" else to_seed004(event)
+    if obj is None:
+        return None
+    return dumps(obj)
+
+
+def _encode_delta(event: ModelDelta, dialect: Dialect) -> str:
+    # Deltas are most of the traffic: build their frame from pieces instead of dicts and json.dumps.
+    # The text is byte-for-byte what encode's general path gives (a unit test holds them equal).
+    meta = f'{{"sessionId":{_json_str(event.session_id)},"timestamp":{event.ts},"sequence":{event.seq}'
+    if event.turn_id is not None:
+        meta += f',"turnId":{_json_str(event.turn_id)}'
+    text = _json_str(event.text)
+    if dialect == "envelope":
+        return (
+            '{"name":"interaction.model","data":{"kind":"model","event":{"type":"delta","text":'
+            f'{text}}},"meta":{meta}}}}}}}'
+        )
+    return (
+        f'{{"type":"llm_chunk","id":{_json_str(event.message_id)},"data":{{"chunk":{text},'
+        f'"isComplete":false}},"metadata":{meta}}}}}'
+    )
+
+
+def frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
+    """Return every text frame ``event`` makes in ``dialect``; never raise.
+
+    Seed 004 reports a tool result twice.  An event that cannot be encoded (a value JSON
+    cannot hold, nesting too deep, not an event at all) is replaced by the frame of
+    :func:`unencodable`, so one bad event never takes down a batch, a replay or a
+    subscriber.  Every frame is valid UTF-8: a lone surrogate becomes U+FFFD.
+    """
+    try:
+        out = _frames(event, dialect)
+    except Exception as exc:  # encoders are total: whatever failed, the peer gets a structured error
+        log.error("llmsock: could not encode %s; sending an error in its place", _kind(event), exc_info=exc)
+        out = _frames(unencodable(event, exc), dialect)
+    return tuple(well_formed(frame) for frame in out)
+
+
+def sse_message(event: Event) -> str | None:
+    """Return ``event`` as a Server-Sent Events message (envelope dialect), or None; never raise.
+
+    Like :func:`frames`, an event that cannot be encoded is replaced by :func:`unencodable`'s.
+    """
+    try:
+        text = _sse_message(event)
+    except Exception as exc:
+        log.error("llmsock: could not encode %s; sending an error in its place", _kind(event), exc_info=exc)
+        text = _sse_message(unencodable(event, exc))
+    return None if text is None else well_formed(text)
+
+
+def unencodable(event: object, exc: BaseException) -> Event:
+    """Return the event sent in place of ``event``, which could not be encoded because of ``exc``.
+
+    A session event becomes an ``unencodable_event`` diagnostic with the same ``seq``, so
+    resuming clients keep an unbroken sequence; a reply becomes an ``internal_error`` reply.
+    """
+    session_id, seq, ts = (getattr(event, name, None) for name in ("session_id", "seq", "ts"))
+    if isinstance(session_id, str) and session_id and type(seq) is int and seq >= 1 and type(ts) is int:
+        turn_id = getattr(event, "turn_id", None)
+        return Diagnostic(
+            session_id=session_id,
+            seq=seq,
+            ts=ts,
+            turn_id=turn_id if isinstance(turn_id, str) else None,
+            level="error",
+            code="unencodable_event",
+            message=f"a {type(event).__name__} event could not be encoded ({type(exc).__name__}); "
+            "it is left out",
+        )
+    request_id = getattr(event, "request_id", None)
+    return ErrorReply(
+        code="internal_error",
+        message="internal error (see the kernel log)",
+        ts=ts if type(ts) is int else 0,
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
+
+
+def _kind(event: object) -> str:
+    seq = getattr(event, "seq", None)
+    return f"a {type(event).__name__}" + ("" if seq is None else f" event (sequence {seq})")
+
+
+def _frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
+    if dialect == "seed004" and isinstance(event, ToolResult):
+        status = _msg(
+            "tool_call",
+            event.message_id,
+            {
+                "toolCallId": event.call_id,
+                "toolName": event.name,
+                "status": "complete" if event.ok else "error",
+            },
+            _meta(event),
+        )
+        return (dumps(status), dumps(_seed004_tool_result(event)))
+    frame = encode(event, dialect)
+    return () if frame is None else (frame,)
+
+
+def _sse_message(event: Event) -> str | None:
+    envelope = to_envelope(event)
+    if envelope is None:
+        return None
+    return f"event: {envelope['name']}\ndata: {dumps(envelope['data'])}\n\n"
+
+
+def _arguments(text: str) -> Any:
+    """Return tool-call arguments parsed strictly, or the raw text when they are not strict JSON."""
+    try:
+        return parse_arguments(text)
+    except InvalidFrame:
+        return text  # shown as the model wrote it; the call itself fails with invalid_arguments
+
+
+def _resume_fields(event: SessionReady) -> dict[str, Any]:
+    out: dict[str, Any] = {"epoch": event.epoch}
+    if event.resumed is not None:
+        out["resumed"] = event.resumed
+        out["replayed"] = event.replayed
+    return out
+
+
+def _meta(event: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"sessionId": event.session_id, "timestamp": event.ts}
+    seq = getattr(event, "seq", None)
+    if isinstance(event, (SessionReady,)):
+        return meta
+    if seq is not None:
+        meta["sequence"] = seq
+    if getattr(event, "turn_id", None) is not None:
+        meta["turnId"] = event.turn_id
+    return meta
+
+
+def _reply_meta(event: Any) -> dict[str, Any]:
+    return {"timestamp": event.ts}
+
+
+def _msg(kind: str, msg_id: str, data: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "id": msg_id, "data": data, "metadata": metadata}
+
+
+_Part = Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one event class reads in each dialect: the table below is the whole encoder."""
+
+    name: str  # the envelope's name; its kind is the last part ("interaction.model" -> "model")
+    body: _Part  # the envelope's event body
+    seed_type: str | None  # the seed-004 message type; None: seed 004 has no such message
+    seed_data: _Part
+    seed_id: Callable[[Any], str] = lambda event: event.message_id
+    meta: _Part = _meta
+
+
+def to_envelope(event: Event) -> dict[str, Any] | None:
+    """Return the llm-core envelope for ``event``."""
+    rule = _rule(event)
+    body = {"kind": rule.name.rpartition(".")[2], "event": rule.body(event), "meta": rule.meta(event)}
+    return {"name": rule.name, "data": body}
+
+
+def to_seed004(event: Event) -> dict[str, Any] | None:
+    """Return the seed-004 message for ``event``, or None if that dialect has none."""
+    rule = _rule(event)
+    if rule.seed_type is None:
+        return None
+    return _msg(rule.seed_type, rule.seed_id(event), rule.seed_data(event), rule.meta(event))
+
+
+def _rule(event: Event) -> _Rule:
+    rule = _RULES.get(type(event))
+    if rule is None:
+        raise TypeError(f"cannot encode {type(event).__name__}")
+    return rule
+
+
+def _with_options(data: dict[str, Any], event: UserMessage) -> dict[str, Any]:
+    if event.options:
+        data["options"] = event.options
+    return data
+
+
+def _with_usage(data: dict[str, Any], event: ModelEnd) -> dict[str, Any]:
+    if event.usage is not None:
+        data["usage"] = event.usage
+    return data
+
+
+def _tool_call(event: ToolCall) -> dict[str, Any]:
+    return {"id": event.call_id, "name": event.name, "arguments": _arguments(event.arguments)}
+
+
+def _pick(event: Any, fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Return ``{wire key: event attribute}`` for the ``(key, attribute)`` pairs, in their order."""
+    return {key: getattr(event, attribute) for key, attribute in fields}
+
+
+# The fields both dialects carry, under each dialect's own key (the order is the frame's).
+_RESULT = (("result", "result"), ("error", "error"), ("durationMs", "duration_ms"))
+
+
+_TOOL_RESULT_ENVELOPE = (("id", "call_id"), ("name", "name"), ("ok", "ok"), *_RESULT)
+
+
+_TOOL_RESULT_SEED004 = (("toolCallId", "call_id"), ("toolName", "name"), ("success", "ok"), *_RESULT)
+
+
+_READY_ENVELOPE = (("sessionId", "session_id"), ("sequence", "seq"), ("status", "status"))
+
+
+_READY_SEED004 = (("sessionId", "session_id"), ("sequence", "seq"), ("sessionStatus", "status"))
+
+
+_READY_BOTH = (("created", "created"), ("protocol", "protocol"))
+
+
+def _seed004_tool_result(event: ToolResult) -> dict[str, Any]:
+    return _msg("tool_result", event.message_id, _pick(event, _TOOL_RESULT_SEED004), _meta(event))
+
+
+def _ready(event: SessionReady, first: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {**first, **_pick(event, fields + _READY_BOTH), **_resume_fields(event)}
+
+
+def _by_seq(event: Any) -> str:
+    return f"s{event.seq}"
+
+
+def _no_data(event: Any) -> dict[str, Any]:
+    return {}
+
+
+_MODEL = "interaction.model"
+
+
+_RULES: dict[type, _Rule] = {
+    ModelDelta: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "text": e.text},
+        "llm_chunk",
+        lambda e: {"chunk": e.text, "isComplete": False},
+    ),
+    UserMessage: _Rule(
+        "interaction.user",
+        lambda e: _with_options({"type": "message", "text": e.text, "messageId": e.message_id}, e),
+        "user_message",
+        lambda e: _with_options({"text": e.text}, e),
+    ),
+    # Seed 004 has no start or usage message: start shows as status, usage rides on llm_complete.
+    ModelStart: _Rule(
+        _MODEL, lambda e: {"type": "start", "model": e.model, "messageId": e.message_id}, None, _no_data
+    ),
+    ModelUsage: _Rule(
+        _MODEL,
+        lambda e: {"type": "usage", "inputTokens": e.input_tokens, "outputTokens": e.output_tokens},
+        None,
+        _no_data,
+    ),
+    ModelReasoning: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "reasoning": e.text},
+        "llm_chunk",
+        # "" keeps fullText = joined chunks
+        lambda e: {"chunk": "", "reasoning": e.text, "isComplete": False},
+    ),
+    ToolCall: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "toolCall": _tool_call(e)},
+        "tool_call",
+        lambda e: {
+            "toolCallId": e.call_id,
+            "toolName": e.name,
+            "args": _arguments(e.arguments),
+            "status": "start",
+        },
+    ),
+    ToolResult: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "toolResult": _pick(e, _TOOL_RESULT_ENVELOPE)},
+        "tool_result",
+        lambda e: _pick(e, _TOOL_RESULT_SEED004),
+    ),
+    ModelEnd: _Rule(
+        _MODEL,
+        lambda e: _with_usage({"type": "end", "finishReason": e.finish_reason, "text": e.text}, e),
+        "llm_complete",
+        lambda e: _with_usage(
+            {"fullText": e.text, "finishReason": e.finish_reason, "aborted": e.finish_reason == "aborted"}, e
+        ),
+    ),
+    ModelError: _Rule(
+        _MODEL,
+        lambda e: {
+            "type": "error",
+            "code": e.code,
+            "message": e.message,
+            "recoverable": e.recoverable,
+            "text": e.text,
+        },
+        "error",
+        lambda e: {"code": e.code, "message": e.message, "recoverable": e.recoverable, "fullText": e.text},
+    ),
+    Diagnostic: _Rule(
+        "interaction.diagnostic",
+        lambda e: {"type": "diagnostic", "level": e.level, "code": e.code, "message": e.message},
+        "diagnostic",
+        lambda e: {"level": e.level, "code": e.code, "message": e.message},
+        seed_id=_by_seq,
+    ),
+    StatusChanged: _Rule(
+        "interaction.status",
+        lambda e: {"type": "status", "status": e.status},
+        "status",
+        lambda e: {"status": e.status},
+        seed_id=_by_seq,
+    ),
+    HistoryCleared: _Rule(
+        "interaction.session",
+        lambda e: {"type": "cleared"},
+        "status",
+        lambda e: {"status": "idle", "historyCleared": True},
+        seed_id=_by_seq,
+    ),
+    SessionReady: _Rule(
+        "interaction.session",
+        lambda e: _ready(e, {"type": "ready"}, _READY_ENVELOPE),
+        "status",
+        lambda e: _ready(e, {"status": "connected"}, _READY_SEED004),
+        seed_id=lambda e: "ready",
+    ),
+    ControlResult: _Rule(
+        "interaction.control",
+        lambda e: {
+            "type": "result",
+            "action": e.action,
+            "ok": e.ok,
+            "message": e.message,
+            "data": e.data,
+            "requestId": e.request_id,
+        },
+        "control_response",
+        lambda e: {**e.data, "type": e.action, "success": e.ok, "message": e.message},
+        seed_id=lambda e: e.request_id or e.action,
+        meta=_reply_meta,
+    ),
+    ErrorReply: _Rule(
+        "interaction.error",
+        lambda e: {
+            "type": "error",
+            "code": e.code,
+            "message": e.message,
+            "recoverable": e.recoverable,
+            "requestId": e.request_id,
+        },
+        "error",
+        lambda e: {"code": e.code, "message": e.message, "recoverable": e.recoverable},
+        seed_id=lambda e: e.request_id or "error",
+        meta=_reply_meta,
+    ),
+    Pong: _Rule(
+        "interaction.control",
+        lambda e: {"type": "pong", "requestId": e.request_id},
+        "pong",
+        lambda e: {**e.data, "timestamp": e.ts},
+        seed_id=lambda e: e.request_id or "pong",
+        meta=_reply_meta,
+    ),
+}
