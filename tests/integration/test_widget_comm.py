@@ -41,20 +41,16 @@ class Recorder:
 
 @pytest.fixture
 def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A clean kernel module state, working in a temporary directory, the notebook store."""
+    """A fresh kernel runtime, working in a temporary directory, the notebook store."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LLMSOCK_STORE", "notebook")
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    kernel.stop_server()
-    kernel._store = None
-    kernel._pages.clear()
+    kernel.runtime.reset()
     kernel.get_server(model="builtin:0")
     try:
         yield tmp_path
     finally:
-        kernel.stop_server()
-        kernel._store = None
-        kernel._pages.clear()
+        kernel.runtime.reset()
 
 
 def make_widget(session: str = "default") -> tuple[ChatWidget, Recorder]:
