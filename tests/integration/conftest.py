@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -17,14 +18,31 @@ from tests.conftest import TIMEOUT
 ORIGIN = "http://localhost:8888"
 
 
+MakeServer = Callable[..., ServerThread]
+
+
 @pytest.fixture
-def server() -> Iterator[ServerThread]:
+def make_server() -> Iterator[MakeServer]:
+    """Return ``make(**options) -> ServerThread``: a started server, stopped after the test.
+
+    The options are ServerThread's own (127.0.0.1 and port 0 unless given).  Every server made
+    is stopped at teardown, in reverse order, whatever the test did; a test may stop one itself
+    (stop is idempotent).
+    """
+    with ExitStack() as stops:
+
+        def make(**options: Any) -> ServerThread:
+            srv = ServerThread(**options)
+            stops.callback(srv.stop)  # before start(): a start that fails half-way is cleaned up too
+            return srv.start()
+
+        yield make
+
+
+@pytest.fixture
+def server(make_server: MakeServer) -> ServerThread:
     """A server with the builtin model at full speed, stopped after the test."""
-    srv = ServerThread(model=BuiltinModel(tokens_per_second=None), allowed_origins=[ORIGIN]).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    return make_server(model=BuiltinModel(tokens_per_second=None), allowed_origins=[ORIGIN])
 
 
 def auth(server: ServerThread) -> dict[str, str]:

@@ -14,7 +14,7 @@ from llmsock_widget.models import BuiltinModel
 from llmsock_widget.server.thread import CLOSE_UNSUPPORTED, ServerThread
 from tests.conftest import TIMEOUT
 
-from .conftest import auth, is_turn_end, open_client
+from .conftest import MakeServer, auth, is_turn_end, open_client
 
 BAD_SEED004_FRAMES = {
     "not json": ("hello there", "invalid_message"),
@@ -105,9 +105,9 @@ def test_binary_frame_closes_with_1003(server: ServerThread, run) -> None:
     assert end["data"]["event"]["type"] == "end"
 
 
-def test_oversize_frame_closes_with_1009() -> None:
+def test_oversize_frame_closes_with_1009(make_server: MakeServer) -> None:
     """A frame over max_message_size closes with 1009 (message too big)."""
-    server = ServerThread(max_message_size=4096).start()
+    server = make_server(max_message_size=4096)
 
     async def scenario() -> int | None:
         ws = await connect(server.url, additional_headers=auth(server), open_timeout=TIMEOUT, max_size=None)
@@ -120,10 +120,7 @@ def test_oversize_frame_closes_with_1009() -> None:
             pass
         return ws.close_code
 
-    try:
-        assert asyncio.run(scenario()) == 1009
-    finally:
-        server.stop()
+    assert asyncio.run(scenario()) == 1009
 
 
 def test_handler_exception_becomes_error_frame(server: ServerThread, run) -> None:
@@ -165,9 +162,9 @@ class ExplodingModel(BuiltinModel):
                 raise KeyError("api_key=sk-should-not-leak")
 
 
-def test_unexpected_model_exception_is_a_clean_model_error() -> None:
+def test_unexpected_model_exception_is_a_clean_model_error(make_server: MakeServer) -> None:
     """A model raising a non-llmsock exception ends the turn with model_error and no leaked detail."""
-    server = ServerThread(model=ExplodingModel(tokens_per_second=None)).start()
+    server = make_server(model=ExplodingModel(tokens_per_second=None))
 
     async def scenario() -> list[dict]:
         ws = await connect(server.url, additional_headers=auth(server), open_timeout=TIMEOUT)
@@ -182,22 +179,19 @@ def test_unexpected_model_exception_is_a_clean_model_error() -> None:
         await ws.close()
         return seen
 
-    try:
-        seen = asyncio.run(scenario())
-    finally:
-        server.stop()
+    seen = asyncio.run(scenario())
     error = seen[-1]["data"]["event"]
     assert error["type"] == "error" and error["code"] == "model_error"
     assert "sk-should-not-leak" not in json.dumps(seen)
 
 
-def test_client_that_stops_reading_is_dropped_and_reply_completes() -> None:
+def test_client_that_stops_reading_is_dropped_and_reply_completes(make_server: MakeServer) -> None:
     """A client that never reads is dropped (close 4008); the reply still completes for others and is saved.
 
     The close frame waits behind data the client never read, so the client may see 1006 instead;
     the server's counter is the reliable witness.
     """
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None), outbound_limit=1 << 20).start()
+    server = make_server(model=BuiltinModel(tokens_per_second=None), outbound_limit=1 << 20)
 
     async def scenario() -> tuple[int | None, dict]:
         reader = await connect(
@@ -226,11 +220,8 @@ def test_client_that_stops_reading_is_dropped_and_reply_completes() -> None:
         await reader.close()
         return server.stats.slow_consumers_dropped, end
 
-    try:
-        code, end = asyncio.run(scenario())
-        saved = server.store.load("slow")  # type: ignore[union-attr]
-    finally:
-        server.stop()
+    code, end = asyncio.run(scenario())
+    saved = server.store.load("slow")  # type: ignore[union-attr]
     assert code == 1
     assert end["data"]["event"]["type"] == "end"
     assert saved is not None and saved.messages[-1].text == end["data"]["event"]["text"]

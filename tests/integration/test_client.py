@@ -31,6 +31,8 @@ from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.stores import JsonFileStore
 from tests.conftest import TIMEOUT
 
+from .conftest import MakeServer
+
 FAST = Backoff(base=0.01, factor=2.0, cap=0.2)
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -267,38 +269,30 @@ def test_reload_mid_answer_continues_from_the_streaming_text(server: ServerThrea
     assert answer.text == event(seen[-1])["text"] == reloaded["history"]["current"]["text"] + deltas(after)
 
 
-def test_server_restart_reloads_the_history(tmp_path: Path, run) -> None:
+def test_server_restart_reloads_the_history(tmp_path: Path, run, make_server: MakeServer) -> None:
     """After a restart on the same port (new epoch), the client reloads the history and goes on."""
     store_dir = tmp_path / "sessions"
-    first = ServerThread(
+    first = make_server(
         model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(store_dir, fsync=False)
     )
-    first.start()
-    replacement: list[ServerThread] = []
 
     async def scenario() -> tuple[Any, list[dict[str, Any]], Any, dict[str, int]]:
         async with client(first, session="kept") as c:
             stream = c.events()
             before = await c.ask("/echo remember this sentence", timeout=TIMEOUT)
             await asyncio.to_thread(first.stop)
-            second = ServerThread(
+            await asyncio.to_thread(
+                make_server,
                 port=first.port,
                 token=first.token,
                 model=BuiltinModel(tokens_per_second=None),
                 store=JsonFileStore(store_dir, fsync=False),
             )
-            replacement.append(second)
-            await asyncio.to_thread(second.start)
             seen = await until(stream, lambda m: m["name"] == "client.reloaded")
             after = await c.ask("/echo and this one", timeout=TIMEOUT)
             return before, seen, after, c.stats
 
-    try:
-        before, seen, after, stats = run(scenario())
-    finally:
-        first.stop()
-        for srv in replacement:
-            srv.stop()
+    before, seen, after, stats = run(scenario())
     reloaded = seen[-1]["data"]
     texts = [m["text"] for m in reloaded["history"]["messages"]]
     assert before.text == "remember this sentence" and before.text in texts
@@ -308,10 +302,10 @@ def test_server_restart_reloads_the_history(tmp_path: Path, run) -> None:
     assert stats["reloads"] == 1 and stats["reconnects"] == 1
 
 
-def test_slow_consumer_close_reconnects_and_the_answer_is_whole(run) -> None:
+def test_slow_consumer_close_reconnects_and_the_answer_is_whole(run, make_server: MakeServer) -> None:
     """A 4008 close (outbound queue overflow) is followed by a reconnect; ask() returns the whole answer."""
-    plain = ServerThread(model=BuiltinModel(tokens_per_second=None)).start()
-    tight = ServerThread(model=BuiltinModel(tokens_per_second=None), outbound_limit=4000).start()
+    plain = make_server(model=BuiltinModel(tokens_per_second=None))
+    tight = make_server(model=BuiltinModel(tokens_per_second=None), outbound_limit=4000)
 
     async def scenario() -> tuple[str, Any, list[dict[str, Any]]]:
         async with client(plain) as c:
@@ -322,11 +316,7 @@ def test_slow_consumer_close_reconnects_and_the_answer_is_whole(run) -> None:
             stream.close()
             return expected, answer, [m async for m in stream]
 
-    try:
-        expected, answer, seen = run(scenario())
-    finally:
-        plain.stop()
-        tight.stop()
+    expected, answer, seen = run(scenario())
     assert answer.text == expected and answer.finish_reason == "stop"
     assert 4008 in [m["data"]["code"] for m in seen if m["name"] == "client.reconnecting"]
 
@@ -351,9 +341,9 @@ def test_heartbeat_detects_a_silent_server(server: ServerThread, run) -> None:
     assert seen[-1]["data"]["resumed"] is True and answer.text == "alive"
 
 
-def test_giving_up_ends_streams_with_connection_lost(run) -> None:
+def test_giving_up_ends_streams_with_connection_lost(run, make_server: MakeServer) -> None:
     """When the server stays away for max_attempts tries, streams raise ConnectionLost and so do sends."""
-    srv = ServerThread(model=BuiltinModel(tokens_per_second=None)).start()
+    srv = make_server(model=BuiltinModel(tokens_per_second=None))
 
     async def scenario() -> list[dict[str, Any]]:
         c = Client(srv.url, token=srv.token, backoff=Backoff(base=0.01, cap=0.02, max_attempts=3))
@@ -369,38 +359,27 @@ def test_giving_up_ends_streams_with_connection_lost(run) -> None:
         await c.close()
         return seen
 
-    try:
-        seen = run(scenario())
-    finally:
-        srv.stop()
+    seen = run(scenario())
     attempts = [m["data"]["attempt"] for m in seen if m["name"] == "client.reconnecting"]
     assert attempts == [1, 2, 3]
 
 
-def test_restart_with_a_new_token_ends_the_client(run) -> None:
+def test_restart_with_a_new_token_ends_the_client(run, make_server: MakeServer) -> None:
     """A restarted server with another token refuses the reconnect: streams raise HandshakeRefused."""
-    first = ServerThread(model=BuiltinModel(tokens_per_second=None)).start()
-    replacement: list[ServerThread] = []
+    first = make_server(model=BuiltinModel(tokens_per_second=None))
 
     async def scenario() -> list[dict[str, Any]]:
         async with client(first) as c:
             stream = c.events()
             await asyncio.to_thread(first.stop)
-            second = ServerThread(port=first.port, model=BuiltinModel(tokens_per_second=None))
-            replacement.append(second)
-            await asyncio.to_thread(second.start)
+            await asyncio.to_thread(make_server, port=first.port, model=BuiltinModel(tokens_per_second=None))
             seen: list[dict[str, Any]] = []
             with pytest.raises(HandshakeRefused):
                 while True:
                     seen.append(await next_message(stream))
             return seen
 
-    try:
-        seen = run(scenario())
-    finally:
-        first.stop()
-        for srv in replacement:
-            srv.stop()
+    seen = run(scenario())
     assert seen and all(m["name"] == "client.reconnecting" for m in seen)
 
 

@@ -13,6 +13,8 @@ from llmsock_widget.server.commlink import INTERVAL, CommLink, coalesce
 from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
+from .conftest import MakeServer
+
 
 class View:
     """Stands in for the widget's comm: records what the link sends, from the server thread."""
@@ -146,8 +148,8 @@ def test_an_invalid_session_id_unlinks_with_4400(server: ServerThread) -> None:
     ]
 
 
-def test_stopping_the_server_unlinks_every_view() -> None:
-    server = ServerThread().start()
+def test_stopping_the_server_unlinks_every_view(make_server: MakeServer) -> None:
+    server = make_server()
     view = View()
     link(server, view)
     assert server.status()["transports"] == {"comm": 1}

@@ -36,11 +36,19 @@ from llmsock_widget.stores.memory import MemoryStore
 from llmsock_widget.wire import protocol
 from tests.conftest import TIMEOUT
 
+from .conftest import MakeServer
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(**options: Any) -> ServerThread:
-    return ServerThread(model=BuiltinModel(tokens_per_second=None), **options).start()
+@pytest.fixture
+def start(make_server: MakeServer) -> MakeServer:
+    """Return ``start(**options)``: a server with the builtin model at full speed, stopped after the test."""
+
+    def start_fast(**options: Any) -> ServerThread:
+        return make_server(model=BuiltinModel(tokens_per_second=None), **options)
+
+    return start_fast
 
 
 def upgrade(server: ServerThread, token: str) -> tuple[int, dict[str, str], bytes]:
@@ -82,16 +90,13 @@ def test_failure_budget_refills_at_its_rate() -> None:
     assert budget.retry_after() == 0.0
 
 
-def test_guessing_the_token_is_cut_off_with_429_even_for_the_right_token() -> None:
+def test_guessing_the_token_is_cut_off_with_429_even_for_the_right_token(start: MakeServer) -> None:
     """After the burst of wrong tokens every attempt gets 429 with Retry-After, the right one too."""
     server = start(auth_failure_burst=5, auth_failures_per_second=0.01)
-    try:
-        answers = [upgrade(server, secrets.token_urlsafe(32))[0] for _ in range(5)]
-        status, headers, body = upgrade(server, secrets.token_urlsafe(32))
-        right_status, right_headers, _ = upgrade(server, server.token)
-        counters = server.status()
-    finally:
-        server.stop()
+    answers = [upgrade(server, secrets.token_urlsafe(32))[0] for _ in range(5)]
+    status, headers, body = upgrade(server, secrets.token_urlsafe(32))
+    right_status, right_headers, _ = upgrade(server, server.token)
+    counters = server.status()
     assert answers == [401] * 5
     assert status == 429 and json.loads(body)["error"]["code"] == "too_many_attempts"
     assert int(headers["retry-after"]) >= 1
@@ -126,7 +131,7 @@ def transcript(key: str, *, messages: int = 8000, size: int = 150) -> Interactio
     )
 
 
-def test_a_get_history_storm_does_not_stall_another_session() -> None:
+def test_a_get_history_storm_does_not_stall_another_session(start: MakeServer) -> None:
     """20 clients asking for a 2 MB transcript over and over: another session's ping stays prompt (B10)."""
     store = MemoryStore()
     store.save("big", transcript("big"))
@@ -178,10 +183,7 @@ def test_a_get_history_storm_does_not_stall_another_session() -> None:
         # The second slowest: one hiccup of a shared machine is not a stall of the server.
         return sorted(pings)[-2], last
 
-    try:
-        worst, last = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT * 6))
-    finally:
-        server.stop()
+    worst, last = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT * 6))
     assert replies and set(replies) == {8000}, "every get_history carries the whole transcript"
     assert [m["id"] for m in last["data"]["messages"]] == [f"m{i}" for i in range(8000)]
     assert last["data"]["sequence"] == 8000 and last["id"] == "last"
@@ -319,15 +321,12 @@ def test_idle_sockets_past_the_descriptor_limit_leave_a_quiet_log_and_a_working_
 # -- B7: the browser's token travels in the first frame, never in a subprotocol ---------------
 
 
-def test_a_token_offered_as_a_subprotocol_is_refused_even_when_right() -> None:
+def test_a_token_offered_as_a_subprotocol_is_refused_even_when_right(start: MakeServer) -> None:
     """A proxy logs the subprotocols it forwards, so a token there is refused with 401 (B7)."""
     server = start()
-    try:
-        status, _, body = upgrade_with(
-            server, {"Sec-WebSocket-Protocol": f"llmsock.v1, llmsock.token.{server.token}"}
-        )
-    finally:
-        server.stop()
+    status, _, body = upgrade_with(
+        server, {"Sec-WebSocket-Protocol": f"llmsock.v1, llmsock.token.{server.token}"}
+    )
     assert status == 401 and b"subprotocol" in body and server.token.encode() not in body
 
 
@@ -376,38 +375,32 @@ async def first_frame_outcome(server: ServerThread, first: str | None) -> tuple[
     ids=["silent", "not-auth", "wrong-token", "duplicate-keys"],
 )
 def test_without_the_right_auth_frame_a_socket_gets_nothing_and_closes_4401(
-    first: str | None, reason: str
+    first: str | None, reason: str, start: MakeServer
 ) -> None:
     """A browser socket that does not send the right token first sees no frame and closes with 4401."""
     server = start(handshake_timeout=0.05 * TIMEOUT)
-    try:
-        code, said, frames = asyncio.run(asyncio.wait_for(first_frame_outcome(server, first), 3 * TIMEOUT))
-        sessions = dict(server.hub.sessions)
-    finally:
-        server.stop()
+    code, said, frames = asyncio.run(asyncio.wait_for(first_frame_outcome(server, first), 3 * TIMEOUT))
+    sessions = dict(server.hub.sessions)
     assert (code, said, frames) == (CLOSE_UNAUTHORIZED, reason, [])
     assert not sessions
 
 
-def test_the_right_auth_frame_opens_the_session_and_guessing_closes_4429() -> None:
+def test_the_right_auth_frame_opens_the_session_and_guessing_closes_4429(start: MakeServer) -> None:
     """The right token as the first frame gets ready; once guessing is cut off even it gets 4429."""
     server = start(auth_failure_burst=1, auth_failures_per_second=0.01)
-    try:
 
-        async def scenario() -> tuple[
-            list[str], tuple[int | None, str, list[str]], tuple[int | None, str, list[str]]
-        ]:
-            ws = await connect(f"{server.url}?session=s1", subprotocols=SEED004, open_timeout=TIMEOUT)  # type: ignore[arg-type]
-            await ws.send(json.dumps({"type": "auth", "token": server.token}))
-            ready = [str(await asyncio.wait_for(ws.recv(), TIMEOUT))]
-            await ws.close()
-            wrong = await first_frame_outcome(server, json.dumps({"type": "auth", "token": "guess"}))
-            right = await first_frame_outcome(server, json.dumps({"type": "auth", "token": server.token}))
-            return ready, wrong, right
+    async def scenario() -> tuple[
+        list[str], tuple[int | None, str, list[str]], tuple[int | None, str, list[str]]
+    ]:
+        ws = await connect(f"{server.url}?session=s1", subprotocols=SEED004, open_timeout=TIMEOUT)  # type: ignore[arg-type]
+        await ws.send(json.dumps({"type": "auth", "token": server.token}))
+        ready = [str(await asyncio.wait_for(ws.recv(), TIMEOUT))]
+        await ws.close()
+        wrong = await first_frame_outcome(server, json.dumps({"type": "auth", "token": "guess"}))
+        right = await first_frame_outcome(server, json.dumps({"type": "auth", "token": server.token}))
+        return ready, wrong, right
 
-        ready, wrong, right = asyncio.run(asyncio.wait_for(scenario(), 3 * TIMEOUT))
-    finally:
-        server.stop()
+    ready, wrong, right = asyncio.run(asyncio.wait_for(scenario(), 3 * TIMEOUT))
     assert json.loads(ready[0])["data"]["sessionId"] == "s1"
     assert wrong[0] == CLOSE_UNAUTHORIZED
     assert right == (CLOSE_TOO_MANY_ATTEMPTS, "too many wrong tokens; try again later", [])

@@ -14,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
-from .conftest import ORIGIN
+from .conftest import ORIGIN, MakeServer
 
 
 def handshake(
@@ -68,9 +68,9 @@ def test_bad_token_is_401_before_upgrade(server: ServerThread, headers: dict[str
     assert json.loads(body)["error"]["code"] == "unauthorized"
 
 
-def test_old_server_token_is_refused(server: ServerThread) -> None:
+def test_old_server_token_is_refused(server: ServerThread, make_server: MakeServer) -> None:
     """The token of a previous server is not valid for a new one."""
-    old = ServerThread().start()
+    old = make_server()
     old_token = old.token
     old.stop()
     assert old_token != server.token

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from tests import fakeopenai
 from tests.conftest import TIMEOUT
 from tests.fakeopenai import FakeOpenAI
 
-from .conftest import Client, is_turn_end, open_client
+from .conftest import Client, MakeServer, is_turn_end, open_client
 from .test_commlink import View, ended, link
 from .test_resume import reconnect
 
@@ -42,14 +41,10 @@ def evaluate(expression: str) -> str:
 
 
 @pytest.fixture
-def tool_server() -> Iterator[ServerThread]:
+def tool_server(make_server: MakeServer) -> ServerThread:
     """A server with the builtin model and the recording evaluate tool."""
     calls.clear()
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None), tools=[evaluate]).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return make_server(model=BuiltinModel(tokens_per_second=None), tools=[evaluate])
 
 
 def strict(frame: str) -> Any:
@@ -197,7 +192,9 @@ def test_comm_view_keeps_the_whole_turn(tool_server: ServerThread, arguments: st
     assert calls == []
 
 
-def test_hostile_provider_turn_reaches_the_view_and_is_saved(tmp_path: Any, run) -> None:
+def test_hostile_provider_turn_reaches_the_view_and_is_saved(
+    tmp_path: Any, run, make_server: MakeServer
+) -> None:
     """An OpenAI-compatible endpoint sends hostile calls and a lone surrogate: all shown, refused, saved."""
     hostile = [HOSTILE["nan"], HOSTILE["duplicate-keys"], '{"expression": "a\ud800"}']
     calls_script = [{"id": f"c{i}", "name": "evaluate", "arguments": a} for i, a in enumerate(hostile)]
@@ -206,27 +203,25 @@ def test_hostile_provider_turn_reaches_the_view_and_is_saved(tmp_path: Any, run)
             fakeopenai.text(["bad \udc00 text "]) + fakeopenai.tool_calls(calls_script, split_into=3),
             fakeopenai.text(["all refused"]),
         )
-        server = ServerThread(
+        server = make_server(
             model="openai:test-model",
             model_options={"base_url": provider.base_url, "api_key": "sk-test", "max_retries": 0},
             tools=[evaluate],
             store=JsonFileStore(tmp_path, fsync=False),
-        ).start()
-        try:
+        )
 
-            async def scenario() -> list[dict[str, Any]]:
-                client = await open_client(server, session="provider", dialect="envelope")
-                await recv_strict(client)
-                await client.send({"type": "user_message", "id": "u1", "data": {"text": "go"}})
-                messages = await until_end(client)
-                await client.ws.close()
-                return messages
+        async def scenario() -> list[dict[str, Any]]:
+            client = await open_client(server, session="provider", dialect="envelope")
+            await recv_strict(client)
+            await client.send({"type": "user_message", "id": "u1", "data": {"text": "go"}})
+            messages = await until_end(client)
+            await client.ws.close()
+            return messages
 
-            messages = run(scenario())
-            assert provider.wait_for_requests(2, TIMEOUT)
-            tool_messages = [m for m in provider.chat_requests[1].body["messages"] if m["role"] == "tool"]
-        finally:
-            server.stop()
+        messages = run(scenario())
+        assert provider.wait_for_requests(2, TIMEOUT)
+        tool_messages = [m for m in provider.chat_requests[1].body["messages"] if m["role"] == "tool"]
+        server.stop()  # the saved file is read below, once the server is done with it
     events = model_events(messages)
     shown = [e["toolCall"]["arguments"] for e in events if "toolCall" in e]
     # Shown as written, a lone surrogate as U+FFFD; the tool got the text as written and refused it.

@@ -16,19 +16,25 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server.handlers import RateLimiter
+from llmsock_widget.server.limits import RateLimiter
 from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
-from .conftest import is_turn_end, open_client
+from .conftest import MakeServer, is_turn_end, open_client
 
 
 def event(message: dict[str, Any]) -> dict[str, Any]:
     return message["data"]["event"]
 
 
-def start(**options: Any) -> ServerThread:
-    return ServerThread(model=BuiltinModel(tokens_per_second=None), **options).start()
+@pytest.fixture
+def start(make_server: MakeServer) -> MakeServer:
+    """Return ``start(**options)``: a server with the builtin model at full speed, stopped after the test."""
+
+    def start_fast(**options: Any) -> ServerThread:
+        return make_server(model=BuiltinModel(tokens_per_second=None), **options)
+
+    return start_fast
 
 
 def test_rate_limiter_allows_a_burst_then_the_rate() -> None:
@@ -44,7 +50,7 @@ def test_rate_limiter_allows_a_burst_then_the_rate() -> None:
     assert limiter.should_warn()
 
 
-def test_a_flood_is_dropped_with_one_error_and_the_others_keep_streaming(run: Any) -> None:
+def test_a_flood_is_dropped_with_one_error_and_the_others_keep_streaming(run: Any, start: MakeServer) -> None:
     server = start(messages_per_second=100, message_burst=5)
 
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -62,10 +68,7 @@ def test_a_flood_is_dropped_with_one_error_and_the_others_keep_streaming(run: An
         flood.ws.transport.abort()
         return streamed, replies, open_now
 
-    try:
-        streamed, replies, open_now = run(scenario())
-    finally:
-        server.stop()
+    streamed, replies, open_now = run(scenario())
     end = event(streamed[-1])
     assert end["type"] == "end" and len(end["text"].split()) > 100
     error = event(replies[-1])
@@ -74,7 +77,7 @@ def test_a_flood_is_dropped_with_one_error_and_the_others_keep_streaming(run: An
     assert server.stats.rate_limited >= 100
 
 
-def test_the_connection_cap_refuses_with_503_until_a_place_frees(run: Any) -> None:
+def test_the_connection_cap_refuses_with_503_until_a_place_frees(run: Any, start: MakeServer) -> None:
     server = start(max_connections=2)
 
     async def scenario() -> tuple[int, str, str | None, dict[str, Any]]:
@@ -96,38 +99,32 @@ def test_the_connection_cap_refuses_with_503_until_a_place_frees(run: Any) -> No
         await third.ws.close()
         return response.status_code, response.body.decode(), response.headers.get("Retry-After"), ready
 
-    try:
-        status, body, retry, ready = run(scenario())
-    finally:
-        server.stop()
+    status, body, retry, ready = run(scenario())
     assert status == 503 and retry == "5"
     assert json.loads(body)["error"]["code"] == "too_many_connections"
     assert ready["type"] == "ready"
     assert server.stats.over_capacity == 1
 
 
-def test_a_handshake_that_never_finishes_is_closed(run: Any) -> None:
+def test_a_handshake_that_never_finishes_is_closed(run: Any, start: MakeServer) -> None:
     server = start(handshake_timeout=0.5)
-    try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-            sock.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
-            started = time.monotonic()
-            assert sock.recv(1024) == b"", "the server closed the connection"
-            waited = time.monotonic() - started
-        assert waited < TIMEOUT
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
+        started = time.monotonic()
+        assert sock.recv(1024) == b"", "the server closed the connection"
+        waited = time.monotonic() - started
+    assert waited < TIMEOUT
 
-        async def still_serves() -> dict[str, Any]:
-            client = await open_client(server)
-            ready = event(await client.recv())
-            await client.ws.close()
-            return ready
+    async def still_serves() -> dict[str, Any]:
+        client = await open_client(server)
+        ready = event(await client.recv())
+        await client.ws.close()
+        return ready
 
-        assert run(still_serves())["type"] == "ready"
-    finally:
-        server.stop()
+    assert run(still_serves())["type"] == "ready"
 
 
-def test_a_pause_nobody_resumes_ends_the_turn(run: Any) -> None:
+def test_a_pause_nobody_resumes_ends_the_turn(run: Any, start: MakeServer) -> None:
     server = start(pause_timeout=0.3)
 
     async def scenario() -> list[dict[str, Any]]:
@@ -140,10 +137,7 @@ def test_a_pause_nobody_resumes_ends_the_turn(run: Any) -> None:
         await client.ws.close()
         return seen
 
-    try:
-        seen = run(scenario())
-    finally:
-        server.stop()
+    seen = run(scenario())
     diagnostics = [event(m) for m in seen if event(m).get("type") == "diagnostic"]
     assert any(d["code"] == "pause_timeout" for d in diagnostics)
     assert event(seen[-1])["type"] == "end" and event(seen[-1])["finishReason"] == "aborted"

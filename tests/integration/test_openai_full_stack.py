@@ -12,7 +12,7 @@ from tests import fakeopenai
 from tests.conftest import TIMEOUT
 from tests.fakeopenai import FakeOpenAI
 
-from .conftest import is_turn_end, open_client
+from .conftest import MakeServer, is_turn_end, open_client
 
 SECRET = "sk-test-0123456789abcdefSECRET"
 
@@ -24,15 +24,12 @@ def provider() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def server(provider: FakeOpenAI) -> Iterator[ServerThread]:
-    srv = ServerThread(
+def server(provider: FakeOpenAI, make_server: MakeServer) -> ServerThread:
+    """A server whose model is the fake provider (stopped before the provider: set up after it)."""
+    return make_server(
         model="openai:test-model",
         model_options={"base_url": provider.base_url, "api_key": SECRET, "max_retries": 0},
-    ).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    )
 
 
 async def turn(server: ServerThread, prompt: str) -> list[dict]:

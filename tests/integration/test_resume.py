@@ -12,7 +12,7 @@ from llmsock_widget.models import BuiltinModel
 from llmsock_widget.server.thread import CLOSE_SESSION_REFUSED, ServerThread
 from tests.conftest import TIMEOUT
 
-from .conftest import Client, auth, is_turn_end, open_client
+from .conftest import Client, MakeServer, auth, is_turn_end, open_client
 
 
 async def reconnect(server: ServerThread, session: str, resume: str, dialect: str | None = None) -> Client:
@@ -168,9 +168,9 @@ def test_resume_from_a_sequence_the_session_never_reached_is_refused(server: Ser
     assert run(scenario())["resumed"] is False
 
 
-def test_replay_larger_than_the_outbox_asks_for_reload(run) -> None:
+def test_replay_larger_than_the_outbox_asks_for_reload(run, make_server: MakeServer) -> None:
     """A replay that would overflow the connection's outbound queue is refused: reload, no 4008 loop."""
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None), outbound_limit=64 * 1024).start()
+    server = make_server(model=BuiltinModel(tokens_per_second=None), outbound_limit=64 * 1024)
 
     async def scenario() -> dict:
         client = await open_client(server, session="big")
@@ -183,10 +183,7 @@ def test_replay_larger_than_the_outbox_asks_for_reload(run) -> None:
         await back.ws.close()
         return ready
 
-    try:
-        ready = run(scenario())
-    finally:
-        server.stop()
+    ready = run(scenario())
     assert ready["resumed"] is False
 
 

@@ -38,12 +38,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server.handlers import WebSocketHandler
 from llmsock_widget.server.thread import CLOSE_SESSION_REFUSED, ServerThread
+from llmsock_widget.server.websocket import WebSocketHandler
 from tests.browser.jupyter_process import REMOTE_HOST, JupyterServer
 from tests.conftest import TIMEOUT
 
-from .conftest import Client, is_model, is_turn_end
+from .conftest import Client, MakeServer, is_model, is_turn_end
 
 pytest.importorskip("jupyter_server_proxy")
 
@@ -121,19 +121,15 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyJupyter]:
 
 
 @pytest.fixture
-def llmsock() -> Iterator[Callable[..., tuple[ServerThread, list[Seen]]]]:
+def llmsock(make_server: MakeServer) -> Callable[..., tuple[ServerThread, list[Seen]]]:
     """Start llmsock servers (builtin model at full speed) that record their requests."""
-    started: list[ServerThread] = []
 
     def start(**options: Any) -> tuple[ServerThread, list[Seen]]:
         options.setdefault("model", BuiltinModel(tokens_per_second=None))
-        server = ServerThread(**options).start()
-        started.append(server)
+        server = make_server(**options)
         return server, record_requests(server)
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 async def open_proxied(

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from llmsock_widget.models import BuiltinModel
-from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.stores import JsonFileStore
 from tests.conftest import TIMEOUT
 
-from .conftest import Client, is_turn_end, open_client
+from .conftest import Client, MakeServer, is_turn_end, open_client
 
 
 @pytest.fixture
@@ -55,10 +54,10 @@ def _diagnostics(client: Client) -> list[dict[str, Any]]:
 
 
 def test_two_processes_on_one_folder_both_keep_their_turns(
-    tmp_path: Path, other_process: SimpleNamespace, run: Any
+    tmp_path: Path, other_process: SimpleNamespace, run: Any, make_server: MakeServer
 ) -> None:
     """Turns taken alternately in two processes on one session are all saved; neither is refused."""
-    here = ServerThread(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path)).start()
+    here = make_server(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path))
 
     async def scenario() -> tuple[Client, Client]:
         a = await open_client(here, session="shared")
@@ -75,12 +74,10 @@ def test_two_processes_on_one_folder_both_keep_their_turns(
         await b.ws.close()
         return a, b
 
-    try:
-        a, b = run(scenario())
-    finally:
-        here.stop()  # ends and saves its sessions
-        other_process.proc.send_signal(signal.SIGTERM)
-        other_process.proc.wait(TIMEOUT)
+    a, b = run(scenario())
+    here.stop()  # ends and saves its sessions
+    other_process.proc.send_signal(signal.SIGTERM)
+    other_process.proc.wait(TIMEOUT)
     saved = JsonFileStore(tmp_path).load_sync("shared")
     assert saved is not None
     prompts = [m.text for m in saved.messages if m.role == "user"]

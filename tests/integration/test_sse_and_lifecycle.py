@@ -20,7 +20,7 @@ from llmsock_widget.server.thread import ServerThread, start_server
 from llmsock_widget.stores import JsonFileStore
 from tests.conftest import TIMEOUT
 
-from .conftest import is_turn_end, open_client
+from .conftest import MakeServer, is_turn_end, open_client
 
 
 def sse_request(
@@ -141,9 +141,9 @@ def test_port_in_use_is_a_clear_error_with_no_thread_left() -> None:
     assert after <= before
 
 
-def test_stop_during_a_stream_closes_clients_with_1001(run) -> None:
+def test_stop_during_a_stream_closes_clients_with_1001(run, make_server: MakeServer) -> None:
     """Stopping the server mid-answer closes connections with 1001 (going away) and returns."""
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None)).start()
+    server = make_server(model=BuiltinModel(tokens_per_second=None))
 
     async def scenario() -> int | None:
         client = await open_client(server)
@@ -159,9 +159,9 @@ def test_stop_during_a_stream_closes_clients_with_1001(run) -> None:
     assert run(scenario()) == 1001
 
 
-def test_json_store_keeps_sessions_across_servers(tmp_path: Path, run) -> None:
+def test_json_store_keeps_sessions_across_servers(tmp_path: Path, run, make_server: MakeServer) -> None:
     """A new server on the same store directory continues a session: history, sequence and context."""
-    first = ServerThread(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path)).start()
+    first = make_server(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path))
 
     async def chat(server: ServerThread, text: str) -> tuple[dict, list[dict]]:
         client = await open_client(server, session="kept")
@@ -171,26 +171,23 @@ def test_json_store_keeps_sessions_across_servers(tmp_path: Path, run) -> None:
         await client.ws.close()
         return ready, events
 
-    try:
-        _, events = run(chat(first, "the password hint is octopus"))
-    finally:
-        first.stop()
+    _, events = run(chat(first, "the password hint is octopus"))
+    first.stop()
     assert (tmp_path / "kept.json").exists()
     last_seq = events[-1]["data"]["meta"]["sequence"]
-    second = ServerThread(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path)).start()
-    try:
-        ready, events = run(chat(second, "what was the hint?"))
-    finally:
-        second.stop()
+    second = make_server(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path))
+    ready, events = run(chat(second, "what was the hint?"))
     assert ready["data"]["event"]["created"] is False
     assert ready["data"]["event"]["sequence"] > last_seq
     assert "octopus" in events[-1]["data"]["event"]["text"]
 
 
-def test_corrupt_snapshot_is_reported_and_session_starts_fresh(tmp_path: Path, run) -> None:
+def test_corrupt_snapshot_is_reported_and_session_starts_fresh(
+    tmp_path: Path, run, make_server: MakeServer
+) -> None:
     """A corrupt session file is moved aside, reported as a diagnostic, and the session works."""
     (tmp_path / "broken.json").write_text('{"schema": 1, "sessionId": ')
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path)).start()
+    server = make_server(model=BuiltinModel(tokens_per_second=None), store=JsonFileStore(tmp_path))
 
     async def scenario() -> tuple[dict, list[dict]]:
         client = await open_client(server, session="broken")
@@ -200,10 +197,7 @@ def test_corrupt_snapshot_is_reported_and_session_starts_fresh(tmp_path: Path, r
         await client.ws.close()
         return ready, events
 
-    try:
-        ready, events = run(scenario())
-    finally:
-        server.stop()
+    ready, events = run(scenario())
     assert ready["data"]["event"]["created"] is True
     assert events[-1]["data"]["event"]["type"] == "end"
     assert any(p.name.startswith("broken.json.corrupt") for p in tmp_path.iterdir())

@@ -10,17 +10,17 @@ from llmsock_widget.models import BuiltinModel
 from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
-from .conftest import is_turn_end, open_client
+from .conftest import MakeServer, is_turn_end, open_client
 
 
 def event(message: dict[str, Any]) -> dict[str, Any]:
     return message["data"]["event"]
 
 
-def test_pings_are_answered_all_through_a_sixty_second_answer() -> None:
+def test_pings_are_answered_all_through_a_sixty_second_answer(make_server: MakeServer) -> None:
     """A sixty-second answer does not hold the connection: every ping sent mid-answer is answered
     mid-answer, and the server's own pings (every second) are answered, so it never times out."""
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None), ping_interval=1.0).start()
+    server = make_server(model=BuiltinModel(tokens_per_second=None), ping_interval=1.0)
 
     async def scenario() -> tuple[int, int, float, bool]:
         client = await open_client(server, session="long", dialect="envelope")
@@ -42,10 +42,7 @@ def test_pings_are_answered_all_through_a_sixty_second_answer() -> None:
         await client.ws.close()
         return len(pongs), answered, took, client.ws.close_code == 1000
 
-    try:
-        sent, answered, took, clean = asyncio.run(asyncio.wait_for(scenario(), 60 + TIMEOUT * 3))
-    finally:
-        server.stop()
+    sent, answered, took, clean = asyncio.run(asyncio.wait_for(scenario(), 60 + TIMEOUT * 3))
     assert took >= 55, f"the answer took {took:.0f} s"
     assert sent == 12
     assert answered >= sent - 1, f"only {answered} of {sent} pings were answered during the answer"
@@ -72,12 +69,14 @@ def test_invalid_utf8_in_a_text_frame_drops_that_connection_only(server: ServerT
     assert end["type"] == "end" and end["text"] == "still streaming"
 
 
-def test_a_client_killed_mid_turn_leaves_the_answer_whole_and_saved(tmp_path: Any, run: Any) -> None:
+def test_a_client_killed_mid_turn_leaves_the_answer_whole_and_saved(
+    tmp_path: Any, run: Any, make_server: MakeServer
+) -> None:
     """The only client goes away mid-answer: the turn still completes and is stored."""
     from llmsock_widget.stores import JsonFileStore
 
     store = JsonFileStore(tmp_path, fsync=False)
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None), store=store).start()
+    server = make_server(model=BuiltinModel(tokens_per_second=None), store=store)
 
     async def scenario() -> None:
         client = await open_client(server, session="orphan", dialect="envelope")
@@ -86,23 +85,22 @@ def test_a_client_killed_mid_turn_leaves_the_answer_whole_and_saved(tmp_path: An
         await client.recv_until(lambda m: event(m).get("type") == "delta")
         client.ws.transport.abort()
 
-    try:
-        run(scenario())
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            state = store.load_sync("orphan")
-            if state is not None and state.phase == "idle" and state.messages:
-                break
-            assert time.monotonic() < deadline, "the turn was not saved"
-            time.sleep(0.05)  # polling the file, bounded by the deadline
-    finally:
-        server.stop()
+    run(scenario())
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        state = store.load_sync("orphan")
+        if state is not None and state.phase == "idle" and state.messages:
+            break
+        assert time.monotonic() < deadline, "the turn was not saved"
+        time.sleep(0.05)  # polling the file, bounded by the deadline
     answer = state.messages[-1]
     assert answer.role == "assistant" and answer.status == "complete"
     assert len(answer.text.split()) >= 150
 
 
-def test_a_full_disk_is_reported_the_chat_kept_and_the_next_save_succeeds(tmp_path: Any, run: Any) -> None:
+def test_a_full_disk_is_reported_the_chat_kept_and_the_next_save_succeeds(
+    tmp_path: Any, run: Any, make_server: MakeServer
+) -> None:
     """A save the OS refuses (file size limit, like a full disk): a store_error diagnostic, the
     answer stays in the session, the old file stays whole, and a later save writes everything."""
     import resource
@@ -116,7 +114,7 @@ def test_a_full_disk_is_reported_the_chat_kept_and_the_next_save_succeeds(tmp_pa
 
         pytest.skip("file size hard limit too low to test")
     store = JsonFileStore(tmp_path, fsync=False)
-    server = ServerThread(model=BuiltinModel(tokens_per_second=None), store=store).start()
+    server = make_server(model=BuiltinModel(tokens_per_second=None), store=store)
     big = "word " * 4000  # a snapshot far over 4 KiB
 
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -144,11 +142,8 @@ def test_a_full_disk_is_reported_the_chat_kept_and_the_next_save_succeeds(tmp_pa
         await client.ws.close()
         return failed, later
 
-    try:
-        failed, _ = run(scenario())
-        saved = store.load_sync("disk")
-    finally:
-        server.stop()
+    failed, _ = run(scenario())
+    saved = store.load_sync("disk")
     diagnostic = event(failed[-1])
     assert diagnostic["level"] == "error" and "not saved" in diagnostic["message"]
     assert saved is not None

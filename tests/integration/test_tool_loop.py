@@ -13,7 +13,7 @@ import pytest
 from llmsock_widget.models import BuiltinModel, ModelChunk, ModelRequest, TextChunk, ToolCallChunk
 from llmsock_widget.server.thread import ServerThread
 
-from .conftest import is_turn_end, open_client
+from .conftest import MakeServer, is_turn_end, open_client
 
 release = threading.Event()
 
@@ -40,17 +40,17 @@ def wait_for_release() -> str:
 
 
 @pytest.fixture
-def tool_server() -> Iterator[ServerThread]:
+def tool_server(make_server: MakeServer) -> Iterator[ServerThread]:
     """A server whose tools are the built-ins plus shout, explode and wait_for_release."""
     release.clear()
-    server = ServerThread(
-        model=BuiltinModel(tokens_per_second=None), tools=[shout, explode, wait_for_release], tool_timeout=0.5
-    ).start()
     try:
-        yield server
+        yield make_server(
+            model=BuiltinModel(tokens_per_second=None),
+            tools=[shout, explode, wait_for_release],
+            tool_timeout=0.5,
+        )
     finally:
-        release.set()
-        server.stop()
+        release.set()  # torn down before make_server: a tool still waiting returns before the stop
 
 
 def model_events(messages: list[dict]) -> list[dict]:
@@ -193,9 +193,9 @@ class AlwaysCallsTools:
         )
 
 
-def test_tool_steps_are_capped() -> None:
+def test_tool_steps_are_capped(make_server: MakeServer) -> None:
     """A model that never stops calling tools is stopped after max_tool_steps with a tool_limit diagnostic."""
-    server = ServerThread(model=AlwaysCallsTools(), max_tool_steps=2).start()
+    server = make_server(model=AlwaysCallsTools(), max_tool_steps=2)
 
     async def scenario() -> list[dict]:
         client = await open_client(server, dialect="envelope")
@@ -205,10 +205,7 @@ def test_tool_steps_are_capped() -> None:
         await client.ws.close()
         return messages
 
-    try:
-        messages = asyncio.run(scenario())
-    finally:
-        server.stop()
+    messages = asyncio.run(scenario())
     calls = [e for e in model_events(messages) if "toolCall" in e]
     notes = [m["data"]["event"]["code"] for m in messages if m.get("name") == "interaction.diagnostic"]
     assert len(calls) == 3 and "tool_limit" in notes
@@ -230,9 +227,9 @@ class ReusesIds:
             yield TextChunk(text=" ".join(m["content"] for m in results))
 
 
-def test_reused_call_ids_stay_apart() -> None:
+def test_reused_call_ids_stay_apart(make_server: MakeServer) -> None:
     """Calls that reuse an id across steps get their own ids: each result reaches its own call."""
-    server = ServerThread(model=ReusesIds()).start()
+    server = make_server(model=ReusesIds())
 
     async def scenario() -> list[dict]:
         client = await open_client(server, dialect="envelope")
@@ -242,10 +239,7 @@ def test_reused_call_ids_stay_apart() -> None:
         await client.ws.close()
         return messages
 
-    try:
-        events = model_events(asyncio.run(scenario()))
-    finally:
-        server.stop()
+    events = model_events(asyncio.run(scenario()))
     calls = [e["toolCall"]["id"] for e in events if "toolCall" in e]
     results = [(e["toolResult"]["id"], e["toolResult"]["result"]) for e in events if "toolResult" in e]
     assert len(set(calls)) == 2 and results == [(calls[0], 1), (calls[1], 2)]
