@@ -2,7 +2,7 @@
 //
 // The kernel attaches to the session on the view's behalf (llmsock_widget/server/commlink.py) and
 // sends the session's frames in batches; this object hands them to the client one by one, as
-// a socket would. Messages (widget.py's contract):
+// a socket would. Messages (docs/widget-comm.md, section 2):
 //   view -> kernel  {kind: "link", link, session, resume}   attach (resume: "<epoch>:<seq>")
 //                   {kind: "send", link, frame}             one client frame (text)
 //                   {kind: "unlink", link}                  detach

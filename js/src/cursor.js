@@ -2,7 +2,7 @@
 // section 4.1): the server run it came from (epoch) and the last session sequence handed on.
 // Pure and immutable, like the reducer: every function returns a new cursor (or the same one
 // when nothing changed). The Python client keeps the same bookkeeping in client/core.py
-// (Cursor); client.js holds one of these and asks it what to send.
+// (Cursor); connection-state.js holds one of these and asks it what to send.
 //
 // The position is known only once the transcript is in: a ready that is not a resume forgets
 // it until the get_history reply names the sequence the transcript is exact at, since resuming

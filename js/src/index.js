@@ -1,7 +1,7 @@
 // anywidget entry point: wires model <-> client <-> reducer <-> view for one view. Every
 // render() has its own connection and state, so the same model can be displayed twice.
 //
-// Contract with the kernel (llmsock_widget/notebook/widget.py):
+// Contract with the kernel (docs/widget-comm.md; the kernel's side: llmsock_widget/notebook/widget.py):
 //   view -> kernel  {kind: "hello", origin, protocol, plugin, notebook, snapshots}
 //   kernel -> view  {kind: "connect", url, port, token, session, transport, proxyUrl, store,
 //                    restored} (again after a server restart), {kind: "error", message},

@@ -4,7 +4,7 @@
 
 /** Subprotocol that fixes the envelope dialect for this connection. */
 export const DIALECT_SUBPROTOCOL = "llmsock.envelope.v1";
-/** Version of the kernel <-> widget message contract. */
+/** Version of the kernel <-> widget message contract (docs/widget-comm.md). */
 export const WIDGET_PROTOCOL = "llmsock-widget/1";
 
 /**

@@ -739,3 +739,32 @@ test("heartbeat: a silent connection is pinged, then dropped and reconnected", (
   timers.advance(closed.retryInMs);
   assert.equal(instances.length, 2, "it reconnects");
 });
+
+test("a listener that connects elsewhere while a drop is reported leaves one socket and no stray retry", () => {
+  const { FakeWebSocket, instances } = authApart();
+  const timers = fakeTimers();
+  let moved = false;
+  const client = createClient({
+    WebSocket: FakeWebSocket,
+    onConnection: (change) => {
+      if (change.state !== "closed" || moved) return;
+      moved = true;
+      client.connect({ ...TARGET, url: "ws://127.0.0.1:5555/ws" });
+    },
+    timers,
+    random: () => 0.5,
+  });
+  client.connect(TARGET);
+  instances[0].serverOpen();
+  instances[0].serverSend(frames.ready(0));
+  instances[0].serverClose(1006);
+  assert.equal(instances.length, 2, "the listener's connect opened the new address at once");
+  assert.equal(instances[1].url, "ws://127.0.0.1:5555/ws?session=my%20session");
+  assert.deepEqual(
+    timers.pendingDelays(),
+    [4000],
+    "only the new socket's probe: the drop's retry belonged to the old state",
+  );
+  timers.advance(3999);
+  assert.equal(instances.length, 2, "no second socket from a stray retry");
+});
