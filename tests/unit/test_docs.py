@@ -1,4 +1,4 @@
-"""The tables of docs/protocol.md agree with the code's constants, so the spec cannot drift from it."""
+"""The tables of docs/protocol.md and docs/widget-comm.md agree with the constants of the code."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ import pytest
 from llmsock_widget import errors
 from llmsock_widget.core import events, session
 from llmsock_widget.models import openai_chunks
-from llmsock_widget.server import commlink, handlers
+from llmsock_widget.server import commlink, connection, websocket
 from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.tools import execution
 from llmsock_widget.wire import protocol
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOCOL_MD = REPO / "docs" / "protocol.md"
+WIDGET_COMM_MD = REPO / "docs" / "widget-comm.md"
 PACKAGE = REPO / "llmsock_widget"
 
 # Codes the package uses that never reach a client of the protocol, and why.
@@ -42,7 +43,7 @@ def section(text: str, number: str) -> str:
     """Return section ``number`` ("10", "10.1") of ``text``, without its subsections."""
     level = "##" if "." not in number else "###"
     start = re.search(rf"^{level} {re.escape(number)}\.? .*$", text, re.MULTILINE)
-    assert start is not None, f"docs/protocol.md has no section {number}"
+    assert start is not None, f"the document has no section {number}"
     end = re.compile(r"^#{2,3} ", re.MULTILINE).search(text, start.end())
     return text[start.end() : end.start() if end else len(text)]
 
@@ -87,6 +88,11 @@ def doc() -> str:
     return PROTOCOL_MD.read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def comm_doc() -> str:
+    return WIDGET_COMM_MD.read_text(encoding="utf-8")
+
+
 # -- what the code declares --------------------------------------------------------------------
 
 
@@ -98,7 +104,7 @@ def declared_error_codes() -> set[str]:
         if isinstance(cls, type) and issubclass(cls, errors.LlmsockError)
     }
     found = (
-        classes | set(events.DIAGNOSTIC_CODES) | set(handlers.ERROR_CODES) | set(openai_chunks.ERROR_CODES)
+        classes | set(events.DIAGNOSTIC_CODES) | set(connection.ERROR_CODES) | set(openai_chunks.ERROR_CODES)
     )
     return found - set(NOT_ON_THE_WIRE)
 
@@ -180,17 +186,25 @@ def test_close_code_table_matches_the_code(doc: str) -> None:
     """Section 12 lists exactly the WebSocket close codes the server declares."""
     rows = table_rows(section(doc, "12"))
     documented = {int(row[0]) for row in rows if row[0].isdigit()}
-    in_code = close_codes(handlers)
+    in_code = close_codes(websocket)
     assert documented == in_code, difference({str(c) for c in documented}, {str(c) for c in in_code})
 
 
-def test_comm_close_codes_are_declared(doc: str) -> None:
-    """Every close code of a comm link (section 15.2) is a declared one, and the comm's own are listed."""
-    rows = table_rows(section(doc, "15.2"))
+def test_comm_close_codes_are_declared(comm_doc: str) -> None:
+    """Every close code of a comm link (widget-comm.md, 2) is declared, and the comm's own are listed."""
+    rows = table_rows(section(comm_doc, "2"))
     documented = {int(row[0]) for row in rows if row[0].isdigit()}
     assert close_codes(commlink) <= documented, difference({str(c) for c in documented}, {"1013"})
-    undeclared = documented - close_codes(handlers) - close_codes(commlink)
+    undeclared = documented - close_codes(websocket) - close_codes(commlink)
     assert not undeclared, f"comm close codes documented but declared nowhere: {sorted(undeclared)}"
+
+
+def test_comm_version_is_the_one_the_view_sends(comm_doc: str) -> None:
+    """docs/widget-comm.md is titled with the contract version the view puts in its hello."""
+    sent = re.search(r'WIDGET_PROTOCOL = "([^"]+)"', (REPO / "js" / "src" / "protocol.js").read_text("utf-8"))
+    assert sent is not None, "js/src/protocol.js lost WIDGET_PROTOCOL"
+    title = comm_doc.splitlines()[0]
+    assert title.startswith("# ") and title.endswith(f", version `{sent.group(1)}`"), title
 
 
 def test_control_actions_match_the_code(doc: str) -> None:
