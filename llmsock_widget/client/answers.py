@@ -58,7 +58,7 @@ class AnswerCollector:
             return self._from_history(data) if isinstance(data, dict) else None
         if self.dialect == "envelope":
             return self._envelope(message)
-        return self._seed004(message)
+        return self._typed(message)
 
     def _finish(self, text: str, reason: str, error: str | None = None) -> Answer:
         self.text = text
@@ -91,7 +91,7 @@ class AnswerCollector:
             return self._finish(str(event.get("text", "")), "error", _describe(event))
         return None
 
-    def _seed004(self, message: Message) -> Answer | None:
+    def _typed(self, message: Message) -> Answer | None:
         if message.get("id") != self.message_id:
             return None
         data, meta = message.get("data"), message.get("metadata")

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random as _random
 import secrets
+import warnings
 import weakref
 from types import TracebackType
 from typing import Any, Callable
@@ -62,7 +63,7 @@ class Client:
         url: the server's WebSocket URL (``ws://127.0.0.1:<port>/ws``), without a token.
         token: the server's token; sent as ``Authorization: Bearer``, nowhere else.
         session: the session to join; None makes a new one (kept across reconnects).
-        dialect: ``envelope`` or ``seed004``: the frames :meth:`events` yields.
+        dialect: ``envelope`` or ``typed``: the frames :meth:`events` yields.
         backoff: the reconnect schedule.
         heartbeat: seconds between WebSocket pings, and to wait for each pong (0: none).
         open_timeout: seconds to open a connection and receive its ready announcement.
@@ -83,8 +84,15 @@ class Client:
         request_timeout: float = 30.0,
         rng: Callable[[], float] | None = None,
     ) -> None:
+        if dialect == "seed004":  # type: ignore[comparison-overlap]
+            warnings.warn(
+                "the dialect 'seed004' is called 'typed' now; the old name goes in 0.3",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            dialect = "typed"
         if dialect not in SUBPROTOCOLS:
-            raise ValueError(f"dialect must be 'envelope' or 'seed004', not {dialect!r}")
+            raise ValueError(f"dialect must be 'envelope' or 'typed', not {dialect!r}")
         if not token:
             raise ValueError("a token is required")
         self._cursor = Cursor(dialect=dialect, session=session)

@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import LlmsockError
 from ..wire.codes import CLOSE_POLICY, CLOSE_SLOW_CONSUMER
-from ..wire.protocol import CONTROL_ACTIONS, SUBPROTOCOL_ENVELOPE, SUBPROTOCOL_SEED004, Dialect
+from ..wire.protocol import CONTROL_ACTIONS, SUBPROTOCOL_ENVELOPE, SUBPROTOCOL_TYPED, Dialect
 
 Message = dict[str, Any]
 
-SUBPROTOCOLS: dict[Dialect, str] = {"envelope": SUBPROTOCOL_ENVELOPE, "seed004": SUBPROTOCOL_SEED004}
+SUBPROTOCOLS: dict[Dialect, str] = {"envelope": SUBPROTOCOL_ENVELOPE, "typed": SUBPROTOCOL_TYPED}
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def _error_body(body: dict[str, Any]) -> dict[str, Any]:
 
 def _first_half(message: Message, dialect: Dialect) -> bool:
     """Whether ``message`` is the first of the two seed-004 frames of a tool result."""
-    if dialect != "seed004" or message.get("type") != "tool_call":
+    if dialect != "typed" or message.get("type") != "tool_call":
         return False
     return _parts(message, dialect)[0].get("status") in ("complete", "error")
 
@@ -313,7 +313,7 @@ class Cursor:
         self.epoch = ""
         self.last: int | None = None  # the sequence of the last session event applied
         self.duplicates = 0
-        self._half = False  # seed004: ``last`` is a tool result whose second frame is still due
+        self._half = False  # typed: ``last`` is a tool result whose second frame is still due
         self._reload: str | None = None  # the request id of the get_history being waited for
         self._reload_from = 0
         self._held: list[Message] = []

@@ -69,7 +69,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         for name, dialect in (
-            (protocol.SUBPROTOCOL_SEED004, "seed004"),
+            (protocol.SUBPROTOCOL_TYPED, "typed"),
+            (protocol.SUBPROTOCOL_SEED004, "typed"),  # the 0.1 name, until 0.3
             (protocol.SUBPROTOCOL_ENVELOPE, "envelope"),
         ):
             if name in subprotocols:
@@ -151,8 +152,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             return
         if not self.dialect_fixed:
             self.dialect_fixed = True
-            if protocol.detect_dialect(frame) == "seed004":
-                self.dialect = "seed004"
+            if protocol.detect_dialect(frame) == "typed":
+                self.dialect = "typed"
                 # Hello again, in the dialect the client speaks.
                 self._send_event(self.server.hub.ready(self.session_id, created=self._created))
         act_on_frame(

@@ -12,12 +12,16 @@ from __future__ import annotations
 from typing import Literal
 
 PROTOCOL_VERSION = "llmsock/1"
-Dialect = Literal["envelope", "seed004"]
-DIALECTS: tuple[Dialect, ...] = ("envelope", "seed004")
+# "typed": every frame is {"type", "id", "data", "metadata"} (the protocol of seed 004; 0.1 called
+# this dialect "seed004"); "envelope": llm-core's interaction envelopes (seeds 000-002).
+Dialect = Literal["envelope", "typed"]
+DIALECTS: tuple[Dialect, ...] = ("envelope", "typed")
 
 # WebSocket subprotocol names: a client may name its dialect.  A token offered as a subprotocol
 # (the prefix below) is refused: proxies log subprotocols; browsers send an auth frame instead.
 SUBPROTOCOL_ENVELOPE = "llmsock.envelope.v1"
+SUBPROTOCOL_TYPED = "llmsock.typed.v1"
+# The 0.1 name of the typed dialect ("seed004"); still selected, until 0.3.
 SUBPROTOCOL_SEED004 = "llmsock.seed004.v1"
 SUBPROTOCOL_AUTO = "llmsock.v1"
 SUBPROTOCOL_TOKEN_PREFIX = "llmsock.token."

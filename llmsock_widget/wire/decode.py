@@ -58,14 +58,14 @@ class ClientFrame:
 def detect_dialect(frame: str | ClientFrame) -> Dialect:
     """Return the dialect a connection's first frame implies."""
     frame = frame if isinstance(frame, ClientFrame) else ClientFrame(frame)
-    return "seed004" if frame.client_type() is not None else "envelope"
+    return "typed" if frame.client_type() is not None else "envelope"
 
 
 def decode(frame: str | ClientFrame, dialect: Dialect) -> Command:
     """Return the command in a client text frame (its JSON parsed once, or not at all if plain text).
 
     Raises:
-        InvalidFrame: malformed JSON or fields (seed004), or an empty prompt.
+        InvalidFrame: malformed JSON or fields (typed), or an empty prompt.
         UnknownType: a ``type`` or control action that does not exist.
     """
     frame = frame if isinstance(frame, ClientFrame) else ClientFrame(frame)

@@ -42,7 +42,7 @@ def encode(event: Event, dialect: Dialect) -> str | None:
     """Return the text frame for ``event`` in ``dialect``, or None if it has none there."""
     if type(event) is ModelDelta:
         return _encode_delta(event, dialect)
-    obj = to_envelope(event) if dialect == "envelope" else to_seed004(event)
+    obj = to_envelope(event) if dialect == "envelope" else to_typed(event)
     if obj is None:
         return None
     return dumps(obj)
@@ -129,7 +129,7 @@ def _kind(event: object) -> str:
 
 
 def _frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
-    if dialect == "seed004" and isinstance(event, ToolResult):
+    if dialect == "typed" and isinstance(event, ToolResult):
         status = _msg(
             "tool_call",
             event.message_id,
@@ -140,7 +140,7 @@ def _frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
             },
             _meta(event),
         )
-        return (dumps(status), dumps(_seed004_tool_result(event)))
+        return (dumps(status), dumps(_typed_tool_result(event)))
     frame = encode(event, dialect)
     return () if frame is None else (frame,)
 
@@ -210,7 +210,7 @@ def to_envelope(event: Event) -> dict[str, Any] | None:
     return {"name": rule.name, "data": body}
 
 
-def to_seed004(event: Event) -> dict[str, Any] | None:
+def to_typed(event: Event) -> dict[str, Any] | None:
     """Return the seed-004 message for ``event``, or None if that dialect has none."""
     rule = _rule(event)
     if rule.seed_type is None:
@@ -253,20 +253,20 @@ _RESULT = (("result", "result"), ("error", "error"), ("durationMs", "duration_ms
 _TOOL_RESULT_ENVELOPE = (("id", "call_id"), ("name", "name"), ("ok", "ok"), *_RESULT)
 
 
-_TOOL_RESULT_SEED004 = (("toolCallId", "call_id"), ("toolName", "name"), ("success", "ok"), *_RESULT)
+_TOOL_RESULT_TYPED = (("toolCallId", "call_id"), ("toolName", "name"), ("success", "ok"), *_RESULT)
 
 
 _READY_ENVELOPE = (("sessionId", "session_id"), ("sequence", "seq"), ("status", "status"))
 
 
-_READY_SEED004 = (("sessionId", "session_id"), ("sequence", "seq"), ("sessionStatus", "status"))
+_READY_TYPED = (("sessionId", "session_id"), ("sequence", "seq"), ("sessionStatus", "status"))
 
 
 _READY_BOTH = (("created", "created"), ("protocol", "protocol"))
 
 
-def _seed004_tool_result(event: ToolResult) -> dict[str, Any]:
-    return _msg("tool_result", event.message_id, _pick(event, _TOOL_RESULT_SEED004), _meta(event))
+def _typed_tool_result(event: ToolResult) -> dict[str, Any]:
+    return _msg("tool_result", event.message_id, _pick(event, _TOOL_RESULT_TYPED), _meta(event))
 
 
 def _ready(event: SessionReady, first: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
@@ -329,7 +329,7 @@ _RULES: dict[type, _Rule] = {
         _MODEL,
         lambda e: {"type": "delta", "toolResult": _pick(e, _TOOL_RESULT_ENVELOPE)},
         "tool_result",
-        lambda e: _pick(e, _TOOL_RESULT_SEED004),
+        lambda e: _pick(e, _TOOL_RESULT_TYPED),
     ),
     ModelEnd: _Rule(
         _MODEL,
@@ -376,7 +376,7 @@ _RULES: dict[type, _Rule] = {
         "interaction.session",
         lambda e: _ready(e, {"type": "ready"}, _READY_ENVELOPE),
         "status",
-        lambda e: _ready(e, {"status": "connected"}, _READY_SEED004),
+        lambda e: _ready(e, {"status": "connected"}, _READY_TYPED),
         seed_id=lambda e: "ready",
     ),
     ControlResult: _Rule(

@@ -4,7 +4,7 @@ events in, text out.
 * ``envelope`` — the llm-core dialect (seeds 000–002): a plain-text frame is a
   prompt; the server sends ``{"name", "data": {"kind", "event", "meta"}}``.
   JSON frames whose ``type`` is a seed-004 client type are commands here too.
-* ``seed004`` — the JSON protocol of seed 004: ``{"type", "id", "data", "metadata"}``.
+* ``typed`` — the JSON protocol of seed 004: ``{"type", "id", "data", "metadata"}``.
 
 docs/protocol.md is the normative description.  The work is done in ``decode`` (client
 frames -> commands), ``encode`` (events -> frames, one rule per event type),
@@ -24,10 +24,11 @@ from .codes import (
     SUBPROTOCOL_ENVELOPE,
     SUBPROTOCOL_SEED004,
     SUBPROTOCOL_TOKEN_PREFIX,
+    SUBPROTOCOL_TYPED,
     Dialect,
 )
 from .decode import ClientFrame, decode, detect_dialect, parse_resume
-from .encode import encode, frames, sse_message, to_envelope, to_seed004, unencodable
+from .encode import encode, frames, sse_message, to_envelope, to_typed, unencodable
 from .strictjson import MAX_DEPTH, MAX_INT_DIGITS, parse_arguments, parse_json, well_formed
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "SUBPROTOCOL_ENVELOPE",
     "SUBPROTOCOL_SEED004",
     "SUBPROTOCOL_TOKEN_PREFIX",
+    "SUBPROTOCOL_TYPED",
     "ClientFrame",
     "Command",
     "Control",
@@ -56,7 +58,7 @@ __all__ = [
     "parse_resume",
     "sse_message",
     "to_envelope",
-    "to_seed004",
+    "to_typed",
     "unencodable",
     "well_formed",
 ]

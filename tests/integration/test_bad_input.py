@@ -16,7 +16,7 @@ from tests.conftest import TIMEOUT
 
 from .conftest import MakeServer, auth, is_turn_end, open_client
 
-BAD_SEED004_FRAMES = {
+BAD_TYPED_FRAMES = {
     "not json": ("hello there", "invalid_message"),
     "json array": ("[1, 2]", "invalid_message"),
     "missing type": ('{"data": {}}', "invalid_message"),
@@ -42,13 +42,13 @@ BAD_SEED004_FRAMES = {
 }
 
 
-@pytest.mark.parametrize("name", list(BAD_SEED004_FRAMES))
-def test_bad_seed004_frame_gets_error_and_session_goes_on(server: ServerThread, run, name: str) -> None:
+@pytest.mark.parametrize("name", list(BAD_TYPED_FRAMES))
+def test_bad_typed_frame_gets_error_and_session_goes_on(server: ServerThread, run, name: str) -> None:
     """Each malformed seed-004 frame gets an error with its code; the same connection then chats normally."""
-    frame, code = BAD_SEED004_FRAMES[name]
+    frame, code = BAD_TYPED_FRAMES[name]
 
     async def scenario() -> tuple[dict, dict]:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send(frame)
         error = await client.recv()
@@ -135,7 +135,7 @@ def test_handler_exception_becomes_error_frame(server: ServerThread, run) -> Non
     server.hub.handle = broken  # type: ignore[method-assign]
 
     async def scenario() -> tuple[dict, dict]:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send({"type": "ping", "id": "boom"})
         error = await client.recv()
@@ -232,7 +232,7 @@ def test_error_reply_names_the_message_it_answers(server: ServerThread, run) -> 
     """An invalid seed-004 message with an id gets an error whose id is that id."""
 
     async def scenario() -> dict:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send({"type": "user_message", "id": "bad-1", "data": {"text": 42}})
         error = await client.recv()

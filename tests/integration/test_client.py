@@ -194,11 +194,11 @@ def test_dropped_connection_resumes_seamlessly(server: ServerThread, run) -> Non
     assert stats["reconnects"] >= 1 and stats["replayed"] >= 0 and stats["reloads"] == 0
 
 
-def test_seed004_client_resumes_too(server: ServerThread, run) -> None:
+def test_typed_client_resumes_too(server: ServerThread, run) -> None:
     """In the seed-004 dialect, ask() survives a drop and returns the llm_complete text."""
 
     async def scenario() -> tuple[Any, list[dict[str, Any]], int]:
-        async with client(server, dialect="seed004") as c:
+        async with client(server, dialect="typed") as c:
             stream = c.events()
             asked = asyncio.ensure_future(c.ask("/slow 300 /long 200", timeout=TIMEOUT))
             chunks = 0
@@ -489,7 +489,7 @@ def test_any_drops_give_the_uninterrupted_text(shared_server: ServerThread, base
         pending = sorted(points)
         async with (
             client(shared_server) as c,
-            client(shared_server, session=c.session, dialect="seed004") as watcher,
+            client(shared_server, session=c.session, dialect="typed") as watcher,
         ):
             # The watcher keeps the session in the server's memory (and its replay buffer with it);
             # only the envelope connection is dropped.

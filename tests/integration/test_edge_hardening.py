@@ -107,7 +107,7 @@ def test_guessing_the_token_is_cut_off_with_429_even_for_the_right_token(start: 
 
 # -- B10: a get_history storm ------------------------------------------------------------------
 
-SEED004 = ["llmsock.seed004.v1"]
+TYPED = ["llmsock.typed.v1"]
 
 
 def transcript(key: str, *, messages: int = 8000, size: int = 150) -> InteractionState:
@@ -144,7 +144,7 @@ def test_a_get_history_storm_does_not_stall_another_session(start: MakeServer) -
         ws = await connect(
             f"{server.url}?session={session}",
             additional_headers=headers,
-            subprotocols=SEED004,  # type: ignore[arg-type]
+            subprotocols=TYPED,  # type: ignore[arg-type]
             max_size=None,
             open_timeout=TIMEOUT,
         )
@@ -191,7 +191,7 @@ def test_a_get_history_storm_does_not_stall_another_session(start: MakeServer) -
     assert worst < bound, f"another session's ping took {worst:.2f} s during the storm"
 
 
-@pytest.mark.parametrize("dialect", ["envelope", "seed004"])
+@pytest.mark.parametrize("dialect", ["envelope", "typed"])
 def test_a_cached_history_frame_is_the_frame_encoded_afresh(dialect: str) -> None:
     """A get_history reply built from the cached transcript is byte for byte the plain encoding."""
     messages = [{"id": "m1", "role": "user", "text": 'say "hi" \u202e \x00 ✓'}]
@@ -271,7 +271,7 @@ def ping_with_token(port: int, token: str) -> str:
     with sync_connect(
         f"ws://127.0.0.1:{port}/ws",
         additional_headers={"Authorization": f"Bearer {token}"},
-        subprotocols=SEED004,  # type: ignore[arg-type]
+        subprotocols=TYPED,  # type: ignore[arg-type]
         open_timeout=TIMEOUT,
     ) as ws:
         json.loads(ws.recv(TIMEOUT))  # ready
@@ -352,7 +352,7 @@ def upgrade_with(server: ServerThread, headers: dict[str, str]) -> tuple[int, di
 
 async def first_frame_outcome(server: ServerThread, first: str | None) -> tuple[int | None, str, list[str]]:
     """Open /ws without a token, send ``first`` (or nothing); return the close code, reason, frames."""
-    ws = await connect(f"{server.url}?session=s1", subprotocols=SEED004, open_timeout=TIMEOUT)  # type: ignore[arg-type]
+    ws = await connect(f"{server.url}?session=s1", subprotocols=TYPED, open_timeout=TIMEOUT)  # type: ignore[arg-type]
     if first is not None:
         await ws.send(first)
     frames: list[str] = []
@@ -392,7 +392,7 @@ def test_the_right_auth_frame_opens_the_session_and_guessing_closes_4429(start: 
     async def scenario() -> tuple[
         list[str], tuple[int | None, str, list[str]], tuple[int | None, str, list[str]]
     ]:
-        ws = await connect(f"{server.url}?session=s1", subprotocols=SEED004, open_timeout=TIMEOUT)  # type: ignore[arg-type]
+        ws = await connect(f"{server.url}?session=s1", subprotocols=TYPED, open_timeout=TIMEOUT)  # type: ignore[arg-type]
         await ws.send(json.dumps({"type": "auth", "token": server.token}))
         ready = [str(await asyncio.wait_for(ws.recv(), TIMEOUT))]
         await ws.close()

@@ -105,7 +105,7 @@ def test_sequence_survives_store_round_trip(server: ServerThread, run) -> None:
     assert server.store.load("seq-keep").seq >= last + 1  # type: ignore[union-attr]
 
 
-def test_envelope_client_can_send_seed004_commands(server: ServerThread, run) -> None:
+def test_envelope_client_can_send_typed_commands(server: ServerThread, run) -> None:
     """An envelope client aborts and reads history with seed-004 control messages."""
 
     async def scenario() -> tuple[list[dict], dict, dict]:

@@ -95,12 +95,12 @@ def test_websocket_view_gets_the_tool_call_and_the_turn_ends(
     assert calls == []  # the duplicate-key call never ran, with "2" or anything else
 
 
-def test_seed004_view_gets_the_tool_call_with_the_raw_arguments(tool_server: ServerThread, run) -> None:
+def test_typed_view_gets_the_tool_call_with_the_raw_arguments(tool_server: ServerThread, run) -> None:
     """seed 004: tool_call start carries the raw text as args; the error result and llm_complete follow."""
     arguments = HOSTILE["nan"]
 
     async def scenario() -> list[dict[str, Any]]:
-        client = await open_client(tool_server, dialect="seed004")
+        client = await open_client(tool_server, dialect="typed")
         await recv_strict(client)
         await client.send(
             {"type": "user_message", "id": "u1", "data": {"text": f"/tool evaluate {arguments}"}}

@@ -76,11 +76,11 @@ def test_calculator_call_in_envelope_dialect(tool_server: ServerThread, run) -> 
     assert events[-1]["type"] == "end" and "calculate returned 42" in events[-1]["text"]
 
 
-def test_tool_loop_in_seed004_dialect(tool_server: ServerThread, run) -> None:
+def test_tool_loop_in_typed_dialect(tool_server: ServerThread, run) -> None:
     """seed 004: tool_call start, tool_call complete, tool_result, then llm_complete with the answer."""
 
     async def scenario() -> list[dict]:
-        client = await open_client(tool_server, dialect="seed004")
+        client = await open_client(tool_server, dialect="typed")
         await client.recv()
         prompt = '/tool shout {"text": "hi", "times": 2}'
         await client.send({"type": "user_message", "id": "u1", "data": {"text": prompt}})

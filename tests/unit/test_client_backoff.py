@@ -156,9 +156,9 @@ def test_cursor_reloads_when_the_server_cannot_resume() -> None:
     assert out[1:] == [delta(12)] and cursor.resume() == "e-2:12"
 
 
-def test_seed004_tool_result_frames_share_a_sequence() -> None:
+def test_typed_tool_result_frames_share_a_sequence() -> None:
     """Both seed-004 frames of a tool result pass; a drop between them resumes one event early."""
-    cursor = Cursor(dialect="seed004", session="s")
+    cursor = Cursor(dialect="typed", session="s")
     hello = {"type": "status", "id": "ready", "data": {"sessionId": "s", "sequence": 5, "epoch": "e"}}
     attach(cursor, hello, reconnect=False)
     meta = {"sessionId": "s", "sequence": 6}
@@ -212,15 +212,15 @@ def test_collector_picks_the_answer_up_from_a_reloaded_history() -> None:
 
 def test_collector_reports_a_prompt_lost_in_a_restart() -> None:
     """A prompt that is nowhere in the history of a restarted server is reported lost."""
-    collector = AnswerCollector("m9", dialect="seed004")
+    collector = AnswerCollector("m9", dialect="typed")
     history = {"history": {"messages": [], "current": None}, "restarted": True}
     answer = collector.feed({"name": "client.reloaded", "data": history})
     assert answer is not None and answer.finish_reason == "error" and "restarted" in (answer.error or "")
 
 
-def test_collector_in_seed004_and_error_replies() -> None:
+def test_collector_in_typed_and_error_replies() -> None:
     """Seed-004 chunks add up to llm_complete; an error reply to the prompt ends it with the code."""
-    collector = AnswerCollector("u1", dialect="seed004")
+    collector = AnswerCollector("u1", dialect="typed")
     chunk = {"type": "llm_chunk", "id": "u1", "data": {"chunk": "Hi"}, "metadata": {"sequence": 4}}
     assert collector.feed(chunk) is None and collector.text == "Hi"
     complete = {"type": "llm_complete", "id": "u1", "data": {"fullText": "Hi", "finishReason": "length"}}

@@ -71,12 +71,12 @@ def test_a_first_frame_is_parsed_once_for_the_sniff_and_the_decoder(parses: list
     frame = protocol.ClientFrame(PROMPT)  # as the WebSocket handler makes it
     dialect = protocol.detect_dialect(frame)
     replies = _act(server, frame, dialect)
-    assert dialect == "seed004" and not replies
+    assert dialect == "typed" and not replies
     assert server.hub.commands == [protocol.SendPrompt(text="hello", message_id="m1")]
     assert parses == [PROMPT]
 
 
-@pytest.mark.parametrize("dialect", ["envelope", "seed004"])
+@pytest.mark.parametrize("dialect", ["envelope", "typed"])
 def test_a_json_frame_is_parsed_once_by_the_decoder(parses: list[str], dialect: protocol.Dialect) -> None:
     """A JSON command (as a comm link passes it, plain text) is parsed once in either dialect."""
     server = FakeServer()
@@ -101,7 +101,7 @@ def test_a_bad_frame_gives_the_same_error_however_often_it_is_read(parses: list[
     assert auth_frame_token(frame) is None
     with pytest.raises(InvalidFrame) as first:
         frame.json()
-    replies = _act(server, frame, "seed004")
+    replies = _act(server, frame, "typed")
     assert [getattr(r, "message", None) for r in replies] == [first.value.message]
     assert parses == ["{not json"]
 

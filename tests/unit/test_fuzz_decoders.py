@@ -17,7 +17,7 @@ from llmsock_widget.errors import ClientError
 from llmsock_widget.wire import protocol
 
 FRAME_ERRORS = {"invalid_message", "unknown_type"}
-DIALECTS = ("envelope", "seed004")
+DIALECTS = ("envelope", "typed")
 
 # JSON values, including the awkward ones: huge and negative numbers, deep nesting, odd keys.
 json_values = st.recursive(

@@ -99,15 +99,15 @@ def test_tool_call_with_hostile_arguments_encodes_in_every_dialect(arguments: st
     """A tool_call with hostile arguments reaches every dialect and SSE as strict JSON, the raw text shown."""
     event = tool_call(arguments)
     envelope = [strict(f) for f in protocol.frames(event, "envelope")]
-    seed004 = [strict(f) for f in protocol.frames(event, "seed004")]
+    typed = [strict(f) for f in protocol.frames(event, "typed")]
     sse = protocol.sse_message(event)
     assert sse is not None and sse.startswith("event: interaction.model\ndata: ") and sse.endswith("\n\n")
     sse_data = strict(sse.split("data: ", 1)[1])
     shown = envelope[0]["data"]["event"]["toolCall"]["arguments"]
     assert isinstance(shown, str) and shown.startswith('{"expression"')  # the text as the model wrote it
-    assert seed004[0]["type"] == "tool_call" and seed004[0]["data"]["args"] == shown
+    assert typed[0]["type"] == "tool_call" and typed[0]["data"]["args"] == shown
     assert sse_data["event"]["toolCall"]["arguments"] == shown
-    assert envelope[0]["data"]["meta"]["sequence"] == seed004[0]["metadata"]["sequence"] == 5
+    assert envelope[0]["data"]["meta"]["sequence"] == typed[0]["metadata"]["sequence"] == 5
 
 
 def test_valid_arguments_are_still_shown_parsed() -> None:

@@ -80,7 +80,7 @@ def test_client_fixtures_cover_every_client_type_and_control_action() -> None:
     actions = set()
     for case in CLIENT_FRAMES:
         command = case["expect"].get("command")
-        if command and case["dialect"] == "seed004":
+        if command and case["dialect"] == "typed":
             kinds.add(command["kind"])
             if command["kind"] == "control":
                 actions.add(command["action"])
@@ -122,19 +122,19 @@ def test_decode_matches_fixture(case: dict[str, Any]) -> None:
 def test_unknown_type_raises_unknown_type_class() -> None:
     """An unknown seed-004 type raises UnknownType, not InvalidFrame."""
     with pytest.raises(UnknownType):
-        protocol.decode('{"type":"hello"}', "seed004")
+        protocol.decode('{"type":"hello"}', "typed")
 
 
 def test_unknown_control_action_raises_unknown_type_class() -> None:
     """An unknown control action raises UnknownType naming the action."""
     with pytest.raises(UnknownType, match="reboot"):
-        protocol.decode('{"type":"control","data":{"type":"reboot"}}', "seed004")
+        protocol.decode('{"type":"control","data":{"type":"reboot"}}', "typed")
 
 
 def test_invalid_frame_message_names_the_problem() -> None:
     """A duplicate key is reported as such, with the key in the message."""
     with pytest.raises(InvalidFrame, match=r"duplicate key.*'type'"):
-        protocol.decode('{"type":"ping","type":"ping"}', "seed004")
+        protocol.decode('{"type":"ping","type":"ping"}', "typed")
 
 
 def test_envelope_unknown_json_type_is_a_prompt() -> None:
@@ -187,11 +187,11 @@ def test_decoded_ping_data_can_always_be_encoded_in_a_pong() -> None:
     """A pong echoing a decoded ping's data encodes without error (no inf/nan slipped through)."""
     frame = '{"type":"ping","id":"p","data":{"x":1e999}}'
     try:
-        command = protocol.decode(frame, "seed004")
+        command = protocol.decode(frame, "typed")
     except InvalidFrame:
         return
     assert isinstance(command, protocol.Ping)
-    assert protocol.encode(Pong(ts=1, request_id=command.request_id, data=command.data), "seed004")
+    assert protocol.encode(Pong(ts=1, request_id=command.request_id, data=command.data), "typed")
 
 
 # -- detect_dialect ---------------------------------------------------------------------
@@ -207,10 +207,10 @@ def test_decoded_ping_data_can_always_be_encoded_in_a_pong() -> None:
         ('{"type":"hello"}', "envelope"),
         ('{"text":"no type"}', "envelope"),
         ('{"type":"ping","type":"ping"}', "envelope"),
-        ('{"type":"user_message","data":{"text":"hi"}}', "seed004"),
-        ('{"type":"control","data":{"type":"abort"}}', "seed004"),
-        ('{"type":"ping"}', "seed004"),
-        ('  \n{"type":"ping"}', "seed004"),
+        ('{"type":"user_message","data":{"text":"hi"}}', "typed"),
+        ('{"type":"control","data":{"type":"abort"}}', "typed"),
+        ('{"type":"ping"}', "typed"),
+        ('  \n{"type":"ping"}', "typed"),
     ],
     ids=[
         "plain text",
@@ -227,7 +227,7 @@ def test_decoded_ping_data_can_always_be_encoded_in_a_pong() -> None:
     ],
 )
 def test_detect_dialect(frame: str, dialect: str) -> None:
-    """A first frame that is a valid JSON object with a client type means seed004; anything else envelope."""
+    """A first frame that is a valid JSON object with a client type means typed; anything else envelope."""
     assert protocol.detect_dialect(frame) == dialect
 
 
@@ -249,10 +249,10 @@ def test_encode_matches_fixture(case: dict[str, Any], dialect: str) -> None:
 
 @pytest.mark.parametrize("case", SERVER_EVENTS, ids=_ids(SERVER_EVENTS))
 def test_to_functions_agree_with_encode(case: dict[str, Any]) -> None:
-    """to_envelope/to_seed004 return the objects that encode serialises."""
+    """to_envelope/to_typed return the objects that encode serialises."""
     event = _event(case)
     assert protocol.to_envelope(event) == case["envelope"]
-    assert protocol.to_seed004(event) == case["seed004"]
+    assert protocol.to_typed(event) == case["typed"]
 
 
 @pytest.mark.parametrize("dialect", protocol.DIALECTS)
@@ -285,11 +285,11 @@ def test_encode_keeps_non_ascii_text(dialect: str) -> None:
     assert "\\u" not in encoded
 
 
-def test_seed004_chunk_id_is_the_user_message_id() -> None:
+def test_typed_chunk_id_is_the_user_message_id() -> None:
     """A seed-004 llm_chunk carries the id of the user message it answers."""
     user = UserMessage(session_id="s", seq=1, ts=1, turn_id="t1", text="hi", message_id="msg_42")
     delta = ModelDelta(session_id="s", seq=3, ts=2, turn_id="t1", text="Hel", message_id=user.message_id)
-    encoded = protocol.encode(delta, "seed004")
+    encoded = protocol.encode(delta, "typed")
     assert encoded is not None
     message = json.loads(encoded)
     assert message["type"] == "llm_chunk"
@@ -307,7 +307,7 @@ def test_encode_refuses_a_non_event() -> None:
 def test_encode_never_writes_nan() -> None:
     """encode refuses a non-finite number rather than writing invalid JSON."""
     with pytest.raises(ValueError):
-        protocol.encode(Pong(ts=1, data={"x": float("nan")}), "seed004")
+        protocol.encode(Pong(ts=1, data={"x": float("nan")}), "typed")
 
 
 @given(
@@ -318,6 +318,6 @@ def test_encode_never_writes_nan() -> None:
 def test_delta_fast_path_equals_general_encoding(text: str, ids: str, turn: str | None) -> None:
     """The hand-built delta frame is byte-for-byte the general json.dumps encoding, in both dialects."""
     event = ModelDelta(session_id=ids, seq=7, ts=123, turn_id=turn, text=text, message_id=ids)
-    for dialect, build in (("envelope", protocol.to_envelope), ("seed004", protocol.to_seed004)):
+    for dialect, build in (("envelope", protocol.to_envelope), ("typed", protocol.to_typed)):
         general = json.dumps(build(event), ensure_ascii=False, separators=(",", ":"))
         assert protocol.encode(event, dialect) == general  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from llmsock_widget.server.thread import ServerThread
 
 from .conftest import Client, open_client
@@ -21,7 +23,7 @@ async def control(client: Client, action: str, request_id: str) -> dict:
     return replies[-1]
 
 
-def test_first_frame_picks_seed004_and_chunks_build_full_text(server: ServerThread, run) -> None:
+def test_first_frame_picks_typed_and_chunks_build_full_text(server: ServerThread, run) -> None:
     """A user_message as first frame switches to seed 004; llm_complete.fullText is the chunks joined."""
 
     async def scenario() -> tuple[list[dict], list[dict]]:
@@ -51,7 +53,7 @@ def test_every_control_action(server: ServerThread, run) -> None:
     """get_status, get_history, clear_history, pause, resume and abort each answer a control_response."""
 
     async def scenario() -> dict[str, Any]:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         ready = await client.recv()
         out: dict[str, Any] = {"ready": ready}
         await client.send({"type": "user_message", "id": "u1", "data": {"text": "remember this"}})
@@ -88,7 +90,7 @@ def test_pause_holds_and_resume_continues_without_loss(server: ServerThread, run
     """While paused no chunk arrives; after resume the full text equals the chunks, nothing lost."""
 
     async def scenario() -> dict[str, Any]:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send({"type": "user_message", "id": "u1", "data": {"text": "/slow 200 /long 200"}})
         await client.recv_until(of_type("llm_chunk"))
@@ -128,7 +130,7 @@ def test_abort_ends_promptly_and_keeps_partial_text(server: ServerThread, run) -
     """Abort during a held answer gives llm_complete marked aborted; history keeps the partial text."""
 
     async def scenario() -> dict[str, Any]:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send({"type": "user_message", "id": "u1", "data": {"text": "/hold 4"}})
         chunks = []
@@ -155,7 +157,7 @@ def test_clear_history_while_streaming_is_refused(server: ServerThread, run) -> 
     """clear_history during a turn is an error reply; the turn and its history are untouched."""
 
     async def scenario() -> tuple[dict, dict]:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send({"type": "user_message", "id": "u1", "data": {"text": "/hold 2"}})
         await client.recv_until(of_type("llm_chunk"))
@@ -175,7 +177,7 @@ def test_model_error_and_options(server: ServerThread, run) -> None:
     """maxTokens caps the reply (finishReason length); a model failure is an error message with a code."""
 
     async def scenario() -> tuple[dict, dict]:
-        client = await open_client(server, dialect="seed004")
+        client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send(
             {
@@ -197,11 +199,11 @@ def test_model_error_and_options(server: ServerThread, run) -> None:
     assert failed["data"]["fullText"]
 
 
-def test_seed004_and_envelope_clients_share_a_session(server: ServerThread, run) -> None:
+def test_typed_and_envelope_clients_share_a_session(server: ServerThread, run) -> None:
     """One session, two dialects: each connection gets the same turn in its own dialect."""
 
     async def scenario() -> tuple[list[dict], list[dict]]:
-        a = await open_client(server, session="mixed", dialect="seed004")
+        a = await open_client(server, session="mixed", dialect="typed")
         b = await open_client(server, session="mixed", dialect="envelope")
         await a.recv()
         await b.recv()
@@ -219,3 +221,37 @@ def test_seed004_and_envelope_clients_share_a_session(server: ServerThread, run)
     text_b = seen_b[-1]["data"]["event"]["text"]
     assert text_a == text_b and "hi both" in text_a
     assert seen_b[0]["name"] == "interaction.user" and seen_b[0]["data"]["event"]["messageId"] == "u1"
+
+
+def test_the_01_subprotocol_name_still_selects_the_typed_dialect(server: ServerThread, run) -> None:
+    """A client offering llmsock.seed004.v1 (the name of 0.1) gets it back and is answered in seed 004."""
+
+    async def scenario() -> tuple[str | None, dict, list[dict]]:
+        client = await open_client(server, dialect="seed004")
+        ready = await client.recv()
+        await client.send({"type": "user_message", "id": "old", "data": {"text": "still here?"}})
+        events = await client.recv_until(of_type("llm_complete"))
+        chosen = client.ws.response.headers.get("Sec-WebSocket-Protocol")  # type: ignore[union-attr]
+        await client.ws.close()
+        return chosen, ready, events
+
+    chosen, ready, events = run(scenario())
+    assert chosen == "llmsock.seed004.v1"
+    assert ready["type"] == "status" and ready["data"]["status"] == "connected"  # typed from the start
+    assert events[-1]["id"] == "old" and events[-1]["data"]["fullText"]
+
+
+def test_the_python_client_still_takes_the_01_dialect_name(server: ServerThread, run) -> None:
+    """Client(dialect="seed004") warns that the dialect is called "typed" now, and speaks it."""
+    from llmsock_widget.client import Client as PythonClient
+
+    with pytest.warns(DeprecationWarning, match="'typed'"):
+        client = PythonClient(server.url, token=server.token, dialect="seed004")  # type: ignore[arg-type]
+    assert client.dialect == "typed"
+
+    async def scenario() -> str:
+        async with client:
+            answer = await client.ask("hello there")
+            return answer.text
+
+    assert "hello there" in run(scenario())
