@@ -1,8 +1,9 @@
 """Interaction state and its reducer: ``apply(state, event) -> state``.  Pure.
 
-A session goes through turns.  Its ``phase`` follows this table (events not
-listed for a phase are refused with :class:`InvalidTransition`, which is our
-bug, never the peer's)::
+A session goes through turns.  Whether an event may happen, and the phase and
+status it leads to, come from one table, :data:`.lifecycle.TRANSITIONS`; events it
+does not list for the session's phase and status are refused with
+:class:`InvalidTransition`, which is our bug, never the peer's.  The phases::
 
     phase       event                          next phase
     idle        UserMessage                    turn
@@ -13,7 +14,12 @@ bug, never the peer's)::
     streaming   ToolResult (of a known call)   streaming
     streaming   ModelEnd / ModelError          idle
     idle        HistoryCleared                 idle
-    any         Diagnostic / StatusChanged     same
+    any         Diagnostic                     same
+
+``StatusChanged`` keeps the phase: ``paused`` only during a turn, ``generating``
+from the prompt on and on resume, ``idle`` once the answer has ended; while
+paused, only a running tool's ``ToolResult`` and the turn's end may come.
+The handlers here only say what else an event changes (the messages).
 
 Every event's ``seq`` must be exactly ``state.seq + 1``.
 """
@@ -41,10 +47,10 @@ from .events import (
     ToolResult,
     UserMessage,
 )
+from .lifecycle import Phase, Stage, kind, next_stage
 
 Role = Literal["user", "assistant"]
 MessageStatus = Literal["complete", "streaming", "aborted", "error", "length"]
-Phase = Literal["idle", "turn", "streaming"]
 
 
 class InvalidTransition(LocalError):
@@ -117,19 +123,39 @@ def new_state(session_id: str, *, ts: int = 0, model: str = "") -> InteractionSt
 
 def apply(state: InteractionState, event: SessionEvent) -> InteractionState:
     """Return the state after ``event``; raise :class:`InvalidTransition` if it cannot happen."""
+    phase, status = check(state, event)
+    # Handlers return the fields that change, so each event costs one replace (deltas are the hot path).
+    changes = _HANDLERS[type(event)](state, event)
+    return replace(
+        state,
+        **changes,
+        phase=phase,
+        status=status,
+        seq=event.seq,
+        updated_at=max(state.updated_at, event.ts),
+    )
+
+
+def check(state: InteractionState, event: SessionEvent, *, seq: int | None = None) -> Stage:
+    """Return the phase and status after ``event``; raise :class:`InvalidTransition` if it cannot happen.
+
+    ``seq`` stands for ``state.seq`` when the caller keeps the latest seq apart
+    (a live session does while deltas' text waits to be folded into its state).
+    The handlers may still refuse what the event names (an unknown tool call).
+    """
     if event.session_id != state.session_id:
         raise InvalidTransition(f"event for session {event.session_id!r} applied to {state.session_id!r}")
-    if event.seq != state.seq + 1:
-        raise InvalidTransition(f"event seq {event.seq} does not follow {state.seq}")
-    handler = _HANDLERS.get((state.phase, type(event))) or _HANDLERS.get(("any", type(event)))
-    if handler is None:
-        raise InvalidTransition(f"{type(event).__name__} not allowed while {state.phase}")
+    last = state.seq if seq is None else seq
+    if event.seq != last + 1:
+        raise InvalidTransition(f"event seq {event.seq} does not follow {last}")
+    event_kind = kind(event)
+    stage = next_stage(state.phase, state.status, event_kind)
+    if stage is None:
+        raise InvalidTransition(f"{event_kind} not allowed while {state.phase} (status {state.status})")
     if state.phase != "idle" and not isinstance(event, (Diagnostic, StatusChanged)):
         if event.turn_id != state.turn_id:
             raise InvalidTransition(f"event for turn {event.turn_id!r} during turn {state.turn_id!r}")
-    # Handlers return the fields that change, so each event costs one replace (deltas are the hot path).
-    changes = handler(state, event)
-    return replace(state, **changes, seq=event.seq, updated_at=max(state.updated_at, event.ts))
+    return stage
 
 
 def history(state: InteractionState) -> list[dict[str, Any]]:
@@ -174,7 +200,7 @@ def _user_message(state: InteractionState, event: Any) -> dict[str, Any]:
     if event.turn_id is None:
         raise InvalidTransition("a user message needs a turn_id")
     message = Message(id=event.message_id, role="user", text=event.text, turn_id=event.turn_id, ts=event.ts)
-    return {"phase": "turn", "turn_id": event.turn_id, "messages": (*state.messages, message)}
+    return {"turn_id": event.turn_id, "messages": (*state.messages, message)}
 
 
 def _model_start(state: InteractionState, event: Any) -> dict[str, Any]:
@@ -187,7 +213,7 @@ def _model_start(state: InteractionState, event: Any) -> dict[str, Any]:
         ts=event.ts,
         status="streaming",
     )
-    return {"phase": "streaming", "current": current, "model": event.model or state.model}
+    return {"current": current, "model": event.model or state.model}
 
 
 def _model_delta(state: InteractionState, event: Any) -> dict[str, Any]:
@@ -236,7 +262,7 @@ def _model_usage(state: InteractionState, event: Any) -> dict[str, Any]:
 
 
 def _finish(state: InteractionState, message: Message) -> dict[str, Any]:
-    return {"phase": "idle", "turn_id": None, "current": None, "messages": (*state.messages, message)}
+    return {"turn_id": None, "current": None, "messages": (*state.messages, message)}
 
 
 def _placeholder(state: InteractionState, ts: int) -> Message:
@@ -263,28 +289,22 @@ def _history_cleared(state: InteractionState, event: Any) -> dict[str, Any]:
     return {"messages": ()}
 
 
-def _diagnostic(state: InteractionState, event: Any) -> dict[str, Any]:
+def _unchanged(state: InteractionState, event: Any) -> dict[str, Any]:
     return {}
 
 
-def _status_changed(state: InteractionState, event: Any) -> dict[str, Any]:
-    assert isinstance(event, StatusChanged)
-    return {"status": event.status}
-
-
+# What each event changes besides phase and status (which the lifecycle table gives).
 _HANDLERS = {
-    ("idle", UserMessage): _user_message,
-    ("turn", ModelStart): _model_start,
-    ("turn", ModelEnd): _model_end,
-    ("turn", ModelError): _model_error,
-    ("streaming", ModelDelta): _model_delta,
-    ("streaming", ModelUsage): _model_usage,
-    ("streaming", ModelReasoning): _model_reasoning,
-    ("streaming", ToolCall): _tool_call,
-    ("streaming", ToolResult): _tool_result,
-    ("streaming", ModelEnd): _model_end,
-    ("streaming", ModelError): _model_error,
-    ("idle", HistoryCleared): _history_cleared,
-    ("any", Diagnostic): _diagnostic,
-    ("any", StatusChanged): _status_changed,
+    UserMessage: _user_message,
+    ModelStart: _model_start,
+    ModelDelta: _model_delta,
+    ModelUsage: _model_usage,
+    ModelReasoning: _model_reasoning,
+    ToolCall: _tool_call,
+    ToolResult: _tool_result,
+    ModelEnd: _model_end,
+    ModelError: _model_error,
+    HistoryCleared: _history_cleared,
+    Diagnostic: _unchanged,
+    StatusChanged: _unchanged,
 }

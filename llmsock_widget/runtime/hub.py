@@ -49,7 +49,7 @@ from ..tools import ToolRegistry
 from ..wire.protocol import Command, Control, Ping, SendPrompt
 from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession
-from .turns import TurnSettings, abort, new_id, run_turns
+from .turns import TurnSettings, new_id, run_turns
 
 log = logging.getLogger("llmsock")
 
@@ -129,7 +129,7 @@ class Hub:
         key = new_id() if session_id is None else session_key(session_id)
         live, created = await self._get(key, fresh=session_id is None)
         unsubscribe = await self.fanout.subscribe(key, deliver)
-        live.subscribers += 1
+        live.add_subscriber()
         # From here to the last replayed event nothing awaits, so no live event can slip in between.
         same_run = resume is not None and resume[0] == self.epoch and session_id is not None
         missed = live.missed(resume[1]) if resume is not None and same_run else None
@@ -148,16 +148,16 @@ class Hub:
             # The connection could not take its ready or replay: it never attached, so it must
             # not stay subscribed (each failed resume would leave one more subscriber behind).
             await unsubscribe()
-            live.subscribers -= 1
+            live.remove_subscriber()
             self._maybe_evict(live)
             raise
-        if live.notes:  # what loading found is said once somebody listens (after their ready)
-            notes, live.notes = live.notes, []
+        notes = live.take_notes()
+        if notes:  # what loading found is said once somebody listens (after their ready)
             live.spawn(self._tell(live, notes), then=lambda: self._maybe_evict(live))
 
         async def detach() -> None:
             await unsubscribe()
-            live.subscribers -= 1
+            live.remove_subscriber()
             self._maybe_evict(live)
 
         return key, detach, ready
@@ -210,7 +210,7 @@ class Hub:
         workers = []
         for live in self.sessions.values():
             live.queue.clear()
-            abort(live)
+            live.abort()
             if live.worker is not None:
                 workers.append(live.worker)
         if workers:
@@ -247,8 +247,8 @@ class Hub:
                 notes=notes,
             )
             parked = self._parked.pop(key, None)
-            if parked and parked[-1].seq == state.seq:  # the events it kept lead exactly to this state
-                live.recent = parked
+            if parked:
+                live.restore_recent(parked)
             self.sessions[key] = live
             future.set_result(live)
             return live, saved_seq == 0 and state.seq == 0
@@ -303,8 +303,7 @@ class Hub:
                 message = exc.message if isinstance(exc, LlmsockError) else type(exc).__name__
                 live.diagnose("error", "store_error", f"session not saved: {message}")
                 return False
-            live.state = replace(live.state, revision=state.revision)
-            live.saved_seq = state.seq
+            live.mark_saved(state)
             if isinstance(stored, Merged):  # another process saves this session too: both kept
                 live.diagnose("warning", "store_conflict", stored.message)
             return True
@@ -332,8 +331,7 @@ class Hub:
 
     def _enqueue(self, live: LiveSession, prompt: SendPrompt) -> None:
         if live.worker is None:
-            live.active = prompt  # taken now, so a burst of prompts counts the queue right
-            live.worker = asyncio.get_running_loop().create_task(self._work(live, prompt))
+            live.start_worker(prompt, self._work(live, prompt))
             return
         if len(live.queue) >= self.max_queue:
             raise QueueFull(f"the queue of this session is full ({self.max_queue} prompts); try again later")
@@ -371,25 +369,20 @@ class Hub:
             )
 
         if action == "abort":
-            return result(True, "turn aborted") if abort(live) else result(False, "nothing to abort: no turn")
+            return (
+                result(True, "turn aborted") if live.abort() else result(False, "nothing to abort: no turn")
+            )
         if action == "pause":
-            if live.state.phase == "idle":
-                return result(False, "nothing to pause: no answer is streaming")
-            if not live.running.is_set():
-                return result(False, "already paused")
-            live.running.clear()
-            live.set_status("paused")
+            if not live.pause():  # the lifecycle allows a pause only while a turn runs, once
+                idle = live.state.phase == "idle"
+                return result(False, "nothing to pause: no answer is streaming" if idle else "already paused")
             if self.pause_timeout is not None:
                 # A paused answer holds the model's stream open: end it if nobody resumes it.
                 turn = live.state.turn_id
                 asyncio.get_running_loop().call_later(self.pause_timeout, self._pause_expired, live, turn)
             return result(True, "paused")
         if action == "resume":
-            if live.running.is_set():
-                return result(False, "not paused")
-            live.set_status("generating")
-            live.running.set()
-            return result(True, "resumed")
+            return result(True, "resumed") if live.resume() else result(False, "not paused")
         if action == "clear_history":
             if live.in_turn:
                 raise InvalidRequest("cannot clear history while a turn is running; abort it first")
@@ -427,12 +420,12 @@ class Hub:
         return cached[1], current
 
     def _pause_expired(self, live: LiveSession, turn: str | None) -> None:
-        if live.running.is_set() or live.state.turn_id != turn or live.state.phase == "idle":
+        if not live.held or live.state.turn_id != turn or live.state.phase == "idle":
             return  # resumed, or another turn by now
         live.diagnose(
             "warning", "pause_timeout", f"the answer was paused for {self.pause_timeout:g} s: stopped"
         )
-        abort(live)
+        live.abort()
 
     def status(self, key: str) -> dict[str, Any]:
         """Return what ``get_status`` reports about a session."""

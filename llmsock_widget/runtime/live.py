@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
+from ..core import lifecycle
 from ..core.events import Diagnostic, Level, ModelDelta, ModelReasoning, SessionEvent, Status, StatusChanged
-from ..core.session import InteractionState, apply
+from ..core.session import InteractionState, apply, check
 from ..wire.protocol import SendPrompt
 
 REPLAY_EVENTS = 4096  # events kept per session, so a client that reconnects can catch up
@@ -17,17 +18,24 @@ REPLAY_EVENTS = 4096  # events kept per session, so a client that reconnects can
 class LiveSession:
     """One live session.  Every event goes through :meth:`emit`: reduce, then publish.
 
-    ``running`` is cleared while the session is paused: the turn holds the
-    model where it is.  ``save_lock`` orders saves, so revisions never race.
+    The hub and the turns change it only through its methods: :meth:`start_worker`,
+    :meth:`take`, :meth:`begin_turn`, :meth:`start_stream`, :meth:`pause`,
+    :meth:`resume`, :meth:`abort`, :meth:`mark_saved` and the like; what it holds
+    they read through read-only properties.  Whether a pause, a resume or an abort
+    applies is the lifecycle table's answer (:mod:`llmsock_widget.core.lifecycle`).
+
+    While the session is paused, the ``running`` event is cleared: the turn holds the
+    model where it is (:meth:`unpaused`).  ``save_lock`` orders saves, so revisions
+    never race.
 
     **Streamed text is joined lazily.**  The reducer appends each delta's text to the
     answer (``text + delta``), which copies the whole answer so far: O(reply length) per
-    delta.  Instead, a delta that the reducer would accept (:meth:`_accepts`) only has its
-    text kept in a list here, and its ``seq`` and ``ts`` noted; the pieces are folded into
-    the state, in one join and one ``replace``, the next time :attr:`state` is read or a
-    different event is emitted.  Reading :attr:`state` therefore always gives exactly what
-    ``session.apply`` of every event would have given; the hot path reads only :attr:`seq`,
-    :attr:`turn_id` and :meth:`stamp`, which never fold.
+    delta.  Instead, a delta that the reducer would accept (``session.check``) only has
+    its text kept in a list here, and its ``seq`` and ``ts`` noted; the pieces are folded
+    into the state, in one join and one ``replace``, the next time :attr:`state` is read
+    or a different event is emitted.  Reading :attr:`state` therefore always gives exactly
+    what ``session.apply`` of every event would have given; the hot path reads only
+    :attr:`seq`, :attr:`turn_id` and :meth:`stamp`, which never fold.
     """
 
     def __init__(
@@ -44,19 +52,19 @@ class LiveSession:
         self.publish = publish
         self.clock = clock
         self.queue: deque[SendPrompt] = deque()
-        self.worker: asyncio.Task[None] | None = None
-        self.stream: asyncio.Task[None] | None = None
-        self.active: SendPrompt | None = None  # the prompt whose turn runs now
-        self.message_id = ""  # the user message id of the running turn
-        self.aborting = False
-        self.running = asyncio.Event()
-        self.running.set()
         self.save_lock = asyncio.Lock()
-        self.subscribers = 0
-        self.saved_seq = saved_seq  # the seq of the last state the store accepted
-        self.notes: list[tuple[str, str]] = notes if notes is not None else []  # diagnostics to tell
         self.tasks: set[asyncio.Task[None]] = set()
-        self.recent: deque[SessionEvent] = deque(maxlen=REPLAY_EVENTS)
+        self._worker: asyncio.Task[None] | None = None
+        self._stream: asyncio.Task[None] | None = None
+        self._active: SendPrompt | None = None  # the prompt whose turn runs now
+        self._message_id = ""  # the user message id of the running turn
+        self._aborting = False
+        self._running = asyncio.Event()
+        self._running.set()
+        self._subscribers = 0
+        self._saved_seq = saved_seq  # the seq of the last state the store accepted
+        self._notes: list[tuple[str, str]] = notes if notes is not None else []  # diagnostics to tell
+        self._recent: deque[SessionEvent] = deque(maxlen=REPLAY_EVENTS)
         self.state = state
 
     def __repr__(self) -> str:
@@ -89,15 +97,9 @@ class LiveSession:
         """The running turn's id (``state.turn_id``, without folding: deltas do not change it)."""
         return self._state.turn_id
 
-    def _accepts(self, event: ModelDelta | ModelReasoning) -> bool:
-        # Exactly the checks session.apply makes of a delta: anything else goes through apply.
-        state = self._state
-        return (
-            event.seq == self._seq + 1
-            and state.phase == "streaming"
-            and event.session_id == state.session_id
-            and event.turn_id == state.turn_id
-        )
+    def _allows(self, event_kind: str) -> bool:
+        # Phase and status never change by a delta, so the unfolded state has the right ones.
+        return lifecycle.allows(self._state.phase, self._state.status, event_kind)
 
     def _fold(self) -> None:
         state = self._state
@@ -114,33 +116,177 @@ class LiveSession:
     @property
     def in_turn(self) -> bool:
         """Whether a prompt is being answered or waits to be."""
-        return self.active is not None or self._state.phase != "idle" or bool(self.queue)
+        return self._active is not None or self._state.phase != "idle" or bool(self.queue)
 
     @property
     def unsaved(self) -> bool:
         """Whether the store lacks the latest state."""
-        return self._seq != self.saved_seq and self._seq > 0
+        return self._seq != self._saved_seq and self._seq > 0
+
+    @property
+    def saved_seq(self) -> int:
+        """The seq of the last state the store accepted."""
+        return self._saved_seq
+
+    def mark_saved(self, state: InteractionState) -> None:
+        """Note that the store took ``state`` (a copy of this session's state with a new revision)."""
+        self.state = replace(self.state, revision=state.revision)
+        self._saved_seq = state.seq
 
     def stamp(self) -> dict[str, Any]:
         """Return the session id, next seq and time for the next event."""
         return {"session_id": self.key, "seq": self._seq + 1, "ts": self.clock()}
 
+    # -- who listens ---------------------------------------------------------------------
+
+    @property
+    def subscribers(self) -> int:
+        """How many connections are attached to this session."""
+        return self._subscribers
+
+    def add_subscriber(self) -> None:
+        """Count one more attached connection."""
+        self._subscribers += 1
+
+    def remove_subscriber(self) -> None:
+        """Count one attached connection fewer."""
+        self._subscribers -= 1
+
+    @property
+    def notes(self) -> list[tuple[str, str]]:
+        """What loading found, as ``(code, message)`` diagnostics not told yet."""
+        return self._notes
+
+    def take_notes(self) -> list[tuple[str, str]]:
+        """Return the diagnostics not told yet, and forget them (they are told once)."""
+        notes, self._notes = self._notes, []
+        return notes
+
+    @property
+    def recent(self) -> deque[SessionEvent]:
+        """The last :data:`REPLAY_EVENTS` events, oldest first, for clients that resume."""
+        return self._recent
+
+    def restore_recent(self, events: deque[SessionEvent]) -> None:
+        """Take ``events`` (kept while the session was out of memory) if they lead exactly here."""
+        if events and events[-1].seq == self._seq:
+            self._recent = events
+
+    # -- turns -------------------------------------------------------------------------
+
+    @property
+    def worker(self) -> asyncio.Task[None] | None:
+        """The task that runs this session's turns one after another, or None between them."""
+        return self._worker
+
+    @property
+    def active(self) -> SendPrompt | None:
+        """The prompt whose turn runs now (taken, maybe not yet echoed), or None."""
+        return self._active
+
+    @property
+    def stream(self) -> asyncio.Task[None] | None:
+        """The task that streams the running turn's model steps, or None."""
+        return self._stream
+
+    @property
+    def message_id(self) -> str:
+        """The user message id of the running turn (or of the last one)."""
+        return self._message_id
+
+    @property
+    def aborting(self) -> bool:
+        """Whether the running turn was asked to end as aborted."""
+        return self._aborting
+
+    @property
+    def held(self) -> bool:
+        """Whether the turn is holding the model (paused, and not aborted since)."""
+        return not self._running.is_set()
+
+    def start_worker(self, first: SendPrompt, work: Coroutine[Any, Any, None]) -> None:
+        """Take ``first`` now (so a burst of prompts counts the queue right) and run ``work`` for it."""
+        self._active = first
+        self._worker = asyncio.get_running_loop().create_task(work)
+
+    def take(self, prompt: SendPrompt | None) -> None:
+        """Note ``prompt`` as the one whose turn runs now (None: no turn runs)."""
+        self._active = prompt
+
+    def worker_done(self) -> None:
+        """Note that the worker has ended: no turn runs and none is taken."""
+        self._active = None
+        self._worker = None
+
+    def begin_turn(self, message_id: str) -> None:
+        """Reset the turn machinery for a new turn whose user message is ``message_id``."""
+        self._message_id = message_id
+        self._aborting = False
+        self._running.set()  # a pause does not carry over to the next turn
+
+    def start_stream(self, steps: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run the turn's model ``steps`` in their own task (so abort can cancel them); return it."""
+        self._stream = asyncio.get_running_loop().create_task(steps)
+        return self._stream
+
+    def stream_done(self) -> None:
+        """Forget the stream task: it has ended."""
+        self._stream = None
+
+    def pause(self) -> bool:
+        """Hold the running answer and say so (``paused``); return False if no answer may pause now."""
+        if not self._allows(lifecycle.PAUSE):
+            return False
+        self._running.clear()
+        self.set_status("paused")
+        return True
+
+    def resume(self) -> bool:
+        """Let a held answer go on and say so (``generating``); return False if none is held."""
+        if not self.held or not self._allows(lifecycle.RESUME):
+            return False
+        self.set_status("generating")
+        self._running.set()
+        return True
+
+    def abort(self) -> bool:
+        """Ask the running turn to end now, marked aborted; return False if none runs."""
+        if not self._allows(lifecycle.END):
+            return False
+        self._aborting = True
+        self.release()
+        if self._stream is not None:
+            self._stream.cancel()
+        return True
+
+    def release(self) -> None:
+        """Stop holding the model (the turn is ending: nothing may wait on a pause any more)."""
+        self._running.set()
+
+    async def unpaused(self) -> None:
+        """Return once the session is not paused (at once if it is not)."""
+        if not self._running.is_set():
+            await self._running.wait()
+
     # -- events --------------------------------------------------------------------------
 
     def emit(self, event: SessionEvent) -> None:
         """Apply ``event`` to the state, keep it for replay, and publish it to the subscribers."""
-        if type(event) is ModelDelta and self._accepts(event):
-            self._text.append(event.text)
-            self._seq = event.seq
-            self._updated_at = max(self._updated_at, event.ts)
-        elif type(event) is ModelReasoning and self._accepts(event):
-            self._reasoning.append(event.text)
-            self._seq = event.seq
-            self._updated_at = max(self._updated_at, event.ts)
+        if type(event) is ModelDelta:
+            self._keep(event, self._text)
+        elif type(event) is ModelReasoning:
+            self._keep(event, self._reasoning)
         else:
             self.state = apply(self.state, event)
-        self.recent.append(event)
+        self._recent.append(event)
         self.publish(self.key, event)
+
+    def _keep(self, event: ModelDelta | ModelReasoning, pieces: list[str]) -> None:
+        # The reducer's own checks, without folding: a delta it would refuse raises the same error.
+        check(self._state, event, seq=self._seq)
+        pieces.append(event.text)
+        self._seq = event.seq
+        self._updated_at = max(self._updated_at, event.ts)
 
     def missed(self, after: int) -> list[SessionEvent] | None:
         """Return the events after seq ``after``, or None if some are gone or ``after`` is unknown."""
@@ -148,9 +294,9 @@ class LiveSession:
             return []
         if after > self._seq:  # a sequence this session never reached: another timeline
             return None
-        if not self.recent or self.recent[0].seq > after + 1:
+        if not self._recent or self._recent[0].seq > after + 1:
             return None
-        return [event for event in self.recent if event.seq > after]
+        return [event for event in self._recent if event.seq > after]
 
     def diagnose(self, level: Level, code: str, message: str) -> None:
         """Emit a diagnostic on this session."""

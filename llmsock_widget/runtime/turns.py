@@ -6,7 +6,8 @@ reasoning and tool calls); if the model called tools, they run (results become
 events and go back to the model) and the next step starts, up to ``max_steps``.
 Then ``end`` (or ``error``), status ``idle``, save.  Abort cancels the task that
 runs the steps and ends the turn with ``finish_reason="aborted"``, keeping the
-text it reached.
+text it reached.  A pause holds the model at its next chunk, and holds the turn's
+end if the model finishes meanwhile: a pause lasts until resume or abort.
 
 Plain-function tools run on a worker thread (:mod:`.tools`), never on the server's
 loop nor on the kernel's main thread, so a slow tool neither stalls other sessions
@@ -79,7 +80,7 @@ async def run_turns(live: LiveSession, settings_now: Callable[[], TurnSettings],
     prompt: SendPrompt | None = first
     try:
         while prompt is not None:
-            live.active = prompt
+            live.take(prompt)
             settings = settings_now()
             try:
                 await run_turn(live, settings, prompt)
@@ -90,20 +91,18 @@ async def run_turns(live: LiveSession, settings_now: Callable[[], TurnSettings],
                 if live.state.phase != "idle":
                     _fail(live, "internal_error", "internal error (see the kernel log)", True)
                     live.set_status("idle")
-            live.active = None
+            live.take(None)
             settings.on_turn()
             prompt = live.queue.popleft() if live.queue else None
     finally:
-        live.active = None
-        live.worker = None
+        live.worker_done()
 
 
 async def run_turn(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
     """Run one turn for ``prompt``; return when it has ended and been saved."""
     turn_id = new_id("t-")
-    live.message_id = message_id = prompt.message_id or new_id("m-")
-    live.aborting = False
-    live.running.set()
+    message_id = prompt.message_id or new_id("m-")
+    live.begin_turn(message_id)
     live.emit(
         UserMessage(
             **live.stamp(), turn_id=turn_id, text=prompt.text, message_id=message_id, options=prompt.options
@@ -114,32 +113,26 @@ async def run_turn(live: LiveSession, settings: TurnSettings, prompt: SendPrompt
     if not live.aborting:
         model = settings.model
         live.emit(ModelStart(**live.stamp(), turn_id=turn_id, model=model.name, message_id=message_id))
-        live.stream = asyncio.get_running_loop().create_task(_steps(live, settings, prompt))
+        stream = live.start_stream(_steps(live, settings, prompt))
         try:
-            await asyncio.shield(live.stream)
+            await asyncio.shield(stream)
         except asyncio.CancelledError:
-            if not (live.stream.cancelled() and live.aborting):  # we are being cancelled, not aborted
-                live.stream.cancel()
+            if not (stream.cancelled() and live.aborting):  # we are being cancelled, not aborted
+                stream.cancel()
                 raise
         finally:
-            live.stream = None
+            live.stream_done()
     if live.state.phase != "idle":  # aborted, before or during the stream
         _end(live, "aborted")
-    live.running.set()
+    live.release()
     live.set_status("idle")
-    live.active = None  # the turn is over for everyone; the save below is bookkeeping
+    live.take(None)  # the turn is over for everyone; the save below is bookkeeping
     await settings.save(live)
 
 
 def abort(live: LiveSession) -> bool:
     """Ask the running turn to end now, marked aborted; return False if none runs."""
-    if live.state.phase == "idle":
-        return False
-    live.aborting = True
-    live.running.set()
-    if live.stream is not None:
-        live.stream.cancel()
-    return True
+    return live.abort()
 
 
 async def _steps(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
@@ -155,12 +148,17 @@ async def _steps(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) 
         try:
             text, calls, finish = await _stream(live, settings.model, request, usage)
         except ModelFailure as exc:
+            await live.unpaused()  # a pause lasts until resume or abort: the turn's end waits for it
             _fail(live, exc.code, exc.message, exc.recoverable)
             return
         except Exception as exc:
             log.exception("llmsock: model %s failed", settings.model.name)
+            await live.unpaused()
             _fail(live, "model_error", f"the model raised {type(exc).__name__}", True)
             return
+        if not calls or step == settings.max_steps:
+            # The model finished while paused: the turn ends only once resumed (or aborted).
+            await live.unpaused()
         if not calls:
             _end(live, finish)
             return
@@ -189,8 +187,8 @@ async def _stream(
     stream = model.stream(request)
     try:
         async for chunk in stream:
-            if not live.running.is_set():
-                await live.running.wait()  # paused: hold the model where it is, lose nothing
+            if live.held:
+                await live.unpaused()  # paused: hold the model where it is, lose nothing
             step.take(chunk)
     finally:
         # Close the model's stream even when cancelled while paused (an HTTP response must not linger).

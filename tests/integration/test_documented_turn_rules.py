@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,7 @@ from llmsock_widget.models import ModelChunk, ModelRequest, TextChunk, ToolCallC
 from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
 
-from .conftest import is_model, is_turn_end, open_client
+from .conftest import MakeServer, is_model, is_turn_end, open_client
 
 
 class Named:
@@ -32,6 +33,21 @@ class AlwaysCallsTools:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         step = sum(1 for m in request.messages if m.get("role") == "tool")
         yield ToolCallChunk(id=f"c{step}", name="calculate", arguments=json.dumps({"expression": "1+1"}))
+
+
+class FinishesOnCue:
+    """A model that streams one word, then finishes (with no other chunk) when the test cues it."""
+
+    name = "cued"
+
+    def __init__(self) -> None:
+        self.cue = asyncio.Event()  # set on the server's loop, where the model waits on it
+        self.finished = threading.Event()  # set by the model, read by the test's thread
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        yield TextChunk(text="partial")
+        await self.cue.wait()
+        self.finished.set()
 
 
 def _is_diagnostic(code: str) -> Any:
@@ -62,9 +78,9 @@ def test_a_model_switch_reaches_prompts_already_queued(server: ServerThread, run
     assert rest[-1]["data"]["event"]["text"] == "from other"
 
 
-def test_calls_past_the_step_limit_get_a_failed_result() -> None:
+def test_calls_past_the_step_limit_get_a_failed_result(make_server: MakeServer) -> None:
     """A tool call past max_tool_steps is not run: it gets a failed tool_error result, then tool_limit."""
-    server = ServerThread(model=AlwaysCallsTools(), max_tool_steps=1).start()
+    server = make_server(model=AlwaysCallsTools(), max_tool_steps=1)
 
     async def scenario() -> list[dict[str, Any]]:
         client = await open_client(server, dialect="envelope")
@@ -76,10 +92,7 @@ def test_calls_past_the_step_limit_get_a_failed_result() -> None:
         await client.ws.close()
         return messages
 
-    try:
-        messages = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT * 3))
-    finally:
-        server.stop()
+    messages = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT * 3))
     events = [m["data"]["event"] for m in messages if m.get("name") == "interaction.model"]
     results = [e["toolResult"] for e in events if "toolResult" in e]
     assert [r["ok"] for r in results] == [True, False]
@@ -90,3 +103,45 @@ def test_calls_past_the_step_limit_get_a_failed_result() -> None:
     records = history[-1]["tools"]
     assert [r["status"] for r in records] == ["complete", "error"]
     assert records[1]["error"]["code"] == "tool_error"
+
+
+def test_a_pause_holds_the_end_of_an_answer_until_resume(make_server: MakeServer) -> None:
+    """A model that finishes while paused ends the turn only after resume; till then it stays paused."""
+    model = FinishesOnCue()
+    server = make_server(model=model)
+
+    def is_control(request_id: str) -> Any:
+        return lambda m: (
+            m.get("name") == "interaction.control" and m["data"]["event"].get("requestId") == request_id
+        )
+
+    async def scenario() -> dict[str, Any]:
+        client = await open_client(server, dialect="envelope")
+        await client.recv()
+        await client.send("go")
+        await client.recv_until(is_model("delta"))
+        await client.send({"type": "control", "id": "p", "data": {"type": "pause"}})
+        paused = (await client.recv_until(is_control("p")))[-1]["data"]["event"]
+        server.call_soon(model.cue.set)
+        assert await asyncio.to_thread(model.finished.wait, TIMEOUT)
+        # Whatever the server sent when the model finished arrives before this pong.
+        await client.send({"type": "ping", "id": "after-finish"})
+        held = await client.recv_until(lambda m: m["data"]["event"].get("requestId") == "after-finish")
+        assert not [m for m in held if is_turn_end(m)], "the turn ended while paused"
+        await client.send({"type": "control", "id": "s", "data": {"type": "get_status"}})
+        status = (await client.recv_until(is_control("s")))[-1]["data"]["event"]["data"]
+        await client.send({"type": "control", "id": "r", "data": {"type": "resume"}})
+        resumed = await client.recv_until(is_turn_end)
+        resumed += await client.recv_until(lambda m: m.get("name") == "interaction.status")
+        await client.ws.close()
+        return {"paused": paused, "status": status, "resumed": resumed, "all": client.seen}
+
+    out = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT * 3))
+    assert out["paused"]["ok"] is True
+    assert (out["status"]["status"], out["status"]["phase"]) == ("paused", "streaming")
+    result = next(m for m in out["resumed"] if m.get("name") == "interaction.control")["data"]["event"]
+    assert result["ok"] is True and result["message"] == "resumed"
+    end = next(m for m in out["resumed"] if is_turn_end(m))["data"]["event"]
+    assert (end["type"], end["finishReason"], end["text"]) == ("end", "stop", "partial")
+    statuses = [m["data"]["event"]["status"] for m in out["all"] if m.get("name") == "interaction.status"]
+    assert statuses == ["generating", "paused", "generating", "idle"]

@@ -221,14 +221,22 @@ def test_diagnostic_allowed_in_every_phase(phase: str) -> None:
     assert after == replace(state, seq=state.seq + 1, updated_at=9999)
 
 
-@pytest.mark.parametrize("phase", ["idle", "turn", "streaming"])
-def test_status_changed_allowed_in_every_phase(phase: str) -> None:
-    """StatusChanged is allowed in any phase and sets status without changing phase."""
+@pytest.mark.parametrize("phase", ["turn", "streaming"])
+def test_status_changed_allowed_during_a_turn(phase: str) -> None:
+    """StatusChanged(paused) is allowed while a turn runs and sets status without changing phase."""
     state = _states()[phase]
     after = apply(state, StatusChanged(session_id=SID, seq=state.seq + 1, ts=9999, status="paused"))
     assert after.status == "paused"
     assert after.phase == phase
     assert after == replace(state, seq=state.seq + 1, updated_at=9999, status="paused")
+
+
+@pytest.mark.parametrize("status", ["paused", "generating"])
+def test_idle_session_cannot_be_paused_or_set_generating(status: str) -> None:
+    """With no turn running, StatusChanged(paused) or (generating) raises InvalidTransition."""
+    state = _states()["idle"]
+    with pytest.raises(InvalidTransition, match="not allowed while idle"):
+        apply(state, StatusChanged(session_id=SID, seq=state.seq + 1, ts=9999, status=status))
 
 
 def test_updated_at_never_goes_back() -> None:
