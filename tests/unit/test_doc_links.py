@@ -21,8 +21,8 @@ _REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:|^//")
 
 
-def prose_lines(text: str) -> list[tuple[int, str]]:
-    """Return (line number, line) for each line outside fenced code blocks, with code spans blanked."""
+def unfenced_lines(text: str) -> list[tuple[int, str]]:
+    """Return (line number, line) for each line outside fenced code blocks."""
     kept: list[tuple[int, str]] = []
     fence: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
@@ -34,9 +34,14 @@ def prose_lines(text: str) -> list[tuple[int, str]]:
         if opening:
             fence = opening.group(1)
             continue
-        # A link written inside `code` is an example, not a link.
-        kept.append((number, _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)))
+        kept.append((number, line))
     return kept
+
+
+def prose_lines(text: str) -> list[tuple[int, str]]:
+    """Return (line number, line) for each line outside fenced code blocks, with code spans blanked."""
+    # A link written inside `code` is an example, not a link.
+    return [(n, _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)) for n, line in unfenced_lines(text)]
 
 
 def slug(heading: str) -> str:
@@ -51,16 +56,7 @@ def anchors(text: str) -> set[str]:
     """Return every anchor of a Markdown document: its headings' slugs (repeats numbered) and HTML ids."""
     found: set[str] = set()
     seen: dict[str, int] = {}
-    fence: str | None = None
-    for line in text.splitlines():
-        opening = _FENCE.match(line)
-        if fence is not None:
-            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence):
-                fence = None
-            continue
-        if opening:
-            fence = opening.group(1)
-            continue
+    for _, line in unfenced_lines(text):
         found.update(_HTML_ANCHOR.findall(line))
         heading = _HEADING.match(line)
         if heading is None:
