@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import threading
 from typing import Any, Callable, Iterable
 
@@ -38,6 +37,7 @@ from ..wire.codes import (
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
 )
+from .accept import Acceptor
 from .connection import Connection
 from .guard import FailureBudget, Guard, PendingConnections, check_token
 from .historyframes import HistoryFrames, is_history
@@ -48,11 +48,6 @@ from .sse import SseHandler
 from .websocket import WebSocketHandler
 
 log = logging.getLogger("llmsock")
-
-ACCEPT_BATCH = 128  # connections taken per wake-up of the listening socket (Tornado's backlog)
-ACCEPT_BACKOFF_MIN = 0.05  # seconds accepting pauses after a failed accept (EMFILE, ENFILE, ENOMEM) ...
-ACCEPT_BACKOFF_MAX = 2.0  # ... doubling while it keeps failing, up to this
-ACCEPT_WARN_EVERY = 30.0  # seconds between warnings about it
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -146,9 +141,7 @@ class ServerThread(LoopThread):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._http: tornado.httpserver.HTTPServer | None = None
-        self._listening: list[socket.socket] = []
-        self._accept_backoff = 0.0
-        self._accept_warned = -1e9
+        self._acceptor: Acceptor | None = None
         self.pending: PendingConnections[tornado.iostream.IOStream] = PendingConnections(
             max_pending_connections, is_closed=lambda stream: stream.closed()
         )
@@ -375,64 +368,12 @@ class ServerThread(LoopThread):
         self._http = tornado.httpserver.HTTPServer(
             self._app(), max_body_size=self.max_message_size, idle_connection_timeout=self.handshake_timeout
         )
-        # Our own accept loop, not add_sockets: Tornado's would log a traceback per failed
-        # accept and retry at once, so running out of descriptors spins the loop.
-        self._listening = sockets
-        for sock in sockets:
-            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
-
-    def _accept(self, sock: socket.socket) -> None:
-        """Accept what is waiting on ``sock`` and hand it to the HTTP server; never raise."""
-        http = self._http
-        if http is None:
-            return
-        for _ in range(ACCEPT_BATCH):
-            try:
-                connection, address = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionAbortedError:
-                continue
-            except OSError as exc:
-                self._pause_accepting(sock, exc)
-                return
-            self._accept_backoff = 0.0
-            try:
-                stream = tornado.iostream.IOStream(connection, max_buffer_size=http.max_buffer_size)
-                for old in self.pending.add(stream):
-                    old.close()  # the oldest socket still without a token gives way
-                http.handle_stream(stream, address)
-            except Exception:
-                log.exception("llmsock: could not serve a new connection")
-                connection.close()
-
-    def _pause_accepting(self, sock: socket.socket, exc: OSError) -> None:
-        """Stop accepting on ``sock`` for a short, growing while (out of descriptors or memory)."""
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(sock.fileno())
-        self._accept_backoff = min(ACCEPT_BACKOFF_MAX, max(ACCEPT_BACKOFF_MIN, 2 * self._accept_backoff))
-        now = loop.time()
-        if now - self._accept_warned >= ACCEPT_WARN_EVERY:
-            self._accept_warned = now
-            log.warning(
-                "llmsock: cannot accept connections (%s); pausing %.1f s (%d waiting for a token)",
-                exc.strerror or exc,
-                self._accept_backoff,
-                len(self.pending),
-            )
-        loop.call_later(self._accept_backoff, self._resume_accepting, sock)
-
-    def _resume_accepting(self, sock: socket.socket) -> None:
-        if sock.fileno() != -1:
-            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
+        self._acceptor = Acceptor(self._http, self.pending)
+        self._acceptor.listen(sockets)
 
     async def _shutdown(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sock in self._listening:
-            if sock.fileno() != -1:
-                loop.remove_reader(sock.fileno())
-                sock.close()
-        self._listening = []
+        if self._acceptor is not None:
+            self._acceptor.close()
         if self._http is not None:
             self._http.stop()
         for conn in list(self.connections):
