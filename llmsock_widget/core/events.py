@@ -32,6 +32,9 @@ DIAGNOSTIC_CODES = (
     "pause_timeout",  # hub: a paused answer was not resumed in time
     "tool_limit",  # turns: the model still called tools at the step limit
     "unencodable_event",  # protocol: stands in for an event that JSON cannot hold
+    "history_kept_in_file",  # notebook store: the chat passed the notebook's cap; kept whole in a file
+    "history_restored",  # notebook store: a chat cut in the notebook came back whole from its file
+    "history_truncated",  # notebook store: older turns of a chat could not be kept or restored
 )
 """The codes a :class:`Diagnostic` carries (docs/protocol.md, "Error codes")."""
 

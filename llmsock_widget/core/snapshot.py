@@ -6,6 +6,10 @@ ones with :class:`~llmsock_widget.errors.SnapshotVersionError`; a snapshot that
 is not well formed raises :class:`~llmsock_widget.errors.CorruptSnapshot`.
 Unknown fields are ignored, so a later minor addition still loads.
 
+A snapshot cut to a size cap (:func:`fit`) may link the whole session kept
+elsewhere, in an optional ``fullCopy`` field (:class:`FullCopy`,
+:func:`encode_linked`, :func:`full_copy_of`); readers that do not know it ignore it.
+
 Snapshots hold no secrets: the state has no place for a token or a key.
 
 Integers reach the browser, where numbers are doubles: every integer field is at
@@ -19,7 +23,7 @@ would make the widget drop every new event as one it has seen.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..errors import CorruptSnapshot, SnapshotVersionError
@@ -131,6 +135,58 @@ def fit(state: InteractionState, *, max_chars: int = DEFAULT_MAX_CHARS) -> Inter
     if len(dumps(fitted)) > max_chars and len(messages) > _first_turn_length(messages):
         return fit(fitted, max_chars=max_chars)  # the count's own digits tipped it over: one more
     return fitted
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FullCopy:
+    """Where the whole session is kept when a snapshot of it was cut: a file and its revision.
+
+    ``path`` is relative to the notebook's folder (``.llmsock/<notebook name>/<session>.json``)
+    when the file is in the notebook's sidecar folder, else absolute; it tells people and
+    tools where to look, and a reader never opens a path it names (it looks in its own store).
+    """
+
+    path: str
+    revision: int
+
+
+MAX_LINK_PATH = 4096
+"""The longest ``fullCopy.path`` a reader accepts; a longer one is ignored."""
+
+_FULL_COPY = "fullCopy"
+
+
+def encode_linked(
+    state: InteractionState, copy: FullCopy, *, max_chars: int = DEFAULT_MAX_CHARS
+) -> dict[str, Any]:
+    """Return the snapshot of ``state`` fitted to ``max_chars`` with a link to its full copy.
+
+    The link counts toward the cap: the fitted snapshot leaves room for it, so the JSON of
+    the result is at most ``max_chars`` characters (unless the latest turn alone is larger).
+    """
+    link = {"path": copy.path, "revision": copy.revision}
+    # The link's JSON as an object of its own: its '{' and '}' make room for the ',' before it.
+    room = len(json.dumps({_FULL_COPY: link}, ensure_ascii=False, separators=(",", ":")))
+    data = encode(fit(state, max_chars=max(max_chars - room, 0)))
+    data[_FULL_COPY] = link
+    return data
+
+
+def full_copy_of(data: Any) -> FullCopy | None:
+    """Return the ``fullCopy`` link of a snapshot dict, or None when it has none or a malformed one.
+
+    The link is optional: a malformed one is ignored like an unknown field, and the
+    snapshot still loads (what it holds is whole, apart from its ``droppedTurns``).
+    """
+    link = data.get(_FULL_COPY) if isinstance(data, dict) else None
+    if not isinstance(link, dict):
+        return None
+    path, revision = link.get("path"), link.get("revision")
+    if not isinstance(path, str) or not 0 < len(path) <= MAX_LINK_PATH:
+        return None
+    if type(revision) is not int or not 0 <= revision <= MAX_COUNTER:
+        return None
+    return FullCopy(path=path, revision=revision)
 
 
 def merge(stored: InteractionState, ours: InteractionState) -> tuple[InteractionState, int]:

@@ -26,6 +26,7 @@ from ..core.events import (
     ErrorReply,
     Event,
     HistoryCleared,
+    Level,
     ModelEnd,
     Pong,
     Reply,
@@ -151,8 +152,11 @@ class Hub:
             live.remove_subscriber()
             self._maybe_evict(live)
             raise
-        notes = live.take_notes()
-        if notes:  # what loading found is said once somebody listens (after their ready)
+        notes: list[tuple[Level, str, str]] = [
+            ("warning", code, message) for code, message in live.take_notes()
+        ]
+        notes += _store_notes(self.store, key)
+        if notes:  # what loading (and the store) found is said once somebody listens (after their ready)
             live.spawn(self._tell(live, notes), then=lambda: self._maybe_evict(live))
 
         async def detach() -> None:
@@ -283,9 +287,9 @@ class Hub:
             )
         return _recover(state, self.clock()), stored_seq, notes
 
-    async def _tell(self, live: LiveSession, notes: list[tuple[str, str]]) -> None:
-        for code, message in notes:
-            live.diagnose("warning", code, message)
+    async def _tell(self, live: LiveSession, notes: list[tuple[Level, str, str]]) -> None:
+        for level, code, message in notes:
+            live.diagnose(level, code, message)
         if live.unsaved and not live.in_turn:
             await self._save(live)
 
@@ -306,6 +310,8 @@ class Hub:
             live.mark_saved(state)
             if isinstance(stored, Merged):  # another process saves this session too: both kept
                 live.diagnose("warning", "store_conflict", stored.message)
+            for level, code, message in _store_notes(self.store, live.key):
+                live.diagnose(level, code, message)
             return True
 
     async def save_all(self) -> int:
@@ -473,3 +479,9 @@ def _recover(state: InteractionState, ts: int) -> InteractionState:
             state, StatusChanged(session_id=state.session_id, seq=state.seq + 1, ts=ts, status="idle")
         )
     return state
+
+
+def _store_notes(store: SessionStore, key: str) -> list[tuple[Level, str, str]]:
+    """Return what the store has to tell the session's chat (NotebookStore.take_notes: its size cap)."""
+    take = getattr(store, "take_notes", None)
+    return [(note.level, note.code, note.message) for note in take(key)] if callable(take) else []

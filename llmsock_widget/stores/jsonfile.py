@@ -123,6 +123,10 @@ class JsonFileStore:
         """Remove the snapshot of ``session_id``; see :meth:`delete_sync`."""
         return await asyncio.to_thread(self.delete_sync, session_id)
 
+    def path_of(self, session_id: SessionId) -> Path:
+        """Return the path of the file that holds ``session_id`` (it may not exist)."""
+        return self.directory / _name(session_key(session_id))
+
     def load_sync(self, session_id: SessionId) -> InteractionState | None:
         """Return the stored state of ``session_id``, or None if it has no file.
 

@@ -172,3 +172,39 @@ def test_two_sessions_in_one_notebook_stay_apart(
     screenshot(notebook.page.locator(".jp-Notebook"))
     assert 'earlier you asked "Lisbon in May"' in flat(answer)
     expect(recipes.messages("user")).to_have_count(1)
+
+
+def test_a_long_paste_comes_back_whole_after_a_kernel_restart(
+    open_notebook: OpenNotebook, jupyter: JupyterServer, screenshot: Screenshot
+) -> None:
+    """A 300,000-character paste and two prompts: the notebook keeps the latest turns, the file all."""
+    paste = "lorem " * 50_000
+    prompts = ["my cat is called Miso", paste, "and my dog is Rex", "what are my pets called?"]
+    notebook = open_notebook([LOAD, WIDGET])
+    notebook.run_cells(0, 1)
+    chat = Chat(notebook.output(1).locator(".llmsock-chat"))
+    chat.wait_until_open()
+    for index, prompt in enumerate(prompts):
+        chat.send(prompt)
+        chat.wait_for_answer(index)
+
+    # The notebook keeps the two latest turns (the paste alone is over the cap), and links the file.
+    kept = wait_for_snapshot(chat, notebook, "default", 4)
+    stem = notebook.path.stem
+    assert kept["droppedTurns"] == 2
+    assert kept["fullCopy"]["path"] == f".llmsock/{stem}/default.json"
+    whole = json.loads(
+        (notebook.path.parent / ".llmsock" / stem / "default.json").read_text(encoding="utf-8")
+    )
+    assert [m["text"] for m in whole["messages"] if m["role"] == "user"] == prompts
+
+    restart_kernel(notebook, jupyter)
+    notebook.run_cells(0, 1)
+    chat = Chat(notebook.output(1).locator(".llmsock-chat"))
+    chat.wait_until_open()
+    users = chat.messages("user")
+    expect(users).to_have_count(4)
+    expect(users.first).to_have_text(prompts[0])
+    expect(users.nth(2)).to_have_text(prompts[2])
+    assert len(users.nth(1).inner_text()) >= len(paste.strip())
+    screenshot(chat.root)
