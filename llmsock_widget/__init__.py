@@ -55,11 +55,21 @@ def __getattr__(name: str) -> Any:
 
 
 def ask(prompt: str, *, session: str = "default", display: bool = True, timeout: float | None = None) -> Any:
-    """Send ``prompt`` to the kernel's server (starting it if needed); stream and return the Answer."""
-    from .notebook.answer import ask as _ask
-    from .notebook.kernel import get_server
+    """Send ``prompt`` to the kernel's server (starting it if needed); stream and return the Answer.
 
-    return _ask(prompt, session=session, server=get_server(), display=display, timeout=timeout)
+    Outside a notebook, chats are kept in memory unless a store was chosen (``set_store``,
+    ``$LLMSOCK_STORE``); the first call says on stderr where they are kept.
+    """
+    import sys
+
+    from .notebook.answer import ask as _ask
+    from .notebook.kernel import get_server, runtime
+
+    server = get_server()
+    note = runtime.announce_store(server.store)
+    if note is not None:
+        print(note, file=sys.stderr)
+    return _ask(prompt, session=session, server=server, display=display, timeout=timeout)
 
 
 def set_store(store: Any) -> str:

@@ -12,6 +12,10 @@
 ``%llmsock save``               save every open chat now (into the notebook's metadata, or files)
 ``%llmsock stop``               stop the server and free its port
 ``%%llmsock [SESSION]``         send the cell body as a prompt; stream the answer into the output
+
+A mistake (an unknown command or option, a model that needs a package or a key, a bad
+session id, a server that cannot start) is said in one line, what went wrong and what to
+do, without a traceback; only a bug of ours shows one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import shlex
 from typing import Any
 
+from ..errors import LlmsockError
 from ..models import resolve_model
 from ..runtime.turns import new_id
 from . import kernel
@@ -27,6 +32,7 @@ from .answer import ask
 
 _state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
 SAVE_TIMEOUT = 30.0
+MODEL_USAGE = "usage: %llmsock model SPEC [--base-url URL] [--api-key-env VAR]"
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -42,7 +48,22 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 def _llmsock_magic(line: str, cell: str | None = None) -> Any:
     """Show llmsock's status, open a chat, pick a model, or (as a cell magic) send a prompt."""
-    args = shlex.split(line)
+    try:
+        return _run(line, cell)
+    except (LlmsockError, ValueError) as exc:
+        # IPython shows a UsageError as one line on stderr, without a traceback.
+        from IPython.core.error import UsageError
+
+        message = exc.message if isinstance(exc, LlmsockError) else str(exc)
+        raise UsageError(f"%llmsock: {' '.join(message.split())}") from None
+
+
+def _run(line: str, cell: str | None) -> Any:
+    """Do what the magic's ``line`` (and ``cell``) ask; raise ValueError or LlmsockError on a mistake."""
+    try:
+        args = shlex.split(line)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise ValueError(f"cannot read {line!r}: {str(exc).lower()}; close the quote") from None
     if cell is not None:
         session = args[0] if args else _state["session"]
         # IPython hands the body over with its final newline; the prompt is what the user typed.
@@ -60,7 +81,11 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
         if not rest:
             return f"model: {kernel.get_server().model.name}"
         spec, options = _model_options(rest)
-        kernel.get_server().set_model(resolve_model(spec, **options))
+        try:
+            model = resolve_model(spec, **options)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {MODEL_USAGE}") from None
+        kernel.get_server().set_model(model)
         return f"model: {spec}"
     if command == "new":
         _state["session"] = rest[0] if rest else new_id()
@@ -95,7 +120,10 @@ def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
             options["base_url"] = value
         elif flag == "--api-key-env" and value:
             if not os.environ.get(value):
-                raise ValueError(f"environment variable {value} is not set")
+                raise ValueError(
+                    f"environment variable {value} is not set in the kernel; set it where Jupyter starts,"
+                    " or name another with --api-key-env"
+                )
             options["api_key"] = os.environ[value]
         else:
             raise ValueError(

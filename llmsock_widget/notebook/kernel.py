@@ -8,22 +8,42 @@ server is restarted.
 Everything the kernel keeps (the server, the store, the pages and front ends
 that outlive a server) is one :class:`KernelRuntime`, :data:`runtime`; the
 module functions are its methods, for the widget, the magics and the package.
+
+Until a chat view says hello, the kernel cannot know whether the notebook plugin will
+take its chats: Run All runs every cell before the hello of the chat made in the
+second one is handled.  So from the moment a chat widget is made, the notebook store
+holds its files shut (:class:`~.storage.HeldFiles`): a hello with the plugin takes
+every chat into the notebook's metadata, and the files are written only after a hello
+without the plugin, when the kernel exits, or when it has been idle :data:`HELLO_WAIT`
+seconds with no hello (a run with no front end: nbclient, papermill).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
 import weakref
 from typing import Any, Protocol
 
+from ..core import snapshot
+from ..core.session import InteractionState
 from ..server.thread import ServerThread
-from ..stores import SessionStore
+from ..stores import MemoryStore, SessionStore
 from ..stores.notebook import NotebookStore
 from .logs import isolate_logging
 from .settings import TRANSPORTS, Settings
-from .storage import describe_store, make_store, notebook_path, sidecar_dir
+from .storage import (
+    default_spec,
+    describe_store,
+    held_files,
+    in_notebook_kernel,
+    make_store,
+    notebook_path,
+    sidecar_dir,
+    waiting_files,
+)
 
 __all__ = [
     "DEFAULT_SESSION",
@@ -33,7 +53,9 @@ __all__ = [
     "allow_page",
     "current_server",
     "describe_store",
+    "expect_front_end",
     "forced_transport",
+    "front_end_without_plugin",
     "get_server",
     "kernel_store",
     "make_store",
@@ -56,6 +78,11 @@ DEFAULT_SESSION = "default"
 # dozens of such calls.  At CPython's 5 ms a 120-word answer took 9-70 s behind a busy cell (some
 # frames over 3 s apart); at 1 ms, 0.4 s.  With no thread waiting the interval costs nothing.
 SWITCH_INTERVAL = 0.001
+
+# How long the kernel waits, idle (no cell running), for a chat view's hello before it writes
+# the chats it holds to files next to the notebook.  A view says hello a few seconds after it
+# is shown, but only once the cells queued before its hello have run.
+HELLO_WAIT = 30.0
 
 
 class ServerWatcher(Protocol):
@@ -95,6 +122,11 @@ class KernelRuntime:
         )
         self._plugin_widgets: weakref.WeakSet[FrontEnd] = weakref.WeakSet()  # whatever the store
         self._switch_before: float | None = None  # the switch interval before the server started
+        # Waiting for a chat view's hello: the idle timer, the shell whose cells pause it.
+        self._hello_timer: threading.Timer | None = None
+        self._shell: Any = None
+        self._exit_hooked = False
+        self._announced: SessionStore | None = None  # the store ask() last said it keeps chats in
 
     # -- the server ------------------------------------------------------------------------------
 
@@ -169,10 +201,14 @@ class KernelRuntime:
     # -- the store and the front ends that write into the notebook --------------------------------
 
     def kernel_store(self) -> SessionStore:
-        """Return the store this kernel's servers use (``$LLMSOCK_STORE``, default ``notebook``)."""
+        """Return the store this kernel's servers use (``$LLMSOCK_STORE``, else the default).
+
+        The default is ``notebook`` in a notebook's kernel and ``memory`` in a script
+        (:func:`~.storage.default_spec`).
+        """
         with self._lock:
             if self._store is None:
-                self._store = make_store(Settings.current().store)
+                self._store = make_store(default_spec())
             return self._store
 
     def set_store(self, store: SessionStore) -> int:
@@ -181,9 +217,15 @@ class KernelRuntime:
         Returns how many sessions were copied from the previous store.
         """
         server = self.get_server()
+        old = server.store
         with self._lock:
             self._store = store
+        if waiting_files(old) is not None and (files := held_files(store)) is not None:
+            files.hold()  # a view that has not said hello yet may still connect the new one
         copied = server.set_store(store)
+        old_files = held_files(old)
+        if old_files is not None and old_files is not held_files(store):
+            old_files.drop()  # what it held was copied to the new store
         with self._lock:
             widgets = list(self._plugin_widgets)
         for widget in widgets:
@@ -208,6 +250,13 @@ class KernelRuntime:
         with self._lock:
             self._plugin_widgets.add(widget)
             held = self._front_ends.pop(widget, None)
+            files = held_files(store)
+            if isinstance(store, NotebookStore) and files is not None:
+                # Every chat the store holds goes to the notebook with the sink's first push, so
+                # the held files are not written, but for a chat larger than the notebook keeps,
+                # which is kept whole in its file.  Before the sink is added: the store's own
+                # writes from then on go to the files.
+                files.drop(keep=lambda state: _over_cap(state, store.max_chars))
             # The new sink first, then the old one goes: a save in between never finds no sink
             # (it would go to a file instead of the notebook).
             if isinstance(store, NotebookStore):
@@ -223,10 +272,132 @@ class KernelRuntime:
         if held is not None:
             held[0].remove_sink(held[1])
 
+    def announce_store(self, store: SessionStore) -> str | None:
+        """Return the line that tells a script where ``store`` keeps its chats, the first time only.
+
+        Outside a notebook's kernel nothing else says it (no chat view, no ``%llmsock``).
+        None in a notebook's kernel, and for a store already announced.
+        """
+        if in_notebook_kernel():
+            return None
+        with self._lock:
+            if self._announced is store:
+                return None
+            self._announced = store
+        where = describe_store(store)
+        if isinstance(store, MemoryStore):
+            where = "memory (lost when this process ends); to keep them, call"
+            where += ' llmsock_widget.set_store("file:<directory>") or set LLMSOCK_STORE=file:<directory>'
+        return f"llmsock: chats are kept in {where}"
+
+    # -- chats held until a chat view says hello -----------------------------------------------
+
+    def expect_front_end(self) -> None:
+        """Hold the notebook store's files: a chat widget was made, and its views may connect the plugin.
+
+        The chats stay in the kernel until a view says hello (with the plugin they go to the
+        notebook's metadata, without it to the files), the kernel exits, or it has been
+        idle :data:`HELLO_WAIT` seconds.
+        """
+        files = held_files(self._current_store())
+        if files is None:
+            return  # another store, or a view with the plugin is connected already
+        files.hold()
+        with self._lock:
+            if not self._exit_hooked:
+                atexit.register(self._write_held)
+                self._exit_hooked = True
+            shell = _ipython()
+            if shell is not None and shell is not self._shell:
+                self._unwatch_cells()
+                shell.events.register("pre_run_cell", self._cell_starts)
+                shell.events.register("post_run_cell", self._cell_ended)
+                self._shell = shell
+        if shell is None:
+            self._count_idle()
+        # In IPython the widget is made by a running cell: the idle time counts from its end.
+
+    def front_end_without_plugin(self) -> None:
+        """A view said hello without the notebook plugin: write the held chats to files now.
+
+        Never blocks (the files are written on a thread of their own), so the server's
+        loop may call it; the store is described as files from the moment it returns.
+        """
+        files = waiting_files(self._current_store())
+        if files is None:
+            return
+        self._stop_counting()
+        files.stop_holding()
+        threading.Thread(target=files.write_held, name="llmsock-held-files", daemon=True).start()
+
+    def _current_store(self) -> SessionStore | None:
+        server = self.current_server()
+        if server is not None:
+            return server.store
+        with self._lock:
+            return self._store
+
+    def _cell_starts(self, info: Any = None) -> None:
+        self._stop_counting()
+
+    def _cell_ended(self, result: Any = None) -> None:
+        if waiting_files(self._current_store()) is not None:
+            self._count_idle()
+
+    def _count_idle(self) -> None:
+        """Write the held chats once HELLO_WAIT seconds pass without a hello (or a cell)."""
+        timer = threading.Timer(HELLO_WAIT, self._hello_timed_out)
+        timer.daemon = True
+        timer.name = "llmsock-hello-wait"
+        with self._lock:
+            previous, self._hello_timer = self._hello_timer, timer
+        if previous is not None:
+            previous.cancel()
+        timer.start()
+
+    def _stop_counting(self) -> None:
+        with self._lock:
+            timer, self._hello_timer = self._hello_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _hello_timed_out(self) -> None:
+        files = waiting_files(self._current_store())
+        if files is not None:
+            log.info(
+                "llmsock: no chat view said hello within %g s; chats are saved to files in %s",
+                HELLO_WAIT,
+                files.directory,
+            )
+            files.release()
+
+    def _write_held(self) -> None:
+        """Write what the notebook store holds to its files (the kernel is exiting)."""
+        self._stop_counting()
+        files = held_files(self._current_store())
+        if files is not None:
+            files.release()
+
+    def _unwatch_cells(self) -> None:
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            for event, callback in (("pre_run_cell", self._cell_starts), ("post_run_cell", self._cell_ended)):
+                try:
+                    shell.events.unregister(event, callback)
+                except ValueError:  # not registered (any more)
+                    pass
+
     # -- a fresh start ---------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Stop the server and forget everything kept, as in a kernel that has run nothing yet."""
+        store = self._current_store()
+        self._stop_counting()
+        with self._lock:
+            self._unwatch_cells()
+        files = held_files(store)
+        if files is not None:
+            files.drop()
         self.stop_server()
         with self._lock:
             held = list(self._front_ends.values())
@@ -236,6 +407,7 @@ class KernelRuntime:
             self._pages.clear()
             self._options = {}
             self._store = None
+            self._announced = None
         for store, handle in held:
             store.remove_sink(handle)
 
@@ -270,7 +442,7 @@ def allow_page(origin: str, host: str | None) -> None:
 
 
 def kernel_store() -> SessionStore:
-    """Return the store this kernel's servers use (``$LLMSOCK_STORE``, default ``notebook``)."""
+    """Return the store this kernel's servers use (``$LLMSOCK_STORE``, else the default)."""
     return runtime.kernel_store()
 
 
@@ -287,6 +459,16 @@ def add_front_end(widget: FrontEnd) -> None:
 def remove_front_end(widget: FrontEnd) -> None:
     """Stop sending snapshots to ``widget`` (it is closing)."""
     runtime.remove_front_end(widget)
+
+
+def expect_front_end() -> None:
+    """Hold the notebook store's files: a chat widget was made, and its views may connect the plugin."""
+    runtime.expect_front_end()
+
+
+def front_end_without_plugin() -> None:
+    """A view said hello without the notebook plugin: write the held chats to files now."""
+    runtime.front_end_without_plugin()
 
 
 def forced_transport() -> str:
@@ -308,3 +490,17 @@ def proxy_url_template() -> str | None:
     the browser, which knows the page.
     """
     return Settings.current().proxy_url
+
+
+def _ipython() -> Any:
+    """Return the running IPython shell, or None (a script)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    return get_ipython()
+
+
+def _over_cap(state: InteractionState, max_chars: int) -> bool:
+    """Say whether the notebook keeps only part of ``state`` (:func:`snapshot.fit` drops turns)."""
+    return snapshot.fit(state, max_chars=max_chars).dropped_turns > state.dropped_turns

@@ -51,6 +51,8 @@ class ChatWidget(anywidget.AnyWidget):
         self.on_msg(self._on_message)
         kernel.watch(self)
         kernel.get_server()  # start it now, so a problem shows in the cell that made the widget
+        # Its views may bring the notebook plugin: until one says hello, chats stay off the disk.
+        kernel.expect_front_end()
 
     def tool(self, fn: Any = None, **options: Any) -> Any:
         """Register a Python function as a tool the model may call (``@chat.tool``).
@@ -125,6 +127,8 @@ class ChatWidget(anywidget.AnyWidget):
                     restored[str(key)] = f"not restored: {exc.message}"
         if content.get("plugin") is True:
             kernel.add_front_end(self)
+        else:
+            kernel.front_end_without_plugin()
         self._send_connect(server, restored)
 
     def _link(self, server: Any, content: dict[str, Any]) -> None:
