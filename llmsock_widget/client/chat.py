@@ -78,15 +78,19 @@ async def _converse(client: Client, inbox: asyncio.Queue[Item], out: TextIO, err
     lines: deque[str] = deque()
     eof = False
     tty = _isatty(out)
+    prompted = False  # "> " is on the screen, waiting for a line
     while True:
         if not lines and not eof:
-            if tty:
+            if tty and not prompted:
                 out.write("> ")
                 out.flush()
+                prompted = True
             kind, value = await inbox.get()
             if kind == "interrupt":
                 return 0
-            _take(kind, value, lines, err)
+            # Events between turns (the session's status, say) print nothing: the prompt stays.
+            wrote = _take(kind, value, lines, err)
+            prompted = prompted and kind != "line" and not wrote
             eof = eof or kind == "eof"
             continue
         if not lines:
@@ -153,21 +157,22 @@ def _finish(answer: Answer, out: TextIO, err: TextIO) -> None:
         err.write(f"[llmsock] error: {answer.error}\n")
 
 
-def _take(kind: str, value: Any, lines: deque[str], err: TextIO) -> None:
-    """Act on an inbox item that is not part of a turn's answer."""
+def _take(kind: str, value: Any, lines: deque[str], err: TextIO) -> bool:
+    """Act on an inbox item that is not part of a turn's answer; return whether it printed a note."""
     if kind == "line":
         lines.append(value)
     elif kind == "event":
-        _note(value, err)
+        return _note(value, err)
     elif kind == "end":
         raise value or ClientFailure("the connection is closed")
+    return False
 
 
-def _note(message: dict[str, Any], err: TextIO) -> None:
-    """Tell the user about reconnects, reloads and warnings."""
+def _note(message: dict[str, Any], err: TextIO) -> bool:
+    """Tell the user about reconnects, reloads and warnings; return whether a note was printed."""
     name, data = message.get("name"), message.get("data")
     if not isinstance(data, dict):
-        return
+        return False
     if name == "client.reconnecting":
         err.write(
             f"[llmsock] connection lost ({data.get('code')}); reconnecting in {data.get('delay', 0):.1f} s"
@@ -179,10 +184,12 @@ def _note(message: dict[str, Any], err: TextIO) -> None:
     elif name == "client.reloaded":
         history = data.get("history") or {}
         err.write(f"[llmsock] session reloaded ({len(history.get('messages') or ())} messages)\n")
-    elif name == "interaction.diagnostic":
-        event = data.get("event") or {}
-        if event.get("level") in ("warning", "error"):
-            err.write(f"[llmsock] {event.get('code')}: {event.get('message')}\n")
+    elif name == "interaction.diagnostic" and (data.get("event") or {}).get("level") in ("warning", "error"):
+        event = data["event"]
+        err.write(f"[llmsock] {event.get('code')}: {event.get('message')}\n")
+    else:
+        return False
+    return True
 
 
 async def _pump(stream: Any, inbox: asyncio.Queue[Item]) -> None:

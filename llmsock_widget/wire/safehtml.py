@@ -9,8 +9,11 @@ differently from any escaper we could write).  Instead, by construction:
 1. invisible and direction-changing characters are made visible (``⟨U+202E⟩``);
 2. a real CommonMark parser (markdown-it-py) with raw HTML disabled turns the
    text into HTML; images become plain links (nothing loads by itself);
-3. a maintained allow-list sanitizer (nh3, i.e. ammonia) keeps only the tags and
-   attributes Markdown produces, and links only to http(s), mailto or ``#``;
+3. a link (or an image's link) to a target other than http(s), mailto or a
+   ``#fragment`` is shown as its label, in plain text (an ``<a>`` without its target
+   would be a broken link in JupyterLab); then a maintained allow-list sanitizer
+   (nh3, i.e. ammonia) keeps only the tags and attributes Markdown produces, and
+   links only to those targets;
 4. the result is wrapped in an element that MathJax skips, so ``$…$`` in an
    answer cannot become a TeX ``\\href``.
 
@@ -55,7 +58,7 @@ _TAGS = {
     "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td",
 }  # fmt: skip
 _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}
-_SAFE_URL = re.compile(r"(?i)(?:https?://|mailto:|#)")
+_SAFE_URL = re.compile(r"(?i)(?:https?://|mailto:|#.)")
 _WRAPPER = '<div class="llmsock-answer tex2jax_ignore mathjax_ignore">{}</div>'
 
 
@@ -106,23 +109,45 @@ def _pictographic(char: str) -> bool:
     return 0x2600 <= code <= 0x27BF or 0x1F000 <= code <= 0x1FAFF
 
 
+def _safe_url(value: str) -> bool:
+    return _SAFE_URL.match(value.strip()) is not None
+
+
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
     if attribute == "href":
-        return value if _SAFE_URL.match(value.strip()) else None
+        return value if _safe_url(value) else None
     return value
+
+
+def _link_open(renderer: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
+    if _safe_url(tokens[index].attrGet("href") or ""):
+        return str(renderer.renderToken(tokens, index, options, env))
+    # Links do not nest in CommonMark: the next link_close is this link's.
+    close = next(token for token in tokens[index + 1 :] if token.type == "link_close")
+    close.meta["as_text"] = True
+    return ""
+
+
+def _link_close(renderer: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
+    if tokens[index].meta.get("as_text"):
+        return ""
+    return str(renderer.renderToken(tokens, index, options, env))
 
 
 def _image_as_link(renderer: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
     # An image would load by itself (a tracker, a request into the Jupyter API): link to it.
     token = tokens[index]
-    label = renderer.renderInlineAsText(token.children or [], options, env) or "image"
-    return f'<a href="{escapeHtml(token.attrGet("src") or "")}">{escapeHtml(label)}</a>'
+    label = escapeHtml(renderer.renderInlineAsText(token.children or [], options, env) or "image")
+    src = token.attrGet("src") or ""
+    return f'<a href="{escapeHtml(src)}">{label}</a>' if _safe_url(src) else label
 
 
 def _parser() -> MarkdownIt:
     parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     parser.enable(["table", "strikethrough"])
     parser.add_render_rule("image", _image_as_link)
+    parser.add_render_rule("link_open", _link_open)
+    parser.add_render_rule("link_close", _link_close)
     return parser
 
 

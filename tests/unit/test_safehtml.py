@@ -105,6 +105,18 @@ def test_markdown_still_renders() -> None:
     assert "<pre><code>print('&lt;b&gt;')\n</code></pre>" in html
 
 
+def test_a_link_to_an_unsafe_target_is_plain_text(audit: object) -> None:
+    """A link whose target is dropped shows its label as text, not as a dead link (JupyterLab 404s it)."""
+    html = render_answer(
+        "[rel](foo/bar) [**bold**](/files/secret) ![pic](data/p.png) [far](//evil.example/x) "
+        "[none](#) <ftp://example.com/f> [ok](#usage) [web](https://example.com)"
+    )
+    assert "<a" not in html.replace('<a href="#usage"', "").replace('<a href="https://example.com"', "")
+    assert '<p>rel <strong>bold</strong> pic far none ftp://example.com/f <a href="#usage"' in html
+    assert 'href="#"' not in html
+    assert audit(html) == []  # type: ignore[operator]
+
+
 def test_math_is_not_typeset() -> None:
     """The answer sits in an element MathJax skips, so TeX in it cannot make links."""
     assert render_answer("$x$").startswith('<div class="llmsock-answer tex2jax_ignore mathjax_ignore">')
