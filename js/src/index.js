@@ -197,8 +197,8 @@ function render({ model, el }, timing) {
       if (typeof content.store === "string") {
         // Say so when the notebook's copy of this chat could not be restored (a newer format...).
         const outcome = content.restored?.[model.get("session") || server.session];
-        const problem = typeof outcome === "string" && outcome.startsWith("not restored") ? ` · ${outcome}` : "";
-        view.setStore(content.store + problem);
+        const problem = typeof outcome === "string" && outcome.startsWith("not restored") ? outcome : "";
+        view.setStore(content.store, problem);
       }
       connect();
     } else if (content.kind === "error") {

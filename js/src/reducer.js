@@ -10,9 +10,15 @@ import { assistantId, finishStatus } from "./protocol.js";
 /** @typedef {import("./protocol.js").ToolRecord} ToolRecord */
 
 /**
- * A diagnostic or an error reply, shown after the message count it arrived at.
+ * A warning or error diagnostic, or an error reply: a line of the transcript, shown after the
+ * message count it arrived at.
  * @typedef {{id: string, afterIndex: number, kind: "diagnostic" | "reply", level?: string, code: string,
  *   message: string}} Notice
+ */
+
+/**
+ * An info diagnostic: a quiet note of the status area, about the moment (see applyTurnStart).
+ * @typedef {{id: string, code: string, message: string, turnId: string}} Info
  */
 
 /**
@@ -26,7 +32,9 @@ import { assistantId, finishStatus } from "./protocol.js";
  * @typedef {object} State
  * @property {string} sessionId
  * @property {Message[]} messages
- * @property {Notice[]} notices
+ * @property {Notice[]} notices  warnings, errors and error replies: lines of the transcript
+ * @property {Info[]} infos  info diagnostics still current: quiet notes of the status area
+ * @property {number} waiting  prompts announced as queued that have not started yet
  * @property {"idle" | "generating" | "paused"} status
  * @property {number | null} lastSeq  the last session sequence applied
  * @property {boolean} synced  the transcript has been loaded since the last connect
@@ -42,6 +50,12 @@ import { assistantId, finishStatus } from "./protocol.js";
 
 /** Most notices kept; older ones are dropped first. */
 export const MAX_NOTICES = 100;
+
+/** Most info notes kept at once; older ones are dropped first. */
+export const MAX_INFOS = 5;
+
+/** The diagnostic code of a prompt that waits behind the running turn (protocol "Error codes"). */
+export const QUEUED = "queued";
 
 /** The error of a tool call whose turn ended before it finished (as the server records it). */
 export const TOOL_ABORTED = Object.freeze({
@@ -71,6 +85,8 @@ export function initialState() {
     sessionId: "",
     messages: [],
     notices: [],
+    infos: [],
+    waiting: 0,
     status: "idle",
     lastSeq: null,
     synced: false,
@@ -233,6 +249,67 @@ function addNotice(state, fields) {
 }
 
 /**
+ * The note of prompts still waiting (the server's wording when it queues one).
+ * @param {number} waiting
+ * @returns {string}
+ */
+export function waitingText(waiting) {
+  return `prompt queued; ${waiting} waiting`;
+}
+
+/**
+ * Show a diagnostic by its level alone, whatever its code: a warning or an error is a line of
+ * the transcript; an info is a quiet note that replaces an earlier note of the same code.
+ * @param {State} state
+ * @param {WidgetEvent} event  a parsed diagnostic
+ * @returns {State}
+ */
+function applyDiagnostic(state, event) {
+  const fields = { code: String(event.code ?? ""), message: String(event.message ?? "") };
+  if (event.level !== "info") {
+    return addNotice(state, { kind: "diagnostic", level: event.level, ...fields });
+  }
+  const noticeCounter = state.noticeCounter + 1;
+  /** @type {Info} */
+  const info = { id: `n${noticeCounter}`, turnId: event.turnId ?? "", ...fields };
+  const infos = [...state.infos.filter((n) => n.code !== info.code), info].slice(-MAX_INFOS);
+  // The server says "queued" once per prompt it puts behind the running turn.
+  const waiting = info.code === QUEUED ? state.waiting + 1 : state.waiting;
+  return { ...state, infos, waiting, noticeCounter };
+}
+
+/**
+ * A turn starts (its user message arrives): the info notes were about before, so they go,
+ * except the note of the prompts that still wait. A queued prompt starting is one fewer
+ * waiting. A "queued" note names the turn it waits behind; one that names none came before
+ * that turn had started, and the next turn to start is that one, not a queued prompt.
+ * @param {State} state
+ * @param {WidgetEvent} event  a parsed user message
+ * @returns {State}
+ */
+function applyTurnStart(state, event) {
+  if (state.infos.length === 0 && state.waiting === 0) return state;
+  const queued = state.infos.find((n) => n.code === QUEUED);
+  const behind = queued !== undefined && (queued.turnId === "" || queued.turnId === event.turnId);
+  const waiting = behind ? state.waiting : Math.max(0, state.waiting - 1);
+  const infos =
+    queued !== undefined && waiting > 0
+      ? [{ ...queued, turnId: event.turnId ?? "", message: waitingText(waiting) }]
+      : [];
+  return { ...state, infos, waiting };
+}
+
+/**
+ * Forget the queue (it is empty): drop the note of waiting prompts.
+ * @param {State} state
+ * @returns {State}
+ */
+function queueDrained(state) {
+  if (state.waiting === 0 && !state.infos.some((n) => n.code === QUEUED)) return state;
+  return { ...state, waiting: 0, infos: state.infos.filter((n) => n.code !== QUEUED) };
+}
+
+/**
  * @param {State} state
  * @param {WidgetEvent} event  a parsed history reply
  * @returns {State}
@@ -248,8 +325,10 @@ function applyHistory(state, event) {
   const messages = event.current ? [...finished, event.current] : finished;
   // Notices are not in the history; keep those whose place still exists.
   const notices = state.notices.filter((n) => n.afterIndex <= messages.length);
+  // The prompts announced as waiting may have started meanwhile; an idle session has none left.
+  const settled = event.status === "idle" ? queueDrained(state) : state;
   return {
-    ...state,
+    ...settled,
     messages,
     notices,
     lastSeq: event.sequence ?? state.lastSeq,
@@ -280,6 +359,8 @@ function applyReady(state, event) {
     synced: false,
     messages: switched ? [] : state.messages,
     notices: switched ? [] : state.notices,
+    infos: switched ? [] : state.infos,
+    waiting: switched ? 0 : state.waiting,
   };
 }
 
@@ -304,7 +385,7 @@ function applySessionEvent(state, event) {
         reasoning: "",
         tools: [],
       };
-      return { ...state, messages: [...state.messages, message] };
+      return applyTurnStart({ ...state, messages: [...state.messages, message] }, event);
     }
     case "status":
       return state.status === event.status ? state : { ...state, status: event.status };
@@ -331,14 +412,10 @@ function applySessionEvent(state, event) {
         error: { code: event.code, message: event.message },
       }));
     case "diagnostic":
-      return addNotice(state, {
-        kind: "diagnostic",
-        level: event.level,
-        code: event.code,
-        message: event.message,
-      });
+      return applyDiagnostic(state, event);
     case "cleared":
-      return { ...state, messages: [], notices: [] };
+      // The server clears only between turns: nothing waits.
+      return { ...state, messages: [], notices: [], infos: [], waiting: 0 };
     default:
       return state;
   }

@@ -4,12 +4,21 @@
 // re-renders one message, never the transcript. Text reaches the DOM only as textContent or as
 // HTML from the sanitizing markdown renderer. An answer's reasoning and tool calls are painted
 // by steps.js, in place, so their open/closed state survives the deltas that follow.
+//
+// Quiet when all is well: under the composer, one line says how the chat is connected, with a
+// "details" disclosure that holds why that transport was taken (the rungs that failed first)
+// and where the chat is saved. Those lines come out of it only when they matter: the
+// connection is down, or the chat could not be restored. Diagnostics are shown by level, never
+// by code: warnings and errors are lines of the transcript, info notes a quiet line here.
 
 import { reveal } from "./invisible.js";
 import { createSteps } from "./steps.js";
 import { breakLongRuns } from "./wrap.js";
 
 const BUSY = new Set(["generating", "paused"]);
+
+/** @type {WeakMap<Node, string>} the text each element shows, before reveal() */
+const shownText = new WeakMap();
 
 /**
  * The status line for a connection state and an optional error from the kernel.
@@ -37,13 +46,25 @@ export function statusText(connection, kernelError = null) {
 }
 
 /**
- * The text of a notice: a diagnostic (`warning · code: message`) or an error reply.
+ * The text of a notice: a diagnostic (`Warning: message (code)`) or an error reply.
  * @param {import("./reducer.js").Notice} notice
  * @returns {string}
  */
 export function noticeText(notice) {
   if (notice.kind === "reply") return `Error ${notice.code}: ${notice.message}`;
-  return `${notice.level} · ${notice.code}: ${notice.message}`;
+  const level = String(notice.level || "info");
+  const label = `${level.charAt(0).toUpperCase()}${level.slice(1)}`;
+  return notice.message ? `${label}: ${notice.message} (${notice.code})` : `${label}: ${notice.code}`;
+}
+
+/**
+ * Whether the connection's detail matters enough to be shown outside the disclosure: no rung
+ * works now, so why they failed is the news. (In an error the status line says it already.)
+ * @param {import("./reducer.js").Connection} connection
+ * @returns {boolean}
+ */
+export function detailMatters(connection) {
+  return connection.state === "closed" && Boolean(connection.detail);
 }
 
 /**
@@ -58,8 +79,20 @@ export function noticeText(notice) {
 function h(document, tag, attrs = {}, text = null) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  if (text !== null) node.textContent = reveal(text);
+  if (text !== null) setText(node, text);
   return node;
+}
+
+/**
+ * Show `text` in `node` as text, revealed and wrappable (a no-op when it is already shown).
+ * @param {HTMLElement} node
+ * @param {string} text
+ */
+function setText(node, text) {
+  if (shownText.get(node) === text) return;
+  shownText.set(node, text);
+  node.textContent = reveal(text);
+  breakLongRuns(node);
 }
 
 function interleave(messages, notices) {
@@ -118,18 +151,30 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
   const sendButton = h(document, "button", { type: "button", class: "llmsock-send" }, "Send");
   const stopButton = h(document, "button", { type: "button", class: "llmsock-stop" }, "Stop");
   const buttons = h(document, "div", { class: "llmsock-buttons" });
+  // Under the composer: the status line, the "details" disclosure and the info notes on one
+  // row; a line that matters (the connection is down, the chat was not restored) under it.
+  const bar = h(document, "div", { class: "llmsock-bar" });
   const status = h(document, "div", {
     class: "llmsock-status",
     role: "status",
     "data-connection": "connecting",
     "data-transport": "websocket",
   });
-  // Why this transport (the ladder's choice and what it skipped) and where the chat is saved.
+  const more = h(document, "details", { class: "llmsock-more", "data-role": "details" });
+  more.append(h(document, "summary", { class: "llmsock-more-summary" }, "details"));
+  const moreBody = h(document, "div", { class: "llmsock-more-body" });
+  more.append(moreBody);
+  const notes = h(document, "div", { class: "llmsock-notes", "data-role": "notes", "aria-live": "polite" });
+  const alerts = h(document, "div", { class: "llmsock-alerts", "data-role": "alerts" });
+  // Why this transport (the ladder's choice and what failed first) and where the chat is saved.
   const detail = h(document, "div", { class: "llmsock-detail", "data-role": "connection-detail" });
   const store = h(document, "div", { class: "llmsock-detail", "data-role": "store" });
+  moreBody.append(detail, store);
+  bar.append(status, more, notes);
   buttons.append(sendButton, stopButton);
   composer.append(textarea, buttons);
-  root.append(transcript, composer, status, detail, store);
+  root.append(transcript, composer, bar, alerts);
+  more.hidden = true;
   el.append(root);
 
   let current = null; // the state last painted
@@ -218,10 +263,8 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     for (const id of [...noticeEls.keys()]) if (!liveNotices.has(id)) noticeEls.delete(id);
     for (const notice of state.notices) {
       if (!noticeEls.has(notice.id)) {
-        noticeEls.set(
-          notice.id,
-          h(document, "div", { class: "llmsock-notice", "data-level": notice.level }, noticeText(notice)),
-        );
+        const attrs = { class: "llmsock-notice", "data-level": notice.level ?? "error", "data-code": notice.code };
+        noticeEls.set(notice.id, h(document, "div", attrs, noticeText(notice)));
       }
     }
     const byMessage = new Map(state.messages.map((m, i) => [m, nextEls[i]]));
@@ -237,14 +280,31 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     messageEls = nextEls;
   }
 
+  // A line goes under the bar while it matters, into the disclosure otherwise; the disclosure
+  // is there only when it holds something.
+  function place(node, matters) {
+    const parent = matters ? alerts : moreBody;
+    // The connection's line comes first in either place.
+    if (node.parentNode !== parent)
+      parent.insertBefore(node, node === detail && store.parentNode === parent ? store : null);
+    more.hidden = ![...moreBody.children].some((child) => child.textContent !== "");
+  }
+
   function paintStatus({ connection, kernelError }) {
     status.setAttribute("data-connection", connection.state);
     status.setAttribute("data-transport", connection.transport || "websocket");
-    const text = reveal(statusText(connection, kernelError));
-    if (status.textContent !== text) status.textContent = text;
+    setText(status, statusText(connection, kernelError));
     status.title = reveal(connection.detail || "");
-    const why = reveal(connection.detail || "");
-    if (detail.textContent !== why) detail.textContent = why;
+    setText(detail, connection.detail || "");
+    place(detail, detailMatters(connection));
+  }
+
+  function paintNotes(infos) {
+    notes.replaceChildren(
+      ...infos.map((info) =>
+        h(document, "span", { class: "llmsock-info", "data-code": info.code }, info.message || info.code),
+      ),
+    );
   }
 
   // The notebook took a snapshot of this view's session: say how much it holds (the file gets
@@ -255,9 +315,10 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     store.title = snapshot ? `${count} messages in the notebook's copy of this chat` : "";
   }
 
-  function setStore(text) {
-    const line = text ? reveal(`chat saved in: ${text}`) : "";
-    if (store.textContent !== line) store.textContent = line;
+  // Where the chat is saved; `problem` (the notebook's copy could not be restored) matters.
+  function setStore(text, problem = "") {
+    setText(store, text ? `chat saved in: ${text}${problem ? ` · ${problem}` : ""}` : "");
+    place(store, Boolean(text && problem));
   }
 
   function flush() {
@@ -273,6 +334,7 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     if (current === null || state.connection !== current.connection || state.kernelError !== current.kernelError) {
       paintStatus(state);
     }
+    if (current === null || state.infos !== current.infos) paintNotes(state.infos);
     current = state;
     paintControls();
     if (atBottom) transcript.scrollTop = transcript.scrollHeight;

@@ -325,7 +325,7 @@ test("a hub page goes through the proxy, then falls back to the comm when it fai
   await nextFrame();
   assert.equal(el.querySelector(".llmsock-status").textContent, "connected · comm");
   const detail = el.querySelector('[data-role="connection-detail"]').textContent;
-  assert.match(detail, /^comm \(the widget's channel\)/);
+  assert.match(detail, /^(fallback: )?comm \(the widget's channel\)/);
   assert.match(detail, /direct: the page is served from hub\.example\.org, not this machine/);
   assert.match(detail, /proxy: closed \(1006\)/);
 

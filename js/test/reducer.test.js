@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { parse } from "../src/protocol.js";
-import { initialState, MAX_NOTICES, reduce } from "../src/reducer.js";
-import { frames, loadServerEvents } from "./helpers.js";
+import { initialState, MAX_INFOS, MAX_NOTICES, reduce } from "../src/reducer.js";
+import { envelope, frames, loadServerEvents } from "./helpers.js";
 
 const ev = (frame) => parse(JSON.stringify(frame));
 const run = (state, ...frameList) => frameList.reduce((s, f) => reduce(s, ev(f)), state);
@@ -138,7 +138,7 @@ test("error replies become error notices (they have no sequence)", () => {
 
 test("notices are capped", () => {
   let s = ready();
-  for (let i = 1; i <= MAX_NOTICES + 5; i += 1) s = run(s, frames.diagnostic(i));
+  for (let i = 1; i <= MAX_NOTICES + 5; i += 1) s = run(s, frames.diagnostic(i, "warning", "store_error", "x"));
   assert.equal(s.notices.length, MAX_NOTICES);
   assert.equal(s.notices.at(-1).id, `n${MAX_NOTICES + 5}`);
 });
@@ -147,13 +147,14 @@ test("cleared empties the transcript and its notices", () => {
   const s = run(
     ready(),
     frames.user(1, "q"),
-    frames.diagnostic(2),
-    frames.start(3),
+    frames.diagnostic(2, "warning", "store_error", "x"),
+    frames.diagnostic(3),
     frames.end(4, "stop", "a"),
     frames.cleared(5),
   );
   assert.deepEqual(s.messages, []);
   assert.deepEqual(s.notices, []);
+  assert.deepEqual(s.infos, []);
   assert.equal(s.lastSeq, 5);
 });
 
@@ -237,10 +238,10 @@ test("history keeps notices whose place still exists", () => {
   let s = run(
     ready(),
     frames.user(1, "a"),
-    frames.diagnostic(2),
+    frames.diagnostic(2, "warning", "store_error", "x"),
     frames.user(3, "b"),
     frames.user(4, "c"),
-    frames.diagnostic(5),
+    frames.diagnostic(5, "error", "store_error", "y"),
   );
   s = run(
     s,
@@ -525,4 +526,99 @@ test("a prompt shown live is the same message as the one a transcript reload bri
     frames.history(1, [{ id: "m1", role: "user", text: "hi", turnId: "t1", ts: 1, status: "complete" }]),
   ).messages[0];
   assert.deepEqual(live, reloaded);
+});
+
+// --- diagnostics by level, and the queue --------------------------------------------------------
+
+// As the hub sends it: one per prompt put behind the running turn, which it names.
+const queued = (seq, waiting, turnId = "t1") =>
+  envelope(
+    "diagnostic",
+    { type: "diagnostic", level: "info", code: "queued", message: `prompt queued; ${waiting} waiting` },
+    { sequence: seq, turnId },
+  );
+// What the view shows of them: lines of the transcript, and the status area's quiet notes.
+const shown = (s) => ({
+  transcript: s.notices.map((n) => `${n.level} ${n.code}: ${n.message}`),
+  quiet: (s.infos ?? []).map((n) => `${n.code}: ${n.message}`),
+});
+
+test("diagnostics go by level, whatever their code: warnings and errors to the transcript, infos quiet", () => {
+  const s = run(
+    ready(),
+    frames.user(1, "q"),
+    frames.diagnostic(2, "info", "history_kept_in_file", "the whole chat is in chat.llmsock.json"),
+    frames.diagnostic(3, "warning", "history_truncated", "the notebook keeps the last 200 messages"),
+    frames.diagnostic(4, "error", "never_heard_of", "something broke"),
+  );
+  assert.deepEqual(shown(s), {
+    transcript: [
+      "warning history_truncated: the notebook keeps the last 200 messages",
+      "error never_heard_of: something broke",
+    ],
+    quiet: ["history_kept_in_file: the whole chat is in chat.llmsock.json"],
+  });
+  assert.deepEqual(
+    s.notices.map((n) => n.afterIndex),
+    [1, 1],
+  );
+});
+
+test("the queued note goes once the queued prompt starts (the queue drained)", () => {
+  const anywhere = (s) => [...shown(s).transcript, ...shown(s).quiet].filter((text) => /queued/.test(text));
+  let s = run(ready(), frames.user(1, "first", "t1"), frames.status(2, "generating"), queued(3, 1));
+  assert.equal(anywhere(s).length, 1, "shown while the prompt waits");
+  s = run(s, frames.end(4, "stop", "a", "t1"), frames.status(5, "idle"));
+  assert.equal(anywhere(s).length, 1, "it still waits between the turns");
+  s = run(s, frames.user(6, "second", "t2"), frames.status(7, "generating"));
+  assert.deepEqual(anywhere(s), [], "the queue has drained: nothing says a prompt waits");
+  s = run(s, frames.end(8, "stop", "b", "t2"), frames.status(9, "idle"));
+  assert.deepEqual(anywhere(s), []);
+});
+
+test("the queued note counts down as the waiting prompts start", () => {
+  let s = run(ready(), frames.user(1, "a", "t1"), queued(2, 1), queued(3, 2));
+  assert.deepEqual(shown(s).quiet, ["queued: prompt queued; 2 waiting"], "one note, the latest");
+  s = run(s, frames.end(4, "stop", "x", "t1"), frames.user(5, "b", "t2"));
+  assert.deepEqual(shown(s).quiet, ["queued: prompt queued; 1 waiting"]);
+  s = run(s, queued(6, 2, "t2")); // one more behind the turn now running
+  assert.deepEqual(shown(s).quiet, ["queued: prompt queued; 2 waiting"]);
+  s = run(s, frames.end(7, "stop", "y", "t2"), frames.user(8, "c", "t3"));
+  assert.deepEqual(shown(s).quiet, ["queued: prompt queued; 1 waiting"]);
+  s = run(s, frames.end(9, "stop", "z", "t3"), frames.user(10, "d", "t4"));
+  assert.deepEqual(shown(s).quiet, []);
+});
+
+test("a reload of an idle session, a clear or another session drop the queued note", () => {
+  const waiting = run(ready(), frames.user(1, "a", "t1"), queued(2, 1));
+  assert.equal(waiting.waiting, 1);
+  const reloaded = run(waiting, frames.ready(2), frames.history(9, [], null, "idle"));
+  assert.deepEqual(shown(reloaded).quiet, []);
+  assert.equal(reloaded.waiting, 0);
+  const busy = run(waiting, frames.ready(2), frames.history(9, [], null, "generating"));
+  assert.deepEqual(shown(busy).quiet, ["queued: prompt queued; 1 waiting"]);
+  assert.deepEqual(shown(run(waiting, frames.cleared(3))).quiet, []);
+  assert.deepEqual(shown(run(waiting, frames.ready(0, "idle", "other"))).quiet, []);
+});
+
+test("info notes are about the moment: a newer one of a code replaces it, the next turn ends them", () => {
+  let s = run(
+    ready(),
+    frames.diagnostic(1, "info", "history_restored", "old"),
+    frames.diagnostic(2, "info", "history_restored", "new"),
+  );
+  assert.deepEqual(shown(s).quiet, ["history_restored: new"]);
+  for (let i = 0; i < MAX_INFOS + 2; i += 1) s = run(s, frames.diagnostic(3 + i, "info", `code${i}`, "m"));
+  assert.equal(s.infos.length, MAX_INFOS);
+  assert.equal(s.infos.at(-1).code, `code${MAX_INFOS + 1}`);
+  s = run(s, frames.user(20, "next"));
+  assert.deepEqual(shown(s), { transcript: [], quiet: [] });
+});
+
+test("a prompt queued before the running turn showed itself waits for the turn after that one", () => {
+  // Two prompts in one go: the second is queued before the first turn's events are out.
+  let s = run(ready(), queued(1, 1, ""), frames.user(2, "a", "t1"));
+  assert.deepEqual(shown(s).quiet, ["queued: prompt queued; 1 waiting"]);
+  s = run(s, frames.end(3, "stop", "x", "t1"), frames.user(4, "b", "t2"));
+  assert.deepEqual(shown(s).quiet, []);
 });

@@ -8,7 +8,7 @@ import { parse } from "../src/protocol.js";
 import { initialState, reduce } from "../src/reducer.js";
 import { argumentsDisplay, resultText, toolStatusText } from "../src/steps.js";
 import { createView, noticeText, statusText } from "../src/view.js";
-import { frames } from "./helpers.js";
+import { envelope, frames } from "./helpers.js";
 
 function setup() {
   const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
@@ -169,7 +169,7 @@ test("notices render in place between messages", () => {
     items.map((n) => n.className),
     ["llmsock-msg", "llmsock-notice", "llmsock-notice", "llmsock-msg"],
   );
-  assert.equal(items[1].textContent, "warning · store_error: could not save");
+  assert.equal(items[1].textContent, "Warning: could not save (store_error)");
   assert.equal(items[1].getAttribute("data-level"), "warning");
   assert.equal(items[2].textContent, "Error queue_full: too many prompts");
   s = run(s, frames.cleared(4));
@@ -264,7 +264,9 @@ test("statusText and noticeText cover every case", () => {
   assert.equal(statusText({ state: "closed", retryInMs: 200 }), "disconnected — retrying in 1 s");
   assert.equal(statusText({ state: "error", detail: "" }), "error");
   assert.equal(statusText({ state: "open", transport: "websocket" }, "oops"), "connected · websocket — error: oops");
-  assert.equal(noticeText({ kind: "diagnostic", level: "info", code: "queued", message: "m" }), "info · queued: m");
+  assert.equal(noticeText({ kind: "diagnostic", level: "info", code: "queued", message: "m" }), "Info: m (queued)");
+  assert.equal(noticeText({ kind: "diagnostic", level: "error", code: "x", message: "" }), "Error: x");
+  assert.equal(noticeText({ kind: "reply", level: "error", code: "queue_full", message: "m" }), "Error queue_full: m");
 });
 
 test("new content scrolls to the bottom only if the reader was at the bottom", () => {
@@ -470,4 +472,112 @@ test("pure helpers format tool status, arguments and results", () => {
   assert.equal(resultText(undefined), "null");
   assert.equal(resultText([1, "x"]), '[\n  1,\n  "x"\n]');
   assert.equal(resultText("line\ntwo"), "line\ntwo");
+});
+
+// --- quiet when all is well -------------------------------------------------------------------
+
+const FAILED_RUNG = "direct (the page is on this machine) (proxy: closed (1006))";
+const visibleText = (el) => {
+  // What a reader sees: the text outside closed <details> (their summary stays visible).
+  const copy = el.cloneNode(true);
+  for (const details of copy.querySelectorAll("details:not([open])")) {
+    for (const child of [...details.children]) if (child.tagName !== "SUMMARY") child.remove();
+  }
+  return copy.textContent;
+};
+
+test("a fresh chat shows one quiet line: the failed rungs and the store wait behind a disclosure", () => {
+  const { el, view, frame } = setup();
+  let s = reduce(initialState(), { type: "connection", state: "open", transport: "direct", detail: FAILED_RUNG });
+  s = run(s, frames.ready(0), frames.history(0, []));
+  view.setStore("notebook metadata (work/chat.ipynb)");
+  view.update(s);
+  frame();
+  const under = visibleText(q(el, ".llmsock-chat")).replace(visibleText(q(el, '[role="log"]')), "");
+  assert.doesNotMatch(under, /closed \(|proxy|chat saved in/);
+  assert.equal(q(el, ".llmsock-status").textContent, "connected · direct");
+  const details = q(el, 'details[data-role="details"]');
+  assert.equal(details.open, false);
+  assert.equal(details.hidden, false);
+  assert.equal(q(el, '[data-role="connection-detail"]').closest("details"), details);
+  assert.equal(q(el, '[data-role="connection-detail"]').textContent, FAILED_RUNG);
+  assert.equal(q(el, '[data-role="store"]').closest("details"), details);
+  assert.equal(q(el, '[data-role="alerts"]').children.length, 0);
+  assert.equal(q(el, '[data-role="notes"]').children.length, 0);
+});
+
+test("when no rung works, why is a line of its own, out of the disclosure; it goes back once connected", () => {
+  const { el, view, frame } = setup();
+  const detail = () => q(el, '[data-role="connection-detail"]');
+  const why = "no transport answered (proxy: closed (1006); direct: no answer in 4 s)";
+  let s = reduce(initialState(), { type: "connection", state: "closed", detail: why, retryInMs: 2000 });
+  view.update(s);
+  frame();
+  assert.equal(detail().closest("details"), null);
+  assert.equal(detail().parentElement, q(el, '[data-role="alerts"]'));
+  assert.match(visibleText(q(el, ".llmsock-chat")), /no transport answered \(proxy: closed \(1006\)/);
+  s = reduce(s, { type: "connection", state: "open", transport: "direct", detail: FAILED_RUNG });
+  view.update(s);
+  frame();
+  assert.equal(detail().closest("details"), q(el, "details"));
+  assert.equal(q(el, '[data-role="alerts"]').children.length, 0);
+});
+
+test("a chat the notebook could not restore says so outside the disclosure", () => {
+  const { el, view } = setup();
+  view.setStore("notebook metadata (a.ipynb)", "not restored: written by a newer llmsock");
+  const store = q(el, '[data-role="store"]');
+  assert.equal(store.closest("details"), null);
+  assert.equal(
+    store.textContent,
+    "chat saved in: notebook metadata (a.ipynb) · not restored: written by a newer llmsock",
+  );
+  view.setStore("notebook metadata (a.ipynb)");
+  assert.equal(store.closest("details"), q(el, "details"));
+});
+
+test("warnings and errors are lines of the transcript with their text revealed; infos are quiet notes", () => {
+  const { el, view, frame } = setup();
+  let s = run(
+    open(initialState()),
+    frames.ready(0),
+    frames.user(1, "q"),
+    frames.diagnostic(2, "warning", "history_truncated", "kept the last 200 \u202emessages"),
+    frames.diagnostic(3, "info", "history_kept_in_file", "the whole chat is in chat.json"),
+    frames.diagnostic(4, "error", "some_new_code", "x".repeat(200)),
+  );
+  view.update(s);
+  frame();
+  const log = q(el, '[role="log"]');
+  const lines = [...log.querySelectorAll(".llmsock-notice")];
+  assert.deepEqual(
+    lines.map((n) => [n.getAttribute("data-level"), n.getAttribute("data-code")]),
+    [
+      ["warning", "history_truncated"],
+      ["error", "some_new_code"],
+    ],
+  );
+  assert.equal(lines[0].textContent, "Warning: kept the last 200 \u27e8U+202E\u27e9messages (history_truncated)");
+  assert.ok(lines[1].querySelector("wbr"), "a long run can wrap");
+  assert.doesNotMatch(log.textContent, /whole chat/);
+  const notes = q(el, '[data-role="notes"]');
+  assert.equal(notes.textContent, "the whole chat is in chat.json");
+  assert.equal(notes.closest("details"), null, "visible, in the status area");
+  // The queued note goes when the queue has drained.
+  s = run(
+    s,
+    envelope(
+      "diagnostic",
+      { type: "diagnostic", level: "info", code: "queued", message: "prompt queued; 1 waiting" },
+      { sequence: 5, turnId: "t1" },
+    ),
+  );
+  view.update(s);
+  frame();
+  const noteTexts = () => [...notes.children].map((n) => n.textContent);
+  assert.deepEqual(noteTexts(), ["the whole chat is in chat.json", "prompt queued; 1 waiting"]);
+  s = run(s, frames.user(6, "second", "t2"));
+  view.update(s);
+  frame();
+  assert.deepEqual(noteTexts(), []);
 });

@@ -80,6 +80,40 @@ def test_widget_streams_an_answer_token_by_token(open_notebook: OpenNotebook, sc
     expect(chat.stop_button).to_be_disabled()
 
 
+def test_a_fresh_chat_is_quiet_and_a_queued_prompt_note_goes_when_it_starts(
+    open_notebook: OpenNotebook, screenshot: Screenshot
+) -> None:
+    """Under a fresh chat: one status line, the rest behind "details"; "queued" only while it waits."""
+    _, chat = open_chat(open_notebook)
+    notes = chat.root.locator('[data-role="notes"]')
+    details = chat.root.locator('details[data-role="details"]')
+    expect(chat.status).to_have_text(re.compile(r"^connected · (proxy|direct|comm)$"))
+    # Why this transport and where the chat is saved are there, behind the disclosure, closed.
+    expect(chat.connection_detail).to_be_hidden()
+    expect(chat.store_line).to_be_hidden()
+    expect(chat.store_line).to_contain_text("chat saved in:")
+    expect(details.locator("summary")).to_be_visible()
+    expect(chat.root.locator('[data-role="alerts"]')).to_be_hidden()
+    expect(notes).to_be_hidden()
+    expect(chat.transcript.locator(".llmsock-notice")).to_have_count(0)
+    shown = chat.root.inner_text()
+    assert "closed (" not in shown and "chat saved in" not in shown, shown
+    screenshot(chat.root, "fresh")
+    details.locator("summary").click()
+    expect(chat.store_line).to_be_visible()
+
+    # A prompt sent while an answer streams waits: a quiet note says so, and goes when it starts.
+    chat.send("/slow 20 /long 60")
+    expect(chat.answer(0)).to_have_attribute("data-status", "streaming")
+    chat.send("/echo second")
+    expect(notes).to_have_text("prompt queued; 1 waiting")
+    expect(chat.transcript).not_to_contain_text("queued")
+    screenshot(chat.root, "queued")
+    assert chat.wait_for_answer(1, timeout=TIMEOUT * 3) == "second"
+    expect(notes).to_be_hidden()
+    expect(chat.transcript).not_to_contain_text("queued")
+
+
 def test_stop_aborts_the_answer_and_keeps_its_text(
     open_notebook: OpenNotebook, screenshot: Screenshot
 ) -> None:
