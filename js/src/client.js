@@ -44,7 +44,9 @@ const defaultTimers = {
  *   onConnection({state, transport, detail, retryInMs, attempt, resumed, replayed}): connection
  *     changes; state is "connecting" | "open" | "closed" | "error". Never carries the token.
  *   timers: {setTimeout, clearTimeout}; random: () => [0, 1); newId: () => unique string.
- *   baseMs, capMs: the backoff schedule. probeMs: how long a candidate has to say `ready`.
+ *   baseMs, capMs: the backoff schedule. probeMs: how long a candidate has to say `ready`,
+ *     unless it brings its own (`probeMs`, the kernel's connect timeout); three times that once
+ *     its socket opened.
  * Returns: {connect({url, token, session} | {candidates, token, session}), send(message) -> bool,
  *   close(), isOpen(), position()}.
  *

@@ -15,6 +15,12 @@ import { DIALECT_SUBPROTOCOL, socketUrl } from "./protocol.js";
 /** @typedef {import("./connection-state.js").TimerName} TimerName */
 /** @typedef {import("./connection-state.js").Step} Step */
 
+/** What a view whose kernel is gone says: retrying cannot help, running the cell again does. */
+export const KERNEL_GONE = "the kernel restarted: run the cell again";
+
+/** Walks in a row that must end as a gone kernel's do before the view says KERNEL_GONE. */
+export const KERNEL_SILENT_WALKS = 2;
+
 /**
  * Delay before reconnect attempt `attempt` (0-based): base * 2^attempt, capped, half jittered.
  * @param {number} attempt
@@ -36,6 +42,27 @@ export function closeDetail(code, reason) {
   const shown = Number.isInteger(code) ? code : 1006;
   const why = typeof reason === "string" ? reason.slice(0, 120) : "";
   return why ? `closed (${shown}: ${why})` : `closed (${shown})`;
+}
+
+/**
+ * How long `candidate` has to say ready once its socket is made: its own time (the kernel's
+ * LLMSOCK_CONNECT_TIMEOUT, through the ladder) or the client's `probeMs`.
+ * @param {Candidate | null} candidate
+ * @param {ConnectionSettings} settings
+ * @returns {number} milliseconds
+ */
+export function probeTime(candidate, settings) {
+  const own = candidate?.probeMs;
+  return typeof own === "number" && Number.isFinite(own) && own > 0 ? own : settings.probeMs;
+}
+
+/**
+ * Milliseconds as the status line says them: whole seconds, at least 1.
+ * @param {number} ms
+ * @returns {string}
+ */
+export function seconds(ms) {
+  return `${Math.max(1, Math.round(ms / 1000))} s`;
 }
 
 /**
@@ -63,6 +90,15 @@ export function begin(state) {
  */
 export function current(state) {
   return state.target?.candidates[state.candidate] ?? null;
+}
+
+/**
+ * Whether `candidate` is the comm rung (the widget's own channel to the kernel).
+ * @param {Candidate | null} candidate
+ * @returns {boolean}
+ */
+export function isComm(candidate) {
+  return candidate?.transport === "comm";
 }
 
 /**
@@ -128,12 +164,13 @@ export function teardown(t, code = 1000, reason = "replaced") {
  */
 export function restartLadder(t) {
   t.state.established = false;
+  t.state.walkAnswered = false;
   t.state.candidate = 0;
   t.state.skipped = [...(t.state.target?.skippedBefore ?? [])];
 }
 
 /**
- * Open a socket to the current candidate and give it `probeMs` to say ready.
+ * Open a socket to the current candidate and give it its probe time to say ready.
  * @param {Step} t
  * @param {ConnectionSettings} settings
  */
@@ -150,6 +187,8 @@ export function openCurrent(t, settings) {
   s.socketCount += 1;
   s.socket = s.socketCount;
   s.readySeen = false;
+  s.opened = false;
+  s.waitedLate = false;
   t.effects.push({
     type: "open",
     socket: s.socket,
@@ -157,7 +196,7 @@ export function openCurrent(t, settings) {
     protocols: [DIALECT_SUBPROTOCOL],
     create: candidate.create ?? null,
   });
-  start(t, "probe", settings.probeMs);
+  start(t, "probe", probeTime(candidate, settings));
 }
 
 /**
@@ -189,6 +228,27 @@ export function nextCandidate(t, detail, settings) {
     openCurrent(t, settings);
     return;
   }
+  // The whole walk failed. A socket rung that worked before is refused now and the comm rung,
+  // tried last, heard nothing: a gone kernel, or a blip; several walks like this are not a blip.
+  const gone = t.state.socketWorked && !t.state.walkAnswered && isComm(tried);
+  t.state.silentWalks = gone ? t.state.silentWalks + 1 : 0;
+  if (t.state.silentWalks >= KERNEL_SILENT_WALKS) {
+    kernelGone(t, "its server refuses connections and the widget's channel is silent");
+    return;
+  }
   restartLadder(t);
   scheduleRetry(t, `no transport answered (${detail})`, settings);
+}
+
+/**
+ * End the attempts for good: the kernel that made this view is gone (`why` says how it showed).
+ * A new target (the `connect` of a live kernel) starts them again.
+ * @param {Step} t
+ * @param {string} why
+ */
+export function kernelGone(t, why) {
+  teardown(t);
+  restartLadder(t);
+  t.state.silentWalks = 0;
+  report(t, "error", `${KERNEL_GONE} (${why})`);
 }

@@ -10,10 +10,23 @@
 // random source (the backoff's jitter) comes in with the settings.
 //
 // The ladder (ladder.js): a candidate is taken when the server's `ready` comes through it within
-// `probeMs`; otherwise the next one is tried at once, and the reason each was skipped or failed
-// goes into the open report. The candidate that worked is kept for reconnects; when it stops
-// answering before `ready`, the ladder is walked again from the top. Every failure after the
-// last `ready` waits a capped, jittered exponential backoff before the next attempt.
+// its probe time (the kernel's connect timeout, else `probeMs`); a candidate whose socket opened
+// gets LATE_READY_FACTOR times that, since the way in works and only a busy machine is late;
+// otherwise the next one is tried at once, and the reason each was skipped or failed goes into
+// the open report, which says `fallback` when a rung above the one taken was tried and failed.
+// The candidate that worked is kept for reconnects; when it stops answering before `ready`, the
+// ladder is walked again from the top. Every failure after the last `ready` waits a capped,
+// jittered exponential backoff before the next attempt.
+//
+// A view whose kernel is gone (restarted, shut down) can never reach its server again, and
+// says so instead of retrying forever (KERNEL_GONE, an error: no more attempts). It shows in
+// three ways: the comm rung cannot even be made (the widget's comm is closed); a server on the
+// old address refuses the token (4401 `invalid token`: another server); or KERNEL_SILENT_WALKS
+// walks in a row end with every socket rung refused (closed before ready, by no server of
+// ours), although one of them worked before on this target, and the comm rung silent (a live
+// kernel answers a link, even with no server; a busy one is only slow, and the sockets of its
+// server stay open).
+// Only a new `connect`, which a live kernel sends, starts the attempts again.
 //
 // Resume (protocol section 4.1) is cursor.js's bookkeeping: each socket's URL asks for
 // `resume=<epoch>:<seq>` when the cursor knows a position. A `ready` that did not resume asks
@@ -24,11 +37,15 @@ import {
   begin,
   closeDetail,
   current,
+  isComm,
+  kernelGone,
   nextCandidate,
   openCurrent,
+  probeTime,
   report,
   restartLadder,
   scheduleRetry,
+  seconds,
   start,
   stop,
   teardown,
@@ -40,6 +57,11 @@ export { backoffDelay, closeDetail } from "./connection-moves.js";
 
 /** Close codes after which reconnecting cannot help (protocol section 12). */
 export const FATAL_CLOSE_CODES = new Set([4400]);
+
+/** How many probe times a candidate whose socket opened has to say ready. */
+export const LATE_READY_FACTOR = 3;
+
+export { KERNEL_GONE, KERNEL_SILENT_WALKS } from "./connection-moves.js";
 
 /** @typedef {import("./cursor.js").Cursor} Cursor */
 /** @typedef {import("./ladder.js").Candidate} Candidate */
@@ -55,6 +77,7 @@ export const FATAL_CLOSE_CODES = new Set([4400]);
  * @property {number} attempt
  * @property {boolean | null} [resumed]
  * @property {number} [replayed]
+ * @property {boolean} [fallback]  on "open": a rung above the one taken was tried and failed
  */
 
 /**
@@ -77,6 +100,12 @@ export const FATAL_CLOSE_CODES = new Set([4400]);
  * @property {number | null} socket  the current socket's number, or null when there is none
  * @property {number} socketCount  sockets opened so far (the last one's number)
  * @property {boolean} readySeen  the current socket has said ready
+ * @property {boolean} opened  the current socket has opened
+ * @property {boolean} waitedLate  its probe was extended because it opened and was late
+ * @property {boolean} socketWorked  a socket rung (not the comm) has said ready on this target
+ * @property {boolean} walkAnswered  on this walk of the ladder the comm answered, a socket stayed
+ *     open until its probe ran out, or a server closed one with a code of its own
+ * @property {number} silentWalks  walks in a row that ended as a gone kernel's do
  * @property {boolean} heard  a frame arrived since the last heartbeat tick
  * @property {boolean} pinged  the last heartbeat tick sent a ping
  * @property {number} attempt  failures since the last ready: the backoff's exponent
@@ -116,7 +145,7 @@ export const FATAL_CLOSE_CODES = new Set([4400]);
  * @typedef {object} ConnectionSettings
  * @property {number} baseMs  the first backoff delay
  * @property {number} capMs  the longest backoff delay
- * @property {number} probeMs  how long a candidate has to say ready
+ * @property {number} probeMs  how long a candidate has to say ready, unless it has its own time
  * @property {number} heartbeatMs  the heartbeat period; 0 turns it off
  * @property {() => number} random  in [0, 1), for the backoff's jitter
  */
@@ -135,6 +164,11 @@ export function initialConnectionState() {
     socket: null,
     socketCount: 0,
     readySeen: false,
+    opened: false,
+    waitedLate: false,
+    socketWorked: false,
+    walkAnswered: false,
+    silentWalks: 0,
     heard: false,
     pinged: false,
     attempt: 0,
@@ -210,6 +244,9 @@ function connect(state, { candidates, skipped, session, sameServer }, settings) 
   s.established = false;
   s.skipped = [...skipped];
   s.attempt = 0;
+  s.socketWorked = false;
+  s.walkAnswered = false;
+  s.silentWalks = 0;
   openCurrent(t, settings);
   return t;
 }
@@ -228,17 +265,20 @@ function close(state) {
 }
 
 /**
- * Ask for the auth frame on a socket that opened, unless its candidate needs none.
+ * Note that the socket opened and ask for the auth frame, unless its candidate needs none.
  * @param {ConnectionState} state
  * @param {number} socket
  * @returns {Step}
  */
 function opened(state, socket) {
   if (socket !== state.socket) return unchanged(state);
+  const t = begin(state);
+  t.state.opened = true;
+  if (isComm(current(state))) t.state.walkAnswered = true; // the kernel linked: it lives
   // The server answers nothing until it has the token (protocol section 2). A comm link needs
   // none: it rides the kernel's channel, which Jupyter has already authenticated.
-  if (current(state)?.create) return unchanged(state);
-  return { state, effects: [{ type: "send", socket, frame: "auth" }] };
+  if (!current(state)?.create) t.effects.push({ type: "send", socket, frame: "auth" });
+  return t;
 }
 
 /**
@@ -253,6 +293,12 @@ function openFailed(state, socket, settings) {
   const t = begin(state);
   t.state.socket = null;
   stop(t, "probe"); // the probe of a socket that never was
+  if (isComm(current(state))) {
+    // The comm rung's socket cannot be made only when the widget's comm is closed: the kernel
+    // that made this widget is gone, and with it the server every rung leads to.
+    kernelGone(t, "the widget's channel is closed");
+    return t;
+  }
   const detail = "could not open the connection (bad URL)";
   if (state.established) scheduleRetry(t, detail, settings);
   else nextCandidate(t, detail, settings);
@@ -297,19 +343,23 @@ function ready(state, socket, event, settings) {
   if (settings.heartbeatMs > 0) start(t, "heartbeat", settings.heartbeatMs);
   s.attempt = 0; // the next failure starts the schedule again
   s.established = true;
+  s.silentWalks = 0;
+  if (!isComm(current(s))) s.socketWorked = true;
   s.cursor = cursorOnReady(s.cursor, { epoch: event.epoch, resumed: event.resumed });
   const why = s.skipped.length ? ` (${s.skipped.join("; ")})` : "";
   const chosen = current(s);
-  const how = `${chosen?.reason || chosen?.transport}${why}`;
+  // The candidates above this one were tried on this walk and failed: say so, never silently.
+  const fallback = s.candidate > 0;
+  const how = `${fallback ? "fallback: " : ""}${chosen?.reason || chosen?.transport}${why}`;
   const replayed = event.replayed ?? 0;
   if (event.resumed === true) {
-    report(t, "open", `${how}; resumed, ${replayed} events replayed`, { resumed: true, replayed });
+    report(t, "open", `${how}; resumed, ${replayed} events replayed`, { resumed: true, replayed, fallback });
     return t;
   }
   // Catch up (first connect, a reconnect that could not resume, or a view shown mid-turn): the
   // reply resets the transcript and names the sequence it is exact at.
   const reloaded = event.resumed === false ? "; could not resume, reloaded the transcript" : "";
-  report(t, "open", `${how}${reloaded}`, { resumed: event.resumed ?? null, replayed: 0 });
+  report(t, "open", `${how}${reloaded}`, { resumed: event.resumed ?? null, replayed: 0, fallback });
   t.effects.push({ type: "send", socket, frame: "get_history" });
   return t;
 }
@@ -327,10 +377,17 @@ function closed(state, socket, code, reason, settings) {
   if (socket !== state.socket) return unchanged(state);
   const t = begin(state);
   t.state.socket = null;
+  if (isComm(current(state)) || serverSpoke(code)) t.state.walkAnswered = true;
   t.effects.push({ type: "detach", socket });
   stop(t, "probe");
   stop(t, "heartbeat");
   const detail = closeDetail(code, reason);
+  if (code === 4401 && reason === "invalid token") {
+    // This view's token is its server's; a server that does not know it is another one, on a
+    // port the view's dead server had (protocol section 2).
+    kernelGone(t, `the server on this address does not know this view: ${detail}`);
+    return t;
+  }
   if (typeof code === "number" && FATAL_CLOSE_CODES.has(code)) {
     report(t, "error", detail);
     return t;
@@ -343,6 +400,16 @@ function closed(state, socket, code, reason, settings) {
   if (!state.readySeen) restartLadder(t);
   scheduleRetry(t, detail, settings);
   return t;
+}
+
+/**
+ * Whether a close code comes from a live llmsock server (its own 4xxx codes, 1013 when full),
+ * not from a browser or proxy that found nothing to talk to.
+ * @param {unknown} code
+ * @returns {boolean}
+ */
+function serverSpoke(code) {
+  return typeof code === "number" && ((code >= 4000 && code < 5000) || code === 1013);
 }
 
 /**
@@ -369,8 +436,23 @@ function timeout(state, timer, settings) {
  * @param {ConnectionSettings} settings
  */
 function probeExpired(t, settings) {
-  if (t.state.socket === null || t.state.readySeen) return;
-  const detail = `no answer in ${Math.round(settings.probeMs / 1000)} s`;
+  const s = t.state;
+  if (s.socket === null || s.readySeen) return;
+  const chosen = current(s);
+  const probeMs = probeTime(chosen, settings);
+  // Open and silent: something holds the socket (a busy server), unlike a proxy with nothing
+  // behind it, which accepts the socket and closes it at once.
+  if (s.opened) s.walkAnswered = true;
+  if (s.opened && !s.waitedLate) {
+    // The socket opened, so this way in works: a loaded machine (the kernel, the proxy, the
+    // page) answers late. Wait longer before moving down a rung, and say so.
+    s.waitedLate = true;
+    const more = probeMs * (LATE_READY_FACTOR - 1);
+    report(t, "connecting", `${chosen?.transport}: opened, no answer yet; waiting ${seconds(more)} more`);
+    start(t, "probe", more);
+    return;
+  }
+  const detail = `no answer in ${seconds(s.waitedLate ? probeMs * LATE_READY_FACTOR : probeMs)}`;
   if (!t.state.established) {
     nextCandidate(t, detail, settings);
     return;
@@ -393,7 +475,7 @@ function heartbeatTick(t, settings) {
   if (s.socket === null) return;
   if (!s.heard && s.pinged) {
     teardown(t, 4000, "no answer to heartbeat");
-    scheduleRetry(t, `no answer in ${Math.round((2 * settings.heartbeatMs) / 1000)} s`, settings);
+    scheduleRetry(t, `no answer in ${seconds(2 * settings.heartbeatMs)}`, settings);
     return;
   }
   s.pinged = !s.heard;

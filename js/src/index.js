@@ -3,7 +3,8 @@
 //
 // Contract with the kernel (docs/widget-comm.md; the kernel's side: llmsock_widget/notebook/widget.py):
 //   view -> kernel  {kind: "hello", origin, protocol, plugin, notebook, snapshots}
-//   kernel -> view  {kind: "connect", url, port, token, session, transport, proxyUrl, store,
+//   kernel -> view  {kind: "connect", url, port, token, session, transport, proxyUrl,
+//                    connectTimeoutMs, store,
 //                    restored} (again after a server restart), {kind: "error", message},
 //                   {kind: "snapshot", session, snapshot}
 //   and the comm transport's link messages (commsocket.js).
@@ -193,6 +194,7 @@ function render({ model, el }, timing) {
         session: typeof content.session === "string" ? content.session : "",
         transport: typeof content.transport === "string" ? content.transport : "auto",
         proxyUrl: typeof content.proxyUrl === "string" ? content.proxyUrl : null,
+        connectTimeoutMs: content.connectTimeoutMs,
       };
       if (typeof content.store === "string") {
         // Say so when the notebook's copy of this chat could not be restored (a newer format...).

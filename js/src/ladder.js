@@ -6,7 +6,9 @@
 //   2. direct — `ws://127.0.0.1:{port}/ws`, when the page itself comes from this machine
 //               (a loopback host, or a VS Code webview, whose kernel is local);
 //   3. comm   — the widget's own comm channel, always there.
-// A forced transport (LLMSOCK_TRANSPORT) leaves only that rung.
+// A forced transport (LLMSOCK_TRANSPORT) leaves only that rung. Each rung has the kernel's
+// connect timeout (LLMSOCK_CONNECT_TIMEOUT, sent as `connectTimeoutMs`) to say ready; the client's
+// own default (4 s) when the kernel sends none.
 
 export const TRANSPORTS = ["proxy", "direct", "comm"];
 export const DEFAULT_PROXY_TEMPLATE = "{base_url}proxy/{port}/ws";
@@ -25,6 +27,7 @@ const LOCAL_SCHEMES = new Set(["vscode-webview:", "vscode-file:"]);
  * @property {string} transport  "proxy" | "direct" | "comm" | "websocket"
  * @property {string} url
  * @property {string} [reason]  why this rung is offered, for the status line
+ * @property {number} [probeMs]  how long this rung has to say ready (the client's default if absent)
  * @property {(url: string, protocols: string[]) => any} [create]  a socket factory instead of `WebSocket`
  */
 
@@ -72,14 +75,25 @@ export function proxyUrl(template, { port, baseUrl, location }) {
 }
 
 /**
+ * Return the kernel's time for a rung to answer, in milliseconds, or null when it sent none
+ * (or not a positive number of milliseconds: a value the client cannot use).
+ * @param {unknown} value  the connect message's `connectTimeoutMs`
+ * @returns {number | null}
+ */
+export function connectTimeout(value) {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : null;
+}
+
+/**
  * Build the ladder for one connect message.
  *
- * Args: connect ({url, port, transport, proxyUrl} from the kernel), location (the page's),
+ * Args: connect ({url, port, transport, proxyUrl, connectTimeoutMs} from the kernel), location (the page's),
  *   pageConfig (readPageConfig's result), createComm ((url, protocols) => socket).
- * Returns: {candidates: [{transport, url, reason, create?}], skipped: [text]}.
+ * Returns: {candidates: [{transport, url, reason, create?, probeMs?}], skipped: [text]}.
  *
  * @param {object} args
- * @param {{url: string, port: number, transport?: string, proxyUrl?: string | null}} args.connect
+ * @param {{url: string, port: number, transport?: string, proxyUrl?: string | null,
+ *     connectTimeoutMs?: unknown}} args.connect
  * @param {PageLocation} args.location
  * @param {{baseUrl?: unknown} | null} args.pageConfig
  * @param {(url: string, protocols: string[]) => any} args.createComm
@@ -127,5 +141,7 @@ export function buildLadder({ connect, location, pageConfig, createComm }) {
       create: createComm,
     });
   }
-  return { candidates, skipped };
+  const probeMs = connectTimeout(connect.connectTimeoutMs);
+  if (probeMs === null) return { candidates, skipped };
+  return { candidates: candidates.map((candidate) => ({ ...candidate, probeMs })), skipped };
 }

@@ -274,8 +274,8 @@ test("the token never appears in anything passed to onConnection or onEvent", ()
   const required = ["attempt", "detail", "retryInMs", "state", "transport"];
   for (const c of connections) {
     const keys = Object.keys(c).sort();
-    // An `open` report also says whether it resumed; nothing else is ever added.
-    const expected = c.state === "open" ? [...required, "replayed", "resumed"].sort() : required;
+    // An `open` report also says whether it resumed and fell back; nothing else is ever added.
+    const expected = c.state === "open" ? [...required, "fallback", "replayed", "resumed"].sort() : required;
     assert.deepEqual(keys, expected);
   }
   assert.ok(connections.some((c) => c.state === "open"));
@@ -347,7 +347,11 @@ test("ladder: a candidate that closes before ready gives way to the next one at 
   const open = connections.at(-1);
   assert.equal(open.state, "open");
   assert.equal(open.transport, "direct");
-  assert.equal(open.detail, "direct (the page is on this machine) (pre: skipped before; proxy: closed (1006))");
+  assert.equal(
+    open.detail,
+    "fallback: direct (the page is on this machine) (pre: skipped before; proxy: closed (1006))",
+  );
+  assert.equal(open.fallback, true, "a rung above failed: the report says so");
   assert.deepEqual(timers.pendingDelays(), [15000], "the probe is cleared by ready; the heartbeat runs");
   assert.deepEqual(
     instances[1].sentJson().map((m) => m.data.type),
@@ -361,15 +365,32 @@ test("ladder: a candidate that closes before ready gives way to the next one at 
   noSecret(connections);
 });
 
-test("ladder: a candidate that opens but never says ready is dropped after probeMs", () => {
-  const { client, instances, timers, connections, events } = ladderSetup();
-  const proxy = instances[0];
-  proxy.serverOpen();
+test("ladder: a candidate that never opens is dropped after probeMs", () => {
+  const { client, instances, timers, connections } = ladderSetup();
   timers.advance(3999);
   assert.equal(instances.length, 1, "still waiting for ready");
   assert.equal(client.isOpen(), false);
   timers.advance(1);
   assert.equal(instances.length, 2, "the next rung after probeMs");
+  assert.equal(instances[0].closedWith.code, 1000, "the silent socket is closed");
+  instances[1].serverOpen();
+  instances[1].serverSend(frames.ready(0));
+  assert.match(connections.at(-1).detail, /proxy: no answer in 4 s/);
+});
+
+test("ladder: a candidate that opens but is late to say ready gets three probe times, and says so", () => {
+  const { client, instances, timers, connections, events } = ladderSetup();
+  const proxy = instances[0];
+  proxy.serverOpen();
+  timers.advance(4000);
+  assert.equal(instances.length, 1, "an open socket is not given up after one probe time");
+  assert.equal(connections.at(-1).state, "connecting");
+  assert.equal(connections.at(-1).detail, "proxy: opened, no answer yet; waiting 8 s more");
+  timers.advance(7999);
+  assert.equal(instances.length, 1, "still waiting for ready");
+  assert.equal(client.isOpen(), false);
+  timers.advance(1);
+  assert.equal(instances.length, 2, "the next rung after three probe times");
   assert.equal(proxy.closedWith.code, 1000, "the silent socket is closed");
   assert.equal(proxy.onmessage, null);
   proxy.serverSend(frames.ready(0)); // too late: ignored
@@ -378,7 +399,7 @@ test("ladder: a candidate that opens but never says ready is dropped after probe
   instances[1].serverOpen();
   instances[1].serverSend(frames.ready(0));
   assert.equal(connections.at(-1).state, "open");
-  assert.match(connections.at(-1).detail, /proxy: no answer in 4 s/);
+  assert.match(connections.at(-1).detail, /^fallback: direct .*proxy: no answer in 12 s/);
   assert.equal(client.isOpen(), true);
 });
 
@@ -393,7 +414,6 @@ test("ladder: probeMs is configurable", () => {
     probeMs: 1500,
   });
   client.connect({ candidates: ladder().candidates.slice(0, 2), token: TOKEN, session: "s" });
-  instances[0].serverOpen();
   assert.deepEqual(timers.pendingDelays(), [1500]);
   timers.advance(1500);
   assert.equal(instances.length, 2);
@@ -432,7 +452,11 @@ test("ladder: when every rung fails the client backs off, then starts again from
   const open = connections.at(-1);
   assert.equal(open.state, "open");
   assert.equal(open.transport, "direct");
-  assert.equal(open.detail, "direct (the page is on this machine) (pre: skipped before; proxy: closed (1006))");
+  assert.equal(
+    open.detail,
+    "fallback: direct (the page is on this machine) (pre: skipped before; proxy: closed (1006))",
+  );
+  assert.equal(open.fallback, true, "a rung above failed: the report says so");
   // A ready resets the schedule.
   instances[5].serverClose(1006);
   assert.equal(connections.at(-1).retryInMs, 375);
@@ -767,4 +791,24 @@ test("a listener that connects elsewhere while a drop is reported leaves one soc
   );
   timers.advance(3999);
   assert.equal(instances.length, 2, "no second socket from a stray retry");
+});
+
+test("ladder: a comm rung that cannot be made (the kernel restarted) ends the attempts and says so", () => {
+  const { client, instances, timers, connections } = setup();
+  const { candidates } = ladder();
+  const closedComm = {
+    ...candidates[2],
+    create: () => {
+      throw new Error("Cannot send on a closed comm");
+    },
+  };
+  client.connect({ candidates: [candidates[0], closedComm], token: TOKEN, session: "s" });
+  instances[0].serverClose(1006);
+  const last = connections.at(-1);
+  assert.equal(last.state, "error");
+  assert.equal(last.detail, "the kernel restarted: run the cell again (the widget's channel is closed)");
+  assert.equal(timers.size, 0, "no retry is scheduled");
+  assert.equal(instances.length, 1, "the dead address is not tried again");
+  assert.equal(client.isOpen(), false);
+  noSecret(connections);
 });

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { canSend, closeDetail, initialConnectionState, step } from "../src/connection-state.js";
+import {
+  canSend,
+  closeDetail,
+  initialConnectionState,
+  KERNEL_GONE,
+  KERNEL_SILENT_WALKS,
+  LATE_READY_FACTOR,
+  step,
+} from "../src/connection-state.js";
 import { parse } from "../src/protocol.js";
 import { frames } from "./helpers.js";
 
@@ -271,7 +279,7 @@ test("a close event's words: its code (1006 when missing) and at most 120 charac
 });
 
 test("the probe: a silent candidate gives way to the next; a silent known transport restarts the ladder", () => {
-  const fresh = run([CONNECT, { type: "opened", socket: 1 }, timeout("probe")]);
+  const fresh = run([CONNECT, timeout("probe")]);
   assert.deepEqual(fresh.lines.slice(-4), [
     "close 1 (1000)",
     "connecting direct: trying direct",
@@ -450,5 +458,173 @@ test("over a long run the state's timers and socket always match the effects: at
       .map(([name]) => name);
     assert.deepEqual(flagged.sort(), [...running].sort(), `after ${input.type}`);
     assert.equal(state.socket, socket, `after ${input.type}`);
+  }
+});
+
+test("a candidate's own probe time (the kernel's connect timeout) replaces probeMs", () => {
+  const slow = CANDIDATES.map((c) => ({ ...c, probeMs: 12000 }));
+  const { lines, state } = run([{ ...CONNECT, candidates: slow }, timeout("probe")]);
+  assert.deepEqual(lines.slice(1, 3), [`open 1 ${PROXY}?session=s`, "start probe 12000"]);
+  assert.deepEqual(state.skipped, ["pre: skipped", "proxy: no answer in 12 s"]);
+  assert.equal(lines.at(-1), "start probe 12000", "the next rung has the same time");
+  for (const probeMs of [0, -1, Number.NaN, undefined]) {
+    const odd = CANDIDATES.map((c) => ({ ...c, probeMs }));
+    assert.equal(run([{ ...CONNECT, candidates: odd }]).lines.at(-1), "start probe 4000", String(probeMs));
+  }
+});
+
+test("a socket that opened but is late to say ready gets LATE_READY_FACTOR probe times, and the view is told", () => {
+  assert.equal(LATE_READY_FACTOR, 3);
+  const late = run([CONNECT, { type: "opened", socket: 1 }, timeout("probe")]);
+  assert.deepEqual(late.lines.slice(-2), [
+    "connecting proxy: proxy: opened, no answer yet; waiting 8 s more",
+    "start probe 8000",
+  ]);
+  assert.equal(late.state.socket, 1, "the socket is kept");
+  const answered = run(
+    [
+      { type: "frame", socket: 1, event: parse(frames.ready(0)) },
+      { type: "ready", socket: 1, event: parse(frames.ready(0)) },
+    ],
+    {
+      state: late.state,
+    },
+  );
+  assert.equal(
+    answered.lines.at(-2),
+    "open proxy: proxy (jupyter-server-proxy) (pre: skipped)",
+    "a late ready is taken",
+  );
+  const given = run([timeout("probe")], { state: late.state });
+  assert.deepEqual(given.lines, [
+    "close 1 (1000)",
+    "connecting direct: trying direct",
+    `open 2 ${DIRECT}?session=s`,
+    "start probe 4000",
+  ]);
+  assert.deepEqual(given.state.skipped, ["pre: skipped", "proxy: no answer in 12 s"]);
+  const again = run([{ type: "opened", socket: 2 }, timeout("probe")], { state: given.state });
+  assert.equal(again.lines.at(-1), "start probe 8000", "each socket gets its own extension");
+});
+
+test("an open report says fallback when a rung above the one taken was tried and failed", () => {
+  const cases = [
+    { name: "the first rung", inputs: [CONNECT, ...handshake(1)], fallback: false, prefix: "open proxy: proxy" },
+    {
+      name: "the comm after both sockets",
+      inputs: [CONNECT, closed(1), timeout("probe"), ...handshake(3)],
+      fallback: true,
+      prefix:
+        "open comm: fallback: comm (the widget's channel) (pre: skipped; proxy: closed (1006); direct: no answer in 4 s)",
+    },
+    {
+      name: "a reconnect on the rung fallen back to",
+      inputs: [CONNECT, closed(1), ...handshake(2), closed(2), timeout("retry"), ...handshake(3)],
+      fallback: true,
+      prefix: "open direct: fallback: direct",
+    },
+  ];
+  for (const { name, inputs, fallback, prefix } of cases) {
+    const { effects } = run(inputs);
+    const open = effects.filter((e) => e.type === "report" && e.change.state === "open").at(-1);
+    assert.equal(open.change.fallback, fallback, name);
+    assert.ok(line(open).startsWith(prefix), `${name}: ${line(open)}`);
+  }
+});
+
+test("a gone kernel ends the attempts with KERNEL_GONE: a comm that cannot be made, a server that refuses the token", () => {
+  const cases = [
+    {
+      name: "the widget's comm is closed",
+      before: [CONNECT, closed(1), closed(2)],
+      input: { type: "open-failed", socket: 3 },
+      detail: `${KERNEL_GONE} (the widget's channel is closed)`,
+    },
+    {
+      name: "the comm rung that worked cannot be made again",
+      before: [{ ...CONNECT, candidates: [CANDIDATES[2]] }, ...handshake(1), closed(1), timeout("retry")],
+      input: { type: "open-failed", socket: 2 },
+      detail: `${KERNEL_GONE} (the widget's channel is closed)`,
+    },
+    {
+      name: "another server on the old address",
+      before: [CONNECT, ...handshake(1), closed(1), timeout("retry"), { type: "opened", socket: 2 }],
+      input: closed(2, 4401, "invalid token"),
+      detail: `${KERNEL_GONE} (the server on this address does not know this view: closed (4401: invalid token))`,
+    },
+  ];
+  for (const { name, before, input, detail } of cases) {
+    const { state } = run(before);
+    const next = step(state, input, SETTINGS);
+    const last = next.effects.at(-1);
+    assert.equal(last.type, "report", name);
+    assert.deepEqual([last.change.state, last.change.detail, last.change.retryInMs], ["error", detail, null], name);
+    assert.deepEqual(next.state.timers, { probe: false, heartbeat: false, retry: false }, `${name}: no retry`);
+    assert.equal(next.state.socket, null, name);
+    // A live kernel's connect (a new server: a new token) starts again.
+    const revived = step(next.state, { ...CONNECT, sameServer: false }, SETTINGS);
+    assert.equal(revived.effects.at(-1).type, "start-timer", name);
+  }
+  const late = run([CONNECT, { type: "opened", socket: 1 }]);
+  const slow = step(late.state, closed(1, 4401, "no auth frame in time"), SETTINGS);
+  assert.equal(slow.state.socket, 2, "a 4401 for a late auth frame is not a gone kernel: the next rung");
+});
+
+test("walks that end with the sockets failing after one worked and the comm silent mean a gone kernel", () => {
+  // A socket rung worked; then the server vanished: each walk's sockets close (the proxy's once
+  // it has accepted the socket: nothing is behind it), and the comm says nothing.
+  const walk = (first) => [{ type: "opened", socket: first }, closed(first), closed(first + 1), timeout("probe")];
+  let { state } = run([CONNECT, ...handshake(1), closed(1), timeout("retry"), closed(2), timeout("retry")]);
+  let socket = 3;
+  for (let i = 1; i < KERNEL_SILENT_WALKS; i += 1) {
+    const next = run(walk(socket), { state });
+    assert.match(next.lines.at(-2), /^closed proxy in \d+: no transport answered \(no answer in 4 s\)$/, `walk ${i}`);
+    state = run([timeout("retry")], { state: next.state }).state;
+    socket += 3;
+  }
+  const last = run(walk(socket), { state });
+  assert.equal(
+    last.lines.at(-1),
+    `error proxy: ${KERNEL_GONE} (its server refuses connections and the widget's channel is silent)`,
+  );
+  assert.deepEqual(last.state.timers, { probe: false, heartbeat: false, retry: false }, "no more attempts");
+
+  // Signs of life keep the view retrying: the comm answered (a kernel without a server), a socket
+  // stayed open, a server closed one; and so does a view on which no socket rung ever worked (only the comm reaches this
+  // kernel, and a busy one is silent).
+  const alive = [
+    { name: "the comm answers", inputs: [closed(3), closed(4), closed(5, 1011, "no server in this kernel")] },
+    {
+      name: "the comm opens",
+      inputs: [closed(3), closed(4), { type: "opened", socket: 5 }, timeout("probe"), timeout("probe")],
+    },
+    {
+      name: "a socket stays open (a busy server is slow, not gone)",
+      inputs: [{ type: "opened", socket: 3 }, timeout("probe"), timeout("probe"), closed(4), timeout("probe")],
+    },
+    {
+      name: "a server closes a socket with a code of its own (full)",
+      inputs: [{ type: "opened", socket: 3 }, closed(3, 1013, "full"), closed(4), timeout("probe")],
+    },
+  ];
+  const start = run([CONNECT, ...handshake(1), closed(1), timeout("retry"), closed(2), timeout("retry")]).state;
+  for (const { name, inputs } of alive) {
+    let s = start;
+    for (let i = 0; i < KERNEL_SILENT_WALKS + 1; i += 1) {
+      const next = run(
+        inputs.map((input) => ("socket" in input ? { ...input, socket: input.socket + 3 * i } : input)),
+        {
+          state: s,
+        },
+      );
+      assert.notEqual(next.effects.at(-1).change?.state, "error", `${name}, walk ${i}`);
+      s = run([timeout("retry")], { state: next.state }).state;
+    }
+  }
+  let never = run([CONNECT]).state;
+  for (let i = 0; i < KERNEL_SILENT_WALKS + 1; i += 1) {
+    const next = run([closed(3 * i + 1), closed(3 * i + 2), timeout("probe")], { state: never });
+    assert.match(next.lines.at(-1), /^start retry/, `never worked, walk ${i}`);
+    never = run([timeout("retry")], { state: next.state }).state;
   }
 });

@@ -152,3 +152,24 @@ test("the ladder never carries a token", () => {
   const ladder = build("http://localhost:8888/lab", { token: "tok-secret" });
   assert.ok(!JSON.stringify(ladder).includes("tok-secret"));
 });
+
+test("every rung gets the kernel's connectTimeoutMs as its probe time; none without a usable one", () => {
+  const href = "http://localhost:8888/lab";
+  const timed = build(href, { connectTimeoutMs: 12000 });
+  assert.deepEqual(
+    timed.candidates.map((c) => [c.transport, c.probeMs]),
+    [
+      ["proxy", 12000],
+      ["direct", 12000],
+      ["comm", 12000],
+    ],
+  );
+  assert.equal(timed.candidates.at(-1).create, createComm, "the comm keeps its factory");
+  for (const connectTimeoutMs of [undefined, null, 0, -5, "12000", Number.NaN, Number.POSITIVE_INFINITY]) {
+    const plain = build(href, { connectTimeoutMs });
+    assert.ok(
+      plain.candidates.every((c) => !("probeMs" in c)),
+      `${String(connectTimeoutMs)}: the client's default applies`,
+    );
+  }
+});

@@ -10,10 +10,8 @@ connect the notebook (docs/persistence.md, section 7).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
-from collections import ChainMap
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +21,7 @@ from ..errors import LlmsockError, StoreConflict
 from ..stores import JsonFileStore, MemoryStore, SessionStore
 from ..stores.base import Merged, SessionId, session_key
 from ..stores.notebook import NotebookStore
-from .settings import STORE, Settings
+from .settings import Settings
 
 log = logging.getLogger("llmsock")
 
@@ -61,10 +59,9 @@ def default_spec() -> str:
     has no notebook, and files in its working directory would let unrelated scripts run
     there continue each other's chat.
     """
-    # Settings gives "notebook" when the variable is unset; an empty default tells the two apart.
-    chosen = Settings.from_environ(ChainMap(os.environ, {STORE: ""})).store.strip()
-    if chosen:
-        return chosen
+    settings = Settings.current()
+    if settings.store_chosen:
+        return settings.store.strip()
     return "notebook" if in_notebook_kernel() else "memory"
 
 

@@ -22,6 +22,7 @@ from ..stores.notebook import NotebookStore
 from ..wire import protocol
 from ..wire.codes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNAVAILABLE
 from . import kernel
+from .settings import Settings
 
 log = logging.getLogger("llmsock")
 
@@ -199,6 +200,9 @@ class ChatWidget(anywidget.AnyWidget):
         super().close()
 
     def _send_connect(self, server: Any, restored: dict[str, str] | None = None) -> None:
+        settings = Settings.current()
+        if settings.connect_timeout_warning is not None:
+            log.warning("%s", settings.connect_timeout_warning)
         self.send(
             {
                 "kind": "connect",
@@ -208,6 +212,7 @@ class ChatWidget(anywidget.AnyWidget):
                 "session": self.session,
                 "transport": kernel.forced_transport(),
                 "proxyUrl": kernel.proxy_url_template(),
+                "connectTimeoutMs": settings.connect_timeout_ms,
                 "store": kernel.describe_store(server.store),
                 "restored": restored or {},
             }

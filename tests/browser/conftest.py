@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.conftest import TIMEOUT
+from tests.conftest import TIMEOUT, TIMEOUT_FACTOR
 
 from .jupyter_process import FRONTENDS, REMOTE_HOST, JupyterServer
 from .notebook import Notebook
@@ -37,6 +37,9 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 VIEWPORT = {"width": 1280, "height": 1000}
+# A chat view's time for a rung to answer (LLMSOCK_CONNECT_TIMEOUT, 4 s by default) scales with the
+# other waits: on a loaded machine a view must not give up a working rung and fall back to the comm.
+CONNECT_TIMEOUT = 4.0 * TIMEOUT_FACTOR
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,6 +77,7 @@ def jupyter(
         root_dir=base / "root",
         home=base / "home",
         log_path=ARTIFACTS / f"jupyter-{frontend}.log",
+        extra_env={"LLMSOCK_CONNECT_TIMEOUT": f"{CONNECT_TIMEOUT:g}"},
     )
     server.start(timeout=TIMEOUT * 6)
     try:

@@ -28,6 +28,8 @@ class JupyterServer:
     root_dir: Path
     home: Path
     log_path: Path
+    # Variables set in the server's environment, so its kernels inherit them.
+    extra_env: dict[str, str] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_hex(24))
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -139,6 +141,7 @@ class JupyterServer:
         env.pop("JUPYTER_PATH", None)
         _write_settings(self.home / "settings")
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.update(self.extra_env)
         return env
 
     def _wait_ready(self, timeout: float) -> None:

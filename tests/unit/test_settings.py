@@ -184,12 +184,32 @@ def test_the_proxy_template_is_filled_from_the_environment() -> None:
     assert Settings.from_environ({"LLMSOCK_PROXY_URL": ""}).proxy_url is None
 
 
+def test_the_connect_timeout_is_four_seconds_unless_set() -> None:
+    """LLMSOCK_CONNECT_TIMEOUT gives each rung's time to answer in seconds; a view gets milliseconds."""
+    assert Settings.from_environ({}).connect_timeout_ms == 4000
+    for raw, ms in [("12", 12000), (" 0.5 ", 500), ("36.0004", 36000), ("", 4000)]:
+        settings = Settings.from_environ({"LLMSOCK_CONNECT_TIMEOUT": raw})
+        assert (settings.connect_timeout_ms, settings.connect_timeout_warning) == (ms, None), raw
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "soon", "nan", "inf", "4s"])
+def test_a_connect_timeout_that_is_no_positive_number_is_the_default_with_a_warning(raw: str) -> None:
+    """A value that is not a positive, finite number of seconds is read as 4, and the warning says so."""
+    settings = Settings.from_environ({"LLMSOCK_CONNECT_TIMEOUT": raw})
+    assert settings.connect_timeout_ms == 4000
+    assert settings.connect_timeout_warning == (
+        f"llmsock: LLMSOCK_CONNECT_TIMEOUT={raw!r} is not a positive number of seconds; using 4"
+    )
+
+
 def test_settings_are_keyword_only_and_check_the_transport() -> None:
-    """Settings take keywords only, cannot change, and refuse a transport that is not one of TRANSPORTS."""
+    """Settings take keywords only, cannot change, and refuse a transport or timeout out of range."""
     with pytest.raises(TypeError):
         Settings("memory")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="transport must be one of"):
         Settings(transport="websocket")
+    with pytest.raises(ValueError, match="connect_timeout must be a positive number"):
+        Settings(connect_timeout=0)
     settings = Settings(transport=TRANSPORTS[-1])
     with pytest.raises(AttributeError):
         settings.store = "memory"  # type: ignore[misc]
