@@ -4,7 +4,8 @@ Both front ends share JupyterLab's notebook widgets, so the selectors are the sa
 ``.jp-Notebook`` holds ``.jp-Cell`` elements, each with an ``.jp-InputPrompt`` (``[ ]:``,
 ``[*]:``, ``[3]:``), an ``.jp-InputArea-editor`` and an ``.jp-OutputArea``; the notebook's
 toolbar has the execution indicator (``data-status`` = the kernel's status) and the
-kernel-name button ("No Kernel" until a kernel is attached).
+kernel-name button ("No Kernel" until a kernel is attached). The menu bar is the same too: Run All
+and Restart Kernel are chosen there, by command id, as a user does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,48 @@ _KERNEL_STATE = """() => {
     const attached = name !== null && !/no kernel/i.test(name.textContent);
     return attached && indicator !== null && indicator.dataset.status === 'idle' ? 'ready' : false;
 }"""
+
+
+# Remember each code cell's prompt that shows "[*]" (queued or running) from now on: a cell that
+# ran shows "[n]" before and after Run All (a saved notebook keeps its counts), so "it ran" is
+# "it showed [*] since".
+_WATCH_RUNS = """() => {
+    const ran = new WeakSet();
+    window.__llmsockRan = ran;
+    const mark = () => {
+        for (const prompt of document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))
+            if (prompt.textContent.includes('[*]')) ran.add(prompt);
+    };
+    new MutationObserver(mark).observe(
+        document.querySelector('.jp-Notebook'), {subtree: true, childList: true, characterData: true});
+    mark();
+}"""
+# Run All has ended: every code cell has shown "[*]" since the watch began, and none shows it now
+# (each shows its number, or "[ ]" if an error above stopped the run before it).
+_RUN_ENDED = """() => {
+    const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+    return prompts.length > 0 && prompts.every(
+        (prompt) => window.__llmsockRan.has(prompt) && !prompt.textContent.includes('[*]'));
+}"""
+# Record every status the toolbar's execution indicator takes from now on.
+_WATCH_STATUS = """() => {
+    const seen = [];
+    window.__llmsockStatuses = seen;
+    const indicator = document.querySelector('.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator');
+    new MutationObserver(() => seen.push(indicator.dataset.status)).observe(
+        indicator, {attributes: true, attributeFilter: ['data-status']});
+}"""
+_RESTARTED = """() => {
+    const indicator = document.querySelector('.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator');
+    return window.__llmsockStatuses.includes('restarting') && indicator.dataset.status === 'idle';
+}"""
+_CODE_PROMPTS = ".jp-Notebook .jp-CodeCell .jp-InputPrompt"
+# An output a reader sees as an error: a traceback or anything on stderr (both front ends render
+# an error output with the stderr mime type).
+_ERROR_OUTPUTS = ", ".join(
+    f".jp-Notebook .jp-OutputArea-output{mime}"
+    for mime in ('[data-mime-type*="error"]', '[data-mime-type="application/vnd.jupyter.stderr"]')
+)
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:
@@ -138,6 +181,40 @@ class Notebook:
         for text in stderr.all_inner_texts():
             if _ERROR_OUTPUT.search(text):
                 raise AssertionError(f"cell {index} raised:\n{text}")
+
+    # -- the front end's own commands ------------------------------------------------------------
+
+    def choose_menu(self, menu: str, command: str) -> None:
+        """Open ``menu`` of the menu bar and choose the item of ``command`` (both front ends share
+        JupyterLab's menus, e.g. "Run" / ``runmenu:run-all``)."""
+        self.page.get_by_role("menuitem", name=menu, exact=True).click()
+        self.page.locator(f'.lm-Menu-item[data-command="{command}"]').click()
+
+    def run_all(self, timeout: float = TIMEOUT * 6) -> list[str]:
+        """Run > Run All Cells; wait until the run has ended and the kernel is idle.
+
+        Returns the code cells' prompts: ``[n]:`` for each cell that ran, ``[ ]:`` for a cell an
+        error above kept from running.
+        """
+        self.page.evaluate(_WATCH_RUNS)
+        self.choose_menu("Run", "runmenu:run-all")
+        self.page.wait_for_function(_RUN_ENDED, timeout=timeout * 1000)
+        expect(self.kernel_status).to_have_attribute("data-status", "idle", timeout=timeout * 1000)
+        return [" ".join(text.split()) for text in self.page.locator(_CODE_PROMPTS).all_inner_texts()]
+
+    def restart_kernel_from_menu(self) -> None:
+        """Kernel > Restart Kernel..., confirm, and wait until the new kernel is idle."""
+        self.page.evaluate(_WATCH_STATUS)
+        self.choose_menu("Kernel", "kernelmenu:restart")
+        dialog = self.page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text("Restart Kernel?")
+        dialog.locator("button.jp-mod-accept").click()
+        expect(dialog).to_have_count(0)
+        self.page.wait_for_function(_RESTARTED, timeout=TIMEOUT * 3000)
+
+    def error_outputs(self) -> list[str]:
+        """Return the text of every error or stderr output of the notebook (none: an empty list)."""
+        return self.page.locator(_ERROR_OUTPUTS).all_inner_texts()
 
     # -- saving ----------------------------------------------------------------------------------
 
