@@ -101,6 +101,8 @@ def _run(line: str, cell: str | None) -> Any:
         server = kernel.get_server()
         count = server.submit(server.save_all()).result(SAVE_TIMEOUT)
         where = kernel.describe_store(server.store)
+        if count == 0:  # a chat nobody has open was saved when it was last left
+            return f"no chat is open; every chat is already saved in {where}"
         return f"saved {count} chat{'s' if count != 1 else ''} to {where}"
     if command == "stop":
         kernel.stop_server()

@@ -110,7 +110,9 @@ def test_run_all_writes_no_file_and_the_status_and_the_chat_say_the_same(
     chat_says = sent[-1]["store"]
     assert chat_says.startswith("notebook metadata") and "waiting" not in chat_says
     assert store_row(text_of(notebook_kernel.run("%llmsock"))) == chat_says
-    assert text_of(notebook_kernel.run("%llmsock save")) == repr(f"saved 0 chats to {chat_says}")
+    assert text_of(notebook_kernel.run("%llmsock save")) == repr(
+        f"no chat is open; every chat is already saved in {chat_says}"
+    )
     assert not sidecar.exists()
 
 
