@@ -209,8 +209,12 @@ def test_client_that_stops_reading_is_dropped_and_reply_completes(make_server: M
             sock=sock,
         )
         await reader.recv()
-        # Paced, so the reader keeps up however fast the server writes; the stalled client still overflows.
-        await stalled.send("/slow 20000 /long 50000")
+        # Paced, so the reader keeps up: it shares this process, and the GIL, with the server, and at
+        # 20,000 deltas a second the two needed a whole core, so on a loaded machine the reader fell
+        # 1 MiB behind and was dropped too.  At 6,000 a second it needs under a third of one; the
+        # stalled client still overflows (50,000 frames are about 7 MB, far past the 1 MiB limit
+        # and the socket buffers).
+        await stalled.send("/slow 6000 /long 50000")
         end = None
         while end is None:
             raw = await asyncio.wait_for(reader.recv(), TIMEOUT)
