@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..core.session import InteractionState
-from ..errors import LlmsockError, StoreConflict
+from ..errors import LlmsockError
 from ..stores import JsonFileStore, MemoryStore, SessionStore
 from ..stores.base import Merged, SessionId, session_key
+from ..stores.jsonfile import save_over_older
 from ..stores.notebook import NotebookStore
 from .settings import Settings
 
@@ -216,15 +216,8 @@ class HeldFiles(JsonFileStore):
         return super().delete_sync(key) or held is not None
 
     def _write_own(self, key: str, state: InteractionState) -> None:
-        # The notebook store's rule: this kernel's copy wins over an older file (one written
-        # before the session was restored from the notebook), so a refusal is answered with
-        # a revision above the file's.
-        try:
-            super().save_sync(key, state, merge=False)
-        except StoreConflict:
-            stored = super().load_sync(key)
-            revision = max(stored.revision + 1 if stored is not None else 0, state.revision)
-            super().save_sync(key, replace(state, revision=revision), merge=False)
+        # The base class's save and load: a held state goes to the file, not back to the queue.
+        save_over_older(super().save_sync, super().load_sync, key, state)
 
 
 def _shell() -> Any:

@@ -43,8 +43,10 @@ import re
 import stat
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..core import snapshot
 from ..core.session import InteractionState
@@ -344,3 +346,27 @@ def _os_errors(action: str, key: str) -> Iterator[None]:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise StoreError(f"could not {action} session {key}: {reason}") from exc
+
+
+def save_over_older(
+    save: Callable[..., Any],
+    load: Callable[[str], InteractionState | None],
+    key: str,
+    state: InteractionState,
+) -> int:
+    """Write ``state`` with ``save``; if the file is as new or newer, write it one revision above.
+
+    The rule of a kernel's own copy of a session kept beside a notebook: the file may be older
+    than the copy (written before the session was restored from the notebook, which another
+    front end kept), and the kernel's copy wins.  ``save``/``load`` are a file store's
+    ``save_sync``/``load_sync`` (or its base class's, to bypass a subclass).  Returns the
+    revision the file now has.
+    """
+    try:
+        save(key, state, merge=False)
+        return state.revision
+    except StoreConflict:
+        stored = load(key)
+        revision = max(stored.revision + 1 if stored is not None else state.revision, state.revision)
+        save(key, replace(state, revision=revision), merge=False)
+        return revision

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -38,7 +38,7 @@ from ..core.events import Level
 from ..core.session import InteractionState
 from ..errors import CorruptSnapshot, LlmsockError, SnapshotVersionError, StoreConflict
 from .base import SessionId, session_key
-from .jsonfile import JsonFileStore
+from .jsonfile import JsonFileStore, save_over_older
 from .memory import MemoryStore
 
 log = logging.getLogger("llmsock")
@@ -292,15 +292,7 @@ class NotebookStore:
 
     def _save_file(self, key: str, state: InteractionState) -> int:
         """Write ``state`` whole to the session's file; return the revision the file now has."""
-        try:
-            self.fallback.save_sync(key, state, merge=False)
-            written = state.revision
-        except StoreConflict:
-            # The file is older than this kernel's copy of the session (it was restored from
-            # the notebook, which another front end kept): this kernel's copy wins.
-            stored = self.fallback.load_sync(key)
-            written = max(stored.revision + 1 if stored is not None else state.revision, state.revision)
-            self.fallback.save_sync(key, _with_revision(state, written), merge=False)
+        written = save_over_older(self.fallback.save_sync, self.fallback.load_sync, key, state)
         with self._lock:
             self._whole[key] = (state.revision, written)
         return written
@@ -421,10 +413,6 @@ class _Found:
     in_file: InteractionState | None  # the session's file next to the notebook
     saved: InteractionState | None  # from the saved .ipynb on disk
     problem: CorruptSnapshot | None  # why the file could not be read
-
-
-def _with_revision(state: InteractionState, revision: int) -> InteractionState:
-    return replace(state, revision=revision)
 
 
 def _call(sink: Sink, key: str, data: dict[str, Any] | None) -> None:
