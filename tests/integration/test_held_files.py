@@ -32,12 +32,18 @@ def notebook_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NotebookS
     return store
 
 
+def hold(store: NotebookStore) -> HeldFiles:
+    """Hold the notebook store's files shut (as a new chat widget does) and return them."""
+    files = storage.held_files(store)
+    assert files is not None
+    files.hold()
+    return files
+
+
 def test_held_saves_write_nothing_and_the_store_says_it_waits(
     notebook_store: NotebookStore, tmp_path: Path
 ) -> None:
-    files = storage.held_files(notebook_store)
-    assert files is not None
-    files.hold()
+    hold(notebook_store)
     asyncio.run(notebook_store.save("default", chat("hello")))
     assert not (tmp_path / ".llmsock").exists()
     assert storage.describe_store(notebook_store) == WAITING
@@ -49,9 +55,7 @@ def test_held_saves_write_nothing_and_the_store_says_it_waits(
 def test_a_plugin_takes_every_held_chat_and_no_file_is_written(
     notebook_store: NotebookStore, tmp_path: Path
 ) -> None:
-    files = storage.held_files(notebook_store)
-    assert files is not None
-    files.hold()
+    files = hold(notebook_store)
     asyncio.run(notebook_store.save("default", chat("hello")))
     files.drop()
     got: dict[str, Any] = {}
@@ -64,9 +68,7 @@ def test_a_plugin_takes_every_held_chat_and_no_file_is_written(
 def test_release_writes_the_latest_state_of_each_held_chat(
     notebook_store: NotebookStore, tmp_path: Path
 ) -> None:
-    files = storage.held_files(notebook_store)
-    assert files is not None
-    files.hold()
+    files = hold(notebook_store)
     for revision in (1, 2, 3):
         asyncio.run(notebook_store.save("default", chat(f"turn {revision}", revision)))
     asyncio.run(notebook_store.save("other", chat("elsewhere", session="other")))
