@@ -7,6 +7,8 @@ import widget, { createWidget } from "../src/index.js";
 import { fakeFrames, fakeModel, fakeTimers, fakeWebSocketClass, frames } from "./helpers.js";
 
 const TOKEN = "tok-ABCdef123_secret";
+/** The kernel's answer to a view's hello (a server on port 7000, session "sess-1"). */
+const CONNECT = { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" };
 
 function setup({ url = "http://localhost:8888/lab", head = "" } = {}) {
   const dom = new JSDOM(`<!doctype html><html><head>${head}</head><body></body></html>`, { url });
@@ -53,13 +55,7 @@ test("render says hello, connects on the kernel's connect message and catches up
     },
   ]);
   assert.equal(instances.length, 0, "no socket before the kernel answers");
-  model.emit("msg:custom", {
-    kind: "connect",
-    url: "ws://127.0.0.1:7000/ws",
-    port: 7000,
-    token: TOKEN,
-    session: "sess-1",
-  });
+  model.emit("msg:custom", CONNECT);
   assert.equal(instances.length, 1);
   const ws = instances[0];
   // A localhost page without a Jupyter page config: no proxy, direct first.
@@ -108,13 +104,7 @@ test("render says hello, connects on the kernel's connect message and catches up
 test("the token never reaches the DOM or the model state", async () => {
   const { model, instances, mount, nextFrame } = setup();
   const { el, cleanup } = mount();
-  model.emit("msg:custom", {
-    kind: "connect",
-    url: "ws://127.0.0.1:7000/ws",
-    port: 7000,
-    token: TOKEN,
-    session: "sess-1",
-  });
+  model.emit("msg:custom", CONNECT);
   instances[0].serverOpen();
   instances[0].serverSend(frames.ready(0, "idle", "sess-1"));
   instances[0].serverClose(1006);
@@ -132,13 +122,12 @@ test("two views of one model each get their own socket; a repeated connect is a 
   const a = mount();
   const b = mount();
   assert.equal(model.sent.length, 2, "each view says hello");
-  const connect = { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" };
-  model.emit("msg:custom", connect);
+  model.emit("msg:custom", CONNECT);
   assert.equal(instances.length, 2);
-  model.emit("msg:custom", connect); // the kernel answers the second hello to all views
+  model.emit("msg:custom", CONNECT); // the kernel answers the second hello to all views
   assert.equal(instances.length, 2);
   // A server restart: new URL and token, every view moves.
-  model.emit("msg:custom", { ...connect, url: "ws://127.0.0.1:7001/ws", port: 7001, token: "other" });
+  model.emit("msg:custom", { ...CONNECT, url: "ws://127.0.0.1:7001/ws", port: 7001, token: "other" });
   assert.equal(instances.length, 4);
   assert.equal(instances[0].closedWith.code, 1000);
   assert.equal(instances[1].closedWith.code, 1000);
@@ -155,7 +144,7 @@ test("a session change reconnects to the new session; an empty session waits", (
   const { model, instances, mount } = setup();
   model.attrs.session = "";
   const { cleanup } = mount();
-  model.emit("msg:custom", { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "" });
+  model.emit("msg:custom", { ...CONNECT, session: "" });
   assert.equal(instances.length, 0, "no socket without a session id");
   model.attrs.session = "s2";
   model.emit("change:session");
@@ -174,8 +163,6 @@ test("a kernel error message is shown in the status element", async () => {
   assert.equal(status.getAttribute("data-connection"), "error");
   cleanup();
 });
-
-const CONNECT = { kind: "connect", url: "ws://127.0.0.1:7000/ws", port: 7000, token: TOKEN, session: "sess-1" };
 
 /** A stand-in for the notebook plugin: answers restore requests and records offered snapshots. */
 function fakePlugin(document, sessions, notebook = "work/chat.ipynb") {
