@@ -213,6 +213,10 @@ def _sessions(args: argparse.Namespace) -> int:
         else:
             print(f"no llmsock sessions in {path}")
         return 0
+    if action in ("show", "export"):
+        # A chat the notebook holds cut, whose whole copy is not there: say so, show the cut copy.
+        if (why := notebookfile.read_sessions(path).cut.get(args.session_id)) is not None:
+            print(f"llmsock: warning: {path}: {why}", file=sys.stderr)
     if action == "show":
         sys.stdout.write(notebookfile.export_session(path, args.session_id, format="markdown"))
         return 0

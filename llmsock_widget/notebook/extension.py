@@ -49,13 +49,21 @@ def unload_ipython_extension(ipython: Any) -> None:
 def _llmsock_magic(line: str, cell: str | None = None) -> Any:
     """Show llmsock's status, open a chat, pick a model, or (as a cell magic) send a prompt."""
     try:
-        return _run(line, cell)
+        result = _run(line, cell)
     except (LlmsockError, ValueError) as exc:
         # IPython shows a UsageError as one line on stderr, without a traceback.
         from IPython.core.error import UsageError
 
         message = exc.message if isinstance(exc, LlmsockError) else str(exc)
         raise UsageError(f"%llmsock: {' '.join(message.split())}") from None
+    return Said(result) if isinstance(result, str) else result
+
+
+class Said(str):
+    """A magic's one-line answer: a ``str`` that a cell's output shows as plain text, unquoted."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
 
 def _run(line: str, cell: str | None) -> Any:
@@ -72,7 +80,11 @@ def _run(line: str, cell: str | None) -> Any:
     command, rest = (args[0], args[1:]) if args else ("status", [])
     if command == "status":
         server = kernel.get_server()
-        return Status({**server.status(), "store": kernel.describe_store(server.store)}, _state["session"])
+        status = {**server.status(), "store": kernel.describe_store(server.store)}
+        if status.get("connections") == 0 and kernel.view_pending():
+            # Run All reaches this cell before the chat views above have loaded and connected.
+            status["connections"] = "0 (a chat view has not connected yet: run %llmsock again once it has)"
+        return Status(status, _state["session"])
     if command == "chat":
         from .widget import ChatWidget
 
@@ -95,7 +107,11 @@ def _run(line: str, cell: str | None) -> Any:
         if rest:
             kind = rest[0] if len(rest) == 1 else f"{rest[0]}:{rest[1]}"
             copied = kernel.set_store(kernel.make_store(kind))
-            moved = f" ({copied} chat{'s' if copied != 1 else ''} copied from the previous store)"
+            moved = (
+                f" ({copied} chat{'s' if copied != 1 else ''} copied from the previous store)"
+                if copied
+                else " (nothing to copy: the previous store had no chat that this one lacks)"
+            )
         return f"chats are kept in: {kernel.describe_store(kernel.get_server().store)}{moved}"
     if command == "save":
         server = kernel.get_server()

@@ -31,7 +31,7 @@ from ..core import snapshot
 from ..core.session import InteractionState
 from ..server.thread import ServerThread
 from ..stores import MemoryStore, SessionStore
-from ..stores.notebook import NotebookStore
+from ..stores.notebook import NotebookStore, sidecar_dir
 from .logs import isolate_logging
 from .settings import TRANSPORTS, Settings
 from .storage import (
@@ -41,7 +41,6 @@ from .storage import (
     in_notebook_kernel,
     make_store,
     notebook_path,
-    sidecar_dir,
     waiting_files,
 )
 
@@ -317,6 +316,10 @@ class KernelRuntime:
             self._count_idle()
         # In IPython the widget is made by a running cell: the idle time counts from its end.
 
+    def view_pending(self) -> bool:
+        """Return whether a chat widget was made and none of its views has said hello yet."""
+        return waiting_files(self._current_store()) is not None
+
     def front_end_without_plugin(self) -> None:
         """A view said hello without the notebook plugin: write the held chats to files now.
 
@@ -464,6 +467,11 @@ def remove_front_end(widget: FrontEnd) -> None:
 def expect_front_end() -> None:
     """Hold the notebook store's files: a chat widget was made, and its views may connect the plugin."""
     runtime.expect_front_end()
+
+
+def view_pending() -> bool:
+    """See :meth:`KernelRuntime.view_pending`."""
+    return runtime.view_pending()
 
 
 def front_end_without_plugin() -> None:

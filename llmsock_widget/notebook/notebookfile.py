@@ -33,14 +33,17 @@ import stat
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 import nbformat
 
 from ..core import snapshot
 from ..core.session import InteractionState, Message, ToolRecord
-from ..errors import ClientError, CorruptSnapshot, InvalidSessionId, SnapshotVersionError
+from ..errors import ClientError, CorruptSnapshot, InvalidSessionId, LlmsockError, SnapshotVersionError
 from ..stores.durable import write_atomically
+from ..stores.jsonfile import JsonFileStore
+from ..stores.notebook import sidecar_dir
 
 KEY = "llmsock"
 VERSION = 1
@@ -86,20 +89,31 @@ class SessionsRead:
     sessions: dict[str, InteractionState]
     problems: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # session id -> problem
+    # session id -> why a cut chat is shown cut (its whole copy could not be used); also in problems
+    cut: dict[str, str] = field(default_factory=dict)
 
 
 # -- reading --------------------------------------------------------------------------------
 
 
-def read_sessions(path: str | os.PathLike[str]) -> SessionsRead:
+def read_sessions(path: str | os.PathLike[str], *, whole: bool = True) -> SessionsRead:
     """Return the sessions kept in the notebook at ``path``.
+
+    A chat larger than the notebook keeps is cut there and links its whole copy beside the
+    notebook (``.llmsock/<notebook name>/<session id>.json``, docs/persistence.md section 2):
+    with ``whole`` that copy is read instead when it is there and not older, and a problem
+    says when it is not.  The files are only read, never changed.
 
     Raises:
         NotebookError: the file cannot be read, is not a valid notebook, or
             its ``metadata.llmsock`` block is malformed.
     """
     raw, _ = _load(path)
-    return _decode_sessions(_sessions_of(path, raw) or {})
+    raw_sessions = _sessions_of(path, raw) or {}
+    found = _decode_sessions(raw_sessions)
+    if whole:
+        _read_whole_copies(path, raw_sessions, found)
+    return found
 
 
 def list_sessions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -381,6 +395,34 @@ def _decode_sessions(raw_sessions: dict[str, Any]) -> SessionsRead:
             continue
         sessions[key] = state
     return SessionsRead(sessions=sessions, problems=list(unreadable.values()), unreadable=unreadable)
+
+
+def _read_whole_copies(
+    path: str | os.PathLike[str], raw_sessions: dict[str, Any], found: SessionsRead
+) -> None:
+    """Put, in ``found``, the whole copy of each cut session that links one, where it can be read."""
+    files = JsonFileStore(sidecar_dir(Path(os.path.abspath(path))))
+    for key, cut in list(found.sessions.items()):
+        link = snapshot.full_copy_of(raw_sessions.get(key))
+        if link is None or cut.dropped_turns == 0:
+            continue
+        try:
+            whole = files.peek_sync(key)
+        except LlmsockError as exc:
+            why = f"could not be read ({exc.message})"
+        else:
+            if whole is not None and whole.session_id == key:
+                if (whole.updated_at, -whole.dropped_turns) >= (cut.updated_at, -cut.dropped_turns):
+                    found.sessions[key] = whole
+                    continue
+                why = "is older than the notebook's"
+            else:
+                why = "is missing"
+        found.cut[key] = (
+            f"session {key!r}: its whole copy, {link.path}, {why};"
+            f" showing the {len(cut.messages)} message(s) the notebook holds"
+        )
+        found.problems.append(found.cut[key])
 
 
 def _newer_schema(schema: Any) -> bool:

@@ -10,7 +10,6 @@ connect the notebook (docs/persistence.md, section 7).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +19,7 @@ from ..errors import LlmsockError
 from ..stores import JsonFileStore, MemoryStore, SessionStore
 from ..stores.base import Merged, SessionId, session_key
 from ..stores.jsonfile import save_over_older
-from ..stores.notebook import NotebookStore
+from ..stores.notebook import NotebookStore, sidecar_dir
 from .settings import Settings
 
 log = logging.getLogger("llmsock")
@@ -87,16 +86,6 @@ def make_store(spec: str) -> SessionStore:
         store.fallback = HeldFiles(store.fallback.directory)
         return store
     raise ValueError(f"unknown llmsock store {spec!r}; use notebook, memory, file or file:<directory>")
-
-
-def sidecar_dir(notebook: Path | None) -> Path:
-    """Return where sessions are kept next to ``notebook`` (``.llmsock/<its name>/``)."""
-    if notebook is None:
-        return Path.cwd() / ".llmsock" / "sessions"
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", notebook.stem)
-    if stem.strip(".") == "":  # "", ".", "..": never a path out of .llmsock/
-        stem = "notebook"
-    return notebook.parent / ".llmsock" / stem
 
 
 def describe_store(store: SessionStore) -> str:
@@ -234,6 +223,7 @@ def _saved_session_reader(notebook: Path) -> Any:
             return None
         from .notebookfile import read_sessions  # nbformat loads only when a saved notebook is read
 
-        return read_sessions(notebook).sessions.get(key)
+        # The notebook's own copy: the store reads the whole copy next to it by itself.
+        return read_sessions(notebook, whole=False).sessions.get(key)
 
     return read

@@ -243,7 +243,10 @@ class ServerThread(LoopThread):
                 continue  # saved below, from its live state
             try:
                 state = await resolve(old.load(key))
-                if state is not None and await resolve(new.load(key)) is None:
+                there = await resolve(new.load(key)) if state is not None else None
+                # A copy the new store already has stays unless the old store's is newer: the
+                # turns a chat had since it was last in this store are not left behind.
+                if state is not None and (there is None or there.revision < state.revision):
                     await resolve(new.save(key, state))
                     copied += 1
             except Exception as exc:  # one session that cannot move must not stop the others

@@ -50,7 +50,7 @@ from typing import Any
 
 from ..core import snapshot
 from ..core.session import InteractionState
-from ..errors import CorruptSnapshot, StoreConflict, StoreError
+from ..errors import CorruptSnapshot, InvalidSessionId, StoreConflict, StoreError
 from .base import Merged, SessionId, session_key
 from .durable import write_atomically
 from .folder import Folder, Refused, is_planted, open_folder
@@ -129,6 +129,24 @@ class JsonFileStore:
         """Return the path of the file that holds ``session_id`` (it may not exist)."""
         return self.directory / _name(session_key(session_id))
 
+    def keys(self) -> list[str]:
+        """Return the ids of the sessions that have a file here, sorted (none without the directory).
+
+        Read from the file names: only plain session ids are listed, not ``userId~sessionId``
+        keys nor any other name.
+        """
+        try:
+            names = os.listdir(self.directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = []
+        for name in names:
+            stem = name[: -len(".json")] if name.endswith(".json") else ""
+            with contextlib.suppress(InvalidSessionId):
+                if stem and _name(session_key(stem)) == name:
+                    found.append(stem)
+        return sorted(found)
+
     def load_sync(self, session_id: SessionId) -> InteractionState | None:
         """Return the stored state of ``session_id``, or None if it has no file.
 
@@ -150,6 +168,21 @@ class JsonFileStore:
             # Like a snapshot that cannot be read and stays where it is: the chat starts
             # empty and is told, and its saves fail with the same reason.
             raise CorruptSnapshot(exc.message) from None
+
+    def peek_sync(self, session_id: SessionId) -> InteractionState | None:
+        """Return the stored state of ``session_id`` like :meth:`load_sync`, but only read.
+
+        For readers that must change nothing (the offline ``sessions`` tools): a file that
+        cannot be decoded raises :class:`~llmsock_widget.errors.CorruptSnapshot` and stays
+        where it is.
+        """
+        key = session_key(session_id)
+        try:
+            with _os_errors("load", key), self._open_directory(create=False) as folder:
+                data = None if folder is None else _read_regular(folder, key, _name(key))
+        except Refused as exc:
+            raise CorruptSnapshot(exc.message) from None
+        return None if data is None else snapshot.loads(data)
 
     def save_sync(
         self, session_id: SessionId, state: InteractionState, *, merge: bool = True

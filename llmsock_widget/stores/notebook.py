@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,7 +402,17 @@ class NotebookStore:
             return None
 
 
-_SIDECAR = ".llmsock"  # the notebook's sidecar folder (notebook/storage.py)
+_SIDECAR = ".llmsock"  # the notebook's sidecar folder
+
+
+def sidecar_dir(notebook: Path | None) -> Path:
+    """Return where sessions are kept next to ``notebook`` (``.llmsock/<its name>/``)."""
+    if notebook is None:
+        return Path.cwd() / _SIDECAR / "sessions"
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", notebook.stem)
+    if stem.strip(".") == "":  # "", ".", "..": never a path out of .llmsock/
+        stem = "notebook"
+    return notebook.parent / _SIDECAR / stem
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

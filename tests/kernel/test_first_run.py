@@ -101,7 +101,10 @@ def test_run_all_writes_no_file_and_the_status_and_the_chat_say_the_same(
     output = run_all(notebook_kernel, sidecar)
     # %llmsock, the notebook's last cell, says where the chat will be, not "files".
     assert f"store: {WAITING}" in output
-    assert text_of(notebook_kernel.run("%llmsock store")) == repr(f"chats are kept in: {WAITING}")
+    # ... and that the chat view above has not connected yet (its connection comes after Run All).
+    assert "connections: 0 (a chat view has not connected yet: run %llmsock again once it has)" in output
+    # A magic's answer reads as plain text in the cell, not as a quoted Python string.
+    assert text_of(notebook_kernel.run("%llmsock store")) == f"chats are kept in: {WAITING}"
 
     sent = say_hello(notebook_kernel, plugin=True)
     # Every chat the kernel held reaches the notebook's metadata with the plugin's first push.
@@ -109,9 +112,12 @@ def test_run_all_writes_no_file_and_the_status_and_the_chat_say_the_same(
     assert [message["text"] for message in kept["default"]["messages"]][:1] == ["What can you do?"]
     chat_says = sent[-1]["store"]
     assert chat_says.startswith("notebook metadata") and "waiting" not in chat_says
-    assert store_row(text_of(notebook_kernel.run("%llmsock"))) == chat_says
-    assert text_of(notebook_kernel.run("%llmsock save")) == repr(
-        f"no chat is open; every chat is already saved in {chat_says}"
+    status = text_of(notebook_kernel.run("%llmsock"))
+    assert store_row(status) == chat_says
+    assert "connections: 0\n" in status  # the view said hello: nothing is pending any more
+    assert (
+        text_of(notebook_kernel.run("%llmsock save"))
+        == f"no chat is open; every chat is already saved in {chat_says}"
     )
     assert not sidecar.exists()
 

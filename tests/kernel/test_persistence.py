@@ -97,3 +97,29 @@ def test_store_and_save_magics(tmp_path: Path) -> None:
         assert "store: files in" in status and "transports:" in status
     finally:
         stop_kernel(kernel)
+
+
+def test_switching_back_to_a_store_brings_the_turns_it_lacks(tmp_path: Path) -> None:
+    """A chat continued in another store comes back whole when the user switches back."""
+    kernel = start_kernel(tmp_path)
+    try:
+        kernel.run("%load_ext llmsock")
+        kernel.run("%llmsock model builtin:0")
+        kernel.run(f"%llmsock store file {tmp_path / 'chats'}")
+        kernel.value(ASK.format(prompt="my cat is called Miso"))
+        assert "1 chat copied" in text_of(kernel.run("%llmsock store memory"))
+        kernel.value(ASK.format(prompt="and my dog is called Rex"))
+        out = text_of(kernel.run(f"%llmsock store file {tmp_path / 'chats'}"))
+        assert out.endswith("(1 chat copied from the previous store)"), out
+        kept = snapshot.loads((tmp_path / "chats" / "default.json").read_text())
+        assert [m.text for m in kept.messages if m.role == "user"] == [
+            "my cat is called Miso",
+            "and my dog is called Rex",
+        ]
+        # Nothing newer to bring: the message says so rather than "0 chats copied".
+        out = text_of(kernel.run("%llmsock store memory"))
+        assert "1 chat copied" in out
+        out = text_of(kernel.run(f"%llmsock store file {tmp_path / 'chats'}"))
+        assert out.endswith("(nothing to copy: the previous store had no chat that this one lacks)"), out
+    finally:
+        stop_kernel(kernel)

@@ -754,3 +754,61 @@ def test_cli_usage_error_exits_2(nb_dir: Path) -> None:
     """An unknown action is a usage error (exit 2)."""
     code, _, err = run_cli(nb_dir / "two_sessions.ipynb", "frobnicate")
     assert code == 2 and "usage:" in err and "invalid choice" in err
+
+
+def _chat_over_the_cap(turns: int) -> InteractionState:
+    messages: list[Message] = []
+    for n in range(1, turns + 1):
+        messages.append(
+            Message(id=f"t{n}:u", role="user", text=f"question {n} " + "x" * 400, turn_id=f"t{n}", ts=n)
+        )
+        messages.append(Message(id=f"t{n}:a", role="assistant", text=f"answer {n}", turn_id=f"t{n}", ts=n))
+    return dataclasses.replace(
+        new_state("default", ts=1), messages=tuple(messages), revision=9, updated_at=turns
+    )
+
+
+def _notebook_with_a_cut_chat(tmp_path: Path, state: InteractionState) -> Path:
+    """A notebook whose chat was cut to its cap and links its whole copy, as the kernel saves it."""
+    path = tmp_path / "analysis.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    link = snapshot.FullCopy(path=".llmsock/analysis/default.json", revision=state.revision)
+    cut = snapshot.encode_linked(state, link, max_chars=2_000)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["metadata"]["llmsock"] = {"version": 1, "sessions": {"default": cut}}
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    return path
+
+
+def test_offline_tools_read_the_whole_copy_a_cut_chat_links(tmp_path: Path, capsys: Any) -> None:
+    """show / export / list give the whole chat, read from the file its notebook copy links."""
+    state = _chat_over_the_cap(20)
+    path = _notebook_with_a_cut_chat(tmp_path, state)
+    assert notebookfile.read_sessions(path, whole=False).sessions["default"].dropped_turns > 0
+    folder = tmp_path / ".llmsock" / "analysis"
+    folder.mkdir(parents=True)
+    (folder / "default.json").write_text(snapshot.dumps(state), encoding="utf-8")
+    before = sorted(p.name for p in folder.iterdir())
+
+    assert main(["sessions", str(path), "show", "default"]) == 0
+    shown = capsys.readouterr().out
+    assert "question 1 " in shown and "answer 20" in shown
+    assert notebookfile.list_sessions(path)[0]["messages"] == 40
+    exported = json.loads(notebookfile.export_session(path, "default", format="json"))
+    assert len(exported["messages"]) == 40 and exported["droppedTurns"] == 0
+    assert sorted(p.name for p in folder.iterdir()) == before  # only read
+
+
+def test_offline_tools_say_when_the_whole_copy_is_missing(tmp_path: Path, capsys: Any) -> None:
+    """Without the file (a notebook shared alone) the cut copy is shown, and the list says why."""
+    path = _notebook_with_a_cut_chat(tmp_path, _chat_over_the_cap(20))
+    found = notebookfile.read_sessions(path)
+    kept = len(found.sessions["default"].messages)
+    assert kept < 40
+    assert found.problems == [
+        f"session 'default': its whole copy, .llmsock/analysis/default.json, is missing;"
+        f" showing the {kept} message(s) the notebook holds"
+    ]
+    for action in (["list"], ["show", "default"], ["export", "default"]):
+        assert main(["sessions", str(path), *action]) == 0
+        assert f"llmsock: warning: {path}: {found.problems[0]}" in capsys.readouterr().err
