@@ -151,15 +151,20 @@ class Notebook:
         return self.cell(index).locator(".jp-OutputArea")
 
     def run_cell(self, index: int, *, wait: bool = True, timeout: float = TIMEOUT) -> None:
-        """Run cell ``index`` (click into its editor, Ctrl+Enter).
+        """Run cell ``index`` (focus its editor, Ctrl+Enter).
 
         With ``wait``, wait until it has finished and fail with its traceback if it raised;
         otherwise wait only until it is queued or running.
         """
         before = self.prompt(index).inner_text()
-        editor = self.cell(index).locator(".jp-InputArea-editor")
+        # Focus the cell's editor itself, as a click into it does, but without the click's
+        # coordinates: a chat above that grows as it restores its history moves the cell between
+        # the scroll and the click, and the click lands in the chat. Ctrl+Enter goes where the
+        # focus is, so press it only once the editor has it.
+        editor = self.cell(index).locator(".jp-InputArea-editor .cm-content")
         editor.scroll_into_view_if_needed()
-        editor.click()
+        editor.focus()
+        expect(editor).to_be_focused()
         self.page.keyboard.press("Control+Enter")
         if not wait:
             expect(self.prompt(index)).to_have_text(_RUNNING_PROMPT)
