@@ -1,6 +1,7 @@
 """Command line.
 
-``python -m llmsock_widget serve [--host --port --model --store memory|file:DIR]`` runs the server;
+``python -m llmsock_widget serve [--host --port --model --store memory|file:DIR --token-env VAR]``
+runs the server;
 ``python -m llmsock_widget sessions NOTEBOOK.ipynb [list|show|export|remove]`` works on the
 chats saved in a notebook (exit 0 ok, 1 no such session, 2 bad notebook or usage);
 ``python -m llmsock_widget chat --url ws://127.0.0.1:PORT/ws [--token-env VAR] [--session ID]``
@@ -63,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="HOST:PORT",
         help="also accept this Host header (repeatable; loopback names with the port are always accepted)",
+    )
+    serve.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help="take the token from this environment variable, so it stays the same across restarts "
+        "(default: a new token each start)",
+    )
+    serve.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--compression",
+        action="store_true",
+        help="accept permessage-deflate from clients that offer it (for clients over a network)",
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     _add_sessions_parser(sub)
@@ -150,6 +164,12 @@ def serve(args: argparse.Namespace) -> int:
             print(f"llmsock: environment variable {args.api_key_env} is not set", file=sys.stderr)
             return 2
         model_options["api_key"] = key
+    token = None
+    if args.token_env:
+        token = os.environ.get(args.token_env)  # never on the command line
+        if not token:
+            print(f"llmsock: environment variable {args.token_env} is not set", file=sys.stderr)
+            return 2
     try:
         server = ServerThread(
             host=args.host,
@@ -157,6 +177,8 @@ def serve(args: argparse.Namespace) -> int:
             model=args.model,
             model_options=model_options,
             store=store,
+            token=token,
+            compression=args.compression,
             allowed_origins=args.allow_origin,
             allowed_hosts=args.allow_host,
         ).start()

@@ -102,8 +102,9 @@ class AnswerCollector:
             self.turn_id = meta.get("turnId")
         elif kind == "llm_chunk" and isinstance(data.get("chunk"), str):
             self.text += data["chunk"]
-        elif kind == "llm_complete":
-            return self._finish(str(data.get("fullText", "")), str(data.get("finishReason", "stop")))
+        elif kind == "llm_complete":  # a failed or refused prompt's carries the error that follows it
+            error = _describe(data["error"]) if isinstance(data.get("error"), dict) else None
+            return self._finish(str(data.get("fullText", "")), str(data.get("finishReason", "stop")), error)
         elif kind == "error":  # a model error (with sequence) or an error reply to the prompt
             return self._finish(str(data.get("fullText", "")), "error", _describe(data))
         return None
@@ -137,4 +138,5 @@ class AnswerCollector:
 
 
 def _describe(body: dict[str, Any]) -> str:
-    return f"{body.get('code')}: {body.get('message')}"
+    # The typed dialect puts seed 004's code in "code" and llmsock's own in "llmsockCode".
+    return f"{body.get('llmsockCode', body.get('code'))}: {body.get('message')}"

@@ -13,8 +13,10 @@ import asyncio
 import logging
 import random as _random
 import secrets
+import time
 import warnings
 import weakref
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Callable
 
@@ -34,6 +36,7 @@ from .core import (
     Backoff,
     ClientClosed,
     ClientFailure,
+    ClientStats,
     ConnectFailed,
     ConnectionLost,
     Cursor,
@@ -117,6 +120,10 @@ class Client:
             ("messages_in", "messages_out", "bytes_in", "bytes_out", "reconnects", "attempts"), 0
         )
         self._stats.update(replayed=0, reloads=0)
+        self._connected_at: float | None = None  # time.time() of the last ready
+        self._last_message_at: float | None = None  # time.time() of the last frame in or out
+        self._ping_seconds = 0.0  # the round trips of ping(), summed
+        self._pings = 0
 
     def __repr__(self) -> str:  # never the token
         state = (
@@ -156,6 +163,20 @@ class Client:
         because the app had them already.
         """
         return {**self._stats, "duplicates": self._cursor.duplicates}
+
+    def connection_stats(self) -> ClientStats:
+        """Return the connection statistics (seed 004's ``getStats()``), as a frozen copy."""
+        heartbeat = self._ws.latency if self._ws is not None and self.connected else 0.0
+        return ClientStats(
+            connected_at=_utc(self._connected_at),
+            messages_sent=self._stats["messages_out"],
+            messages_received=self._stats["messages_in"],
+            last_message_at=_utc(self._last_message_at),
+            reconnect_count=self._stats["reconnects"],
+            average_latency=self._ping_seconds / self._pings if self._pings else None,
+            pings=self._pings,
+            heartbeat_latency=heartbeat or None,  # websockets says 0.0 before its first pong
+        )
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -249,7 +270,10 @@ class Client:
         start = loop.time()
         request_id = _new_id("p")
         await self._request(request_id, ping_frame(request_id))
-        return loop.time() - start
+        round_trip = loop.time() - start
+        self._ping_seconds += round_trip
+        self._pings += 1
+        return round_trip
 
     async def ask(self, text: str, *, timeout: float | None = None, **options: Any) -> Answer:
         """Send a prompt and collect its answer until the turn's end or error.
@@ -295,6 +319,7 @@ class Client:
             self._stats["reconnects"] += 1
             self._stats["replayed"] += ready.replayed
             log.info("llmsock: reconnected to session %s (resumed: %s)", ready.session, ready.resumed)
+        self._connected_at = time.time()
         self._deliver(step.deliver)
         self._connected.set()
 
@@ -451,12 +476,18 @@ class Client:
                 stream.put(message)
 
     def _count_in(self, text: str | bytes) -> None:
+        self._last_message_at = time.time()
         self._stats["messages_in"] += 1
         self._stats["bytes_in"] += len(text.encode("utf-8") if isinstance(text, str) else text)
 
     def _count_out(self, frame: str) -> None:
+        self._last_message_at = time.time()
         self._stats["messages_out"] += 1
         self._stats["bytes_out"] += len(frame.encode("utf-8"))
+
+
+def _utc(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 def _new_id(prefix: str) -> str:

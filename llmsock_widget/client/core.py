@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -188,6 +189,34 @@ def pseudo(name: str, **data: Any) -> Message:
     return {"name": name, "data": data}
 
 
+# -- statistics --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientStats:
+    """A client's connection statistics (seed 004's ``ConnectionStats``; ``Client.connection_stats()``).
+
+    Times are UTC; latencies are seconds.
+    """
+
+    connected_at: datetime | None
+    """When the open connection (or, while reconnecting, the last one) got its ready; None before."""
+    messages_sent: int
+    """Frames this client sent: prompts, controls, pings, history requests."""
+    messages_received: int
+    """Frames it received, ready announcements and replies included."""
+    last_message_at: datetime | None
+    """When the last frame was sent or received; None before the first."""
+    reconnect_count: int
+    """Connections reopened since ``connect()`` (seed 004 counts the attempts of one outage instead)."""
+    average_latency: float | None
+    """The mean round trip of the ``ping()`` calls that got their pong; None before the first."""
+    pings: int
+    """How many round trips ``average_latency`` is the mean of."""
+    heartbeat_latency: float | None
+    """The last WebSocket ping's round trip on the open connection (the heartbeat); None if none yet."""
+
+
 # -- reading server frames ---------------------------------------------------------------
 
 
@@ -265,7 +294,11 @@ def reply_of(message: Message, dialect: Dialect) -> Reply | None:
         return None
     kind, rid = message.get("type"), message.get("id")
     if kind == "control_response":
-        data = {k: v for k, v in body.items() if k not in ("type", "success", "message")}
+        # The data as the envelope dialect has it: seed 004's ``status`` (the kind of reply) and
+        # ``history`` (a plain copy of ``messages``) go; the session's status is ``status`` again.
+        data = {k: v for k, v in body.items() if k not in _TYPED_REPLY_FIELDS}
+        if "sessionStatus" in body:
+            data["status"] = body["sessionStatus"]
         result = {"action": body.get("type"), "ok": body.get("success"), "message": body.get("message")}
         return Reply(request_id=rid, kind="result", body={**result, "data": data})
     if kind == "pong":
@@ -275,8 +308,12 @@ def reply_of(message: Message, dialect: Dialect) -> Reply | None:
     return None
 
 
+_TYPED_REPLY_FIELDS = ("type", "success", "message", "status", "sessionStatus", "history")
+
+
 def _error_body(body: dict[str, Any]) -> dict[str, Any]:
-    return {"code": body.get("code"), "message": body.get("message"), "recoverable": body.get("recoverable")}
+    code = body.get("llmsockCode", body.get("code"))  # typed: "code" is seed 004's, "llmsockCode" ours
+    return {"code": code, "message": body.get("message"), "recoverable": body.get("recoverable")}
 
 
 def _first_half(message: Message, dialect: Dialect) -> bool:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SendPrompt:
     """Run a turn with this user text."""
 
+    kind: ClassVar[str] = "user_message"  # the client message type, named in an error reply
     text: str
     message_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -19,6 +20,7 @@ class SendPrompt:
 class Control:
     """One of :data:`CONTROL_ACTIONS`."""
 
+    kind: ClassVar[str] = "control"
     action: str
     request_id: str | None = None
 
@@ -27,6 +29,7 @@ class Control:
 class Ping:
     """Ask for a ``pong``."""
 
+    kind: ClassVar[str] = "ping"
     request_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
 

@@ -240,6 +240,9 @@ class ErrorReply:
     ts: int
     recoverable: bool = True
     request_id: str | None = None
+    # The type of the client message it refuses ("user_message", "control", "ping"), when known:
+    # a refused prompt ends its turn in the typed dialect, and seed 004's error codes depend on it.
+    refused: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -70,3 +70,50 @@ class LocalFanout:
     def count(self, session_id: str) -> int:
         """Return how many subscribers are on ``session_id``."""
         return len(self._subscribers.get(session_id, ()))
+
+
+Observer = Callable[[str, Deliver, bool], None]
+
+
+class ObservedFanout(LocalFanout):
+    """A LocalFanout that tells ``observe(session_id, deliver, attached)`` of each (un)subscription.
+
+    A subscriber is a connection attached to a session, so this is where the server
+    learns who comes and goes, whatever the transport.  ``publish`` is LocalFanout's
+    own: the streaming path pays nothing for it.  ``observe`` runs on the loop and must
+    not block; one that raises is logged.
+    """
+
+    def __init__(self, observe: Observer) -> None:
+        super().__init__()
+        self._observe = observe
+        self._attached: dict[object, tuple[str, Deliver]] = {}  # told attached, not yet told gone
+
+    async def subscribe(self, session_id: str, deliver: Deliver) -> Unsubscribe:
+        """Add ``deliver`` to the session's subscribers and tell the observer."""
+        unsubscribe = await super().subscribe(session_id, deliver)
+        token = object()
+        self._attached[token] = (session_id, deliver)
+        self._tell(session_id, deliver, True)
+
+        async def unsubscribe_observed() -> None:
+            await unsubscribe()
+            if self._attached.pop(token, None) is not None:  # told once, however often it is called
+                self._tell(session_id, deliver, False)
+
+        return unsubscribe_observed
+
+    def all_left(self) -> None:
+        """Tell the observer that every subscriber not yet told gone has left (the server stopped).
+
+        A stopping server may cancel a connection's unsubscribe before it runs.
+        """
+        attached, self._attached = self._attached, {}
+        for session_id, deliver in attached.values():
+            self._tell(session_id, deliver, False)
+
+    def _tell(self, session_id: str, deliver: Deliver, attached: bool) -> None:
+        try:
+            self._observe(session_id, deliver, attached)
+        except Exception:  # an observer's bug must not refuse the connection
+            log.exception("llmsock: the fan-out's observer failed")

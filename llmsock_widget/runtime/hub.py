@@ -186,7 +186,15 @@ class Hub:
         request_id = getattr(command, "request_id", None) or getattr(command, "message_id", None)
         live = self.sessions.get(session_id)
         if live is None:
-            reply(ErrorReply(code="invalid_request", message="not attached to a session", ts=self.clock()))
+            reply(
+                ErrorReply(
+                    code="invalid_request",
+                    message="not attached to a session",
+                    ts=self.clock(),
+                    request_id=request_id,
+                    refused=command.kind,
+                )
+            )
             return
         try:
             if isinstance(command, SendPrompt):
@@ -206,6 +214,7 @@ class Hub:
                     ts=self.clock(),
                     recoverable=recoverable,
                     request_id=request_id,
+                    refused=command.kind,
                 )
             )
 
@@ -313,6 +322,21 @@ class Hub:
             for level, code, message in _store_notes(self.store, live.key):
                 live.diagnose(level, code, message)
             return True
+
+    def notify(self, key: str, level: Level, code: str, message: str) -> int:
+        """Post a diagnostic into the open session ``key``; return how many subscribers it reached.
+
+        Not part of the transcript.  Outside a turn the session is saved at once: the notice
+        moved its sequence on, and a session with unsaved events never leaves memory (a turn
+        saves at its end).  Nothing happens (0) when the session is not open.
+        """
+        live = self.sessions.get(key)
+        if live is None:
+            return 0
+        live.diagnose(level, code, message)
+        if not live.in_turn:
+            live.spawn(self._save(live), then=lambda: self._maybe_evict(live))
+        return max(live.subscribers, 0)
 
     async def save_all(self) -> int:
         """Save every open session now, as after a turn; return how many were saved."""
@@ -443,6 +467,8 @@ class Hub:
             "sequence": live.state.seq,
             "queued": len(live.queue),
             "messages": len(live.state.messages),
+            "messageCount": len(live.state.messages),  # seed 004's name
+            "lastActivity": live.state.updated_at,  # the time of the session's last event (ms)
             "connections": self.fanout.count(key),
             "model": self.model.name,
         }

@@ -91,10 +91,16 @@ def act_on_frame(
         if limiter.should_warn():
             deliver(too_many_messages_reply(server.limits, hub.clock()))
         return
+    frame = frame if isinstance(frame, protocol.ClientFrame) else protocol.ClientFrame(frame)
     try:
         command = protocol.decode(frame, dialect)
     except ClientError as exc:
-        deliver(ErrorReply(code=exc.code, message=exc.message, ts=hub.clock(), request_id=exc.request_id))
+        refused = frame.message_type()  # a refused prompt ends its turn; seed 004's codes depend on it
+        deliver(
+            ErrorReply(
+                code=exc.code, message=exc.message, ts=hub.clock(), request_id=exc.request_id, refused=refused
+            )
+        )
         return
     try:
         hub.handle(session_id, command, reply_with_stats(deliver, counters, server))

@@ -67,15 +67,18 @@ class GuardedHandler(tornado.web.RequestHandler):
         return protocol.parse_resume(values[-1].decode("utf-8", errors="replace"))
 
     def session_arg(self) -> str | None:
-        """Return the ``session`` query value exactly as sent (None if absent or empty).
+        """Return the ``session`` query value exactly as sent, else ``convId``'s (None if neither).
 
+        ``convId`` is how seed 004's client names its conversation on every connect; it
+        names the session only when ``session`` is absent or empty, under the same rules.
         Tornado's get_argument would strip control characters and turn a bad id
         into a different one; the hub must see what the client sent and refuse it.
         """
-        values = self.request.query_arguments.get("session")
-        if not values or not values[-1]:
-            return None
-        return values[-1].decode("utf-8", errors="replace")
+        for name in ("session", "convId"):
+            values = self.request.query_arguments.get(name)
+            if values and values[-1]:
+                return values[-1].decode("utf-8", errors="replace")
+        return None
 
 
 class StatusHandler(GuardedHandler):

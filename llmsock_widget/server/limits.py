@@ -116,3 +116,40 @@ class ConnectionStats:
             "resumed": self.resumed,
             "replayed": self.replayed,
         }
+
+
+# permessage-deflate (RFC 7692): zlib's level and memLevel for what the server compresses.  Level 1
+# makes a delta frame 17 bytes where level 6 makes it 14, for 1-2 us less CPU per delta; memLevel 5
+# keeps 58 KiB less per connection than 8 (docs/benchmarks.md, section 6).
+DEFLATE_LEVEL = 1
+DEFLATE_MEM_LEVEL = 5
+
+
+@dataclass(frozen=True)
+class Compression:
+    """Whether the server accepts permessage-deflate, and with what zlib settings.
+
+    What a compressed frame may inflate to is ``max_message_size``: Tornado inflates with that
+    as its output limit and closes the connection with 1009 past it (docs/security.md).
+    """
+
+    enabled: bool = False
+    level: int = DEFLATE_LEVEL  # zlib compression level, 0-9
+    mem_level: int = DEFLATE_MEM_LEVEL  # zlib memLevel, 1-9
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.level <= 9 and 1 <= self.mem_level <= 9):
+            raise ValueError("the deflate level must be 0-9 and its mem_level 1-9")
+
+    def options(self) -> dict[str, Any] | None:
+        """Return Tornado's ``get_compression_options`` answer: None refuses the extension."""
+        if not self.enabled:
+            return None
+        return {"compression_level": self.level, "mem_level": self.mem_level}
+
+
+def compression_of(setting: Compression | bool | None) -> Compression:
+    """Return the :class:`Compression` a ServerThread's ``compression`` option names."""
+    if isinstance(setting, Compression):
+        return setting
+    return Compression(enabled=bool(setting))

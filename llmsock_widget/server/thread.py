@@ -19,9 +19,10 @@ import tornado.iostream
 import tornado.netutil
 import tornado.web
 
-from ..core.events import Event
+from ..core.events import ErrorReply, Event
 from ..errors import ServerStartError
 from ..models import ChatModel, resolve_model
+from ..runtime.fanout import ObservedFanout
 from ..runtime.hub import Hub
 from ..stores.base import SessionStore, resolve
 from ..stores.memory import MemoryStore
@@ -42,8 +43,10 @@ from .connection import Connection
 from .guard import FailureBudget, Guard, PendingConnections, check_token
 from .historyframes import HistoryFrames, is_history
 from .http import StatusHandler
-from .limits import Limits, Stats
+from .limits import Compression, Limits, Stats, compression_of
+from .listeners import Listeners, ServerEvent, SessionInfo
 from .loopthread import LoopThread
+from .sessionsapi import SessionsApi
 from .sse import SseHandler
 from .websocket import WebSocketHandler
 
@@ -58,12 +61,14 @@ __all__ = [
     "CLOSE_UNAUTHORIZED",
     "CLOSE_UNAVAILABLE",
     "CLOSE_UNSUPPORTED",
+    "ServerEvent",
     "ServerThread",
+    "SessionInfo",
     "start_server",
 ]
 
 
-class ServerThread(LoopThread):
+class ServerThread(SessionsApi, LoopThread):
     """The llmsock server on a background daemon thread with its own event loop."""
 
     def __init__(
@@ -93,6 +98,7 @@ class ServerThread(LoopThread):
         auth_failure_burst: int = 20,
         auth_failures_per_second: float = 1.0,
         max_pending_connections: int = 128,
+        compression: Compression | bool = False,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -107,6 +113,7 @@ class ServerThread(LoopThread):
             failures=FailureBudget(rate=auth_failures_per_second, burst=auth_failure_burst),
         )
         self.max_message_size = max_message_size
+        self.compression = compression_of(compression)  # permessage-deflate (docs/configuration.md)
         self.outbound_limit = outbound_limit
         self.ping_interval = ping_interval
         self.start_timeout = start_timeout
@@ -126,9 +133,13 @@ class ServerThread(LoopThread):
         )
         self.handshake_timeout = handshake_timeout
         self.tools = _registry(tools)
+        self.listeners = Listeners()  # ServerThread.on: called on their own thread, never on the loop
+        self._announced = False  # "started" was told, so "stopped" will be
+        self._fanout = ObservedFanout(self._attached)  # a subscriber is a client on a session
         self.hub = Hub(
             store=self.store,
             model=self.model,
+            fanout=self._fanout,
             max_queue=max_queue,
             tools=self.tools,
             max_steps=max_tool_steps,
@@ -200,6 +211,10 @@ class ServerThread(LoopThread):
         thread.join(timeout)
         if thread.is_alive():
             log.warning("llmsock: server thread did not stop within %s s", timeout)
+        if self._announced:
+            self._announced = False
+            self.listeners.emit(ServerEvent(kind="stopped"))
+        self.listeners.drain(timeout)  # every listener has run when stop() returns
 
     def tool(self, fn: Any = None, **options: Any) -> Any:
         """Register a Python function as a tool the model may call (a decorator, or a plain call).
@@ -330,6 +345,8 @@ class ServerThread(LoopThread):
         if last is not event:
             cached = {}
             self._encoded = (event, cached)
+            if type(event) is ErrorReply:  # a reply is made for one client: this is its one encoding
+                self._refused(event)
         if dialect not in cached:
             cached[dialect] = self._encode(event, dialect)
         return cached[dialect]
@@ -353,7 +370,7 @@ class ServerThread(LoopThread):
         args = {"server": self}
         return tornado.web.Application(
             [
-                (r"/ws", WebSocketHandler, args),
+                (r"/(?:api/)?ws", WebSocketHandler, args),  # /api/ws: where seed 004's page connects
                 (r"/sse", SseHandler, args),
                 (r"/status", StatusHandler, args),
             ],
@@ -373,6 +390,9 @@ class ServerThread(LoopThread):
         )
         self._acceptor = Acceptor(self._http, self.pending)
         self._acceptor.listen(sockets)
+        # Told from the loop before it serves anyone, so "started" comes before any client's event.
+        self._announced = True
+        self.listeners.emit(ServerEvent(kind="started", message=f"listening on {self.url}"))
 
     async def _shutdown(self) -> None:
         if self._acceptor is not None:
@@ -394,6 +414,7 @@ class ServerThread(LoopThread):
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        self._fanout.all_left()  # the clients whose detach was cut short are told gone too
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:

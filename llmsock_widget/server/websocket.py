@@ -13,12 +13,13 @@ import asyncio
 import logging
 import struct
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import tornado.iostream
 import tornado.websocket
 
-from ..core.events import Event
+from ..core.events import ControlResult, Event
 from ..errors import ClientError, LlmsockError
 from ..wire import protocol
 
@@ -33,17 +34,22 @@ from ..wire.codes import (
     CLOSE_UNAUTHORIZED,
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
+    DIALECT_PARAMETER,
+    SUBPROTOCOL_DIALECTS,
 )
 from ..wire.codes import CLOSE_TOO_BIG as CLOSE_TOO_BIG
+from ..wire.decode import parse_dialect
 from .connection import ServerContext, act_on_frame, close_reason
 from .http import GuardedHandler
-from .limits import ConnectionStats, RateLimiter
+from .limits import ConnectionStats, RateLimiter, compression_of
 
 log = logging.getLogger("llmsock")
 
+SEED004_PATH = "/api/ws"  # where seed 004's client connects; the same handler as /ws
+
 
 class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
-    """``/ws``: one connection on one session, in one dialect."""
+    """``/ws`` (and ``/api/ws``): one connection on one session, in one dialect."""
 
     transport = "websocket"
     frame_auth = True
@@ -60,6 +66,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         self._flushing = False
         self._closing = False
         self._auth_timer: asyncio.TimerHandle | None = None
+        self.connected_at = 0  # the hub's clock when the WebSocket opened (ms)
+        self.seed004 = False  # whether the client is seed 004's (see open)
+        self._early: list[protocol.ClientFrame] = []  # sent after the auth frame, before the attach
         self.counters = ConnectionStats(transport=self.transport)
         limits = server.limits
         self.limiter = RateLimiter(limits.messages_per_second, limits.message_burst)
@@ -67,26 +76,51 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
     def check_origin(self, origin: str) -> bool:
         return True  # prepare() already did the exact-match check, before the upgrade
 
+    def get_compression_options(self) -> dict[str, Any] | None:
+        """Accept permessage-deflate if the server allows it (None: the extension is refused).
+
+        A compressed frame inflates to at most ``max_message_size``; past it Tornado closes with 1009.
+        """
+        return compression_of(getattr(self.server, "compression", None)).options()
+
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        for name, dialect in (
-            (protocol.SUBPROTOCOL_TYPED, "typed"),
-            (protocol.SUBPROTOCOL_SEED004, "typed"),  # the 0.1 name, until 0.3
-            (protocol.SUBPROTOCOL_ENVELOPE, "envelope"),
-        ):
+        for name, dialect in SUBPROTOCOL_DIALECTS:  # the 0.1 name llmsock.seed004.v1 too, until 0.3
             if name in subprotocols:
-                self.dialect, self.dialect_fixed = dialect, True  # type: ignore[assignment]
+                self.dialect, self.dialect_fixed = dialect, True
                 return name
         return protocol.SUBPROTOCOL_AUTO if protocol.SUBPROTOCOL_AUTO in subprotocols else None
 
     async def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)  # a chat sends small frames; Nagle's delay would hold the first and last token
+        self.connected_at = self.server.hub.clock()
+        # Seed 004's client: on its path, or naming its conversation with ``convId``.
+        self.seed004 = self.request.path == SEED004_PATH or "convId" in self.request.query_arguments
+        if self.request.path == SEED004_PATH and self.selected_subprotocol is None:
+            # Seed 004's page offers no subprotocol on its path: it speaks the typed dialect, so
+            # its first frames (ready, replay) are typed too rather than waiting for a detection.
+            self.dialect, self.dialect_fixed = "typed", True
         self.server.stats.connections_total += 1
         self.server.connections.add(self)
+        if not self._dialect_from_query():
+            return
         if not self.authenticated:  # a browser: its token comes as the first frame
             loop = asyncio.get_running_loop()
             self._auth_timer = loop.call_later(self.server.handshake_timeout, self._auth_expired)
             return
         await self._attach()
+
+    def _dialect_from_query(self) -> bool:
+        """Fix the dialect ``?dialect=`` names unless a subprotocol did; False if it names none (closed)."""
+        values = self.request.query_arguments.get(DIALECT_PARAMETER)
+        if not values or not values[-1] or self.selected_subprotocol in dict(SUBPROTOCOL_DIALECTS):
+            return True
+        try:
+            self.dialect = parse_dialect(values[-1].decode("utf-8", errors="replace"))
+        except ClientError as exc:
+            self.close(CLOSE_SESSION_REFUSED, close_reason(exc.message))
+            return False
+        self.dialect_fixed = True
+        return True
 
     def _auth_expired(self) -> None:
         if not self.authenticated and not self._closing:
@@ -134,6 +168,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             await detach()
             return
         self.session_id, self._detach, self._created = key, detach, ready.created
+        early, self._early = self._early, []
+        for frame in early:
+            self._act(key, frame)
 
     def on_message(self, message: str | bytes) -> None:
         stats = self.server.stats
@@ -149,16 +186,39 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             self._authenticate(frame)
             return
         if self.session_id is None:
+            # Right after its auth frame a client may already send (seed 004's page asks for the
+            # history at once): keep those frames until the session is attached, within the burst
+            # the rate limit would allow anyway.
+            if len(self._early) < self.server.limits.message_burst:
+                self._early.append(frame)
+            else:
+                self.server.stats.rate_limited += 1
             return
+        self._act(self.session_id, frame)
+
+    def _act(self, session_id: str, frame: protocol.ClientFrame) -> None:
+        """Act on one client frame of an attached connection (the first one may fix the dialect)."""
         if not self.dialect_fixed:
             self.dialect_fixed = True
             if protocol.detect_dialect(frame) == "typed":
                 self.dialect = "typed"
                 # Hello again, in the dialect the client speaks.
-                self._send_event(self.server.hub.ready(self.session_id, created=self._created))
-        act_on_frame(
-            self.server, self.session_id, frame, self.dialect, self.limiter, self.counters, self._send_event
-        )
+                self._send_event(self.server.hub.ready(session_id, created=self._created))
+        act_on_frame(self.server, session_id, frame, self.dialect, self.limiter, self.counters, self._reply)
+
+    def _reply(self, event: Event) -> None:
+        """Send a reply to this connection, with the fields seed 004's client reads added.
+
+        A ``get_status`` result says when this connection opened; a seed-004 client's
+        ``get_history`` result also has the plain ``history`` its page shows (only its:
+        for a long transcript that copy doubles the frame).
+        """
+        if isinstance(event, ControlResult) and event.ok:
+            if event.action == "get_status":
+                event = replace(event, data={**event.data, "connectedAt": self.connected_at})
+            elif event.action == "get_history" and self.seed004 and self.dialect == "typed":
+                event = replace(event, data={**event.data, "history": plain_history(event.data)})
+        self._send_event(event)
 
     def on_close(self) -> None:
         self._closing = True
@@ -207,7 +267,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         try:
             if connection is None or stream is None or connection.is_closing():
                 raise tornado.iostream.StreamClosedError()
-            future = stream.write(text_frames(frames))
+            future = stream.write(text_frames(frames, getattr(connection, "_compressor", None)))
         except tornado.iostream.StreamClosedError:
             self._flushing = False  # the peer left; on_close cleans up
             return
@@ -234,24 +294,36 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             self._flushing = False
 
 
-def text_frames(frames: Sequence[str]) -> bytes:
+def text_frames(frames: Sequence[str], compressor: Any = None) -> bytes:
     """Return ``frames`` as WebSocket text frames back to back (RFC 6455 5.2: FIN, opcode 1, unmasked).
 
-    This is what ``write_message`` writes for each of them when, as here, no compression was
-    negotiated (``get_compression_options`` returns None).
+    This is what ``write_message`` writes for each of them.  With permessage-deflate negotiated,
+    ``compressor`` is the connection's own (Tornado's, so every message it sends, ours and its
+    own, shares one deflate context in the order they leave) and each frame is compressed, RSV1 set.
     """
     parts: list[bytes] = []
+    head = 0xC1 if compressor is not None else 0x81
     for frame in frames:
         data = frame.encode("utf-8", "replace")  # a lone surrogate must not lose the whole batch
+        if compressor is not None:
+            data = compressor.compress(data)
         size = len(data)
         if size < 126:
-            parts.append(bytes((0x81, size)))
+            parts.append(bytes((head, size)))
         elif size <= 0xFFFF:
-            parts.append(struct.pack("!BBH", 0x81, 126, size))
+            parts.append(struct.pack("!BBH", head, 126, size))
         else:
-            parts.append(struct.pack("!BBQ", 0x81, 127, size))
+            parts.append(struct.pack("!BBQ", head, 127, size))
         parts.append(data)
     return b"".join(parts)
+
+
+def plain_history(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return a ``get_history`` result's transcript as seed 004's ``[{"role", "content"}]``."""
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [{"role": m.get("role"), "content": m.get("text", "")} for m in messages if isinstance(m, dict)]
 
 
 def auth_frame_token(frame: protocol.ClientFrame) -> str | None:

@@ -13,18 +13,29 @@ from typing import Literal
 
 PROTOCOL_VERSION = "llmsock/1"
 # "typed": every frame is {"type", "id", "data", "metadata"} (the protocol of seed 004; 0.1 called
-# this dialect "seed004"); "envelope": llm-core's interaction envelopes (seeds 000-002).
-Dialect = Literal["envelope", "typed"]
-DIALECTS: tuple[Dialect, ...] = ("envelope", "typed")
+# this dialect "seed004"); "envelope": llm-core's interaction envelopes as its guide shows them
+# (seeds 000-002); "llmcore": the envelopes exactly as llm-core v1.21.5's code sends them.
+Dialect = Literal["envelope", "typed", "llmcore"]
+DIALECTS: tuple[Dialect, ...] = ("envelope", "typed", "llmcore")
+# The query parameter that names a dialect (``?dialect=llmcore``): a client that offers no subprotocol.
+DIALECT_PARAMETER = "dialect"
 
 # WebSocket subprotocol names: a client may name its dialect.  A token offered as a subprotocol
 # (the prefix below) is refused: proxies log subprotocols; browsers send an auth frame instead.
 SUBPROTOCOL_ENVELOPE = "llmsock.envelope.v1"
 SUBPROTOCOL_TYPED = "llmsock.typed.v1"
+SUBPROTOCOL_LLMCORE = "llmsock.llmcore.v1"
 # The 0.1 name of the typed dialect ("seed004"); still selected, until 0.3.
 SUBPROTOCOL_SEED004 = "llmsock.seed004.v1"
 SUBPROTOCOL_AUTO = "llmsock.v1"
 SUBPROTOCOL_TOKEN_PREFIX = "llmsock.token."
+# The subprotocols that fix a connection's dialect, in the server's order of preference.
+SUBPROTOCOL_DIALECTS: tuple[tuple[str, Dialect], ...] = (
+    (SUBPROTOCOL_TYPED, "typed"),
+    (SUBPROTOCOL_SEED004, "typed"),
+    (SUBPROTOCOL_LLMCORE, "llmcore"),
+    (SUBPROTOCOL_ENVELOPE, "envelope"),
+)
 
 CLIENT_TYPES = ("user_message", "control", "ping")
 CONTROL_ACTIONS = ("abort", "pause", "resume", "clear_history", "get_history", "get_status")

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.commands import Command, Control, Ping, SendPrompt
 from ..errors import InvalidFrame, UnknownType
-from .codes import CLIENT_TYPES, CONTROL_ACTIONS, Dialect
+from .codes import CLIENT_TYPES, CONTROL_ACTIONS, DIALECTS, Dialect
 from .strictjson import MAX_INT_DIGITS, check_text, parse_json
 
 
@@ -54,6 +54,19 @@ class ClientFrame:
         kind = value.get("type") if isinstance(value, dict) else None
         return kind if kind in CLIENT_TYPES else None
 
+    def message_type(self) -> str:
+        """Return the frame's ``type`` if it is a JSON object with a string ``type``, else ``""``.
+
+        An error reply names it (:attr:`ErrorReply.refused`): a refused prompt's turn ends in
+        the typed dialect, and seed 004's error codes depend on what was refused.
+        """
+        try:
+            value = self.json() if self.text.lstrip().startswith("{") else None
+        except InvalidFrame:
+            return ""
+        kind = value.get("type") if isinstance(value, dict) else None
+        return kind if isinstance(kind, str) else ""
+
 
 def detect_dialect(frame: str | ClientFrame) -> Dialect:
     """Return the dialect a connection's first frame implies."""
@@ -69,7 +82,7 @@ def decode(frame: str | ClientFrame, dialect: Dialect) -> Command:
         UnknownType: a ``type`` or control action that does not exist.
     """
     frame = frame if isinstance(frame, ClientFrame) else ClientFrame(frame)
-    if dialect == "envelope":
+    if dialect != "typed":  # llm-core sends nothing of its own to a server: llmcore reads envelope's frames
         if frame.client_type() is None:
             text = frame.text
             if not text.strip():
@@ -121,25 +134,29 @@ def _decode_user_message(data: dict[str, Any], request_id: str | None) -> SendPr
         options = {}
     if not isinstance(options, dict):
         raise InvalidFrame("data.options must be an object")
-    return SendPrompt(text=text, message_id=request_id, options=_decode_options(options))
+    # Seed 004's client spreads its options into data ({"text", "maxTokens", ...}); both places
+    # are read, and data.options wins over data for an option given in both.
+    merged = {**_decode_options(data, "data"), **_decode_options(options, "options")}
+    return SendPrompt(text=text, message_id=request_id, options=merged)
 
 
-def _decode_options(options: dict[str, Any]) -> dict[str, Any]:
+def _decode_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """Return the known options in ``options`` (``data.options``, or ``data`` itself), validated."""
     out: dict[str, Any] = {}
     if "temperature" in options and options["temperature"] is not None:
         t = options["temperature"]
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 2:
-            raise InvalidFrame("options.temperature must be a number from 0 to 2")
+            raise InvalidFrame(f"{where}.temperature must be a number from 0 to 2")
         out["temperature"] = float(t)
     if "maxTokens" in options and options["maxTokens"] is not None:
         n = options["maxTokens"]
         if type(n) is not int or not 1 <= n <= 1_000_000:
-            raise InvalidFrame("options.maxTokens must be an integer from 1 to 1000000")
+            raise InvalidFrame(f"{where}.maxTokens must be an integer from 1 to 1000000")
         out["maxTokens"] = n
     if "tools" in options and options["tools"] is not None:
         tools = options["tools"]
         if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
-            raise InvalidFrame("options.tools must be a list of strings")
+            raise InvalidFrame(f"{where}.tools must be a list of strings")
         out["tools"] = list(tools)
     return out
 
@@ -151,6 +168,18 @@ def _optional_id(message: dict[str, Any]) -> str | None:
     if not isinstance(value, str) or not 1 <= len(value) <= 128:
         raise InvalidFrame("'id' must be a string of 1 to 128 characters")
     return value
+
+
+def parse_dialect(value: str) -> Dialect:
+    """Return the dialect a ``dialect=<name>`` query value names.
+
+    Raises:
+        InvalidFrame: no dialect has that name.
+    """
+    for dialect in DIALECTS:
+        if value == dialect:
+            return dialect
+    raise InvalidFrame(f"dialect must be one of {', '.join(DIALECTS)}")
 
 
 def parse_resume(value: str) -> tuple[str, int]:

@@ -42,7 +42,7 @@ def encode(event: Event, dialect: Dialect) -> str | None:
     """Return the text frame for ``event`` in ``dialect``, or None if it has none there."""
     if type(event) is ModelDelta:
         return _encode_delta(event, dialect)
-    obj = to_envelope(event) if dialect == "envelope" else to_typed(event)
+    obj = _OBJECTS[dialect](event)
     if obj is None:
         return None
     return dumps(obj)
@@ -60,9 +60,22 @@ def _encode_delta(event: ModelDelta, dialect: Dialect) -> str:
             '{"name":"interaction.model","data":{"kind":"model","event":{"type":"delta","text":'
             f'{text}}},"meta":{meta}}}}}}}'
         )
+    if dialect == "llmcore":
+        return _llmcore_delta(event, text)
     return (
         f'{{"type":"llm_chunk","id":{_json_str(event.message_id)},"data":{{"chunk":{text},'
         f'"isComplete":false}},"metadata":{meta}}}}}'
+    )
+
+
+def _llmcore_delta(event: ModelDelta, text: str) -> str:
+    meta = f'{{"sequence":{event.seq},"timestamp":{event.ts},"sourceId":"{_MODEL_SOURCE}"'
+    if event.turn_id is not None:
+        meta += f',"correlationId":{_json_str(event.turn_id)}'
+    meta += f',"interactionId":{_json_str(event.session_id)}'
+    return (
+        '{"name":"interaction.model","data":{"event":{"kind":"model","event":{"type":"delta","text":'
+        f'{text}}},"meta":{meta}}}}}}}}}'
     )
 
 
@@ -82,16 +95,19 @@ def frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
     return tuple(well_formed(frame) for frame in out)
 
 
-def sse_message(event: Event) -> str | None:
-    """Return ``event`` as a Server-Sent Events message (envelope dialect), or None; never raise.
+def sse_message(event: Event, dialect: Dialect = "envelope", event_id: str | None = None) -> str | None:
+    """Return ``event`` as a Server-Sent Events message, or None; never raise.
 
-    Like :func:`frames`, an event that cannot be encoded is replaced by :func:`unencodable`'s.
+    ``event:`` is the frame's ``name`` and ``data:`` its ``data`` (the envelope or llmcore
+    dialect); ``event_id``, if given, is the ``id:`` line a reconnecting client sends back as
+    ``Last-Event-ID``.  Like :func:`frames`, an event that cannot be encoded is replaced by
+    :func:`unencodable`'s.
     """
     try:
-        text = _sse_message(event)
+        text = _sse_message(event, dialect, event_id)
     except Exception as exc:
         log.error("llmsock: could not encode %s; sending an error in its place", _kind(event), exc_info=exc)
-        text = _sse_message(unencodable(event, exc))
+        text = _sse_message(unencodable(event, exc), dialect, event_id)
     return None if text is None else well_formed(text)
 
 
@@ -142,14 +158,78 @@ def _frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
         )
         return (dumps(status), dumps(_typed_tool_result(event)))
     frame = encode(event, dialect)
+    if frame is not None and dialect == "typed" and isinstance(event, (ModelError, ErrorReply)):
+        end = _typed_failed_end(event)
+        if end is not None:  # seed 004's client ends a prompt's turn only on llm_complete
+            return (dumps(end), frame)
     return () if frame is None else (frame,)
 
 
-def _sse_message(event: Event) -> str | None:
-    envelope = to_envelope(event)
-    if envelope is None:
+def _typed_failed_end(event: ModelError | ErrorReply) -> dict[str, Any] | None:
+    """Return the ``llm_complete`` sent before the ``error`` of a failed or refused prompt, or None.
+
+    Seed 004's client settles a prompt on the first ``llm_complete`` or ``error`` with its id,
+    but only an ``llm_complete`` ends the answer on its page; so a prompt's turn always ends
+    with one, marked ``finishReason: "error"`` with the ``error`` and the partial text, and the
+    ``error`` follows.  It has no ``metadata.sequence``: the event is the ``error`` (or, for a
+    refused prompt, a reply), so a client that skips a sequence it has seen still gets it.
+    """
+    if isinstance(event, ModelError):
+        meta = {key: value for key, value in _meta(event).items() if key != "sequence"}
+        return _msg("llm_complete", event.message_id, _failed_end(event.text, _typed_error(event)), meta)
+    if event.refused == "user_message" and event.request_id is not None:
+        end = _failed_end("", _typed_error(event))
+        return _msg("llm_complete", event.request_id, end, _reply_meta(event))
+    return None
+
+
+def _failed_end(text: str, error: dict[str, Any]) -> dict[str, Any]:
+    return {"fullText": text, "finishReason": "error", "aborted": False, "error": error}
+
+
+# Seed 004's error codes (its server, backend/src/ws/entry.ts, sends them in ``error`` messages):
+# ``(llmsock's code, the type of the refused client message or "*" for any, seed 004's code)``,
+# the first matching row wins.  docs/protocol.md, section 10.2, is this table (a test holds them equal).
+SEED004_CODES: tuple[tuple[str, str, str], ...] = (
+    ("invalid_message", "*", "INVALID_MESSAGE"),
+    ("unknown_type", "control", "UNKNOWN_CONTROL"),
+    ("unknown_type", "*", "UNKNOWN_MESSAGE_TYPE"),
+    ("invalid_request", "control", "CONTROL_ERROR"),
+    ("invalid_request", "user_message", "NO_CONVERSATION"),
+    ("queue_full", "user_message", "PROCESSING_ERROR"),
+    ("internal_error", "control", "CONTROL_ERROR"),
+    ("internal_error", "user_message", "PROCESSING_ERROR"),
+    ("internal_error", "*", "INVALID_MESSAGE"),
+)
+
+
+def seed004_code(code: str, refused: str | None) -> str | None:
+    """Return seed 004's code for an error reply with llmsock's ``code``, or None if it has none.
+
+    ``refused`` is the type of the client message the reply refuses (``""``: not readable);
+    None means the reply refuses no client message, and seed 004 has no code for it.
+    """
+    if refused is None:
         return None
-    return f"event: {envelope['name']}\ndata: {dumps(envelope['data'])}\n\n"
+    for ours, kind, theirs in SEED004_CODES:
+        if ours == code and kind in ("*", refused):
+            return theirs
+    return None
+
+
+def _typed_error(event: ErrorReply | ModelError) -> dict[str, Any]:
+    """Return the typed ``error`` data: seed 004's ``code`` where it has one, llmsock's in ``llmsockCode``."""
+    theirs = seed004_code(event.code, event.refused) if isinstance(event, ErrorReply) else None
+    codes = {"code": event.code} if theirs is None else {"code": theirs, "llmsockCode": event.code}
+    return {**codes, "message": event.message, "recoverable": event.recoverable}
+
+
+def _sse_message(event: Event, dialect: Dialect, event_id: str | None) -> str | None:
+    obj = to_llmcore(event) if dialect == "llmcore" else to_envelope(event)
+    if obj is None:
+        return None
+    id_line = "" if event_id is None else f"id: {event_id}\n"
+    return f"event: {obj['name']}\n{id_line}data: {dumps(obj['data'])}\n\n"
 
 
 def _arguments(text: str) -> Any:
@@ -201,6 +281,8 @@ class _Rule:
     seed_data: _Part
     seed_id: Callable[[Any], str] = lambda event: event.message_id
     meta: _Part = _meta
+    # llmcore: llm-core's model event body or diagnostic entry where it differs from the envelope's body
+    llmcore: _Part | None = None
 
 
 def to_envelope(event: Event) -> dict[str, Any] | None:
@@ -216,6 +298,65 @@ def to_typed(event: Event) -> dict[str, Any] | None:
     if rule.seed_type is None:
         return None
     return _msg(rule.seed_type, rule.seed_id(event), rule.seed_data(event), rule.meta(event))
+
+
+def to_llmcore(event: Event) -> dict[str, Any]:
+    """Return ``event`` as llm-core v1.21.5's code sends it: ``{"name", "data": {"event": ...}}``.
+
+    Model events and diagnostics are llm-core's own ``model`` and ``diagnostic`` interaction
+    events; every other event and reply rides in an ``event-stream`` one, which carries its
+    envelope ``name`` and body.  A reply is no session event: its ``meta.sequence`` is 0, which
+    llm-core's reducer never takes for a newer position than the events it applied.
+    """
+    rule = _rule(event)
+    kind = rule.name.rpartition(".")[2]
+    if kind in _LLMCORE_KINDS:
+        source = _MODEL_SOURCE if kind == "model" else f"llmsock.{kind}"
+        key = "entry" if kind == "diagnostic" else "event"
+        body: dict[str, Any] = {"kind": kind, key: (rule.llmcore or rule.body)(event)}
+    else:
+        source, kind = f"llmsock.{kind}", "event-stream"
+        body = {"kind": kind, "event": {"name": rule.name, "data": rule.body(event)}}
+    body["meta"] = _llmcore_meta(rule.meta(event), source)
+    return {"name": f"interaction.{kind}", "data": {"event": body}}
+
+
+# llm-core's own interaction kinds among the envelope's; the others ride in "event-stream".
+_LLMCORE_KINDS = ("model", "diagnostic")
+_MODEL_SOURCE = "model.primary"  # the sourceId llm-core's interaction pipeline gives its model's events
+
+
+def _llmcore_meta(meta: dict[str, Any], source: str) -> dict[str, Any]:
+    """Return llm-core's InteractionEventMeta for an event whose envelope meta is ``meta``."""
+    out = {"sequence": meta.get("sequence", 0), "timestamp": meta["timestamp"], "sourceId": source}
+    if "turnId" in meta:  # llm-core's reducer keys a streamed message by correlationId and sourceId
+        out["correlationId"] = meta["turnId"]
+    if "sessionId" in meta:
+        out["interactionId"] = meta["sessionId"]
+    return out
+
+
+def _llmcore_tool_result(event: ToolResult) -> dict[str, Any]:
+    # llm-core's ToolResult; a failed call is marked isError, its result {"error": <code>, "message"}.
+    out: dict[str, Any] = {"name": event.name, "toolCallId": event.call_id}
+    if event.ok:
+        return {**out, "result": event.result}
+    error = event.error or {}
+    return {**out, "isError": True, "result": {"error": error.get("code"), "message": error.get("message")}}
+
+
+def _llmcore_entry(event: Diagnostic) -> dict[str, Any]:
+    # llm-core's DiagnosticEntry knows the levels "warn" and "error"; data keeps llmsock's own.
+    level = "error" if event.level == "error" else "warn"
+    data = {"code": event.code, "level": event.level}
+    return {"level": level, "kind": "pipeline", "message": event.message, "data": data}
+
+
+_OBJECTS: dict[Dialect, Callable[[Event], dict[str, Any] | None]] = {
+    "envelope": to_envelope,
+    "typed": to_typed,
+    "llmcore": to_llmcore,
+}
 
 
 def _rule(event: Event) -> _Rule:
@@ -273,6 +414,30 @@ def _ready(event: SessionReady, first: dict[str, Any], fields: tuple[tuple[str, 
     return {**first, **_pick(event, fields + _READY_BOTH), **_resume_fields(event)}
 
 
+# Seed 004 names the kind of a control reply in ``status``; the session's status moves to ``sessionStatus``.
+_REPLY_STATUS = {
+    "abort": "aborted",
+    "pause": "paused",
+    "resume": "resumed",
+    "clear_history": "cleared",
+    "get_history": "history",
+    "get_status": "status_info",
+}
+
+
+def _typed_result(event: ControlResult) -> dict[str, Any]:
+    data = {key: value for key, value in event.data.items() if key != "status"}
+    if "status" in event.data:
+        data["sessionStatus"] = event.data["status"]
+    kind = _REPLY_STATUS.get(event.action, event.action)
+    return {**data, "type": event.action, "status": kind, "success": event.ok, "message": event.message}
+
+
+def _typed_ready(event: SessionReady) -> dict[str, Any]:
+    welcome = {"status": "connected", "message": "connected", "convId": event.session_id}
+    return _ready(event, welcome, _READY_TYPED)
+
+
 def _by_seq(event: Any) -> str:
     return f"s{event.seq}"
 
@@ -282,6 +447,9 @@ def _no_data(event: Any) -> dict[str, Any]:
 
 
 _MODEL = "interaction.model"
+
+
+_MODEL_ERROR_LLMCORE = (("code", "code"), ("message", "message"), ("recoverable", "recoverable"))
 
 
 _RULES: dict[type, _Rule] = {
@@ -299,13 +467,21 @@ _RULES: dict[type, _Rule] = {
     ),
     # Seed 004 has no start or usage message: start shows as status, usage rides on llm_complete.
     ModelStart: _Rule(
-        _MODEL, lambda e: {"type": "start", "model": e.model, "messageId": e.message_id}, None, _no_data
+        _MODEL,
+        lambda e: {"type": "start", "model": e.model, "messageId": e.message_id},
+        None,
+        _no_data,
+        llmcore=lambda e: {"type": "start", "id": e.message_id, "modelId": e.model},
     ),
     ModelUsage: _Rule(
         _MODEL,
         lambda e: {"type": "usage", "inputTokens": e.input_tokens, "outputTokens": e.output_tokens},
         None,
         _no_data,
+        llmcore=lambda e: {
+            "type": "usage",
+            "usage": {"inputTokens": e.input_tokens, "outputTokens": e.output_tokens},
+        },
     ),
     ModelReasoning: _Rule(
         _MODEL,
@@ -330,6 +506,7 @@ _RULES: dict[type, _Rule] = {
         lambda e: {"type": "delta", "toolResult": _pick(e, _TOOL_RESULT_ENVELOPE)},
         "tool_result",
         lambda e: _pick(e, _TOOL_RESULT_TYPED),
+        llmcore=lambda e: {"type": "delta", "toolResult": _llmcore_tool_result(e)},
     ),
     ModelEnd: _Rule(
         _MODEL,
@@ -338,6 +515,8 @@ _RULES: dict[type, _Rule] = {
         lambda e: _with_usage(
             {"fullText": e.text, "finishReason": e.finish_reason, "aborted": e.finish_reason == "aborted"}, e
         ),
+        # No text: llm-core's reducer adds an end's text to what the deltas streamed.
+        llmcore=lambda e: {"type": "end", "finishReason": e.finish_reason},
     ),
     ModelError: _Rule(
         _MODEL,
@@ -350,6 +529,7 @@ _RULES: dict[type, _Rule] = {
         },
         "error",
         lambda e: {"code": e.code, "message": e.message, "recoverable": e.recoverable, "fullText": e.text},
+        llmcore=lambda e: {"type": "error", "error": _pick(e, _MODEL_ERROR_LLMCORE)},
     ),
     Diagnostic: _Rule(
         "interaction.diagnostic",
@@ -357,6 +537,7 @@ _RULES: dict[type, _Rule] = {
         "diagnostic",
         lambda e: {"level": e.level, "code": e.code, "message": e.message},
         seed_id=_by_seq,
+        llmcore=_llmcore_entry,
     ),
     StatusChanged: _Rule(
         "interaction.status",
@@ -376,7 +557,8 @@ _RULES: dict[type, _Rule] = {
         "interaction.session",
         lambda e: _ready(e, {"type": "ready"}, _READY_ENVELOPE),
         "status",
-        lambda e: _ready(e, {"status": "connected"}, _READY_TYPED),
+        # Seed 004's welcome: its client keeps ``convId`` (here the session) and shows ``message``.
+        _typed_ready,
         seed_id=lambda e: "ready",
     ),
     ControlResult: _Rule(
@@ -390,7 +572,7 @@ _RULES: dict[type, _Rule] = {
             "requestId": e.request_id,
         },
         "control_response",
-        lambda e: {**e.data, "type": e.action, "success": e.ok, "message": e.message},
+        _typed_result,
         seed_id=lambda e: e.request_id or e.action,
         meta=_reply_meta,
     ),
@@ -404,7 +586,7 @@ _RULES: dict[type, _Rule] = {
             "requestId": e.request_id,
         },
         "error",
-        lambda e: {"code": e.code, "message": e.message, "recoverable": e.recoverable},
+        _typed_error,
         seed_id=lambda e: e.request_id or "error",
         meta=_reply_meta,
     ),

@@ -42,6 +42,10 @@ BAD_TYPED_FRAMES = {
 }
 
 
+# The code seed 004's server sends for these frames (the others: INVALID_MESSAGE).
+SEED004_CODES = {"unknown type": "UNKNOWN_MESSAGE_TYPE", "unknown control": "UNKNOWN_CONTROL"}
+
+
 @pytest.mark.parametrize("name", list(BAD_TYPED_FRAMES))
 def test_bad_typed_frame_gets_error_and_session_goes_on(server: ServerThread, run, name: str) -> None:
     """Each malformed seed-004 frame gets an error with its code; the same connection then chats normally."""
@@ -59,7 +63,8 @@ def test_bad_typed_frame_gets_error_and_session_goes_on(server: ServerThread, ru
 
     error, done = run(scenario())
     assert error["type"] == "error"
-    assert error["data"]["code"] == code and error["data"]["message"]
+    assert error["data"]["llmsockCode"] == code and error["data"]["message"]
+    assert error["data"]["code"] == SEED004_CODES.get(name, "INVALID_MESSAGE")  # docs/protocol.md, 10.2
     assert error["data"]["recoverable"] is True
     assert "Traceback" not in error["data"]["message"]
     assert "still here?" in done["data"]["fullText"]
@@ -233,16 +238,18 @@ def test_client_that_stops_reading_is_dropped_and_reply_completes(make_server: M
 
 
 def test_error_reply_names_the_message_it_answers(server: ServerThread, run) -> None:
-    """An invalid seed-004 message with an id gets an error whose id is that id."""
+    """An invalid seed-004 prompt with an id gets llm_complete, then an error, both with that id."""
 
-    async def scenario() -> dict:
+    async def scenario() -> tuple[dict, dict]:
         client = await open_client(server, dialect="typed")
         await client.recv()
         await client.send({"type": "user_message", "id": "bad-1", "data": {"text": 42}})
-        error = await client.recv()
+        complete, error = await client.recv(), await client.recv()
         await client.ws.close()
-        return error
+        return complete, error
 
-    error = run(scenario())
+    complete, error = run(scenario())
+    assert complete["type"] == "llm_complete" and complete["id"] == "bad-1"
+    assert complete["data"]["finishReason"] == "error"
     assert error["type"] == "error" and error["id"] == "bad-1"
-    assert error["data"]["code"] == "invalid_message"
+    assert error["data"]["llmsockCode"] == "invalid_message"

@@ -73,15 +73,24 @@ def test_every_control_action(server: ServerThread, run) -> None:
     out = run(scenario())
     assert out["ready"]["type"] == "status" and out["ready"]["data"]["status"] == "connected"
     status = out["status"]["data"]
-    assert status["success"] is True and status["type"] == "get_status" and status["status"] == "idle"
+    # As seed 004's server: ``status`` names the kind of reply; the session's status is sessionStatus.
+    assert status["success"] is True and status["type"] == "get_status" and status["status"] == "status_info"
+    assert status["sessionStatus"] == "idle"
     assert status["messages"] == 2 and status["connections"] == 1
-    messages = out["history"]["data"]["messages"]
+    assert status["messageCount"] == 2 and status["lastActivity"] >= status["connectedAt"] > 0
+    history = out["history"]["data"]
+    assert history["status"] == "history" and history["sessionStatus"] == "idle"
+    messages = history["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[0]["text"] == "remember this"
-    assert out["clear"]["data"]["success"] is True
+    # The plain copy seed 004's page shows is for seed 004's clients (test_aibase_session.py) only.
+    assert "history" not in history
+    assert out["clear"]["data"]["success"] is True and out["clear"]["data"]["status"] == "cleared"
     assert out["history_after"]["data"]["messages"] == []
-    for key in ("pause_idle", "abort_idle", "resume_idle"):
+    kinds = {"pause_idle": "paused", "abort_idle": "aborted", "resume_idle": "resumed"}
+    for key, kind in kinds.items():
         assert out[key]["data"]["success"] is False and out[key]["data"]["message"]
+        assert out[key]["data"]["status"] == kind
     assert out["pong"]["id"] == "p1" and out["pong"]["data"]["timestamp"] > 5
     assert out["pong"]["data"]["nonce"] == "n-1"  # the ping's data comes back
 
@@ -116,7 +125,7 @@ def test_pause_holds_and_resume_continues_without_loss(server: ServerThread, run
 
     out = run(scenario())
     assert out["paused"]["data"]["success"] is True
-    assert out["status"]["data"]["status"] == "paused"
+    assert out["status"]["data"]["sessionStatus"] == "paused"
     assert not [m for m in out["during"] if m["type"] == "llm_chunk"]
     assert out["resumed"]["data"]["success"] is True
     chunks = [m["data"]["chunk"] for m in out["all"] if m["type"] == "llm_chunk"]
@@ -169,7 +178,8 @@ def test_clear_history_while_streaming_is_refused(server: ServerThread, run) -> 
         return refused, history
 
     refused, history = run(scenario())
-    assert refused["data"]["code"] == "invalid_request" and refused["data"]["recoverable"] is True
+    assert refused["data"]["llmsockCode"] == "invalid_request" and refused["data"]["recoverable"] is True
+    assert refused["data"]["code"] == "CONTROL_ERROR"  # seed 004's, docs/protocol.md section 10.2
     assert len(history["data"]["messages"]) == 2
 
 
@@ -255,3 +265,21 @@ def test_the_python_client_still_takes_the_01_dialect_name(server: ServerThread,
             return answer.text
 
     assert "hello there" in run(scenario())
+
+
+@pytest.mark.parametrize("action", ["get_status", "get_history"])
+def test_the_python_client_reads_control_results_alike_in_both_dialects(
+    server: ServerThread, run, action: str
+) -> None:
+    """Client.control() gives the session's status in data["status"], whichever dialect it speaks."""
+    from llmsock_widget.client import Client as PythonClient
+
+    async def scenario(dialect: str) -> dict[str, Any]:
+        async with PythonClient(server.url, token=server.token, dialect=dialect) as client:  # type: ignore[arg-type]
+            await client.ask("hello there")
+            return await client.control(action)
+
+    typed, envelope = run(scenario("typed")), run(scenario("envelope"))
+    assert typed["ok"] is envelope["ok"] is True and typed["action"] == envelope["action"] == action
+    assert typed["data"]["status"] == envelope["data"]["status"] == "idle"
+    assert set(typed["data"]) == set(envelope["data"])  # seed 004's copies are not the client's business

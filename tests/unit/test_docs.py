@@ -227,12 +227,7 @@ def test_client_message_types_match_the_code(doc: str) -> None:
 def test_subprotocol_table_matches_the_code(doc: str) -> None:
     """Section 3's table names exactly the dialect subprotocols the server selects."""
     documented = {name for name in first_column(section(doc, "3")) if name.startswith("llmsock.")}
-    in_code = {
-        protocol.SUBPROTOCOL_ENVELOPE,
-        protocol.SUBPROTOCOL_TYPED,
-        protocol.SUBPROTOCOL_SEED004,
-        protocol.SUBPROTOCOL_AUTO,
-    }
+    in_code = {name for name, _ in protocol.SUBPROTOCOL_DIALECTS} | {protocol.SUBPROTOCOL_AUTO}
     assert documented == in_code, difference(documented, in_code)
     assert f"`{protocol.SUBPROTOCOL_TOKEN_PREFIX}" in section(doc, "2"), (
         "section 2 must say token subprotocols are refused"

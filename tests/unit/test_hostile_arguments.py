@@ -141,12 +141,20 @@ UNENCODABLE: dict[str, Event] = {
 def test_unencodable_session_event_becomes_a_diagnostic_with_its_sequence(event: Event) -> None:
     """A session event JSON cannot hold is sent as an unencodable_event diagnostic at the same sequence."""
     for dialect in protocol.DIALECTS:
+        if dialect == "llmcore" and isinstance(event, ModelEnd):
+            continue  # llm-core's end event carries no usage: nothing unencodable is left in it
         (frame,) = protocol.frames(event, dialect)
         message = strict(frame)
-        body = message["data"]["event"] if dialect == "envelope" else message["data"]
-        meta = message["data"]["meta"] if dialect == "envelope" else message["metadata"]
+        if dialect == "llmcore":  # llm-core's DiagnosticEntry: llmsock's code and level in its data
+            interaction = message["data"]["event"]
+            body, meta = interaction["entry"]["data"], interaction["meta"]
+            assert interaction["kind"] == "diagnostic" and interaction["entry"]["level"] == "error"
+            assert meta["sequence"] == 7 and meta["correlationId"] == "t"
+        else:
+            body = message["data"]["event"] if dialect == "envelope" else message["data"]
+            meta = message["data"]["meta"] if dialect == "envelope" else message["metadata"]
+            assert meta["sequence"] == 7 and meta["turnId"] == "t"
         assert body["code"] == "unencodable_event" and body["level"] == "error"
-        assert meta["sequence"] == 7 and meta["turnId"] == "t"
     sse = protocol.sse_message(event)
     assert sse is not None and sse.startswith("event: interaction.diagnostic\n")
     assert strict(sse.split("data: ", 1)[1])["event"]["code"] == "unencodable_event"
@@ -165,7 +173,10 @@ def test_unencodable_reply_becomes_an_internal_error_reply(event: Event) -> None
     for dialect in protocol.DIALECTS:
         (frame,) = protocol.frames(event, dialect)
         message = strict(frame)
-        body = message["data"]["event"] if dialect == "envelope" else message["data"]
+        if dialect == "llmcore":  # a reply travels in an event-stream event, as the envelope's frame
+            body = message["data"]["event"]["event"]["data"]
+        else:
+            body = message["data"]["event"] if dialect == "envelope" else message["data"]
         assert body["code"] == "internal_error"
         assert body["message"] == "internal error (see the kernel log)"
 
