@@ -1,7 +1,8 @@
 """Command line.
 
 ``python -m llmsock_widget serve [--host --port --model --store memory|file:DIR --token-env VAR]``
-runs the server;
+runs the server (``--base-url --api-key-env --timeout --connect-timeout --retries`` set up an
+``openai:<model>``);
 ``python -m llmsock_widget sessions NOTEBOOK.ipynb [list|show|export|remove]`` works on the
 chats saved in a notebook (exit 0 ok, 1 no such session, 2 bad notebook or usage);
 ``python -m llmsock_widget chat --url ws://127.0.0.1:PORT/ws [--token-env VAR] [--session ID]``
@@ -43,6 +44,27 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="VAR",
         help="with openai:<model>: read the API key from this environment variable (default OPENAI_API_KEY)",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with openai:<model>: seconds to wait for the first byte and between bytes (default 60)",
+    )
+    serve.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with openai:<model>: seconds to connect on each attempt (default 5, or --timeout if shorter)",
+    )
+    serve.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with openai:<model>: retries of a request that failed before the answer began (default 2)",
     )
     serve.add_argument(
         "--store",
@@ -155,15 +177,10 @@ def serve(args: argparse.Namespace) -> int:
     else:
         print(f"llmsock: unknown store {args.store!r}; use memory or file:<directory>", file=sys.stderr)
         return 2
-    model_options: dict[str, Any] = {}
-    if args.base_url:
-        model_options["base_url"] = args.base_url
-    if args.api_key_env:
-        key = os.environ.get(args.api_key_env)  # never on the command line
-        if not key:
-            print(f"llmsock: environment variable {args.api_key_env} is not set", file=sys.stderr)
-            return 2
-        model_options["api_key"] = key
+    model_options = _model_options(args)
+    if isinstance(model_options, str):
+        print(f"llmsock: {model_options}", file=sys.stderr)
+        return 2
     token = None
     if args.token_env:
         token = os.environ.get(args.token_env)  # never on the command line
@@ -198,6 +215,26 @@ def serve(args: argparse.Namespace) -> int:
     server.stop()
     logging.getLogger("llmsock").info("llmsock: stopped")
     return 0
+
+
+def _model_options(args: argparse.Namespace) -> dict[str, Any] | str:
+    """Return the model options ``serve``'s flags ask for, or what is wrong with them."""
+    options: dict[str, Any] = {}
+    if args.base_url:
+        options["base_url"] = args.base_url
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)  # never on the command line
+        if not key:
+            return f"environment variable {args.api_key_env} is not set"
+        options["api_key"] = key
+    for flag, name in (
+        ("timeout", "timeout"),
+        ("connect_timeout", "connect_timeout"),
+        ("retries", "max_retries"),
+    ):
+        if getattr(args, flag) is not None:
+            options[name] = getattr(args, flag)
+    return options
 
 
 def sessions(args: argparse.Namespace) -> int:

@@ -74,6 +74,19 @@ stage_venv() {
   source scripts/venv.sh dev
 }
 
+# LiteLLM's proxy, the third-party OpenAI-compatible server of tests/integration/test_litellm_proxy.py,
+# gets its own environment: litellm[proxy] pins websockets<16 and python-dateutil<3, older than
+# what .venv has.  Pinned: a new LiteLLM release changes its mock mode without notice.
+LITELLM_SPEC=${LITELLM_SPEC:-"litellm[proxy]==1.108.7"}
+
+stage_litellm() {
+  if [ ! -x .venv-litellm/bin/python ]; then
+    "${PYTHON:-python3}" -m venv .venv-litellm
+  fi
+  .venv-litellm/bin/python -m pip install --quiet --upgrade pip
+  .venv-litellm/bin/python -m pip install --quiet "$LITELLM_SPEC"
+}
+
 stage_ruff() {
   .venv/bin/ruff check .
   .venv/bin/ruff format --check .
@@ -104,6 +117,7 @@ main() {
   stage "js: install, unit tests, bundle" stage_js
   stage "labextension: build, check the committed build" stage_labextension
   stage "python environment (.venv)" stage_venv
+  stage "LiteLLM proxy environment (.venv-litellm)" stage_litellm
   stage "ruff" stage_ruff
   stage "mypy" stage_mypy
   stage "pytest (unit, integration, kernel, browser)" stage_pytest "$@"

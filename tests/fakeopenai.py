@@ -13,7 +13,9 @@ and answers in the wire format of the OpenAI API: ``data: {chunk}\\n\\n`` server
 over chunked transfer encoding, a last chunk with ``finish_reason``, a usage chunk with
 ``"choices": []`` when the request set ``stream_options.include_usage``, then ``data: [DONE]``.
 A request without ``stream: true`` gets the whole ``chat.completion`` object instead.
-``GET /v1/models`` lists the model names seen so far.
+``GET /v1/models`` lists the model names seen so far.  ``FakeOpenAI(strict_roles=True)``
+refuses, as llama.cpp does with Gemma's chat template, a conversation whose roles do not
+alternate (:func:`gemma_refusal`): HTTP 400, and the queued script is kept for the next request.
 
 Scripts compose with ``+``: the steps run in order and the right-hand script decides how the
 stream ends, e.g. ``reasoning(["Think"]) + text(["Answer"])`` or
@@ -44,9 +46,13 @@ __all__ = [
     "FakeOpenAI",
     "RecordedRequest",
     "Script",
+    "SilentServer",
+    "cut_tool_call",
     "error",
+    "gemma_refusal",
     "hang_after",
     "malformed",
+    "page",
     "raw",
     "reasoning",
     "slow",
@@ -158,6 +164,30 @@ def tool_calls(calls: Sequence[Mapping[str, str]], *, split_into: int = 1) -> Sc
     return Script(steps=tuple(steps), finish_reason="tool_calls")
 
 
+def cut_tool_call(name: str, arguments: str, *, call_id: str = "call_cut") -> Script:
+    """Stream the start of a tool call whose arguments the token limit cut off: finish "length"."""
+    return tool_calls([{"id": call_id, "name": name, "arguments": arguments}], split_into=2).finishing(
+        "length"
+    )
+
+
+def gemma_refusal(messages: object) -> str | None:
+    """Return why Gemma's chat template refuses ``messages`` (as llama.cpp renders it), or None.
+
+    After an optional first system message, message ``i`` must be a user message exactly
+    when ``i`` is even, and every content must be a string (or a list of parts).
+    """
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return "messages must be a list of objects"
+    rest = messages[1:] if messages and messages[0].get("role") == "system" else messages
+    for index, message in enumerate(rest):
+        if (message.get("role") == "user") != (index % 2 == 0):
+            return "Conversation roles must alternate user/assistant/user/assistant/..."
+        if not isinstance(message.get("content"), (str, list)):
+            return "Invalid content type"
+    return None
+
+
 def error(
     status: int, body: Any = None, *, headers: Mapping[str, str] | None = None, message: str | None = None
 ) -> Script:
@@ -172,6 +202,11 @@ def error(
             }
         }
     return Script(status=status, body=body, headers=dict(headers or {}))
+
+
+def page(status: int, body: str, *, content_type: str = "text/html; charset=utf-8") -> Script:
+    """Answer with HTTP ``status`` and a body that is not JSON (a proxy's error page, plain text)."""
+    return Script(status=status, body=body.encode(), headers={"Content-Type": content_type})
 
 
 def raw(data: str, *, then: Script | None = None) -> Script:
@@ -246,10 +281,16 @@ class _Disconnected(Exception):
 class FakeOpenAI:
     """An OpenAI-compatible server on 127.0.0.1:0 in a background thread, answering from a script queue."""
 
-    def __init__(self, *, default: Script | None = None, host: str = "127.0.0.1") -> None:
-        """Prepare the server; ``default`` answers when no script is queued (a short greeting)."""
+    def __init__(
+        self, *, default: Script | None = None, host: str = "127.0.0.1", strict_roles: bool = False
+    ) -> None:
+        """Prepare the server; ``default`` answers when no script is queued (a short greeting).
+
+        With ``strict_roles`` it refuses what Gemma's chat template refuses (:func:`gemma_refusal`).
+        """
         self.default = default or text(["Hello", " from", " the", " fake", " server."])
         self.host = host
+        self.strict_roles = strict_roles
         self.requests: list[RecordedRequest] = []
         self.disconnected = threading.Event()
         self.disconnects = 0
@@ -381,6 +422,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
+        messages = body.get("messages") if isinstance(body, dict) else None
+        refusal = gemma_refusal(messages) if self.fake.strict_roles else None
+        if refusal is not None:  # llama.cpp's answer when the chat template raises
+            self._send_json(
+                400, {"error": {"code": 400, "message": refusal, "type": "invalid_request_error"}}
+            )
+            return
         script = self.fake._next_script()
         try:
             self._answer(script, body if isinstance(body, dict) else {})
@@ -478,14 +526,74 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = dict(headers or {})
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
         self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1:0 that accepts connections, reads, and never answers.
+
+    What a plain HTTP server does with a TLS handshake it cannot parse as a request line
+    (llama.cpp's server waits for one): an ``https://`` client hangs until its connect timeout.
+    :attr:`connections` counts the accepted connections (one per attempt).
+    """
+
+    def __init__(self) -> None:
+        """Prepare the listener; :meth:`start` (or ``with``) opens it."""
+        self.connections = 0
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._peers: list[socket.socket] = []
+
+    def start(self) -> SilentServer:
+        """Start listening and return self."""
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(_POLL * 10)
+        self._thread = threading.Thread(target=self._accept, name="silent-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and the listener (idempotent)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        for peer in self._peers:
+            peer.close()
+        self._peers.clear()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> SilentServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def url(self, scheme: str = "https") -> str:
+        """The ``base_url`` of this server for ``scheme``."""
+        assert self._sock is not None, "the silent server is not running"
+        return f"{scheme}://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        while not self._stopping.is_set():
+            try:
+                peer, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            self._peers.append(peer)  # kept open, never read from or written to
 
 
 def _peer_closed(sock: socket.socket) -> bool:

@@ -161,27 +161,64 @@ def check(state: InteractionState, event: SessionEvent, *, seq: int | None = Non
 def history(state: InteractionState) -> list[dict[str, Any]]:
     """Return the conversation in the OpenAI chat format, for a model.
 
-    Aborted and failed answers are included with the text they reached, so the
-    model sees what the user saw; empty ones are left out.  An answer that
-    called tools is given as the calls, their results, then its text.
+    The shape is one that strict chat templates (Gemma's, Mistral's) accept: the roles
+    alternate user, assistant, user, ...; an answer that called tools is given as one
+    assistant message with all its calls, one ``tool`` message per call, then an assistant
+    message with its text; every ``content`` is a string.  So every prompt is followed by an
+    assistant message: an answer that ended with no text (failed, stopped or cut before its
+    first token, or a prompt whose answer was never recorded) is given as a short note of what
+    became of it (:func:`answer_note`), and an aborted or failed answer with text as the text
+    it reached, as the user saw it.  An answer with no prompt before it (a snapshot cut
+    mid-turn) is left out.  The prompt being answered comes last.
     """
     out: list[dict[str, Any]] = []
+    waiting = False  # a prompt whose answer has not been given yet
     for message in state.messages:
-        if message.role == "assistant" and message.tools:
-            out.extend(tool_messages(message.tools))
-        if message.role == "assistant" and not message.text:
-            continue
-        out.append({"role": message.role, "content": message.text})
+        if message.role == "user":
+            if waiting:
+                out.append({"role": "assistant", "content": NO_ANSWER})
+            out.append({"role": "user", "content": message.text})
+            waiting = True
+        elif waiting:
+            out += answer_messages(message)
+            waiting = False
     return out
 
 
+NO_ANSWER = "(no answer)"
+"""What the model is told an answer was when it has no text and nothing else is known."""
+
+
+def answer_messages(message: Message) -> list[dict[str, Any]]:
+    """Return an answer as the model sees it: its tool calls and results, then its text or a note."""
+    out = tool_messages(message.tools) if message.tools else []
+    out.append({"role": "assistant", "content": message.text or answer_note(message)})
+    return out
+
+
+def answer_note(message: Message) -> str:
+    """Return the note that stands for an answer without text, saying what became of it."""
+    if message.status == "error":
+        error = message.error or {}
+        return f"(no answer: {error.get('message') or error.get('code') or 'the answer failed'})"
+    if message.status == "aborted":
+        return "(no answer: it was stopped)"
+    if message.status == "length":
+        return "(no answer: the model reached its token limit)"
+    return NO_ANSWER
+
+
 def tool_messages(records: tuple[ToolRecord, ...], text: str | None = None) -> list[dict[str, Any]]:
-    """Return an assistant message asking for ``records`` and one tool message per result."""
+    """Return an assistant message asking for ``records`` and one tool message per result.
+
+    Its ``content`` is the step's text, ``""`` when none: templates that read the content
+    of every message need a string.
+    """
     calls = [
         {"id": r.id, "type": "function", "function": {"name": r.name, "arguments": r.arguments}}
         for r in records
     ]
-    out: list[dict[str, Any]] = [{"role": "assistant", "content": text or None, "tool_calls": calls}]
+    out: list[dict[str, Any]] = [{"role": "assistant", "content": text or "", "tool_calls": calls}]
     for r in records:
         content = r.result if r.status == "complete" else {"error": r.error or {"code": "aborted"}}
         out.append({"role": "tool", "tool_call_id": r.id, "content": _json_text(content)})

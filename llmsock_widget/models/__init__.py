@@ -35,7 +35,8 @@ def resolve_model(spec: str | ChatModel | None, **options: Any) -> ChatModel:
 
     ``"builtin"`` / ``"builtin:<tokens per second>"`` (``builtin:0`` is unpaced) is the offline
     model; ``"openai:<model>"`` is any OpenAI-compatible server, with ``options`` such as
-    ``base_url``, ``api_key``, ``temperature``, ``max_tokens``, ``timeout``, ``max_retries``
+    ``base_url``, ``api_key``, ``temperature``, ``max_tokens``, ``timeout`` (seconds of silence
+    before the first byte or between two), ``connect_timeout``, ``max_retries``
     (see :class:`~llmsock_widget.models.openai_compat.OpenAICompatModel`).
 
     Raises:

@@ -23,6 +23,7 @@ ERROR_CODES = (
     "connection_error",
     "bad_response",
     "stream_ended",
+    "tool_call_cut",
 )
 """The codes of the OpenAI-compatible model's failures (``ModelFailure.code``)."""
 
@@ -39,13 +40,15 @@ class ChunkReader:
 
     Text and reasoning come out as they arrive; tool-call fragments are gathered by ``index``
     and come out whole when the choice finishes; usage and the finish reason come out at
-    :meth:`end`.  Only choice 0 is read.
+    :meth:`end`.  A call that the token limit cut off is not returned (half its arguments
+    are missing): :meth:`cut_failure` says so.  Only choice 0 is read.
     """
 
     def __init__(self) -> None:
         self.finish_reason: str | None = None
         self._calls: dict[int, _PartialCall] = {}
         self._usage: UsageChunk | None = None
+        self._cut: list[str] = []  # the names of the calls the token limit cut off
 
     @property
     def finished(self) -> bool:
@@ -84,6 +87,25 @@ class ChunkReader:
         if self.finish_reason in ("length", "tool_calls"):
             out.append(FinishChunk(reason=self.finish_reason))
         return out
+
+    def cut_failure(self) -> ModelFailure | None:
+        """Return the failure that ends an answer whose tool call the token limit cut off, else None.
+
+        Such a call cannot run and would otherwise vanish, leaving an answer with no
+        explanation; the adapter raises this after :meth:`end`'s chunks.
+        """
+        if not self._cut:
+            return None
+        # The names are the model's: cut short, and any lone surrogate replaced, so every wire takes them.
+        names = [_shown(name) for name in dict.fromkeys(self._cut) if name]
+        if not names:
+            what = "a tool call"
+        else:
+            what = ("a call to " if len(names) == 1 else "calls to ") + ", ".join(names)
+        return ModelFailure(
+            f"the model reached its token limit while writing {what}; raise max_tokens",
+            code="tool_call_cut",
+        )
 
     def _read_choice(self, choice: dict[str, Any]) -> list[ModelChunk]:
         delta = choice.get("delta") or {}
@@ -126,9 +148,11 @@ class ChunkReader:
 
     def _finish(self, reason: str) -> list[ModelChunk]:
         calls, self._calls = self._calls, {}
-        # A call cut off by the token limit has half its arguments: it is dropped, not run.
+        # A call cut off by the token limit has half its arguments: it is dropped, not run,
+        # and remembered so that the answer says why it ends without it.
         if reason == "length" or not calls:
             self.finish_reason = reason
+            self._cut = [calls[index].name for index in sorted(calls)]
             return []
         # Some servers say "stop" although the model called tools.
         self.finish_reason = "tool_calls"
@@ -150,6 +174,12 @@ class ChunkReader:
 
 def _bad(message: str) -> ModelFailure:
     return ModelFailure(message, code="bad_response")
+
+
+def _shown(name: str) -> str:
+    """Return a tool name the model wrote, fit for a message: short, and valid UTF-8."""
+    name = name if len(name) <= 64 else name[:63] + "…"
+    return name.encode("utf-8", "replace").decode("utf-8")
 
 
 def _text(value: object) -> str:

@@ -12,26 +12,33 @@ auth_error         HTTP 401 or 403: the provider refused the API key
 model_not_found    HTTP 404: no such model (or a wrong ``base_url``)
 rate_limited       HTTP 429, with the ``Retry-After`` seconds when sent
 provider_error     HTTP 5xx, other 4xx, or an error object inside the stream
-timeout            no byte for ``timeout`` seconds, before or during the stream
-connection_error   the server could not be reached
+timeout            no connection within ``connect_timeout``, or no byte for ``timeout``
+                   seconds, before or during the stream
+connection_error   the server could not be reached (or does not speak TLS to an https URL)
 bad_response       a chunk that is not JSON, or that has no ``choices`` list
 stream_ended       the stream stopped before any ``finish_reason``
+tool_call_cut      the token limit cut off a tool call (``finish_reason`` "length")
 =================  ===========================================================
 
-All are recoverable: the session goes on.  Retries: the client's own ``max_retries`` apply
-only to the initial request (connection errors, timeouts, 408/409/429/5xx) before any byte
-of the answer arrived; once the stream has started nothing is retried, so no token is ever
-shown twice.
+All are recoverable: the session goes on.  Every HTTP error keeps the provider's own text
+(``the provider failed (HTTP 500): tools param requires --jinja flag``).  Retries: the client's
+own ``max_retries`` apply only to the initial request (connection errors, timeouts,
+408/409/429/5xx) before any byte of the answer arrived; once the stream has started nothing is
+retried, so no token is ever shown twice.  Timeouts and connection errors say the real time
+since the request started and how many attempts it took (``no answer after 25.3 s (3 attempts,
+8 s each)``), not one attempt's limit.
 
 The API key never appears in an error message, a log line, ``repr(model)`` or ``name``:
 failures are raised outside the client exception's handler (no ``__context__`` to print),
 messages never quote the response body except a provider's own error text, and every message
-is scrubbed of the key and of anything that looks like one.
+is scrubbed of the key and of anything that looks like one (``sk-...``, bearer tokens, long
+base64-like runs) and cut to a few hundred characters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import json
 import math
@@ -40,6 +47,7 @@ import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -58,8 +66,21 @@ PREFIX = "openai:"
 PLACEHOLDER_KEY = "not-needed"
 """The key sent to a ``base_url`` server when none is configured (local servers ignore it)."""
 
+DEFAULT_CONNECT_TIMEOUT = 5.0
+"""Seconds to connect (TCP and TLS) by default: the ``openai`` client's own default."""
+
 _MESSAGE_LIMIT = 300  # characters of a provider's own error text we pass on
-_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}|\bBearer\s+\S+", re.IGNORECASE)
+_FAILURE_LIMIT = 600  # characters of a whole failure message
+_KEY_LIKE = re.compile(
+    r"\bsk-[A-Za-z0-9_\-*.]{6,}"  # OpenAI-style keys, also masked ones ("sk-abc***xyz")
+    r"|(?-i:\b[Bb]earer\s+\S+|\bBasic\s+[A-Za-z0-9+/=]{8,})"  # an Authorization header's credentials
+    r"|\b(?:api[_-]?key|access[_-]?token|token|secret|password)\b\s*[:=]\s*[\"']?[^\s\"',;]{6,}"
+    r"|\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-.]+"  # a JSON Web Token
+    r"|(?P<run>[A-Za-z0-9+/_\-]{32,}={0,2})",  # long base64-like runs that mix letters and digits
+    re.IGNORECASE,
+)
+# The attempts (HTTP requests, retries included) of the stream() running in this context.
+_attempts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("llmsock_attempts", default=None)
 
 
 class OpenAICompatModel:
@@ -81,6 +102,7 @@ class OpenAICompatModel:
         max_tokens: int | None = None,
         timeout: float = 60.0,
         max_retries: int = 2,
+        connect_timeout: float | None = None,
         organization: str | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -93,8 +115,11 @@ class OpenAICompatModel:
             api_key: default ``OPENAI_API_KEY``.  With neither, a server named by ``base_url``
                 gets the placeholder ``"not-needed"`` (local vLLM, Ollama); OpenAI itself is refused.
             temperature, max_tokens: defaults sent with every request (omitted when None).
-            timeout: seconds to wait to connect and for each read; a stream silent this long fails.
+            timeout: seconds to wait for the answer's first byte and then between any two
+                bytes; a stream silent this long fails.
             max_retries: the client's retries of the initial request; never applied mid-stream.
+            connect_timeout: seconds to connect (TCP and TLS) on each attempt; default
+                :data:`DEFAULT_CONNECT_TIMEOUT`, or ``timeout`` if that is shorter.
             organization, default_headers: passed to the client as they are.
 
         Raises:
@@ -104,8 +129,12 @@ class OpenAICompatModel:
             raise ValueError("model must name the provider's model, e.g. 'gpt-4o-mini'")
         if not (math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, not {max_retries!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
+        if connect_timeout is None:
+            connect_timeout = min(timeout, DEFAULT_CONNECT_TIMEOUT)
+        if not (math.isfinite(connect_timeout) and connect_timeout > 0):
+            raise ValueError(f"connect_timeout must be a positive number of seconds, not {connect_timeout!r}")
         self.model = model
         self.name = PREFIX + model
         # Environment variables are read here, once: OPENAI_BASE_URL and OPENAI_API_KEY.
@@ -123,6 +152,7 @@ class OpenAICompatModel:
         self.max_tokens = max_tokens
         self.timeout = timeout
         self.max_retries = max_retries
+        self.connect_timeout = connect_timeout
         self.organization = organization
         self.default_headers = dict(default_headers or {})
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
@@ -146,15 +176,21 @@ class OpenAICompatModel:
         reader = ChunkReader()
         failure: ModelFailure | None = None
         opened = False
+        started = time.monotonic()  # timeouts say the whole wait, retries included
+        attempts = [0]
         try:
-            chunks = await self._client().chat.completions.create(
-                model=self.model,
-                messages=cast(Any, list(request.messages)),  # OpenAI format already
-                stream=True,
-                stream_options={"include_usage": True},
-                # Optional fields go as plain JSON: works across openai versions (omit vs NOT_GIVEN).
-                extra_body=self._options(request),
-            )
+            counting = _attempts.set(attempts)  # the client's request hook counts into it
+            try:
+                chunks = await self._client().chat.completions.create(
+                    model=self.model,
+                    messages=cast(Any, list(request.messages)),  # OpenAI format already
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    # Optional fields go as plain JSON: works across openai versions (omit vs NOT_GIVEN).
+                    extra_body=self._options(request),
+                )
+            finally:
+                _attempts.reset(counting)
             opened = True
             # Closing the stream closes the HTTP response, also when the consumer is cancelled.
             async with chunks:
@@ -162,7 +198,8 @@ class OpenAICompatModel:
                     for out in reader.feed(as_data(chunk)):
                         yield out
         except openai.APIError as exc:
-            failure = self._failure(exc, opened=opened, finished=reader.finished)
+            wait = _Wait(attempts=max(attempts[0], 1), elapsed=time.monotonic() - started)
+            failure = self._failure(exc, opened=opened, finished=reader.finished, wait=wait)
         except (json.JSONDecodeError, UnicodeDecodeError):
             failure = ModelFailure(f"{self.host} sent a stream chunk that is not JSON", code="bad_response")
         # Raised here, outside the handler, so the client's exception (whose text may quote the
@@ -171,6 +208,9 @@ class OpenAICompatModel:
             raise failure
         for out in reader.end():
             yield out
+        cut = reader.cut_failure()  # a tool call the token limit cut off must not vanish unsaid
+        if cut is not None:
+            raise cut
 
     async def aclose(self) -> None:
         """Close the client of the running event loop (the others close with their loops)."""
@@ -191,10 +231,10 @@ class OpenAICompatModel:
                 api_key=self._key.value,
                 base_url=self.base_url,
                 organization=self.organization,
-                timeout=self.timeout,
+                timeout=openai.Timeout(self.timeout, connect=self.connect_timeout),
                 max_retries=self.max_retries,
                 default_headers=self.default_headers or None,
-                http_client=openai.DefaultAsyncHttpxClient(),
+                http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [_count_attempt]}),
             )
             self._clients[loop] = client
         return client
@@ -211,11 +251,16 @@ class OpenAICompatModel:
             body["tools"] = list(request.tools)
         return body
 
-    def _failure(self, exc: openai.APIError, *, opened: bool, finished: bool) -> ModelFailure | None:
-        failure = _translate(exc, model=self.model, host=self.host, timeout=self.timeout, opened=opened)
+    def _failure(
+        self, exc: openai.APIError, *, opened: bool, finished: bool, wait: _Wait
+    ) -> ModelFailure | None:
+        failure = _translate(exc, model=self, wait=wait, opened=opened)
         if failure.code == "stream_ended" and finished:
             return None  # the answer was complete; only the usage or [DONE] got lost
-        return ModelFailure(_scrub(failure.message, self._key.value), code=failure.code)
+        message = _scrub(failure.message, self._key.value)
+        if len(message) > _FAILURE_LIMIT:
+            message = message[: _FAILURE_LIMIT - 1] + "…"
+        return ModelFailure(message, code=failure.code)
 
 
 def from_spec(
@@ -235,6 +280,25 @@ def from_spec(
 
 
 # --- options and errors --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """How long a failed request took, from the start of :meth:`OpenAICompatModel.stream`."""
+
+    attempts: int  # HTTP requests sent, retries included
+    elapsed: float  # seconds
+
+    def said(self) -> str:
+        """Return e.g. ``"25.3 s"``."""
+        return f"{self.elapsed:.1f} s"
+
+
+async def _count_attempt(request: object) -> None:
+    """Count one HTTP request (an attempt) for the stream() that sent it (httpx request hook)."""
+    attempts = _attempts.get()
+    if attempts is not None:
+        attempts[0] += 1
 
 
 class _Secret:
@@ -267,60 +331,152 @@ def _max_tokens(value: object, default: int | None) -> int | None:
     return default
 
 
-def _translate(exc: openai.APIError, *, model: str, host: str, timeout: float, opened: bool) -> ModelFailure:
+def _translate(exc: openai.APIError, *, model: OpenAICompatModel, wait: _Wait, opened: bool) -> ModelFailure:
     """Return the failure ``exc`` stands for; its message may still need scrubbing."""
+    host = model.host
     if isinstance(exc, openai.APIStatusError):
-        return _status_failure(exc, model=model, host=host)
+        return _status_failure(exc, model=model.model, host=host, wait=wait, key=model._key.value)
     if isinstance(exc, openai.APITimeoutError):
-        return ModelFailure(f"{host} sent nothing for {timeout:g} seconds", code="timeout")
+        return _timeout_failure(exc, model=model, wait=wait, opened=opened)
     if isinstance(exc, openai.APIConnectionError):
         if opened:
             return ModelFailure(
                 f"the connection to {host} closed before the answer finished", code="stream_ended"
             )
-        return ModelFailure(f"could not connect to {host}", code="connection_error")
+        tried = f"{_attempts_said(wait.attempts)} in {wait.said()}"
+        if _is_tls_mismatch(exc) and _scheme(model.base_url) == "https":
+            return ModelFailure(
+                f"could not connect to {host} ({tried}): it does not answer in TLS; "
+                "if it is a plain HTTP server, use an http:// base_url",
+                code="connection_error",
+            )
+        return ModelFailure(f"could not connect to {host} ({tried})", code="connection_error")
     if isinstance(exc, openai.APIResponseValidationError):
         return ModelFailure(f"{host} sent a response of the wrong shape", code="bad_response")
     # An error object inside the stream ({"error": {...}}): the provider's own words help most.
-    return ModelFailure(f"the provider reported an error: {_quote(exc.message)}", code="provider_error")
+    quoted = _quote(exc.message, model._key.value)
+    return ModelFailure(f"the provider reported an error: {quoted}", code="provider_error")
 
 
-def _status_failure(exc: openai.APIStatusError, *, model: str, host: str) -> ModelFailure:
-    status = exc.status_code
-    if status in (401, 403):
-        return ModelFailure(f"the provider refused the API key (HTTP {status})", code="auth_error")
-    if status == 404:
+def _timeout_failure(
+    exc: openai.APITimeoutError, *, model: OpenAICompatModel, wait: _Wait, opened: bool
+) -> ModelFailure:
+    """Say how long we really waited: the whole request with its retries, not one attempt's limit."""
+    host = model.host
+    if opened:  # mid-stream: never retried, so one silence of ``timeout`` seconds ended it
         return ModelFailure(
-            f"{host} has no model {model!r} (HTTP 404; check the model name and base_url)",
-            code="model_not_found",
+            f"{host} sent nothing for {model.timeout:g} s in the middle of the answer "
+            f"(after {wait.said()} in all)",
+            code="timeout",
         )
-    if status == 429:
-        wait = _retry_after(exc.response.headers, now=time.time())
-        hint = f"; retry after {_seconds(wait)} seconds" if wait is not None else ""
-        return ModelFailure(f"the provider is rate limiting requests (HTTP 429){hint}", code="rate_limited")
-    if status >= 500:
-        return ModelFailure(f"the provider failed (HTTP {status})", code="provider_error")
-    # 400, 413, 422: the request was refused (context too long, bad tool schema); say why.
-    detail = _provider_message(exc.body)
+    if _cause_named(exc, "ConnectTimeout"):
+        hint = (
+            "; if it is a plain HTTP server, use an http:// base_url"
+            if _scheme(model.base_url) == "https"
+            else ""
+        )
+        return ModelFailure(
+            f"could not connect to {host}: no answer after {wait.said()} "
+            f"({_attempts_said(wait.attempts, model.connect_timeout, ' to connect')}){hint}",
+            code="timeout",
+        )
     return ModelFailure(
-        f"the provider refused the request (HTTP {status})" + (f": {detail}" if detail else ""),
-        code="provider_error",
+        f"{host} sent no answer after {wait.said()} ({_attempts_said(wait.attempts, model.timeout)})",
+        code="timeout",
     )
 
 
-def _provider_message(body: object) -> str:
-    """Return the ``message`` of an OpenAI-style error body, quoted and cut short, or ""."""
+def _attempts_said(attempts: int, limit: float | None = None, what: str = "") -> str:
+    """Return ``"3 attempts"``, or with a limit ``"3 attempts, 8 s each"`` / ``"1 attempt of 8 s"``."""
+    if limit is None:
+        return "1 attempt" if attempts == 1 else f"{attempts} attempts"
+    if attempts == 1:
+        return f"1 attempt of {limit:g} s{what}"
+    return f"{attempts} attempts, {limit:g} s each{what}"
+
+
+def _cause_named(exc: BaseException, *names: str) -> bool:
+    """Whether ``exc`` was raised from an exception of one of these class names (any httpx flavour)."""
+    cause = exc.__cause__
+    return cause is not None and any(cls.__name__ in names for cls in type(cause).__mro__)
+
+
+def _is_tls_mismatch(exc: BaseException) -> bool:
+    """Whether the TLS handshake failed because the peer answered in something else (plain HTTP)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        text = str(cause).upper()
+        if "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER_FAILURE" in text or "UNKNOWN_PROTOCOL" in text:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _scheme(base_url: str | None) -> str:
+    try:
+        return urlsplit(base_url or "https://api.openai.com/v1").scheme.lower()
+    except ValueError:
+        return ""
+
+
+def _status_failure(
+    exc: openai.APIStatusError, *, model: str, host: str, wait: _Wait, key: str
+) -> ModelFailure:
+    """Name the status and keep the provider's own text, whatever the status."""
+    status = exc.status_code
+    said = f"HTTP {status}"
+    if wait.attempts > 1:  # retried by the client: every attempt failed
+        said += f", {_attempts_said(wait.attempts)} in {wait.said()}"
+    detail = _provider_message(exc.body, key)
+    tail = f": {detail}" if detail else ""
+    if status in (401, 403):
+        return ModelFailure(f"the provider refused the API key ({said}){tail}", code="auth_error")
+    if status == 404:
+        return ModelFailure(
+            f"{host} has no model {model!r} ({said}; check the model name and base_url){tail}",
+            code="model_not_found",
+        )
+    if status == 429:
+        wait_for = _retry_after(exc.response.headers, now=time.time())
+        hint = f"; retry after {_seconds(wait_for)} seconds" if wait_for is not None else ""
+        return ModelFailure(
+            f"the provider is rate limiting requests ({said}){hint}{tail}", code="rate_limited"
+        )
+    if status >= 500:
+        return ModelFailure(f"the provider failed ({said}){tail}", code="provider_error")
+    # 400, 409, 413, 422: the request was refused (context too long, bad tool schema); say why.
+    return ModelFailure(f"the provider refused the request ({said}){tail}", code="provider_error")
+
+
+def _provider_message(body: object, key: str) -> str:
+    """Return the provider's own error text from an error body, quoted and cut short, or "".
+
+    Shapes: OpenAI's ``{"error": {"message"}}`` (the client may hand over the inner object),
+    ``{"error": "text"}`` (Ollama), ``{"message"}``, ``{"detail"}`` (FastAPI servers), or a body
+    that is not JSON at all (a proxy's text or HTML page).
+    """
     if isinstance(body, dict):
-        message = body.get("message")
-        if message is None and isinstance(body.get("error"), dict):
-            message = body["error"].get("message")
-        if isinstance(message, str):
-            return _quote(message)
+        for key in ("message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                return _provider_message(value, key)
+            if isinstance(value, str) and value.strip():
+                return _quote(value, key)
+            if isinstance(value, list) and value:  # FastAPI validation errors
+                return _quote(json.dumps(value, ensure_ascii=False), key)
+        return ""
+    if isinstance(body, str):
+        title = re.search(r"<title[^>]*>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else re.sub(r"<[^>]*>", " ", body)
+        return _quote(text, key) if text.strip() else ""
     return ""
 
 
-def _quote(text: str) -> str:
-    text = " ".join(text.split())
+def _quote(text: str, key: str) -> str:
+    """Return the provider's ``text`` on one line, scrubbed (before it is cut: no half secret), short."""
+    text = _scrub(" ".join(text.split()), key)
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
@@ -362,4 +518,12 @@ def _scrub(message: str, key: str) -> str:
     """Return ``message`` with ``key`` and anything that looks like a key or bearer token masked."""
     if key and key != PLACEHOLDER_KEY:
         message = message.replace(key, "***")
-    return _KEY_LIKE.sub("***", message)
+    return _KEY_LIKE.sub(_mask, message)
+
+
+def _mask(match: re.Match[str]) -> str:
+    run = match.group("run")
+    # A long run is a secret only if it mixes letters and digits (not a long plain word or number).
+    if run is not None and not (any(c.isdigit() for c in run) and any(c.isalpha() for c in run)):
+        return run
+    return "***"

@@ -2,9 +2,10 @@
 
 ``%llmsock``                    show the server's status
 ``%llmsock chat [SESSION]``     open a chat widget (on the default or a named session)
-``%llmsock model SPEC [--base-url URL] [--api-key-env VAR]``
+``%llmsock model SPEC [--base-url URL] [--api-key-env VAR] [--timeout S] [--connect-timeout S] [--retries N]``
                                 pick the model for new turns: ``builtin``, ``builtin:<tokens/s>``,
-                                ``openai:<model>`` (key from $OPENAI_API_KEY or VAR, never typed here)
+                                ``openai:<model>`` (key from $OPENAI_API_KEY or VAR, never typed here;
+                                S seconds of silence, N retries of a failed request)
 ``%llmsock new [SESSION]``      make SESSION (or a fresh id) the default for ``%%llmsock`` and ``chat``
 ``%llmsock store [KIND [DIR]]`` say where chats are kept, or keep them from now on in ``notebook``
                                 (the notebook's metadata; files next to it without the plugin),
@@ -32,7 +33,10 @@ from .answer import ask
 
 _state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
 SAVE_TIMEOUT = 30.0
-MODEL_USAGE = "usage: %llmsock model SPEC [--base-url URL] [--api-key-env VAR]"
+MODEL_USAGE = (
+    "usage: %llmsock model SPEC [--base-url URL] [--api-key-env VAR] [--timeout S] "
+    "[--connect-timeout S] [--retries N]"
+)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -129,7 +133,7 @@ def _run(line: str, cell: str | None) -> Any:
 
 
 def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
-    """Return the model spec and options of ``%llmsock model SPEC [--base-url URL] [--api-key-env VAR]``."""
+    """Return the model spec and options of ``%llmsock model SPEC [--base-url URL] ...`` (see MODEL_USAGE)."""
     spec, rest = args[0], args[1:]
     options: dict[str, Any] = {}
     while rest:
@@ -143,11 +147,32 @@ def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
                     " or name another with --api-key-env"
                 )
             options["api_key"] = os.environ[value]
+        elif flag in _NUMBER_FLAGS and value:
+            name, kind = _NUMBER_FLAGS[flag]
+            options[name] = _number(flag, value, kind)
         else:
             raise ValueError(
-                f"unknown or incomplete option {flag!r}; use --base-url URL or --api-key-env VAR"
+                f"unknown or incomplete option {flag!r}; use --base-url URL, --api-key-env VAR, "
+                "--timeout S, --connect-timeout S or --retries N"
             )
     return spec, options
+
+
+# flag: (model option, type); the model checks the range and says what is wrong.
+_NUMBER_FLAGS: dict[str, tuple[str, type[float] | type[int]]] = {
+    "--timeout": ("timeout", float),
+    "--connect-timeout": ("connect_timeout", float),
+    "--retries": ("max_retries", int),
+}
+
+
+def _number(flag: str, value: str, kind: type[float] | type[int]) -> float | int:
+    """Return ``value`` read as ``kind``, or raise ValueError naming the flag."""
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise ValueError(f"{flag} takes {what}, not {value!r}") from None
 
 
 class Status:

@@ -50,7 +50,7 @@ from ..tools import ToolRegistry
 from ..wire.protocol import Command, Control, Ping, SendPrompt
 from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession
-from .turns import TurnSettings, new_id, run_turns
+from .turns import TurnSettings, new_id, open_turn, run_turns
 
 log = logging.getLogger("llmsock")
 
@@ -360,9 +360,17 @@ class Hub:
     # -- commands ------------------------------------------------------------------
 
     def _enqueue(self, live: LiveSession, prompt: SendPrompt) -> None:
-        if live.worker is None:
-            live.start_worker(prompt, self._work(live, prompt))
-            return
+        if live.active is None and not live.queue:
+            # No turn is open (at most the last one is being saved): open this one before this
+            # returns, so the next frame's control (an abort, a pause) finds its turn.
+            try:
+                open_turn(live, prompt)
+            except BaseException:
+                live.take(None)
+                raise
+            if live.worker is None:
+                live.start_worker(prompt, self._work(live, prompt))
+            return  # else the worker answers it once the last turn is saved
         if len(live.queue) >= self.max_queue:
             raise QueueFull(f"the queue of this session is full ({self.max_queue} prompts); try again later")
         live.queue.append(prompt)
@@ -404,8 +412,10 @@ class Hub:
             )
         if action == "pause":
             if not live.pause():  # the lifecycle allows a pause only while a turn runs, once
-                idle = live.state.phase == "idle"
-                return result(False, "nothing to pause: no answer is streaming" if idle else "already paused")
+                if live.state.phase == "idle":
+                    return result(False, "nothing to pause: no answer is streaming")
+                ending = "nothing to pause: the turn is ending"
+                return result(False, ending if live.aborting else "already paused")
             if self.pause_timeout is not None:
                 # A paused answer holds the model's stream open: end it if nobody resumes it.
                 turn = live.state.turn_id

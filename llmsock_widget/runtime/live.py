@@ -235,7 +235,7 @@ class LiveSession:
 
     def pause(self) -> bool:
         """Hold the running answer and say so (``paused``); return False if no answer may pause now."""
-        if not self._allows(lifecycle.PAUSE):
+        if self._aborting or not self._allows(lifecycle.PAUSE):  # an aborted turn only ends
             return False
         self._running.clear()
         self.set_status("paused")

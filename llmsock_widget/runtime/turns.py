@@ -1,10 +1,11 @@
 """Running turns: one at a time per session, the model streamed into events, tools in between.
 
-A turn is: echo the user message, status ``generating``, save (so the prompt
-survives a crash), ``start``, then model steps: each streams deltas (and maybe
-reasoning and tool calls); if the model called tools, they run (results become
-events and go back to the model) and the next step starts, up to ``max_steps``.
-Then ``end`` (or ``error``), status ``idle``, save.  Abort cancels the task that
+A turn is: echo the user message and status ``generating`` (at once, as the
+prompt is taken: :func:`open_turn`), save (so the prompt survives a crash),
+``start``, then model steps: each streams deltas (and maybe reasoning and tool
+calls); if the model called tools, they run (results become events and go back
+to the model) and the next step starts, up to ``max_steps``.  Then ``end`` (or
+``error``), status ``idle``, save.  Abort cancels the task that
 runs the steps and ends the turn with ``finish_reason="aborted"``, keeping the
 text it reached.  A pause holds the model at its next chunk, and holds the turn's
 end if the model finishes meanwhile: a pause lasts until resume or abort.
@@ -72,17 +73,19 @@ def new_id(prefix: str = "") -> str:
 
 
 async def run_turns(live: LiveSession, settings_now: Callable[[], TurnSettings], first: SendPrompt) -> None:
-    """Answer ``first``, then the session's queued prompts in order, until none is left.
+    """Answer ``first`` (whose turn :func:`open_turn` has opened), then the next prompts in order.
 
-    Each turn asks ``settings_now()`` for its settings, so a model chosen while prompts
-    wait is the one that answers them.
+    The next prompt is one whose turn the hub opened while the last turn was being
+    saved, else the first queued one.  Each turn asks ``settings_now()`` for its
+    settings, so a model chosen while prompts wait is the one that answers them.
     """
     prompt: SendPrompt | None = first
     try:
         while prompt is not None:
-            live.take(prompt)
             settings = settings_now()
             try:
+                if live.active is not prompt:
+                    open_turn(live, prompt)
                 await run_turn(live, settings, prompt)
             except asyncio.CancelledError:
                 raise
@@ -91,26 +94,42 @@ async def run_turns(live: LiveSession, settings_now: Callable[[], TurnSettings],
                 if live.state.phase != "idle":
                     _fail(live, "internal_error", "internal error (see the kernel log)", True)
                     live.set_status("idle")
-            live.take(None)
+                if live.active is prompt:
+                    live.take(None)
             settings.on_turn()
-            prompt = live.queue.popleft() if live.queue else None
+            prompt = live.active or (live.queue.popleft() if live.queue else None)
     finally:
         live.worker_done()
 
 
-async def run_turn(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
-    """Run one turn for ``prompt``; return when it has ended and been saved."""
-    turn_id = new_id("t-")
+def open_turn(live: LiveSession, prompt: SendPrompt) -> None:
+    """Take ``prompt`` and open its turn now: echo it and say ``generating``.
+
+    Nothing here awaits, so a prompt taken while its frame is handled is in its turn
+    before the next frame is read: an abort, a pause or a ``clear_history`` sent right
+    after it sees the turn (protocol section 9.1).
+    """
+    live.take(prompt)
     message_id = prompt.message_id or new_id("m-")
     live.begin_turn(message_id)
     live.emit(
         UserMessage(
-            **live.stamp(), turn_id=turn_id, text=prompt.text, message_id=message_id, options=prompt.options
+            **live.stamp(),
+            turn_id=new_id("t-"),
+            text=prompt.text,
+            message_id=message_id,
+            options=prompt.options,
         )
     )
     live.set_status("generating")
+
+
+async def run_turn(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
+    """Run the turn :func:`open_turn` opened for ``prompt``; return when it has ended and been saved."""
+    turn_id = live.turn_id
+    message_id = live.message_id
     await settings.save(live)  # the prompt survives a crash during the answer
-    if not live.aborting:
+    if not live.aborting:  # an abort may come at any moment once the turn is open, even before this
         model = settings.model
         live.emit(ModelStart(**live.stamp(), turn_id=turn_id, model=model.name, message_id=message_id))
         stream = live.start_stream(_steps(live, settings, prompt))

@@ -251,12 +251,13 @@ def test_from_spec() -> None:
 
 
 def test_401_is_auth_error(fake: FakeOpenAI, run: Any) -> None:
-    """HTTP 401 becomes a recoverable auth_error that does not quote the server's body."""
+    """HTTP 401 becomes a recoverable auth_error that keeps the provider's words, with the key masked."""
     fake.enqueue(error(401, message=f"Incorrect API key provided: {KEY}"))
     failure = fail(run, make_model(fake))
     assert (failure.code, failure.recoverable) == ("auth_error", True)
     assert "refused the API key" in failure.message
-    assert "Incorrect" not in failure.message
+    assert failure.message.endswith("(HTTP 401): Incorrect API key provided: ***")
+    assert KEY not in failure.message
 
 
 def test_403_is_auth_error(fake: FakeOpenAI, run: Any) -> None:

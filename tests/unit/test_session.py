@@ -407,8 +407,11 @@ def test_history_includes_failed_partial_text() -> None:
     assert history(state)[-1] == {"role": "assistant", "content": "Half"}
 
 
-def test_history_skips_empty_assistant_messages() -> None:
-    """history() leaves out assistant messages with no text (aborted or failed before any delta)."""
+def test_history_gives_empty_answers_as_notes() -> None:
+    """history() keeps an answer with no text (aborted or failed before any delta) as a note.
+
+    So the roles alternate, as strict chat templates (Gemma's, Mistral's) require.
+    """
     state = step(in_turn(), ModelEnd, finish_reason="aborted", text="")
     state = step(state, UserMessage, turn_id="t2", text="second", message_id="m2")
     state = step(state, ModelError, code="model_error", message="x")
@@ -417,8 +420,11 @@ def test_history_skips_empty_assistant_messages() -> None:
     state = step(state, ModelEnd, finish_reason="stop", text="")
     assert history(state) == [
         {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "(no answer: it was stopped)"},
         {"role": "user", "content": "second"},
+        {"role": "assistant", "content": "(no answer: x)"},
         {"role": "user", "content": "third"},
+        {"role": "assistant", "content": "(no answer)"},
     ]
 
 
