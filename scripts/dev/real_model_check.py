@@ -189,38 +189,9 @@ async def run_turn(
     client: Client, text: str, *, on_delta: Callable[[Turn], Any] | None = None, **options: Any
 ) -> Turn:
     """Send a prompt and follow its turn to the end; ``on_delta`` may act (abort) as text arrives."""
-    turn = Turn()
     events = client.events()
-    started = time.monotonic()
     message_id = await client.send_prompt(text, **options)
-    turn_id: str | None = None
-    async for event in events:
-        data = event.get("data")
-        if not isinstance(data, dict) or not isinstance(data.get("event"), dict):
-            continue
-        body, meta = data["event"], data.get("meta") or {}
-        if event.get("name") == "interaction.error" and body.get("requestId") == message_id:
-            turn.end = {"type": "error", **body}
-            return turn
-        if body.get("messageId") == message_id and body.get("type") in ("message", "start"):
-            turn_id = meta.get("turnId")
-            continue
-        if event.get("name") != "interaction.model" or turn_id is None or meta.get("turnId") != turn_id:
-            continue
-        kind = body.get("type")
-        if kind == "delta" and isinstance(body.get("text"), str):
-            turn.first = turn.first or time.monotonic() - started
-            turn.deltas.append(body["text"])
-            if on_delta is not None:
-                await on_delta(turn)
-        elif kind == "delta" and "toolCall" in body:
-            turn.tool_calls.append(body["toolCall"])
-        elif kind == "delta" and "toolResult" in body:
-            turn.tool_results.append(body["toolResult"])
-        elif kind in ("end", "error"):
-            turn.end = body
-            return turn
-    return turn
+    return await follow(events, message_id, on_delta=on_delta)
 
 
 @asynccontextmanager
@@ -365,9 +336,10 @@ async def check_stop_first_then_turn(report: Report, server: LlamaServer) -> Non
     report.line("then a turn (Gemma template)", ok_after, started, figures)
 
 
-async def follow(events: Any, message_id: str) -> Turn:
+async def follow(events: Any, message_id: str, *, on_delta: Callable[[Turn], Any] | None = None) -> Turn:
     """Follow the turn of ``message_id`` on an event stream opened before it was sent."""
     turn = Turn()
+    started = time.monotonic()
     turn_id: str | None = None
     async for event in events:
         data = event.get("data")
@@ -379,12 +351,22 @@ async def follow(events: Any, message_id: str) -> Turn:
             return turn
         if body.get("messageId") == message_id and body.get("type") in ("message", "start"):
             turn_id = meta.get("turnId")
-        elif event.get("name") == "interaction.model" and turn_id and meta.get("turnId") == turn_id:
-            if body.get("type") == "delta" and isinstance(body.get("text"), str):
-                turn.deltas.append(body["text"])
-            elif body.get("type") in ("end", "error"):
-                turn.end = body
-                return turn
+            continue
+        if event.get("name") != "interaction.model" or turn_id is None or meta.get("turnId") != turn_id:
+            continue
+        kind = body.get("type")
+        if kind == "delta" and isinstance(body.get("text"), str):
+            turn.first = turn.first or time.monotonic() - started
+            turn.deltas.append(body["text"])
+            if on_delta is not None:
+                await on_delta(turn)
+        elif kind == "delta" and "toolCall" in body:
+            turn.tool_calls.append(body["toolCall"])
+        elif kind == "delta" and "toolResult" in body:
+            turn.tool_results.append(body["toolResult"])
+        elif kind in ("end", "error"):
+            turn.end = body
+            return turn
     return turn
 
 
