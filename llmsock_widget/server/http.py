@@ -66,6 +66,17 @@ class GuardedHandler(tornado.web.RequestHandler):
             return None
         return protocol.parse_resume(values[-1].decode("utf-8", errors="replace"))
 
+    def dialect_arg(self) -> protocol.Dialect | None:
+        """Return the dialect the ``dialect`` query parameter names (None if absent or empty).
+
+        Raises:
+            InvalidFrame: no dialect has that name.
+        """
+        values = self.request.query_arguments.get(protocol.DIALECT_PARAMETER)
+        if not values or not values[-1]:
+            return None
+        return protocol.parse_dialect(values[-1].decode("utf-8", errors="replace"))
+
     def session_arg(self) -> str | None:
         """Return the ``session`` query value exactly as sent, else ``convId``'s (None if neither).
 

@@ -21,8 +21,6 @@ import tornado.iostream
 from ..core.events import ControlResult, ErrorReply, Event, ModelEnd, ModelError, Pong, SessionReady
 from ..errors import ClientError, InvalidFrame, LlmsockError
 from ..wire import protocol
-from ..wire.codes import DIALECT_PARAMETER
-from ..wire.decode import parse_dialect
 from .http import GuardedHandler
 from .limits import SSE_MAX_QUEUED
 
@@ -64,10 +62,7 @@ class SseHandler(GuardedHandler):
         Raises:
             InvalidFrame: an unknown name, or ``typed``.
         """
-        values = self.request.query_arguments.get(DIALECT_PARAMETER)
-        if not values or not values[-1]:
-            return "envelope"
-        dialect = parse_dialect(values[-1].decode("utf-8", errors="replace"))
+        dialect = self.dialect_arg() or "envelope"
         if dialect == "typed":
             raise InvalidFrame("/sse speaks the envelope and llmcore dialects")
         return dialect

@@ -34,11 +34,9 @@ from ..wire.codes import (
     CLOSE_UNAUTHORIZED,
     CLOSE_UNAVAILABLE,
     CLOSE_UNSUPPORTED,
-    DIALECT_PARAMETER,
     SUBPROTOCOL_DIALECTS,
 )
 from ..wire.codes import CLOSE_TOO_BIG as CLOSE_TOO_BIG
-from ..wire.decode import parse_dialect
 from .connection import ServerContext, act_on_frame, close_reason
 from .http import GuardedHandler
 from .limits import ConnectionStats, RateLimiter, compression_of
@@ -111,15 +109,15 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
 
     def _dialect_from_query(self) -> bool:
         """Fix the dialect ``?dialect=`` names unless a subprotocol did; False if it names none (closed)."""
-        values = self.request.query_arguments.get(DIALECT_PARAMETER)
-        if not values or not values[-1] or self.selected_subprotocol in dict(SUBPROTOCOL_DIALECTS):
+        if self.selected_subprotocol in dict(SUBPROTOCOL_DIALECTS):
             return True
         try:
-            self.dialect = parse_dialect(values[-1].decode("utf-8", errors="replace"))
+            dialect = self.dialect_arg()
         except ClientError as exc:
             self.close(CLOSE_SESSION_REFUSED, close_reason(exc.message))
             return False
-        self.dialect_fixed = True
+        if dialect is not None:
+            self.dialect, self.dialect_fixed = dialect, True
         return True
 
     def _auth_expired(self) -> None:

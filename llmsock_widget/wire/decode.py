@@ -44,14 +44,7 @@ class ClientFrame:
 
     def client_type(self) -> str | None:
         """Return the frame's ``type`` if it is a JSON object of a client message type, else None."""
-        # Cheap test first: only a JSON object can be a command.
-        if not self.text.lstrip().startswith("{"):
-            return None
-        try:
-            value = self.json()
-        except InvalidFrame:
-            return None
-        kind = value.get("type") if isinstance(value, dict) else None
+        kind = self.message_type()
         return kind if kind in CLIENT_TYPES else None
 
     def message_type(self) -> str:
@@ -60,8 +53,11 @@ class ClientFrame:
         An error reply names it (:attr:`ErrorReply.refused`): a refused prompt's turn ends in
         the typed dialect, and seed 004's error codes depend on what was refused.
         """
+        # Cheap test first: only a JSON object has a type.
+        if not self.text.lstrip().startswith("{"):
+            return ""
         try:
-            value = self.json() if self.text.lstrip().startswith("{") else None
+            value = self.json()
         except InvalidFrame:
             return ""
         kind = value.get("type") if isinstance(value, dict) else None
