@@ -189,6 +189,15 @@ def full_copy_of(data: Any) -> FullCopy | None:
     return FullCopy(path=path, revision=revision)
 
 
+def recency(state: InteractionState) -> tuple[int, int]:
+    """Order copies of one session, newest last: the later save, then the fuller copy.
+
+    Copies saved at the same moment hold the same state, and then the one that dropped
+    fewer turns wins (a notebook's copy cut to its cap against the whole file written with it).
+    """
+    return (state.updated_at, -state.dropped_turns)
+
+
 def merge(stored: InteractionState, ours: InteractionState) -> tuple[InteractionState, int]:
     """Return ``ours`` joined with the messages only ``stored`` has, and how many those are.
 

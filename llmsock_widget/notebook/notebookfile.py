@@ -412,7 +412,7 @@ def _read_whole_copies(
             why = f"could not be read ({exc.message})"
         else:
             if whole is not None and whole.session_id == key:
-                if (whole.updated_at, -whole.dropped_turns) >= (cut.updated_at, -cut.dropped_turns):
+                if snapshot.recency(whole) >= snapshot.recency(cut):
                     found.sessions[key] = whole
                     continue
                 why = "is older than the notebook's"

@@ -211,9 +211,8 @@ class NotebookStore:
             log.warning("llmsock: session %s: its file was not used: %s", key, problem.message)
         if not states:
             return None
-        # Of copies saved at the same moment, the whole one: a notebook's copy cut to its cap and
-        # the file written with it hold the same state, the file all of it.
-        newest = max(states, key=lambda state: (state.updated_at, -state.dropped_turns))
+        # Of copies saved at the same moment, the whole one (snapshot.recency).
+        newest = max(states, key=snapshot.recency)
         found = _Found(offered=offered, link=link, in_file=in_file, saved=saved, problem=problem)
         note = self._restore_note(key, newest, found)
         # From now on this kernel has the session: later offers are ignored (the kernel's copy wins).
