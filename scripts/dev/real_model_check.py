@@ -184,6 +184,21 @@ class Turn:
             return ""
         return f"{self.end.get('code')}: {self.end.get('message')}"
 
+    @property
+    def text(self) -> str:
+        """The answer's text, as streamed."""
+        return "".join(self.deltas)
+
+    @property
+    def answered(self) -> bool:
+        """Whether the turn ended normally with some text."""
+        return self.reason in ("stop", "length") and bool(self.text.strip())
+
+    @property
+    def error_line(self) -> str:
+        """The error the user saw as a line of a report's figures ("" if none)."""
+        return f"\n      error: {self.error}" if self.error else ""
+
 
 async def run_turn(
     client: Client, text: str, *, on_delta: Callable[[Turn], Any] | None = None, **options: Any
@@ -241,7 +256,7 @@ async def check_streaming(report: Report, server: LlamaServer) -> None:
     pieces, direct_first = await direct_stream(server.base_url, {**body, "max_tokens": max_tokens})
     async with llmsock(server.base_url) as (client, _):
         turn = await run_turn(client, STREAM_PROMPT, maxTokens=max_tokens)
-    direct, ours = "".join(pieces), "".join(turn.deltas)
+    direct, ours = "".join(pieces), turn.text
     end_text = str(turn.end.get("text", ours))
     ok = bool(direct) and ours == direct and end_text == direct and turn.reason in ("stop", "length")
     figures = (
@@ -252,8 +267,7 @@ async def check_streaming(report: Report, server: LlamaServer) -> None:
     )
     if not ok:
         figures += f"\n      llmsock: {shown(ours, 200)}\n      server:  {shown(direct, 200)}"
-        if turn.error:
-            figures += f"\n      error: {turn.error}"
+        figures += turn.error_line
     report.line("streaming equals llama-server's answer", ok, started, figures)
 
 
@@ -301,14 +315,11 @@ async def check_error_then_turn(report: Report, server: LlamaServer) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     async with llmsock(dead, max_retries=0, timeout=5.0) as (client, ours):
         failed = await run_turn(client, "Hello, are you there?")
-        ours.set_model(f"openai:{MODEL}", base_url=server.base_url, api_key="not-needed", temperature=0.0)
+        use_llama_server(ours, server)
         after = await run_turn(client, "Say hello in one short sentence.", maxTokens=40)
-    text = "".join(after.deltas)
-    ok = failed.reason == "error" and after.reason in ("stop", "length") and bool(text.strip())
+    ok = failed.reason == "error" and after.answered
     figures = f"failed turn: {failed.reason} ({shown(failed.error, 60)}); "
-    figures += f"next turn: {after.reason}, {shown(text, 50)}"
-    if after.error:
-        figures += f"\n      error: {after.error}"
+    figures += f"next turn: {after.reason}, {shown(after.text, 50)}{after.error_line}"
     report.line("connection error, then a turn (Gemma template)", ok, started, figures)
 
 
@@ -321,7 +332,6 @@ async def check_stop_first_then_turn(report: Report, server: LlamaServer) -> Non
         reply = await client.abort()
         first = await follow(events, message_id)
         after = await run_turn(client, "Say hello in one short sentence.", maxTokens=40)
-    text = "".join(after.deltas)
     ok_first = first.reason == "aborted"
     report.line(
         "Stop right after the prompt ends it aborted",
@@ -329,11 +339,8 @@ async def check_stop_first_then_turn(report: Report, server: LlamaServer) -> Non
         started,
         f"end={first.reason} after {len(first.deltas)} deltas; abort reply: {shown(json.dumps(reply), 80)}",
     )
-    ok_after = after.reason in ("stop", "length") and bool(text.strip())
-    figures = f"next turn: {after.reason}, {shown(text, 50)}"
-    if after.error:
-        figures += f"\n      error: {after.error}"
-    report.line("then a turn (Gemma template)", ok_after, started, figures)
+    figures = f"next turn: {after.reason}, {shown(after.text, 50)}{after.error_line}"
+    report.line("then a turn (Gemma template)", after.answered, started, figures)
 
 
 async def follow(events: Any, message_id: str, *, on_delta: Callable[[Turn], Any] | None = None) -> Turn:
@@ -370,6 +377,11 @@ async def follow(events: Any, message_id: str, *, on_delta: Callable[[Turn], Any
     return turn
 
 
+def use_llama_server(ours: ServerThread, server: LlamaServer) -> None:
+    """Switch llmsock's model to llama-server (the chat so far was answered by another)."""
+    ours.set_model(f"openai:{MODEL}", base_url=server.base_url, api_key="not-needed", temperature=0.0)
+
+
 def weather_tools() -> tuple[ToolRegistry, list[str]]:
     """Return a registry with one tool, ``get_weather``, and the list its calls are recorded in."""
     calls: list[str] = []
@@ -395,17 +407,12 @@ async def check_tool_history(report: Report, server: LlamaServer) -> None:
     async with llmsock(server.base_url, tools=registry) as (client, ours):
         ours.set_model("builtin:0")
         called = await run_turn(client, '/tool get_weather {"city": "Paris"}')
-        ours.set_model(f"openai:{MODEL}", base_url=server.base_url, api_key="not-needed", temperature=0.0)
+        use_llama_server(ours, server)
         after = await run_turn(client, "What is the weather in Paris, according to the tool?", maxTokens=40)
-    text = "".join(after.deltas)
     results = [bool(r.get("ok")) for r in called.tool_results]
-    ok = (
-        calls == ["Paris"] and results == [True] and after.reason in ("stop", "length") and bool(text.strip())
-    )
+    ok = calls == ["Paris"] and results == [True] and after.answered
     figures = f"call {[c.get('name') for c in called.tool_calls]} ran {len(calls)}x, ok={results}; "
-    figures += f"Gemma's turn: {after.reason}, {shown(text, 50)}"
-    if after.error:
-        figures += f"\n      error: {after.error}"
+    figures += f"Gemma's turn: {after.reason}, {shown(after.text, 50)}{after.error_line}"
     report.line("tool call + result in history, then Gemma", ok, started, figures)
 
 
