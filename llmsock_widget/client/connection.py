@@ -234,7 +234,10 @@ class Client:
         return stream
 
     async def send_prompt(self, text: str, *, message_id: str | None = None, **options: Any) -> str:
-        """Send a prompt; return its message id.  ``options``: temperature, maxTokens (or max_tokens), tools.
+        """Send a prompt; return its message id.
+
+        ``options``: temperature, maxTokens (or max_tokens), tools (True, False or names), retries,
+        model_timeout (sent as the option ``timeout``: seconds the model waits for the provider).
 
         Raises:
             ValueError: an empty prompt.
@@ -244,6 +247,8 @@ class Client:
             raise ValueError("a prompt needs a non-whitespace character")
         if "max_tokens" in options:
             options["maxTokens"] = options.pop("max_tokens")
+        if "model_timeout" in options:
+            options["timeout"] = options.pop("model_timeout")
         message_id = message_id or _new_id("m")
         await self._send(prompt_frame(text, message_id, options))
         return message_id

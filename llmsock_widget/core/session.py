@@ -158,13 +158,15 @@ def check(state: InteractionState, event: SessionEvent, *, seq: int | None = Non
     return stage
 
 
-def history(state: InteractionState) -> list[dict[str, Any]]:
+def history(state: InteractionState, *, native_tools: bool = True) -> list[dict[str, Any]]:
     """Return the conversation in the OpenAI chat format, for a model.
 
     The shape is one that strict chat templates (Gemma's, Mistral's) accept: the roles
     alternate user, assistant, user, ...; an answer that called tools is given as one
     assistant message with all its calls, one ``tool`` message per call, then an assistant
-    message with its text; every ``content`` is a string.  So every prompt is followed by an
+    message with its text (with ``native_tools=False``, for a request that offers no tools,
+    as one assistant message that says the calls and results in words before its text:
+    :func:`tools_said`); every ``content`` is a string.  So every prompt is followed by an
     assistant message: an answer that ended with no text (failed, stopped or cut before its
     first token, or a prompt whose answer was never recorded) is given as a short note of what
     became of it (:func:`answer_note`), and an aborted or failed answer with text as the text
@@ -180,7 +182,7 @@ def history(state: InteractionState) -> list[dict[str, Any]]:
             out.append({"role": "user", "content": message.text})
             waiting = True
         elif waiting:
-            out += answer_messages(message)
+            out += answer_messages(message) if native_tools else [answer_said(message)]
             waiting = False
     return out
 
@@ -194,6 +196,29 @@ def answer_messages(message: Message) -> list[dict[str, Any]]:
     out = tool_messages(message.tools) if message.tools else []
     out.append({"role": "assistant", "content": message.text or answer_note(message)})
     return out
+
+
+def answer_said(message: Message) -> dict[str, Any]:
+    """Return an answer as one assistant message: its tool calls and results said in words, then its text."""
+    parts = [tools_said(message.tools)] if message.tools else []
+    parts.append(message.text or answer_note(message))
+    return {"role": "assistant", "content": "\n\n".join(parts)}
+
+
+def tools_said(records: tuple[ToolRecord, ...]) -> str:
+    """Return tool calls and their results as a note in words.
+
+    E.g. ``(tool calls: get_time({}) returned 12:00)``.
+    """
+    lines = []
+    for r in records:
+        if r.status == "complete":
+            outcome = f"returned {_json_text(r.result)}"
+        else:
+            error = r.error or {}
+            outcome = f"failed: {error.get('message') or error.get('code') or 'no result'}"
+        lines.append(f"{r.name}({r.arguments}) {outcome}")
+    return "(tool calls: " + "; ".join(lines) + ")"
 
 
 def answer_note(message: Message) -> str:

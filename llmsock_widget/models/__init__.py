@@ -37,7 +37,9 @@ def resolve_model(spec: str | ChatModel | None, **options: Any) -> ChatModel:
     model; ``"openai:<model>"`` is any OpenAI-compatible server, with ``options`` such as
     ``base_url``, ``api_key``, ``temperature``, ``max_tokens``, ``timeout`` (seconds of silence
     before the first byte or between two), ``connect_timeout``, ``max_retries``
-    (see :class:`~llmsock_widget.models.openai_compat.OpenAICompatModel`).
+    (see :class:`~llmsock_widget.models.openai_compat.OpenAICompatModel`).  Both take ``tools``:
+    whether prompts that do not choose are offered the registered tools (the builtin model: yes
+    by default; an OpenAI-compatible one: no, since many servers refuse tools).
 
     Raises:
         ValueError: an unknown spec, or options a builtin model does not take.
@@ -45,12 +47,15 @@ def resolve_model(spec: str | ChatModel | None, **options: Any) -> ChatModel:
     if not isinstance(spec, str) and spec is not None:
         return spec
     if spec is None or spec == "builtin" or spec.startswith("builtin:"):
+        tools = options.pop("tools", True)
         if options:
-            raise ValueError(f"the builtin model takes no options (got {', '.join(sorted(options))})")
+            raise ValueError(
+                f"the builtin model takes no options but tools (got {', '.join(sorted(options))})"
+            )
         rate = spec.split(":", 1)[1] if spec and ":" in spec else "100"
         try:
             pace = float(rate) if rate not in ("", "max") else 0.0
-            return BuiltinModel(tokens_per_second=pace or None)
+            return BuiltinModel(tokens_per_second=pace or None, tools=bool(tools))
         except ValueError:
             raise ValueError(f"bad builtin pace {rate!r}: use builtin:<tokens per second>") from None
     if spec.startswith("openai:"):

@@ -135,9 +135,17 @@ class BuiltinModel:
     """
 
     def __init__(
-        self, *, tokens_per_second: float | None = 100.0, default_tokens: int = 60, name: str = "builtin"
+        self,
+        *,
+        tokens_per_second: float | None = 100.0,
+        default_tokens: int = 60,
+        name: str = "builtin",
+        tools: bool = True,
     ) -> None:
         """Set the pace (``None`` or 0: unlimited), the usual reply length and the model's name.
+
+        ``tools``: whether prompts that do not choose (``options.tools``) are offered the
+        registered tools (``offers_tools``).
 
         Raises:
             ValueError: if the pace is negative or not finite, or ``default_tokens`` is negative.
@@ -149,6 +157,7 @@ class BuiltinModel:
         self.name = name
         self.tokens_per_second = tokens_per_second or None
         self.default_tokens = default_tokens
+        self.offers_tools = bool(tools)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """Yield the reply's text tokens, then usage, then ``FinishChunk("length")`` if it was cut.

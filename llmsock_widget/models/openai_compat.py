@@ -47,7 +47,7 @@ import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -86,10 +86,12 @@ _attempts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("ll
 class OpenAICompatModel:
     """Stream chat completions from an OpenAI-compatible server.
 
-    ``name`` is ``"openai:<model>"``.  Per request, ``options["temperature"]`` and
-    ``options["maxTokens"]`` override the defaults given here; ``request.tools`` go out as
-    ``tools``.  One client is kept per event loop, so the model can serve the hub's loop and a
-    test's loop alike.
+    ``name`` is ``"openai:<model>"``.  Per request, ``options["temperature"]``,
+    ``options["maxTokens"]``, ``options["timeout"]`` and ``options["retries"]`` override the
+    defaults given here; ``request.tools`` go out as ``tools``.  ``offers_tools`` (the ``tools``
+    setting, off by default) is whether a prompt that does not choose is offered the registered
+    tools: many servers and models refuse them.  One client is kept per event loop, so the model
+    can serve the hub's loop and a test's loop alike.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class OpenAICompatModel:
         connect_timeout: float | None = None,
         organization: str | None = None,
         default_headers: Mapping[str, str] | None = None,
+        tools: bool = False,
     ) -> None:
         """Configure the model; no request is made until :meth:`stream`.
 
@@ -121,6 +124,8 @@ class OpenAICompatModel:
             connect_timeout: seconds to connect (TCP and TLS) on each attempt; default
                 :data:`DEFAULT_CONNECT_TIMEOUT`, or ``timeout`` if that is shorter.
             organization, default_headers: passed to the client as they are.
+            tools: offer the registered tools to prompts that do not choose (``options.tools``);
+                off by default, since servers without tool support refuse every such request.
 
         Raises:
             ValueError: for an empty model name, a bad number, or no API key for OpenAI itself.
@@ -155,6 +160,7 @@ class OpenAICompatModel:
         self.connect_timeout = connect_timeout
         self.organization = organization
         self.default_headers = dict(default_headers or {})
+        self.offers_tools = bool(tools)
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
@@ -178,10 +184,11 @@ class OpenAICompatModel:
         opened = False
         started = time.monotonic()  # timeouts say the whole wait, retries included
         attempts = [0]
+        limits = self._limits(request.options)
         try:
             counting = _attempts.set(attempts)  # the client's request hook counts into it
             try:
-                chunks = await self._client().chat.completions.create(
+                chunks = await self._client(limits).chat.completions.create(
                     model=self.model,
                     messages=cast(Any, list(request.messages)),  # OpenAI format already
                     stream=True,
@@ -198,8 +205,10 @@ class OpenAICompatModel:
                     for out in reader.feed(as_data(chunk)):
                         yield out
         except openai.APIError as exc:
-            wait = _Wait(attempts=max(attempts[0], 1), elapsed=time.monotonic() - started)
-            failure = self._failure(exc, opened=opened, finished=reader.finished, wait=wait)
+            wait = _Wait(attempts=max(attempts[0], 1), elapsed=time.monotonic() - started, limits=limits)
+            failure = self._failure(
+                exc, opened=opened, finished=reader.finished, wait=wait, tools=bool(request.tools)
+            )
         except (json.JSONDecodeError, UnicodeDecodeError):
             failure = ModelFailure(f"{self.host} sent a stream chunk that is not JSON", code="bad_response")
         # Raised here, outside the handler, so the client's exception (whose text may quote the
@@ -218,7 +227,19 @@ class OpenAICompatModel:
         if client is not None:
             await client.close()
 
-    def _client(self) -> openai.AsyncOpenAI:
+    def _limits(self, options: Mapping[str, Any]) -> _Limits:
+        """Return the timeouts and retries of one request: the prompt's options, else the model's."""
+        timeout, retries = options.get("timeout"), options.get("retries")
+        limits = _Limits(timeout=self.timeout, connect=self.connect_timeout, retries=self.max_retries)
+        if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
+            limits = replace(limits, retries=retries)
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+            limits = replace(
+                limits, timeout=float(timeout), connect=min(self.connect_timeout, float(timeout))
+            )
+        return limits
+
+    def _client(self, limits: _Limits | None = None) -> openai.AsyncOpenAI:
         # An HTTP connection pool belongs to one event loop: keep one client per loop, so the
         # hub's loop reuses its connections.  The client's default HTTP client would, when
         # garbage-collected after its loop closed, schedule its own closing on whatever loop
@@ -237,6 +258,11 @@ class OpenAICompatModel:
                 http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [_count_attempt]}),
             )
             self._clients[loop] = client
+        if limits is not None and limits != self._limits({}):
+            # A prompt's own timeout or retries: the same connection pool, other limits.
+            return client.with_options(
+                timeout=openai.Timeout(limits.timeout, connect=limits.connect), max_retries=limits.retries
+            )
         return client
 
     def _options(self, request: ModelRequest) -> dict[str, Any]:
@@ -252,7 +278,7 @@ class OpenAICompatModel:
         return body
 
     def _failure(
-        self, exc: openai.APIError, *, opened: bool, finished: bool, wait: _Wait
+        self, exc: openai.APIError, *, opened: bool, finished: bool, wait: _Wait, tools: bool
     ) -> ModelFailure | None:
         failure = _translate(exc, model=self, wait=wait, opened=opened)
         if failure.code == "stream_ended" and finished:
@@ -260,7 +286,8 @@ class OpenAICompatModel:
         message = _scrub(failure.message, self._key.value)
         if len(message) > _FAILURE_LIMIT:
             message = message[: _FAILURE_LIMIT - 1] + "…"
-        return ModelFailure(message, code=failure.code)
+        failure = ModelFailure(message, code=failure.code)
+        return _tools_refused(failure, model=self) if tools else failure
 
 
 def from_spec(
@@ -283,11 +310,21 @@ def from_spec(
 
 
 @dataclass(frozen=True, slots=True)
+class _Limits:
+    """One request's limits: seconds of silence, seconds to connect, retries."""
+
+    timeout: float
+    connect: float
+    retries: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Wait:
     """How long a failed request took, from the start of :meth:`OpenAICompatModel.stream`."""
 
     attempts: int  # HTTP requests sent, retries included
     elapsed: float  # seconds
+    limits: _Limits  # the limits it ran under
 
     def said(self) -> str:
         """Return e.g. ``"25.3 s"``."""
@@ -365,7 +402,7 @@ def _timeout_failure(
     host = model.host
     if opened:  # mid-stream: never retried, so one silence of ``timeout`` seconds ended it
         return ModelFailure(
-            f"{host} sent nothing for {model.timeout:g} s in the middle of the answer "
+            f"{host} sent nothing for {wait.limits.timeout:g} s in the middle of the answer "
             f"(after {wait.said()} in all)",
             code="timeout",
         )
@@ -377,11 +414,11 @@ def _timeout_failure(
         )
         return ModelFailure(
             f"could not connect to {host}: no answer after {wait.said()} "
-            f"({_attempts_said(wait.attempts, model.connect_timeout, ' to connect')}){hint}",
+            f"({_attempts_said(wait.attempts, wait.limits.connect, ' to connect')}){hint}",
             code="timeout",
         )
     return ModelFailure(
-        f"{host} sent no answer after {wait.said()} ({_attempts_said(wait.attempts, model.timeout)})",
+        f"{host} sent no answer after {wait.said()} ({_attempts_said(wait.attempts, wait.limits.timeout)})",
         code="timeout",
     )
 
@@ -448,6 +485,23 @@ def _status_failure(
         return ModelFailure(f"the provider failed ({said}){tail}", code="provider_error")
     # 400, 409, 413, 422: the request was refused (context too long, bad tool schema); say why.
     return ModelFailure(f"the provider refused the request ({said}){tail}", code="provider_error")
+
+
+def _tools_refused(failure: ModelFailure, *, model: OpenAICompatModel) -> ModelFailure:
+    """Say so when a server refused a request because it offered tools, and how to chat without them.
+
+    Servers without tool support answer a request with ``tools`` with a 400 or a 500 whose text
+    names the tools (llama.cpp: "tools param requires --jinja flag"); the fix is on our side.
+    """
+    if failure.code != "provider_error" or "tool" not in failure.message.lower():
+        return failure
+    message = (
+        f"{model.host} refused the tools offered with this prompt: {failure.message}. To chat without "
+        f"tools, turn them off for the prompt (%%llmsock --no-tools, ask(..., tools=False), the chat's "
+        f"settings) or for the model (%llmsock model {model.name} without --tools); or give the "
+        "server tool support (llama-server: --jinja)"
+    )
+    return ModelFailure(message, code=failure.code)
 
 
 def _provider_message(body: object, key: str) -> str:

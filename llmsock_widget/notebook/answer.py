@@ -18,6 +18,7 @@ from typing import Any
 from ..client.answers import Answer as Answer
 from ..core.events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
 from ..server.thread import ServerThread
+from ..wire.decode import prompt_options
 from ..wire.protocol import Control, SendPrompt
 from ..wire.safehtml import neutralize, render_answer
 
@@ -32,15 +33,22 @@ def ask(
     server: ServerThread,
     display: bool = True,
     timeout: float | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Answer:
     """Send ``prompt`` on ``session`` and return the answer, streaming it to the output meanwhile.
 
+    ``options`` are the prompt's options as on the wire (``tools``, ``timeout``, ``retries``,
+    ``temperature``, ``maxTokens``: docs/protocol.md section 7.1).
+
     Raises:
         TimeoutError: no end of the turn within ``timeout`` seconds (the turn is aborted).
+        InvalidFrame: an option out of its range.
     """
+    checked = prompt_options(options or {})
     events: queue.Queue[Event] = queue.Queue()
     message_id = f"ask-{secrets.token_urlsafe(9)}"
-    key, detach = server.submit(_attach(server, session, events.put_nowait, prompt, message_id)).result(30)
+    command = SendPrompt(text=prompt, message_id=message_id, options=checked)
+    key, detach = server.submit(_attach(server, session, events.put_nowait, command)).result(30)
     out = _Output(display)
     text = ""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -83,9 +91,9 @@ def ask(
         server.submit(detach()).result(30)
 
 
-async def _attach(server: ServerThread, session: str, deliver: Any, prompt: str, message_id: str) -> Any:
+async def _attach(server: ServerThread, session: str, deliver: Any, command: SendPrompt) -> Any:
     key, detach, _ = await server.hub.attach(session, deliver)
-    server.hub.handle(key, SendPrompt(text=prompt, message_id=message_id), deliver)
+    server.hub.handle(key, command, deliver)
     return key, detach
 
 

@@ -2,17 +2,23 @@
 
 ``%llmsock``                    show the server's status
 ``%llmsock chat [SESSION]``     open a chat widget (on the default or a named session)
-``%llmsock model SPEC [--base-url URL] [--api-key-env VAR] [--timeout S] [--connect-timeout S] [--retries N]``
+``%llmsock model SPEC [--base-url URL] [--api-key-env VAR] [--timeout S] [--connect-timeout S]
+                 [--retries N] [--tools|--no-tools]``
                                 pick the model for new turns: ``builtin``, ``builtin:<tokens/s>``,
                                 ``openai:<model>`` (key from $OPENAI_API_KEY or VAR, never typed here;
-                                S seconds of silence, N retries of a failed request)
+                                S seconds of silence, N retries of a failed request; ``--tools``
+                                offers the registered tools to prompts that do not choose: the
+                                default for builtin, not for openai)
 ``%llmsock new [SESSION]``      make SESSION (or a fresh id) the default for ``%%llmsock`` and ``chat``
 ``%llmsock store [KIND [DIR]]`` say where chats are kept, or keep them from now on in ``notebook``
                                 (the notebook's metadata; files next to it without the plugin),
                                 ``memory``, or ``file [DIR]``
 ``%llmsock save``               save every open chat now (into the notebook's metadata, or files)
 ``%llmsock stop``               stop the server and free its port
-``%%llmsock [SESSION]``         send the cell body as a prompt; stream the answer into the output
+``%%llmsock [SESSION] [--tools [NAME,...]|--no-tools] [--timeout S] [--retries N]``
+                                send the cell body as a prompt; stream the answer into the output
+                                (the flags are this prompt's: which tools it offers, the model's
+                                timeout and retries)
 
 A mistake (an unknown command or option, a model that needs a package or a key, a bad
 session id, a server that cannot start) is said in one line, what went wrong and what to
@@ -35,8 +41,9 @@ _state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
 SAVE_TIMEOUT = 30.0
 MODEL_USAGE = (
     "usage: %llmsock model SPEC [--base-url URL] [--api-key-env VAR] [--timeout S] "
-    "[--connect-timeout S] [--retries N]"
+    "[--connect-timeout S] [--retries N] [--tools|--no-tools]"
 )
+CELL_USAGE = "usage: %%llmsock [SESSION] [--tools [NAME,...]|--no-tools] [--timeout S] [--retries N]"
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -77,14 +84,18 @@ def _run(line: str, cell: str | None) -> Any:
     except ValueError as exc:  # "No closing quotation", "No escaped character"
         raise ValueError(f"cannot read {line!r}: {str(exc).lower()}; close the quote") from None
     if cell is not None:
-        session = args[0] if args else _state["session"]
+        session, options = _cell_options(args)
         # IPython hands the body over with its final newline; the prompt is what the user typed.
-        ask(cell.rstrip("\n"), session=session, server=kernel.get_server())
+        ask(cell.rstrip("\n"), session=session, server=kernel.get_server(), options=options)
         return None
     command, rest = (args[0], args[1:]) if args else ("status", [])
     if command == "status":
         server = kernel.get_server()
-        status = {**server.status(), "store": kernel.describe_store(server.store)}
+        status = {
+            **server.status(),
+            "store": kernel.describe_store(server.store),
+            "tools": _tools_said(server),
+        }
         if status.get("connections") == 0 and kernel.view_pending():
             # Run All reaches this cell before the chat views above have loaded and connected.
             status["connections"] = "0 (a chat view has not connected yet: run %llmsock again once it has)"
@@ -137,6 +148,9 @@ def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
     spec, rest = args[0], args[1:]
     options: dict[str, Any] = {}
     while rest:
+        if rest[0] in ("--tools", "--no-tools"):
+            options["tools"], rest = rest[0] == "--tools", rest[1:]
+            continue
         flag, value, rest = rest[0], (rest[1] if len(rest) > 1 else ""), rest[2:]
         if flag == "--base-url" and value:
             options["base_url"] = value
@@ -153,9 +167,46 @@ def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:
         else:
             raise ValueError(
                 f"unknown or incomplete option {flag!r}; use --base-url URL, --api-key-env VAR, "
-                "--timeout S, --connect-timeout S or --retries N"
+                "--timeout S, --connect-timeout S, --retries N, --tools or --no-tools"
             )
     return spec, options
+
+
+def _tools_said(server: Any) -> str:
+    """Return the registered tools, and whether the model offers them to prompts that do not choose."""
+    names = server.tools.names() if server.tools is not None else []
+    if not names:
+        return "none"
+    if getattr(server.model, "offers_tools", True):
+        return ", ".join(names)
+    return (
+        f"{', '.join(names)} (offered only to prompts that ask: %%llmsock --tools; "
+        f"or %llmsock model {server.model.name} --tools)"
+    )
+
+
+def _cell_options(args: list[str]) -> tuple[str, dict[str, Any]]:
+    """Return the session and prompt options of ``%%llmsock [SESSION] [flags]`` (see CELL_USAGE)."""
+    session = _state["session"]
+    if args and not args[0].startswith("--"):
+        session, args = args[0], args[1:]
+    options: dict[str, Any] = {}
+    while args:
+        flag, args = args[0], args[1:]
+        if flag == "--no-tools":
+            options["tools"] = False
+        elif flag == "--tools":
+            if args and not args[0].startswith("--"):  # --tools a,b: only those
+                options["tools"] = [name for name in args[0].split(",") if name]
+                args = args[1:]
+            else:
+                options["tools"] = True
+        elif flag in ("--timeout", "--retries") and args:
+            kind: type[float] | type[int] = float if flag == "--timeout" else int
+            options[flag[2:]], args = _number(flag, args[0], kind), args[1:]
+        else:
+            raise ValueError(f"unknown or incomplete option {flag!r}; {CELL_USAGE}")
+    return session, options
 
 
 # flag: (model option, type); the model checks the range and says what is wrong.
@@ -197,6 +248,7 @@ class Status:
             "reloaded",
             "replayedEvents",
             "turns",
+            "tools",
             "store",
         )
         return [(key, _text(self.status.get(key, ""))) for key in keys]

@@ -157,8 +157,10 @@ def abort(live: LiveSession) -> bool:
 async def _steps(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
     """Call the model, run the tools it asks for, call it again, until it answers."""
     tools = settings.tools
-    schemas = tuple(tools.schemas(prompt.options.get("tools"))) if tools is not None else ()
-    messages = history(live.state)
+    schemas = offered_schemas(tools, settings.model, prompt.options.get("tools"))
+    # Earlier answers' tool calls go as tool messages only beside tool definitions: a server
+    # offered no tools may refuse them (strict chat templates, some providers).
+    messages = history(live.state, native_tools=bool(schemas))
     usage = [0, 0]
     for step in range(settings.max_steps + 1):
         request = ModelRequest(
@@ -196,6 +198,24 @@ async def _steps(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) 
         done = {call.id for call in calls}
         records = tuple(r for r in live.state.current.tools if r.id in done) if live.state.current else ()
         messages += tool_messages(records, text)
+
+
+def offered_schemas(
+    tools: ToolRegistry | None, model: ChatModel, choice: bool | list[str] | None
+) -> tuple[dict[str, Any], ...]:
+    """Return the schemas of the tools a turn offers the model.
+
+    ``choice`` is the prompt's ``tools`` option: ``True`` every registered tool, ``False`` none,
+    a list those named, ``None`` the model's own setting (``offers_tools``; a model without one
+    is offered every tool).
+    """
+    if tools is None:
+        return ()
+    if choice is None:
+        choice = bool(getattr(model, "offers_tools", True))
+    if choice is False:
+        return ()
+    return tuple(tools.schemas(None if choice is True else choice))
 
 
 async def _stream(

@@ -132,12 +132,16 @@ def _decode_user_message(data: dict[str, Any], request_id: str | None) -> SendPr
         raise InvalidFrame("data.options must be an object")
     # Seed 004's client spreads its options into data ({"text", "maxTokens", ...}); both places
     # are read, and data.options wins over data for an option given in both.
-    merged = {**_decode_options(data, "data"), **_decode_options(options, "options")}
+    merged = {**prompt_options(data, "data"), **prompt_options(options, "options")}
     return SendPrompt(text=text, message_id=request_id, options=merged)
 
 
-def _decode_options(options: dict[str, Any], where: str) -> dict[str, Any]:
-    """Return the known options in ``options`` (``data.options``, or ``data`` itself), validated."""
+def prompt_options(options: dict[str, Any], where: str = "options") -> dict[str, Any]:
+    """Return the known options in ``options`` (``data.options``, or ``data`` itself), validated.
+
+    Raises:
+        InvalidFrame: a value out of its range, named ``<where>.<option>``.
+    """
     out: dict[str, Any] = {}
     if "temperature" in options and options["temperature"] is not None:
         t = options["temperature"]
@@ -151,10 +155,29 @@ def _decode_options(options: dict[str, Any], where: str) -> dict[str, Any]:
         out["maxTokens"] = n
     if "tools" in options and options["tools"] is not None:
         tools = options["tools"]
-        if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
-            raise InvalidFrame(f"{where}.tools must be a list of strings")
-        out["tools"] = list(tools)
+        if isinstance(tools, bool):  # true: every registered tool; false: none
+            out["tools"] = tools
+        elif isinstance(tools, list) and all(isinstance(t, str) for t in tools):
+            out["tools"] = list(tools)
+        else:
+            raise InvalidFrame(f"{where}.tools must be true, false or a list of tool names")
+    if "timeout" in options and options["timeout"] is not None:
+        s = options["timeout"]
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= MAX_TIMEOUT:
+            raise InvalidFrame(f"{where}.timeout must be a number of seconds above 0, at most {MAX_TIMEOUT}")
+        out["timeout"] = float(s)
+    if "retries" in options and options["retries"] is not None:
+        n = options["retries"]
+        if type(n) is not int or not 0 <= n <= MAX_RETRIES:
+            raise InvalidFrame(f"{where}.retries must be an integer from 0 to {MAX_RETRIES}")
+        out["retries"] = n
     return out
+
+
+MAX_TIMEOUT = 3600
+"""The longest ``options.timeout`` a prompt may ask for, in seconds."""
+MAX_RETRIES = 10
+"""The most ``options.retries`` a prompt may ask for."""
 
 
 def _optional_id(message: dict[str, Any]) -> str | None:

@@ -423,7 +423,7 @@ async def check_tools(report: Report, server: LlamaServer) -> None:
     tries: list[str] = []
     async with llmsock(server.base_url, tools=registry) as (client, _):
         for prompt in TOOL_PROMPTS:
-            turn = await run_turn(client, prompt, maxTokens=120)
+            turn = await run_turn(client, prompt, maxTokens=120, tools=True)
             names = [str(c.get("name")) for c in turn.tool_calls]
             results = [bool(r.get("ok")) for r in turn.tool_results]
             tries.append(
@@ -445,12 +445,13 @@ async def check_tools(report: Report, server: LlamaServer) -> None:
 
 
 async def check_tools_refused(report: Report, server: LlamaServer) -> None:
-    """On a server that refuses tools, a plain prompt works and a prompt with tools says why it failed."""
+    """On a server that refuses tools, tools are not sent unless asked for, and asking says why it failed."""
     started = time.monotonic()
-    async with llmsock(server.base_url, tools=None) as (client, _):
+    registry, _ = weather_tools()
+    async with llmsock(server.base_url, tools=registry) as (client, _):
         plain = await run_turn(client, "Say hello in one short sentence.", maxTokens=40)
     report.line(
-        "no tools asked: a turn works (--no-jinja)",
+        "tools registered, not asked: a turn works (--no-jinja)",
         plain.reason in ("stop", "length"),
         started,
         f"end={plain.reason}, {shown(''.join(plain.deltas), 50)}"
@@ -459,8 +460,10 @@ async def check_tools_refused(report: Report, server: LlamaServer) -> None:
     started = time.monotonic()
     registry, _ = weather_tools()
     async with llmsock(server.base_url, tools=registry) as (client, _):
-        refused = await run_turn(client, TOOL_PROMPTS[0], maxTokens=40)
-    ok = refused.reason in ("stop", "length") or "--jinja" in refused.error
+        refused = await run_turn(client, TOOL_PROMPTS[0], maxTokens=40, tools=True)
+    ok = refused.reason in ("stop", "length") or (
+        "refused the tools offered" in refused.error and "--jinja" in refused.error
+    )
     report.line(
         "tools refused: the error names the cause",
         ok,

@@ -183,3 +183,25 @@ def test_the_reader_names_every_call_the_token_limit_cut() -> None:
     clean = ChunkReader()
     clean.feed({"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "length"}]})
     assert clean.end() == [FinishChunk(reason="length")] and clean.cut_failure() is None
+
+
+def test_a_chat_that_called_a_tool_goes_on_with_a_model_offered_no_tools(
+    server: ServerThread, provider: FakeOpenAI
+) -> None:
+    """A tool round trip (the builtin model's), then the strict provider offered no tools: it gets
+    the call and its result in words, accepts the history, and answers."""
+    provider.enqueue(fakeopenai.text(["It is sunny."]))
+    server.set_model("builtin:0")
+    called = ask(
+        '/tool calculate {"expression": "6*7"}', session="t", server=server, display=False, timeout=TIMEOUT
+    )
+    assert called.finish_reason == "stop"
+    server.set_model("openai:gemma", base_url=provider.base_url, api_key="k", max_retries=0)
+    after = ask("and the weather?", session="t", server=server, display=False, timeout=TIMEOUT)
+    assert (after.finish_reason, after.text) == ("stop", "It is sunny."), after.error
+    (request,) = (r.body for r in provider.chat_requests)
+    assert "tools" not in request and gemma_refusal(request["messages"]) is None
+    assert [m["role"] for m in request["messages"]] == ["user", "assistant", "user"]
+    assert request["messages"][1]["content"].startswith(
+        '(tool calls: calculate({"expression": "6*7"}) returned 42)'
+    )

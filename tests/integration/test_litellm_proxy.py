@@ -156,6 +156,36 @@ def test_tools_off_send_no_tools(
     assert "tools" not in request
 
 
+def test_tools_go_out_only_where_enabled(
+    make_server: MakeServer, proxy: LiteLLMProxy, upstream: FakeOpenAI, run: Any
+) -> None:
+    """A prompt that does not choose gets the model's setting: no tools for an OpenAI-compatible
+    model unless it was set up with tools; then every registered tool."""
+    before = len(upstream.chat_requests)
+    upstream.enqueue(fakeopenai.text(["plain"]), fakeopenai.text(["with tools"]))
+    plain = events(run(turn(llmsock(make_server, proxy, "upstream"), "hello")))
+    enabled = events(run(turn(llmsock(make_server, proxy, "upstream", tools=True), "hello")))
+    assert (plain[-1]["text"], enabled[-1]["text"]) == ("plain", "with tools")
+    first, second = (r.body for r in upstream.chat_requests[before:])
+    assert "tools" not in first
+    assert [t["function"]["name"] for t in second["tools"]] == ["get_current_time", "calculate"]
+
+
+def test_a_server_that_refuses_tools_is_named_with_the_fix(
+    make_server: MakeServer, proxy: LiteLLMProxy, upstream: FakeOpenAI, run: Any
+) -> None:
+    """llama-server without --jinja refuses a request with tools (HTTP 500, through the proxy): one
+    error says the tools were refused and how to chat without them; without tools the chat works."""
+    upstream.enqueue(fakeopenai.error(500, message=JINJA), fakeopenai.text(["fine"]))
+    server = llmsock(make_server, proxy, "upstream", tools=True)
+    refused = events(run(turn(server, "hello")))[-1]
+    assert refused["type"] == "error" and refused["code"] == "provider_error"
+    assert "refused the tools offered with this prompt" in refused["message"]
+    assert JINJA in refused["message"] and "--no-tools" in refused["message"]
+    answered = events(run(turn(server, "hello", tools=False)))[-1]
+    assert answered["type"] == "end" and answered["text"] == "fine"
+
+
 def test_a_stalled_answer_times_out(make_server: MakeServer, proxy: LiteLLMProxy, run: Any) -> None:
     """The proxy holds its answer back: the turn ends with a timeout error soon after the limit."""
     server = llmsock(make_server, proxy, "mock-slow", timeout=CLIENT_TIMEOUT)

@@ -28,7 +28,7 @@ def server(provider: FakeOpenAI, make_server: MakeServer) -> ServerThread:
     """A server whose model is the fake provider (stopped before the provider: set up after it)."""
     return make_server(
         model="openai:test-model",
-        model_options={"base_url": provider.base_url, "api_key": SECRET, "max_retries": 0},
+        model_options={"base_url": provider.base_url, "api_key": SECRET, "max_retries": 0, "tools": True},
     )
 
 

@@ -229,6 +229,37 @@ def test_one_silent_attempt_says_its_limit(fake: FakeOpenAI, run: Any) -> None:
     assert abs(said_seconds(failure.message) - took) <= 0.1 + took * 0.05
 
 
+def test_a_prompts_own_timeout_and_retries_apply_to_it_alone(
+    fake: FakeOpenAI, make_server: MakeServer, run: Any
+) -> None:
+    """The model waits 60 s with 2 retries; a prompt asking for ATTEMPT s and no retries fails after
+    one attempt of ATTEMPT s, says so, and the next prompt has the model's limits again."""
+    server = make_server(
+        model="openai:gpt-test",
+        model_options={"base_url": fake.base_url, "api_key": KEY, "timeout": 60, "max_retries": 2},
+    )
+    fake.enqueue(stall(), error(503, message="busy"), error(503, message="busy"), error(503, message="busy"))
+
+    async def turns() -> list[dict[str, Any]]:
+        client = await open_client(server, dialect="envelope")
+        await client.recv()
+        ends = []
+        for request, options in (("u1", {"timeout": ATTEMPT, "retries": 0}), ("u2", {})):
+            data = {"text": "hi", "options": options}
+            await client.send({"type": "user_message", "id": request, "data": data})
+            messages = await client.recv_until(is_turn_end)
+            ends.append(next(m["data"]["event"] for m in messages if is_turn_end(m)))
+        await client.ws.close()
+        return ends
+
+    stalled, busy = run(turns())
+    fake.release()
+    assert stalled["code"] == "timeout" and f"(1 attempt of {ATTEMPT:g} s)" in stalled["message"], stalled
+    assert said_seconds(stalled["message"]) < 60
+    assert busy["code"] == "provider_error" and "3 attempts" in busy["message"], busy  # the model's 2 retries
+    assert len(fake.chat_requests) == 4
+
+
 def test_https_url_for_a_silent_plain_server_says_the_true_time(run: Any) -> None:
     """A TLS handshake nobody answers ends at the connect timeout, saying the real wait and the fix."""
     with SilentServer() as silent:

@@ -142,6 +142,27 @@ def test_cell_magic_remembers_the_session(kernel: Kernel) -> None:
     assert "my cat is called Miso" in answer
 
 
+def test_cell_magic_flags_choose_the_prompts_tools(kernel: Kernel) -> None:
+    """%%llmsock --no-tools / --tools NAMES: the builtin model's /tools lists what the prompt offered."""
+    kernel.run("%load_ext llmsock")
+    kernel.run("%llmsock model builtin:0")
+
+    def said(line: str) -> str:
+        updates = [
+            m for m in kernel.run(f"%%llmsock tools {line}\n/tools") if m["msg_type"] == "update_display_data"
+        ]
+        return str(updates[-1]["content"]["data"]["text/plain"])
+
+    assert "Tools I can call: get_current_time, calculate." in said("")
+    assert "Tools I can call: none." in said("--no-tools")
+    assert "Tools I can call: calculate." in said("--tools calculate")
+    kernel.run("%llmsock model builtin:0 --no-tools")
+    assert "Tools I can call: none." in said("")
+    out = text_of(kernel.run("%llmsock"))
+    assert "tools: get_current_time, calculate (offered only to prompts that ask" in out
+    assert "Tools I can call: get_current_time, calculate." in said("--tools")
+
+
 def test_status_magic_shows_url_model_and_counters(kernel: Kernel) -> None:
     """%llmsock shows the url, model, sessions, connections and message counters; never the token."""
     kernel.run("%load_ext llmsock")

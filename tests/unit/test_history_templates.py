@@ -285,3 +285,37 @@ def test_the_checker_refuses_what_the_old_history_sent() -> None:
     assert (
         gemma_refusal([user, user]) == "Conversation roles must alternate user/assistant/user/assistant/..."
     )
+
+
+# -- a request that offers no tools: earlier tool calls said in words --------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(sessions)
+def test_without_tools_every_session_gives_what_gemma_accepts(plan: list[Turn | str]) -> None:
+    """Offered no tools, the history has no tool messages at all, so a template that knows no tools
+    (Gemma's) accepts it whatever the earlier turns called, and the calls are not forgotten."""
+    builder = build(plan)
+    builder.prompt("next")
+    sent = history(builder.state, native_tools=False)
+    assert gemma_refusal(sent) is None and template_problems(sent) == []
+    assert all(set(m) == {"role", "content"} for m in sent)
+    called = sum(len(m.tools) for m in builder.state.messages)
+    assert sum(m["content"].count("calculate(") for m in sent if m["role"] == "assistant") == called
+
+
+def test_without_tools_a_call_and_its_result_become_words_before_the_answer() -> None:
+    """A tool round trip, then a model offered no tools: one assistant message says the call,
+    its result and the answer; a failed call says why it failed."""
+    builder = Builder()
+    builder.turn(Turn(start=True, texts=(), tools=("ok", "fail"), after=("It is 2.",), end="stop"))
+    builder.prompt("and now?")
+    assert history(builder.state, native_tools=False) == [
+        {"role": "user", "content": "prompt 1"},
+        {
+            "role": "assistant",
+            "content": '(tool calls: calculate({"expression": "1+1"}) returned 2; '
+            'calculate({"expression": "1+1"}) failed: boom)\n\nIt is 2.',
+        },
+        {"role": "user", "content": "and now?"},
+    ]

@@ -225,7 +225,7 @@ def test_a_flat_null_option_is_no_option() -> None:
     [
         ({"text": "hi", "maxTokens": 0}, "data.maxTokens must be an integer from 1 to 1000000"),
         ({"text": "hi", "temperature": True}, "data.temperature must be a number from 0 to 2"),
-        ({"text": "hi", "tools": "calculate"}, "data.tools must be a list of strings"),
+        ({"text": "hi", "tools": "calculate"}, "data.tools must be true, false or a list of tool names"),
         ({"text": "hi", "maxTokens": 5, "options": {"maxTokens": 0}}, "options.maxTokens must be"),
     ],
 )
