@@ -8,6 +8,8 @@
 //                    restored} (again after a server restart), {kind: "error", message},
 //                   {kind: "snapshot", session, snapshot}
 //   and the comm transport's link messages (commsocket.js).
+// Synced traits: `session`, and the model settings `tools`, `timeout`, `retries` (settings.js),
+// which every prompt carries as options and the view's settings panel edits.
 // The token stays in this closure and the client's: never in the DOM, in model state, in
 // storage or in a URL. All timing (timeouts, the clock, animation frames) goes through one
 // injectable WidgetTiming, so tests drive a view with a fake clock (createWidget({timing})).
@@ -24,12 +26,14 @@ import { buildLadder, readPageConfig } from "./ladder.js";
 import { createMarkdownRenderer } from "./markdown.js";
 import { control, createIdGenerator, userMessage, WIDGET_PROTOCOL } from "./protocol.js";
 import { initialState, reduce } from "./reducer.js";
+import { promptOptions, readSettings } from "./settings.js";
 import { createView } from "./view.js";
 
 const SNAPSHOT_EVENT = "llmsock:snapshot";
 const RESTORE_EVENT = "llmsock:restore-request";
 const ATTACH_WAIT_MS = 3000; // how long to wait for the output area to put the view in the page
 const ATTACH_POLL_MS = 25;
+const SETTINGS_TRAITS = ["tools", "timeout", "retries"];
 
 /**
  * Ask the notebook plugin for the sessions in the notebook's metadata.
@@ -131,6 +135,8 @@ export function createWidget({ timing = {} } = {}) {
 function render({ model, el }, timing) {
   const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const newId = createIdGenerator();
+  /** @type {(name: string) => unknown} */
+  const getTrait = (name) => model.get(name);
   let state = initialState();
   let disposed = false;
   let server = null; // the latest connect message
@@ -160,8 +166,13 @@ function render({ model, el }, timing) {
     cancelFrame: timing.cancelFrame,
     // No optimistic echo: the prompt appears when the server's user-message event comes back,
     // so every view on the session shows the same transcript.
-    onSend: (text) => client.send(userMessage(text, newId())),
+    onSend: (text) => client.send(userMessage(text, newId(), promptOptions(readSettings(getTrait)))),
     onStop: () => client.send(control("abort", newId())),
+    settings: readSettings(getTrait),
+    onSettings: (change) => {
+      for (const [name, value] of Object.entries(change)) model.set(name, value);
+      model.save_changes();
+    },
   });
 
   function connect() {
@@ -213,9 +224,11 @@ function render({ model, el }, timing) {
     }
   };
   const onSession = () => connect();
+  const onSettings = () => view.setSettings(readSettings(getTrait));
 
   model.on("msg:custom", onMessage);
   model.on("change:session", onSession);
+  for (const name of SETTINGS_TRAITS) model.on(`change:${name}`, onSettings);
   view.update(state);
   const stopWaiting = whenAttached(el, timing, () => {
     if (disposed) return;
@@ -239,6 +252,7 @@ function render({ model, el }, timing) {
     stopWaiting();
     model.off("msg:custom", onMessage);
     model.off("change:session", onSession);
+    for (const name of SETTINGS_TRAITS) model.off(`change:${name}`, onSettings);
     client.close();
     view.destroy();
     server = null;

@@ -301,12 +301,17 @@ export function parse(frame) {
 
 /**
  * Build a prompt frame: always the JSON form, so text that looks like JSON stays a prompt.
+ * `options` (section 7.1: tools, timeout, retries, ...) go in `data.options` unless empty.
  * @param {string} text
  * @param {string} id
+ * @param {Record<string, unknown>} [options]
  * @returns {ClientMessage}
  */
-export function userMessage(text, id) {
-  return { type: "user_message", id, data: { text: String(text) } };
+export function userMessage(text, id, options = {}) {
+  /** @type {{text: string, options?: Record<string, unknown>}} */
+  const data = { text: String(text) };
+  if (Object.keys(options).length > 0) data.options = { ...options };
+  return { type: "user_message", id, data };
 }
 
 /**

@@ -10,8 +10,11 @@
 // and where the chat is saved. Those lines come out of it only when they matter: the
 // connection is down, or the chat could not be restored. Diagnostics are shown by level, never
 // by code: warnings and errors are lines of the transcript, info notes a quiet line here.
+// Next to it, a "settings" disclosure holds the model settings sent with each prompt
+// (settings.js).
 
 import { reveal } from "./invisible.js";
+import { createSettingsPanel, DEFAULT_SETTINGS } from "./settings.js";
 import { createSteps } from "./steps.js";
 import { breakLongRuns } from "./wrap.js";
 
@@ -115,7 +118,8 @@ function interleave(messages, notices) {
  *   onSend(text) -> true if the prompt was sent (the textarea is then cleared).
  *   onStop() -> asks the server to abort the running turn.
  *   requestFrame / cancelFrame: requestAnimationFrame and its cancel (injectable).
- * Returns: {update(state), flush(), destroy()}.
+ *   settings: the model settings to show first; onSettings(change): the user changed some.
+ * Returns: {update(state), flush(), destroy(), setStore(), markSaved(), setSettings(settings)}.
  *
  * @param {HTMLElement} el
  * @param {object} options
@@ -124,8 +128,13 @@ function interleave(messages, notices) {
  * @param {() => unknown} options.onStop
  * @param {(fn: () => void) => any} [options.requestFrame]
  * @param {(handle: any) => void} [options.cancelFrame]
+ * @param {import("./settings.js").ModelSettings} [options.settings]
+ * @param {(change: Partial<import("./settings.js").ModelSettings>) => void} [options.onSettings]
  */
-export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, cancelFrame }) {
+export function createView(
+  el,
+  { renderMarkdown, onSend, onStop, requestFrame, cancelFrame, settings = DEFAULT_SETTINGS, onSettings = () => {} },
+) {
   const document = el.ownerDocument;
   const win = /** @type {Window} */ (document.defaultView);
   const raf = requestFrame ?? ((fn) => win.requestAnimationFrame(fn));
@@ -170,7 +179,8 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
   const detail = h(document, "div", { class: "llmsock-detail", "data-role": "connection-detail" });
   const store = h(document, "div", { class: "llmsock-detail", "data-role": "store" });
   moreBody.append(detail, store);
-  bar.append(status, more, notes);
+  const settingsPanel = createSettingsPanel(document, { initial: settings, onChange: onSettings });
+  bar.append(status, more, settingsPanel.element, notes);
   buttons.append(sendButton, stopButton);
   composer.append(textarea, buttons);
   root.append(transcript, composer, bar, alerts);
@@ -381,8 +391,9 @@ export function createView(el, { renderMarkdown, onSend, onStop, requestFrame, c
     textarea.removeEventListener("input", onInput);
     sendButton.removeEventListener("click", onSendClick);
     stopButton.removeEventListener("click", onStopClick);
+    settingsPanel.destroy();
     root.remove();
   }
 
-  return { update, flush, destroy, setStore, markSaved };
+  return { update, flush, destroy, setStore, markSaved, setSettings: settingsPanel.set };
 }

@@ -343,3 +343,73 @@ test("a forced comm transport never opens a WebSocket", () => {
   assert.equal(model.sent.at(-1).kind, "link");
   cleanup();
 });
+
+/** Open a view's socket to the point where a prompt can be sent; return its socket. */
+async function connected({ model, instances, mount, nextFrame }) {
+  const { el, cleanup } = mount();
+  model.emit("msg:custom", CONNECT);
+  const ws = instances[0];
+  ws.serverOpen();
+  ws.serverSend(frames.ready(0, "idle", "sess-1"));
+  ws.serverSend(frames.history(0, [], null, "idle", ws.sentJson().at(-1).id));
+  await nextFrame();
+  const send = (text) => {
+    const textarea = el.querySelector("textarea");
+    textarea.value = text;
+    textarea.dispatchEvent(new el.ownerDocument.defaultView.Event("input"));
+    el.querySelector("button.llmsock-send").click();
+    return ws.sentJson().at(-1);
+  };
+  return { el, ws, send, cleanup };
+}
+
+test("every prompt carries the settings traits that are set, as data.options", async () => {
+  const harness = setup();
+  const { model } = harness;
+  const { send, cleanup } = await connected(harness);
+  assert.deepEqual(send("plain").data, { text: "plain" }, "no options while nothing is set");
+  Object.assign(model.attrs, { tools: true, timeout: 30, retries: 0 });
+  assert.deepEqual(send("with all").data, { text: "with all", options: { tools: true, timeout: 30, retries: 0 } });
+  Object.assign(model.attrs, { tools: ["calculate"], timeout: null, retries: null });
+  assert.deepEqual(send("a list").data, { text: "a list", options: { tools: ["calculate"] } });
+  Object.assign(model.attrs, { tools: false });
+  assert.deepEqual(send("off").data, { text: "off", options: { tools: false } });
+  cleanup();
+});
+
+test("the settings panel sets the traits and saves them; trait changes show in the panel", async () => {
+  const harness = setup();
+  const { model, window } = harness;
+  let saved = 0;
+  model.save_changes = () => {
+    saved += 1;
+  };
+  model.attrs.timeout = 12;
+  const { el, send, cleanup } = await connected(harness);
+  const panel = el.querySelector('[data-role="settings"]');
+  const timeout = panel.querySelector('input[name="timeout"]');
+  assert.equal(timeout.value, "12", "the panel starts from the traits");
+  assert.equal(panel.querySelector("summary").textContent, "settings · timeout 12 s");
+
+  const select = panel.querySelector("select");
+  select.value = "off";
+  select.dispatchEvent(new window.Event("change", { bubbles: true }));
+  timeout.value = "1";
+  timeout.dispatchEvent(new window.Event("input", { bubbles: true }));
+  timeout.value = "nope";
+  timeout.dispatchEvent(new window.Event("input", { bubbles: true }));
+  assert.deepEqual(model.setCalls, [
+    ["tools", false],
+    ["timeout", 1],
+  ]);
+  assert.equal(saved, 2, "each change is saved, so Python sees it");
+
+  // Python sets a trait: the panel follows.
+  model.attrs.retries = 4;
+  model.emit("change:retries");
+  assert.equal(panel.querySelector('input[name="retries"]').value, "4");
+  Object.assign(model.attrs, { tools: false, timeout: 1 });
+  assert.deepEqual(send("go").data.options, { tools: false, timeout: 1, retries: 4 });
+  cleanup();
+  for (const name of ["tools", "timeout", "retries"]) assert.equal(model.count(`change:${name}`), 0, name);
+});

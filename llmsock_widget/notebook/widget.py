@@ -4,6 +4,10 @@ The browser gets the server's address and token through the widget's comm (a
 custom message in answer to the view's ``hello``), never through a synced
 trait: traits are saved into the notebook, and the token must not be.  The
 widget opens no socket in the kernel; the view connects from the browser.
+
+The model settings ``tools``, ``timeout`` and ``retries`` are synced traits (not secrets):
+every prompt from a view carries those that are set as its options (docs/protocol.md,
+section 7.1), and the view's settings panel edits them.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..errors import ClientError
+from ..errors import ClientError, InvalidFrame
 from ..server.commlink import CommLink
 from ..stores.notebook import NotebookStore
 from ..wire import protocol
 from ..wire.codes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNAVAILABLE
+from ..wire.decode import prompt_options
 from . import kernel
 from .settings import Settings
 
@@ -40,14 +45,34 @@ class ChatWidget(anywidget.AnyWidget):
 
     ``ChatWidget()`` uses the notebook's default session; ``ChatWidget(session="name")``
     a named one (created if new).  Several widgets on one session stay in sync.
+
+    The model settings go with every prompt sent from the chat; None (the default) leaves
+    the model's own: ``tools`` is True (offer every registered tool), False (none) or a list
+    of tool names; ``timeout`` the seconds of silence the model waits for its provider
+    (above 0, at most 3600); ``retries`` the retries of a failed request (0 to 10).  They
+    can be changed later (``chat.timeout = 30``) and in the chat's *settings* panel.
     """
 
     _esm = STATIC / "widget.js"
     _css = STATIC / "widget.css"
     session = traitlets.Unicode(kernel.DEFAULT_SESSION).tag(sync=True)
+    tools = traitlets.Any(None).tag(sync=True)
+    timeout = traitlets.Any(None).tag(sync=True)
+    retries = traitlets.Any(None).tag(sync=True)
 
-    def __init__(self, session: str | None = None, **kwargs: Any) -> None:
-        super().__init__(session=session or kernel.DEFAULT_SESSION, **kwargs)
+    def __init__(
+        self,
+        session: str | None = None,
+        *,
+        tools: bool | list[str] | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Checked before the widget exists, so a bad value leaves no half-made widget behind.
+        settings = {"tools": tools, "timeout": timeout, "retries": retries}
+        checked = {name: checked_setting(name, value) for name, value in settings.items()}
+        super().__init__(session=session or kernel.DEFAULT_SESSION, **checked, **kwargs)
         self._links: dict[str, CommLink] = {}
         self.on_msg(self._on_message)
         kernel.watch(self)
@@ -62,8 +87,18 @@ class ChatWidget(anywidget.AnyWidget):
         """
         return kernel.get_server().tool(fn, **options)
 
+    @traitlets.validate("tools", "timeout", "retries")
+    def _check_setting(self, proposal: Any) -> Any:
+        # Python and the views (the settings panel) set these; both go through one rule.
+        return checked_setting(proposal["trait"].name, proposal["value"])
+
     def __repr__(self) -> str:  # stable text, for plain-text front ends and notebook tests
-        return f"ChatWidget(session={self.session!r})"
+        settings = "".join(
+            f", {name}={getattr(self, name)!r}"
+            for name in ("tools", "timeout", "retries")
+            if getattr(self, name) is not None
+        )
+        return f"ChatWidget(session={self.session!r}{settings})"
 
     # -- the views' comm messages -------------------------------------------------------------
     #
@@ -74,7 +109,8 @@ class ChatWidget(anywidget.AnyWidget):
     # reads the message and hands the work to the server's loop through ``server.call_soon``,
     # the one thread-safe door; the link table and every CommLink are touched on that loop
     # only.  Nothing else of ours reacts to the comm: the synced ``session`` trait has no
-    # observers.  This is what lets Stop over the comm end an answer while a cell is busy.
+    # observers, and the settings traits only a pure validator.  This is what lets Stop over
+    # the comm end an answer while a cell is busy.
 
     def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict):
@@ -217,6 +253,29 @@ class ChatWidget(anywidget.AnyWidget):
                 "restored": restored or {},
             }
         )
+
+
+def checked_setting(name: str, value: Any) -> Any:
+    """Return a model setting (``tools``, ``timeout``, ``retries``) checked as a prompt's option.
+
+    The rule is the wire's (docs/protocol.md, section 7.1), so the chat never sends a prompt
+    the server refuses.  A tuple of tool names is taken as a list.
+
+    Raises:
+        traitlets.TraitError: a value out of its range, said with what is allowed.
+    """
+    if value is None:
+        return None
+    if name == "tools" and isinstance(value, tuple):
+        value = list(value)
+    try:
+        return prompt_options({name: value}, "ChatWidget")[name]
+    except InvalidFrame as exc:
+        rule = _TOOLS_RULE if name == "tools" else exc.message  # Python's True and False
+        raise traitlets.TraitError(f"{rule}, or None for the model's setting; not {value!r}") from None
+
+
+_TOOLS_RULE = "ChatWidget.tools must be True (every registered tool), False (none) or a list of tool names"
 
 
 def _host_of(origin: str) -> str | None:
