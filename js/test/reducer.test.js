@@ -622,3 +622,14 @@ test("a prompt queued before the running turn showed itself waits for the turn a
   s = run(s, frames.end(3, "stop", "x", "t1"), frames.user(4, "b", "t2"));
   assert.deepEqual(shown(s).quiet, []);
 });
+
+test("a merged delta carries the last sequence of the deltas it stands for: its text is applied once", () => {
+  // docs/protocol.md 5.1: deltas 4, 5 and 6 that waited together leave as one delta with sequence 6.
+  const s = run(ready(), frames.user(1, "q"), frames.status(2, "generating"), frames.start(3));
+  const merged = run(s, frames.delta(6, "abc"), frames.delta(7, "d"), frames.end(8, "stop", "abcd"));
+  assert.equal(merged.messages[1].text, "abcd");
+  assert.equal(merged.lastSeq, 8);
+  // A replay of what that merged delta covered changes nothing.
+  const replayed = run(s, frames.delta(6, "abc"));
+  assert.equal(reduce(replayed, ev(frames.delta(5, "b"))), replayed);
+});

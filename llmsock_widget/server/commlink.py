@@ -143,13 +143,14 @@ class CommLink:
             return
         events, self._pending = coalesce(self._pending), []
         frames = [frame for event in events for frame in protocol.frames(event, "envelope")]
-        self._post({"kind": "frames", "link": self.link_id, "frames": frames})
+        # Counted before they go: the view may read them, and ask for the counters, at once.
         size = sum(len(f) for f in frames)
         stats = self.server.stats
         stats.messages_out += len(frames)
         stats.bytes_out += size
         self.counters.messages_out += len(frames)
         self.counters.bytes_out += size
+        self._post({"kind": "frames", "link": self.link_id, "frames": frames})
 
     def _post(self, message: dict[str, Any]) -> None:
         try:

@@ -5,6 +5,9 @@ answer streams.  A browser's token comes as the first frame (:func:`auth_frame_t
 each later frame goes through the shared pipeline (:func:`~.connection.act_on_frame`).
 What the hub publishes is queued in an outbox and leaves in one write per loop turn
 (:func:`text_frames`); a client that stops reading is dropped past ``outbound_limit``.
+Deltas of one message that wait in the outbox together leave as one merged delta
+(:class:`DeltaRun`, docs/protocol.md section 5.1): a client that keeps up gets one frame per
+delta, one that falls behind (or a model that sends a burst) gets fewer, longer frames.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Callable, Sequence
 import tornado.iostream
 import tornado.websocket
 
-from ..core.events import ControlResult, Event
+from ..core.events import ControlResult, Event, ModelDelta
 from ..errors import ClientError, LlmsockError
 from ..wire import protocol
 
@@ -59,7 +62,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         self.session_id: str | None = None
         self._created = False
         self._detach: Callable[[], Any] | None = None
-        self._outbox: deque[str] = deque()
+        self._outbox: deque[str | DeltaRun] = deque()
         self._outbox_size = 0
         self._flushing = False
         self._closing = False
@@ -231,6 +234,17 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
     # -- outbound ----------------------------------------------------------------
 
     def _send_event(self, event: Event) -> None:
+        if type(event) is ModelDelta:  # the hot path: a delta joins the one waiting before it
+            tail = self._outbox[-1] if self._outbox else None
+            if type(tail) is DeltaRun and tail.joins(event):
+                tail.add(event)
+                self._queued(len(event.text))
+                return
+            run = DeltaRun(event, self.server.frames(event, self.dialect))
+            if not self._closing:
+                self._outbox.append(run)
+                self._queued(run.size)
+            return
         for frame in self.server.frames(event, self.dialect):  # never raises (protocol.frames)
             self._send(frame)
 
@@ -238,7 +252,13 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         if self._closing:
             return
         self._outbox.append(frame)
-        self._outbox_size += len(frame)
+        self._queued(len(frame))
+
+    def _queued(self, size: int) -> None:
+        """Count ``size`` more characters in the outbox; drop a client that stopped reading, or flush."""
+        if self._closing:
+            return
+        self._outbox_size += size
         if self._outbox_size > self.server.outbound_limit:
             # The client stopped reading: drop it rather than grow memory; it can reconnect.
             log.warning("llmsock: closing a connection that stopped reading (%d queued)", self._outbox_size)
@@ -257,15 +277,20 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         if self._closing or not self._outbox:
             self._flushing = False
             return
-        frames = list(self._outbox)
+        frames = [frame for item in self._outbox for frame in _frames_of(item, self.dialect)]
         self._outbox.clear()
-        size, self._outbox_size = self._outbox_size, 0
+        self._outbox_size = 0
         connection = self.ws_connection
         stream = getattr(connection, "stream", None)
+        if connection is None or stream is None or connection.is_closing():
+            self._flushing = False  # the peer left; on_close cleans up
+            return
+        data = text_frames(frames, getattr(connection, "_compressor", None))
+        # Counted before the write: the peer may read the frames (and ask for the counters, from
+        # another thread) before this thread runs again.
+        self._count_out(len(frames), sum(map(len, frames)))
         try:
-            if connection is None or stream is None or connection.is_closing():
-                raise tornado.iostream.StreamClosedError()
-            future = stream.write(text_frames(frames, getattr(connection, "_compressor", None)))
+            future = stream.write(data)
         except tornado.iostream.StreamClosedError:
             self._flushing = False  # the peer left; on_close cleans up
             return
@@ -273,15 +298,17 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             log.exception("llmsock: sending failed")
             self._flushing = False
             return
-        stats = self.server.stats
-        stats.messages_out += len(frames)
-        stats.bytes_out += size
-        self.counters.messages_out += len(frames)
-        self.counters.bytes_out += size
         if future.done():  # the socket took it all
             self._written(future)
         else:  # backpressure: what comes meanwhile waits in the outbox until the socket took this
             future.add_done_callback(self._written)
+
+    def _count_out(self, frames: int, size: int) -> None:
+        stats = self.server.stats
+        stats.messages_out += frames
+        stats.bytes_out += size
+        self.counters.messages_out += frames
+        self.counters.bytes_out += size
 
     def _written(self, future: Any) -> None:
         if future.cancelled() or future.exception() is not None:  # the peer left (error marked seen)
@@ -290,6 +317,45 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             self._flush()
         else:
             self._flushing = False
+
+
+class DeltaRun:
+    """Deltas of one message waiting together in an outbox, to leave as one delta.
+
+    The first delta's frames are the ones every connection shares (encoded once per dialect);
+    a run of one leaves as them.  A longer run is sent as one delta with the run's text and
+    the last delta's sequence, time and ids, encoded for this connection alone.
+    """
+
+    __slots__ = ("deltas", "frames", "size")
+
+    def __init__(self, first: ModelDelta, frames: tuple[str, ...]) -> None:
+        self.deltas = [first]
+        self.frames = frames
+        self.size = sum(map(len, frames))
+
+    def joins(self, delta: ModelDelta) -> bool:
+        """Whether ``delta`` continues this run: the same message of the same turn."""
+        last = self.deltas[-1]
+        return delta.message_id == last.message_id and delta.turn_id == last.turn_id
+
+    def add(self, delta: ModelDelta) -> None:
+        """Append ``delta`` to the run."""
+        self.deltas.append(delta)
+
+    def merged(self) -> ModelDelta:
+        """Return the run as one delta: its text, the last delta's sequence, time and ids."""
+        return replace(self.deltas[-1], text="".join(d.text for d in self.deltas))
+
+
+def _frames_of(item: str | DeltaRun, dialect: protocol.Dialect) -> Sequence[str]:
+    """Return the frames an outbox item leaves as."""
+    if type(item) is str:
+        return (item,)
+    assert isinstance(item, DeltaRun)
+    if len(item.deltas) == 1:
+        return item.frames
+    return protocol.frames(item.merged(), dialect)
 
 
 def text_frames(frames: Sequence[str], compressor: Any = None) -> bytes:

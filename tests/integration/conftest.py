@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -103,6 +104,17 @@ def is_model(kind: str) -> Any:
 def is_turn_end(m: dict[str, Any]) -> bool:
     """Whether an envelope ends a turn (end or error)."""
     return m.get("name") == "interaction.model" and m["data"]["event"]["type"] in ("end", "error")
+
+
+def assert_no_event_lost(events: list[tuple[int, str]]) -> None:
+    """Assert ``(sequence, event type)`` pairs go up by one, or jump to a delta.
+
+    The server merges deltas that wait together into one delta with the last one's sequence
+    (docs/protocol.md, section 5.1), so a gap is allowed only before a delta; anything else
+    missing or repeated fails.
+    """
+    for (before, _), (seq, kind) in itertools.pairwise(events):
+        assert seq > before and (seq == before + 1 or kind == "delta"), (before, seq, kind)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from llmsock_widget.models import BuiltinModel
+from llmsock_widget.notebook.answer import Answer, ask
 from llmsock_widget.server.thread import CLOSE_UNSUPPORTED, ServerThread
 from tests.conftest import TIMEOUT
 
@@ -194,14 +195,12 @@ def test_client_that_stops_reading_is_dropped_and_reply_completes(make_server: M
     """A client that never reads is dropped (close 4008); the reply still completes for others and is saved.
 
     The close frame waits behind data the client never read, so the client may see 1006 instead;
-    the server's counter is the reliable witness.
+    the server's counter is the reliable witness.  The other client is ``ask()`` on the same
+    session, which reads inside the server, so only the stalled client can fall behind.
     """
-    server = make_server(model=BuiltinModel(tokens_per_second=None), outbound_limit=1 << 20)
+    server = make_server(model=BuiltinModel(tokens_per_second=None), outbound_limit=64 * 1024)
 
-    async def scenario() -> tuple[int | None, dict]:
-        reader = await connect(
-            server.url + "?session=slow", additional_headers=auth(server), open_timeout=TIMEOUT
-        )
+    async def scenario() -> tuple[int, Answer]:
         # max_queue=1 and a tiny receive buffer: this client's socket fills and the server must notice.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect, so it sticks
@@ -213,27 +212,20 @@ def test_client_that_stops_reading_is_dropped_and_reply_completes(make_server: M
             max_queue=1,
             sock=sock,
         )
-        await reader.recv()
-        # Paced, so the reader keeps up: it shares this process, and the GIL, with the server, and at
-        # 20,000 deltas a second the two needed a whole core, so on a loaded machine the reader fell
-        # 1 MiB behind and was dropped too.  At 6,000 a second it needs under a third of one; the
-        # stalled client still overflows (50,000 frames are about 7 MB, far past the 1 MiB limit
-        # and the socket buffers).
-        await stalled.send("/slow 6000 /long 50000")
-        end = None
-        while end is None:
-            raw = await asyncio.wait_for(reader.recv(), TIMEOUT)
-            if '"type":"end"' in raw:  # parse only the last frame, so this reader keeps up
-                end = json.loads(raw)
+        # 50,000 tokens are about 260 KB of text, sent to the stalled client as merged deltas
+        # (docs/protocol.md, section 5.1) and again in the end event: far past the 64 KiB limit
+        # and the socket buffers.  Paced, so the turn outlasts the first writes.
+        answer = await asyncio.to_thread(
+            ask, "/slow 20000 /long 50000", session="slow", server=server, display=False, timeout=TIMEOUT
+        )
         stalled.transport.abort()
-        await reader.close()
-        return server.stats.slow_consumers_dropped, end
+        return server.stats.slow_consumers_dropped, answer
 
-    code, end = asyncio.run(scenario())
+    code, answer = asyncio.run(scenario())
     saved = server.store.load("slow")  # type: ignore[union-attr]
     assert code == 1
-    assert end["data"]["event"]["type"] == "end"
-    assert saved is not None and saved.messages[-1].text == end["data"]["event"]["text"]
+    assert answer.finish_reason == "stop" and len(answer.text) > 200_000
+    assert saved is not None and saved.messages[-1].text == answer.text
     assert saved.messages[-1].status == "complete"
 
 

@@ -80,6 +80,11 @@ class ThinkingModel(BuiltinModel):
 # -- capture ------------------------------------------------------------------------------------
 
 
+def sequence(message: dict[str, Any]) -> int:
+    """Return the sequence of a session event's frame."""
+    return int(message["data"]["meta"]["sequence"])
+
+
 def is_idle(block: Block) -> bool:
     """Whether ``block`` is the llmcore frame of ``status: idle`` (the turn is over)."""
     event = block.data["event"]
@@ -101,9 +106,11 @@ async def capture(server: ServerThread) -> dict[str, Any]:
         for name, prompt in TURNS:
             await driver.send(prompt)
             if name == "abort":  # stopped once its three deltas are out, so the partial answer is known
-                await driver.recv_until(is_model("start"))
-                for _ in range(3):
-                    await driver.recv_until(is_model("delta"))
+                start = (await driver.recv_until(is_model("start")))[-1]["data"]["meta"]["sequence"]
+                # They may come merged into fewer frames (docs/protocol.md, section 5.1); the third
+                # delta's sequence is the start's plus three.
+                third = start + 3
+                await driver.recv_until(lambda m, third=third: is_model("delta")(m) and sequence(m) >= third)
                 await driver.send({"type": "control", "id": "stop-1", "data": {"type": "abort"}})
             end = (await driver.recv_until(is_turn_end))[-1]["data"]["event"]
             blocks = await stream.until(is_idle)
