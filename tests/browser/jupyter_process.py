@@ -38,6 +38,17 @@ class JupyterServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def put_setting(self, plugin: str, values: dict[str, Any], timeout: float) -> None:
+        """Set a front-end setting of ``plugin`` (e.g. the theme) for the pages opened afterwards."""
+        request = urllib.request.Request(
+            f"{self.base_url}/lab/api/settings/{plugin}",
+            method="PUT",
+            data=json.dumps({"raw": json.dumps(values)}).encode(),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            assert response.status == 204, response.status
+
     def notebook_url(self, name: str, host: str = "127.0.0.1") -> str:
         """Return the address that opens notebook ``name`` (in the root dir) in this front end.
 

@@ -7,9 +7,7 @@ in JupyterLab 4.6 with ipykernel 7), so a Stop from the view is handled while a 
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,14 +35,7 @@ KERNEL_SETTINGS = "@jupyterlab/apputils-extension:kernels-settings"
 
 def set_comms_over_subshells(jupyter: JupyterServer, mode: str) -> None:
     """Set the front end's "Kernel Comms over subshells" setting (for pages opened afterwards)."""
-    request = urllib.request.Request(
-        f"{jupyter.base_url}/lab/api/settings/{KERNEL_SETTINGS}",
-        method="PUT",
-        data=json.dumps({"raw": json.dumps({"commsOverSubshells": mode})}).encode(),
-        headers={"Authorization": f"token {jupyter.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        assert response.status == 204, response.status
+    jupyter.put_setting(KERNEL_SETTINGS, {"commsOverSubshells": mode}, TIMEOUT)
 
 
 def test_stop_over_the_comm_ends_the_answer_while_a_cpu_bound_cell_runs(

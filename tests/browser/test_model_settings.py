@@ -8,9 +8,7 @@ a stalled provider got.
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -102,14 +100,7 @@ def assert_fits(panel: Panel) -> None:
 
 def set_theme(jupyter: JupyterServer, theme: str) -> None:
     """Set the front end's theme (for pages opened afterwards)."""
-    request = urllib.request.Request(
-        f"{jupyter.base_url}/lab/api/settings/{THEMES}",
-        method="PUT",
-        data=json.dumps({"raw": json.dumps({"theme": theme})}).encode(),
-        headers={"Authorization": f"token {jupyter.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        assert response.status == 204, response.status
+    jupyter.put_setting(THEMES, {"theme": theme}, TIMEOUT)
 
 
 def open_chat(open_notebook: OpenNotebook, provider: FakeOpenAI) -> tuple[Notebook, Chat, Panel]:
