@@ -33,6 +33,10 @@ from llmsock_widget.wire import protocol
 
 from .common import BenchFailure
 
+FIRST_DELTA_SEQUENCE = 4
+"""The first delta's sequence in a new session: the full stack sends the user message, the
+status and the start (sequences 1 to 3) before it, and the bare frames number theirs alike."""
+
 YIELD_EVERY = 64
 """The bare handler yields to its loop this often, as the builtin model does when unpaced."""
 
@@ -56,7 +60,7 @@ def _encode(event: Event) -> str:
 def build_frames(tokens: Sequence[str]) -> Frames:
     """Return the frames the full stack sends for ``tokens``, with ids and seqs of the same size."""
     session_id, turn_id, message_id, ts = new_id(), new_id("t-"), new_id("m-"), now_ms()
-    first = 4  # the full stack sends user message, status and start (seq 1-3) before the deltas
+    first = FIRST_DELTA_SEQUENCE
     deltas = tuple(
         _encode(
             ModelDelta(

@@ -108,10 +108,13 @@ async def client_main(
             frame = await ws.recv(decode=False)
             now = time.monotonic_ns()
             if frame.startswith(_PREFIX):
+                # One stamp per delta; deltas that waited together come merged (protocol 5.1):
+                # each stamp in the frame is a delta that arrived now.
                 begin = len(_PREFIX)
-                due, made = frame[begin : frame.index(b'"', begin)].split()
-                latency.append(now - int(made))
-                lateness.append(int(made) - int(due))
+                stamps = frame[begin : frame.index(b'"', begin)].split()
+                for due, made in zip(stamps[::2], stamps[1::2], strict=True):
+                    latency.append(now - int(made))
+                    lateness.append(int(made) - int(due))
             elif b'"type":"end"' in frame:
                 return
             elif b'"type":"error"' in frame:

@@ -35,7 +35,7 @@ from llmsock_widget.core.events import ModelDelta
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.wire import protocol
 
-from .bare import BareServer, build_frames, reply_tokens
+from .bare import FIRST_DELTA_SEQUENCE, BareServer, build_frames, reply_tokens
 from .common import BenchFailure, ClientProcess, child_recv, start_server, table
 
 Client = Literal["process", "thread"]
@@ -82,23 +82,38 @@ _DELTA_PREFIX = _delta_prefix()
 
 
 async def receive_turn(ws: ClientConnection) -> tuple[int, int, int]:
-    """Receive frames until the model's ``end``; return (deltas, frames, bytes)."""
-    deltas = frames = size = 0
+    """Receive frames until the model's ``end``; return (deltas, frames, bytes).
+
+    The server merges deltas that wait together into one frame carrying the last one's
+    sequence (docs/protocol.md, section 5.1), so the deltas received are counted by sequence:
+    the last delta's, less the one before the first delta of a new session.
+    """
+    last = FIRST_DELTA_SEQUENCE - 1
+    frames = size = 0
     while True:
         frame = await ws.recv(decode=False)  # bytes: no UTF-8 decoding, and len() is the payload size
         frames += 1
         size += len(frame)
         # No JSON parsing in the hot path: keep the client's cost low.
         if _DELTA_PREFIX is not None and frame.startswith(_DELTA_PREFIX):
-            deltas += 1
+            last = _sequence(frame)
             continue
         kind = _model_event_type(frame)
         if kind == "delta":
-            deltas += 1
+            last = _sequence(frame)
         elif kind == "end":
-            return deltas, frames, size
+            return last - FIRST_DELTA_SEQUENCE + 1, frames, size
         elif kind == "error":
             raise BenchFailure(f"the server sent an error: {frame[:300]!r}")
+
+
+def _sequence(frame: bytes) -> int:
+    """Return the ``sequence`` of an envelope frame, read without parsing its JSON."""
+    at = frame.rindex(b'"sequence":') + len(b'"sequence":')
+    end = at
+    while frame[end : end + 1].isdigit():
+        end += 1
+    return int(frame[at:end])
 
 
 def _model_event_type(frame: bytes) -> str | None:
