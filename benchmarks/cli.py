@@ -20,10 +20,10 @@ from websockets.exceptions import WebSocketException
 
 from llmsock_widget.models.builtin import MAX_DIRECTIVE_TOKENS
 
-from . import comm, connections, latency, reducer, snapshots, throughput
+from . import comm, connections, latency, openai_path, reducer, snapshots, throughput
 from .common import BenchFailure, describe, machine
 
-SUITES = ("throughput", "reducer", "latency", "connections", "snapshot", "comm")
+SUITES = ("throughput", "reducer", "latency", "connections", "snapshot", "comm", "openai")
 _THROUGHPUT_OPTIONS = ("--deltas", "--repeat", "--client")
 
 
@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         help="model paces in deltas/s, 0 for unpaced (default 0,2000)",
     )
 
+    sub = suites.add_parser(
+        "openai", parents=[common], help="chunks/s: llmsock's OpenAI path against the openai SDKs reading"
+    )
+    sub.add_argument("--chunks", type=int, default=10_000, help="chunks per stream (default 10000)")
+    sub.add_argument("--repeat", type=int, default=5, help="measured runs per reader (default 5)")
+    sub.add_argument("--no-node", action="store_true", help="leave out the Node openai SDK's row")
+
     suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
     return parser
 
@@ -109,10 +116,12 @@ def _argv(argv: Sequence[str]) -> list[str]:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.suite in ("throughput", "comm") and not 1 <= args.deltas <= MAX_DIRECTIVE_TOKENS:
         parser.error(f"--deltas must be from 1 to {MAX_DIRECTIVE_TOKENS}")
-    if args.suite in ("throughput", "reducer", "snapshot") and args.repeat < 1:
+    if args.suite in ("throughput", "reducer", "snapshot", "openai") and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.suite == "latency" and (not args.sessions or min(args.sessions) < 1 or not args.rate > 0):
         parser.error("--sessions must be counts >= 1 and --rate > 0")
+    if args.suite == "openai" and args.chunks < 1:
+        parser.error("--chunks must be at least 1")
     if args.suite == "reducer" and (not args.lengths or min(args.lengths) < 1):
         parser.error("--lengths must be counts >= 1")
     if args.suite == "connections" and args.connections < 1:
@@ -138,6 +147,8 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
         return snapshots.run(
             turns=args.turns, repeat=args.repeat, reply_chars=args.reply_chars, directory=args.dir
         )
+    if suite == "openai":
+        return openai_path.run(chunks=args.chunks, repeat=args.repeat, timeout=timeout, node=not args.no_node)
     return comm.run(deltas=args.deltas, paces=args.paces, timeout=timeout)
 
 
@@ -148,6 +159,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "connections": connections.render,
     "snapshot": snapshots.render,
     "comm": comm.render,
+    "openai": openai_path.render,
 }
 
 

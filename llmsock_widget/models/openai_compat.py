@@ -1,9 +1,12 @@
 """A ChatModel for any OpenAI-compatible chat completions server (OpenAI, vLLM, Ollama, OpenRouter, ...).
 
-The adapter streams with the official ``openai`` package and turns its chunks into
-:mod:`~llmsock_widget.models.base` chunks.  The chunk-reading rules live in the pure
-:class:`ChunkReader` (data in, model chunks out); :class:`OpenAICompatModel` only does the I/O
-and turns the client's exceptions into :class:`~llmsock_widget.errors.ModelFailure`:
+The adapter sends the request with the official ``openai`` package (configuration, auth,
+retries, status errors, timeouts), reads the streamed body itself with the pure
+:class:`~llmsock_widget.models.openai_sse.EventReader` (bytes in, decoded chunks out) and turns
+the chunks into :mod:`~llmsock_widget.models.base` chunks with the pure :class:`ChunkReader`;
+:class:`OpenAICompatModel` only does the I/O, yields its event loop every millisecond or 64
+chunks of a fast stream, and turns the client's exceptions into
+:class:`~llmsock_widget.errors.ModelFailure`:
 
 =================  ===========================================================
 code               when
@@ -38,6 +41,7 @@ base64-like runs) and cut to a few hundred characters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import email.utils
 import json
@@ -46,7 +50,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -58,7 +62,8 @@ from .base import (
     ModelChunk,
     ModelRequest,
 )
-from .openai_chunks import ChunkReader, as_data
+from .openai_chunks import ChunkReader
+from .openai_sse import EventReader
 
 __all__ = ["ChunkReader", "OpenAICompatModel", "from_spec"]
 
@@ -186,31 +191,53 @@ class OpenAICompatModel:
         attempts = [0]
         limits = self._limits(request.options)
         try:
-            counting = _attempts.set(attempts)  # the client's request hook counts into it
-            try:
-                chunks = await self._client(limits).chat.completions.create(
-                    model=self.model,
-                    messages=cast(Any, list(request.messages)),  # OpenAI format already
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    # Optional fields go as plain JSON: works across openai versions (omit vs NOT_GIVEN).
-                    extra_body=self._options(request),
+            # The client sends the request (auth, retries, status errors, timeouts); the body is
+            # read here, with the EventReader: the client's own stream builds a pydantic object
+            # per chunk and was the slowest part of the path.  Leaving the block closes the
+            # response, also when the consumer is cancelled (Stop): the server sees the disconnect.
+            async with contextlib.AsyncExitStack() as stack:
+                counting = _attempts.set(attempts)  # the client's request hook counts into it
+                try:
+                    response = await stack.enter_async_context(
+                        self._client(limits).chat.completions.with_streaming_response.create(
+                            model=self.model,
+                            messages=cast(Any, list(request.messages)),  # OpenAI format already
+                            stream=True,
+                            stream_options={"include_usage": True},
+                            # Optional fields go as plain JSON: works across openai versions.
+                            extra_body=self._options(request),
+                        )
+                    )
+                finally:
+                    _attempts.reset(counting)
+                opened = True
+                http = response.http_response
+                blocks = _body(http)
+                stack.push_async_callback(blocks.aclose)
+                events = EventReader()
+                turn = _Turn()
+                async for block in blocks:
+                    for data in events.feed(block):
+                        for out in reader.feed(data):
+                            yield out
+                        if turn.over():
+                            await asyncio.sleep(0)  # a fast stream must not keep other sessions waiting
+                    if events.end is not None:
+                        break
+                if events.end is not None and events.end.kind == "done" and http.http_version == "HTTP/1.1":
+                    await _drain(blocks)  # the body's last bytes: then the connection can be reused
+            end = events.end
+            if end is not None and end.kind == "error":  # the provider's words, as the client says them
+                raise openai.APIError(end.message, http.request, body=end.body)
+            if end is not None and end.kind == "not_json":
+                failure = ModelFailure(
+                    f"{self.host} sent a stream chunk that is not JSON", code="bad_response"
                 )
-            finally:
-                _attempts.reset(counting)
-            opened = True
-            # Closing the stream closes the HTTP response, also when the consumer is cancelled.
-            async with chunks:
-                async for chunk in chunks:
-                    for out in reader.feed(as_data(chunk)):
-                        yield out
         except openai.APIError as exc:
             wait = _Wait(attempts=max(attempts[0], 1), elapsed=time.monotonic() - started, limits=limits)
             failure = self._failure(
                 exc, opened=opened, finished=reader.finished, wait=wait, tools=bool(request.tools)
             )
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            failure = ModelFailure(f"{self.host} sent a stream chunk that is not JSON", code="bad_response")
         # Raised here, outside the handler, so the client's exception (whose text may quote the
         # response body) is not attached as __context__ to ours.
         if failure is not None:
@@ -336,6 +363,59 @@ async def _count_attempt(request: object) -> None:
     attempts = _attempts.get()
     if attempts is not None:
         attempts[0] += 1
+
+
+_YIELD_EVERY = 64  # chunks, at most, between two yields of the event loop during a fast stream
+_YIELD_AFTER = 0.001  # seconds, at most, between two yields: one session never holds the loop longer
+_DRAIN_TIMEOUT = 0.1  # seconds to read the body's end after [DONE], so the connection is kept
+
+
+class _Turn:
+    """Say when a stream has had the event loop long enough: every few chunks or milliseconds."""
+
+    __slots__ = ("chunks", "due")
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.due = time.monotonic() + _YIELD_AFTER
+
+    def over(self) -> bool:
+        """Count one chunk; return whether to yield the loop now (and start a new turn if so)."""
+        self.chunks += 1
+        if self.chunks < _YIELD_EVERY and time.monotonic() < self.due:
+            return False
+        self.chunks = 0
+        self.due = time.monotonic() + _YIELD_AFTER
+        return True
+
+
+async def _body(http: Any) -> AsyncGenerator[bytes, None]:
+    """Yield an HTTP response's body as it arrives; a failed read raises the ``openai`` client's error.
+
+    The errors the client's own stream raises mid-stream: a timeout is ``APITimeoutError``, any
+    other transport failure ``APIConnectionError`` (any httpx flavour: matched by class name).
+    """
+    try:
+        async for block in http.aiter_bytes():
+            yield block
+    except Exception as exc:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "TimeoutException" in names:
+            raise openai.APITimeoutError(request=http.request) from exc
+        if names & {"RequestError", "SSLError", "EndOfStream"}:
+            raise openai.APIConnectionError(request=http.request) from exc
+        raise
+
+
+async def _drain(blocks: AsyncIterator[bytes]) -> None:
+    """Read what is left of a body for a moment; one that does not end soon is closed instead."""
+
+    async def read_all() -> None:
+        async for _ in blocks:
+            pass
+
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(read_all(), _DRAIN_TIMEOUT)
 
 
 class _Secret:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from benchmarks import comm, connections, latency, reducer, snapshots, throughput
+from benchmarks import comm, connections, latency, openai_path, reducer, snapshots, throughput
 from tests.conftest import TIMEOUT
 
 
@@ -74,3 +74,14 @@ def test_the_smoke_form_of_the_command_prints_json() -> None:
     assert report["throughput"]["deltas"] == 200
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
     assert report["machine"]["commit"].startswith(head.stdout.strip())  # figures name their commit
+
+
+def test_openai_path_reads_every_chunk_with_each_reader() -> None:
+    """Every reader streams the same provider; node's row is there, or says why it is not."""
+    report = openai_path.run(chunks=300, repeat=1, timeout=TIMEOUT)
+    names = set(report["results"]) | set(report["skipped"])
+    llmsock = {openai_path.CLIENT_ROW, openai_path.BARE_ROW}
+    assert names == {openai_path.NODE_ROW, openai_path.SDK_ROW, openai_path.MODEL_ROW} | llmsock
+    assert all(r["chunks"] == 300 and r["first_ms"] > 0 for r in report["results"].values())
+    assert all(report["results"][name]["stall_ms"] > 0 for name in llmsock)
+    assert "over the node openai SDK" in openai_path.render(report) or report["skipped"]

@@ -205,7 +205,12 @@ def test_hostile_provider_turn_reaches_the_view_and_is_saved(
         )
         server = make_server(
             model="openai:test-model",
-            model_options={"base_url": provider.base_url, "api_key": "sk-test", "max_retries": 0, "tools": True},
+            model_options={
+                "base_url": provider.base_url,
+                "api_key": "sk-test",
+                "max_retries": 0,
+                "tools": True,
+            },
             tools=[evaluate],
             store=JsonFileStore(tmp_path, fsync=False),
         )
