@@ -50,7 +50,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -62,6 +62,7 @@ from .base import (
     ModelChunk,
     ModelRequest,
 )
+from .openai_body import DONE, QUEUED_CHUNKS, Failed, body_blocks, merged, pump, stop
 from .openai_chunks import ChunkReader
 from .openai_sse import EventReader
 
@@ -212,20 +213,29 @@ class OpenAICompatModel:
                     _attempts.reset(counting)
                 opened = True
                 http = response.http_response
-                blocks = _body(http)
+                blocks = body_blocks(http)
                 stack.push_async_callback(blocks.aclose)
                 events = EventReader()
-                turn = _Turn()
-                async for block in blocks:
-                    for data in events.feed(block):
-                        for out in reader.feed(data):
-                            yield out
-                        if turn.over():
-                            await asyncio.sleep(0)  # a fast stream must not keep other sessions waiting
-                    if events.end is not None:
-                        break
-                if events.end is not None and events.end.kind == "done" and http.http_version == "HTTP/1.1":
-                    await _drain(blocks)  # the body's last bytes: then the connection can be reused
+                # The body is read by a task of its own, so what arrived together (one read of the
+                # socket, a burst of a fast server) is taken here in one go, and its text goes on
+                # as one chunk: the session, the encoder and every view then pay once per batch,
+                # not once per token.  A stream that arrives token by token is passed on as it comes.
+                queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
+                pump_task = asyncio.ensure_future(pump(blocks, events, reader, queue, http))
+                stack.push_async_callback(stop, pump_task)  # runs first: before the body is closed
+                while True:
+                    batch = [await queue.get()]
+                    while not queue.empty():
+                        batch.append(queue.get_nowait())
+                    for item in merged(batch):
+                        if type(item) is Failed:
+                            raise item.error
+                        if item is DONE:
+                            break
+                        yield item
+                    else:
+                        continue
+                    break
             end = events.end
             if end is not None and end.kind == "error":  # the provider's words, as the client says them
                 raise openai.APIError(end.message, http.request, body=end.body)
@@ -363,59 +373,6 @@ async def _count_attempt(request: object) -> None:
     attempts = _attempts.get()
     if attempts is not None:
         attempts[0] += 1
-
-
-_YIELD_EVERY = 64  # chunks, at most, between two yields of the event loop during a fast stream
-_YIELD_AFTER = 0.001  # seconds, at most, between two yields: one session never holds the loop longer
-_DRAIN_TIMEOUT = 0.1  # seconds to read the body's end after [DONE], so the connection is kept
-
-
-class _Turn:
-    """Say when a stream has had the event loop long enough: every few chunks or milliseconds."""
-
-    __slots__ = ("chunks", "due")
-
-    def __init__(self) -> None:
-        self.chunks = 0
-        self.due = time.monotonic() + _YIELD_AFTER
-
-    def over(self) -> bool:
-        """Count one chunk; return whether to yield the loop now (and start a new turn if so)."""
-        self.chunks += 1
-        if self.chunks < _YIELD_EVERY and time.monotonic() < self.due:
-            return False
-        self.chunks = 0
-        self.due = time.monotonic() + _YIELD_AFTER
-        return True
-
-
-async def _body(http: Any) -> AsyncGenerator[bytes, None]:
-    """Yield an HTTP response's body as it arrives; a failed read raises the ``openai`` client's error.
-
-    The errors the client's own stream raises mid-stream: a timeout is ``APITimeoutError``, any
-    other transport failure ``APIConnectionError`` (any httpx flavour: matched by class name).
-    """
-    try:
-        async for block in http.aiter_bytes():
-            yield block
-    except Exception as exc:
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        if "TimeoutException" in names:
-            raise openai.APITimeoutError(request=http.request) from exc
-        if names & {"RequestError", "SSLError", "EndOfStream"}:
-            raise openai.APIConnectionError(request=http.request) from exc
-        raise
-
-
-async def _drain(blocks: AsyncIterator[bytes]) -> None:
-    """Read what is left of a body for a moment; one that does not end soon is closed instead."""
-
-    async def read_all() -> None:
-        async for _ in blocks:
-            pass
-
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(read_all(), _DRAIN_TIMEOUT)
 
 
 class _Secret:

@@ -32,8 +32,10 @@ from tests.fakeopenai import (
     error,
     hang_after,
     malformed,
+    page,
     raw,
     reasoning,
+    slow,
     stall,
     text,
     tool_calls,
@@ -105,13 +107,36 @@ def texts(chunks: list[ModelChunk]) -> list[str]:
 
 
 def test_text_streams_in_order(fake: FakeOpenAI, run: Any) -> None:
-    """Content deltas come out as TextChunks in order, then usage, and no finish chunk for "stop"."""
+    """Content deltas come out as text in order, then usage, and no finish chunk for "stop"."""
     fake.enqueue(text(["Hel", "lo", ", world"]))
     chunks = stream(run, make_model(fake))
-    assert texts(chunks) == ["Hel", "lo", ", world"]
-    assert "".join(texts(chunks)) == "Hello, world"
+    assert "".join(texts(chunks)) == "Hello, world" and all(texts(chunks))
     assert isinstance(chunks[-1], UsageChunk)
     assert not [c for c in chunks if isinstance(c, FinishChunk)]
+
+
+def sse(*pieces: str) -> str:
+    """Return a whole chat-completion event stream: ``pieces`` as content, then a stop and [DONE]."""
+    head = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "gpt-test"}
+    deltas = [{"content": piece} for piece in pieces]
+    events = [{**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+def test_chunks_that_arrive_together_come_out_as_one(fake: FakeOpenAI, run: Any) -> None:
+    """A burst (the whole stream in one write, as a fast local server sends it) is one TextChunk:
+    the session and every view then handle it once, not once per token."""
+    fake.enqueue(page(200, sse("Hel", "lo", ", world"), content_type="text/event-stream"))
+    chunks = stream(run, make_model(fake))
+    assert texts(chunks) == ["Hello, world"]
+
+
+def test_chunks_that_arrive_apart_stay_apart(fake: FakeOpenAI, run: Any) -> None:
+    """A provider that sends token by token (a real model's pace) gets one TextChunk per token."""
+    fake.enqueue(slow(["One", " two", " three"], TIMEOUT / 40))
+    chunks = stream(run, make_model(fake))
+    assert texts(chunks) == ["One", " two", " three"]
 
 
 @pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
@@ -119,11 +144,12 @@ def test_reasoning_deltas(fake: FakeOpenAI, run: Any, key: str) -> None:
     """Reasoning deltas, ``reasoning_content`` (vLLM) or ``reasoning`` (OpenRouter), are ReasoningChunks."""
     fake.enqueue(reasoning(["Two ", "and two."], key=key) + text(["Four."]))
     chunks = stream(run, make_model(fake))
-    assert chunks[:3] == [
-        ReasoningChunk(text="Two "),
-        ReasoningChunk(text="and two."),
-        TextChunk(text="Four."),
-    ]
+    thought = [c.text for c in chunks if isinstance(c, ReasoningChunk)]
+    first_text = next(i for i, c in enumerate(chunks) if isinstance(c, TextChunk))
+    assert "".join(thought) == "Two and two." and all(
+        isinstance(c, ReasoningChunk) for c in chunks[:first_text]
+    )
+    assert "".join(texts(chunks)) == "Four."
 
 
 def test_tool_call_fragments_are_assembled(fake: FakeOpenAI, run: Any) -> None:
@@ -146,7 +172,7 @@ def test_several_tool_calls_after_text(fake: FakeOpenAI, run: Any) -> None:
     ]
     fake.enqueue(text(["Let me check."]) + tool_calls(calls, split_into=4))
     chunks = stream(run, make_model(fake))
-    assert texts(chunks) == ["Let me check."]
+    assert "".join(texts(chunks)) == "".join(["Let me check."])
     assert [c for c in chunks if isinstance(c, ToolCallChunk)] == [
         ToolCallChunk(id="call_a", name="calc", arguments='{"expression": "6*7"}'),
         ToolCallChunk(id="call_b", name="clock", arguments='{"timezone": "Europe/Paris"}'),
@@ -167,7 +193,7 @@ def test_finish_reason_length(fake: FakeOpenAI, run: Any) -> None:
     """finish_reason "length" ends the stream with usage then FinishChunk("length")."""
     fake.enqueue(text(["Two", " plus"]).finishing("length"))
     chunks = stream(run, make_model(fake))
-    assert texts(chunks) == ["Two", " plus"]
+    assert "".join(texts(chunks)) == "".join(["Two", " plus"])
     assert chunks[-1] == FinishChunk(reason="length")
     assert isinstance(chunks[-2], UsageChunk)
 
@@ -304,7 +330,7 @@ def test_retry_before_first_token_succeeds(fake: FakeOpenAI, run: Any) -> None:
     """A 500 on the initial request is retried by the client; the second request's answer streams."""
     fake.enqueue(error(500, headers={"retry-after-ms": "1"}), text(["Four."]))
     chunks = stream(run, make_model(fake, max_retries=2))
-    assert texts(chunks) == ["Four."]
+    assert "".join(texts(chunks)) == "".join(["Four."])
     assert len(fake.chat_requests) == 2
 
 
@@ -328,7 +354,7 @@ def test_error_inside_the_stream_is_provider_error(fake: FakeOpenAI, run: Any) -
     """An ``{"error": ...}`` object sent mid-stream becomes provider_error with its message."""
     fake.enqueue(text(["Fo"]) + raw(json.dumps({"error": {"message": "overloaded", "type": "server_error"}})))
     chunks, failure = run(collect(make_model(fake)))
-    assert texts(chunks) == ["Fo"]
+    assert "".join(texts(chunks)) == "".join(["Fo"])
     assert failure is not None and failure.code == "provider_error"
     assert "overloaded" in failure.message
 
@@ -346,7 +372,7 @@ def test_stream_silent_past_timeout_is_timeout_without_retry(fake: FakeOpenAI, r
     """A stream silent after a token gives timeout and is not retried, although retries are allowed."""
     fake.enqueue(hang_after(1), text(["must not be requested"]))
     chunks, failure = run(collect(make_model(fake, timeout=CLIENT_TIMEOUT, max_retries=2)))
-    assert texts(chunks) == ["tok0 "]
+    assert "".join(texts(chunks)) == "".join(["tok0 "])
     assert failure is not None and failure.code == "timeout"
     assert len(fake.chat_requests) == 1
 
@@ -365,7 +391,7 @@ def test_malformed_chunk_is_bad_response(fake: FakeOpenAI, run: Any) -> None:
     """A data line that is not JSON gives bad_response after the text before it."""
     fake.enqueue(malformed(["Fo"]))
     chunks, failure = run(collect(make_model(fake)))
-    assert texts(chunks) == ["Fo"]
+    assert "".join(texts(chunks)) == "".join(["Fo"])
     assert failure is not None and failure.code == "bad_response"
 
 
@@ -380,7 +406,7 @@ def test_truncated_stream_is_stream_ended_without_retry(fake: FakeOpenAI, run: A
     """A stream cut before finish_reason gives stream_ended after its tokens, with exactly one request."""
     fake.enqueue(truncated(2, clean=clean), text(["must not be requested"]))
     chunks, failure = run(collect(make_model(fake, max_retries=2)))
-    assert texts(chunks) == ["tok0 ", "tok1 "]
+    assert "".join(texts(chunks)) == "".join(["tok0 ", "tok1 "])
     assert failure is not None and (failure.code, failure.recoverable) == ("stream_ended", True)
     assert len(fake.chat_requests) == 1
 
@@ -397,7 +423,7 @@ def test_abort_closes_the_connection(fake: FakeOpenAI, run: Any) -> None:
         async def consume() -> None:
             async for chunk in model.stream(REQUEST):
                 got.append(chunk)
-                if len(got) == 2:
+                if "".join(texts(got)) == "tok0 tok1 ":  # maybe merged into one chunk
                     two.set()
 
         task = asyncio.create_task(consume())
@@ -410,7 +436,7 @@ def test_abort_closes_the_connection(fake: FakeOpenAI, run: Any) -> None:
         await model.aclose()
         return got
 
-    assert texts(run(scenario())) == ["tok0 ", "tok1 "]
+    assert "".join(texts(run(scenario()))) == "tok0 tok1 "
     assert len(fake.chat_requests) == 1
 
 

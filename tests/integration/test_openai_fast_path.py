@@ -102,7 +102,11 @@ class BurstProvider:
 
 
 class Recording:
-    """The OpenAI-compatible model, noting which session each text chunk it yields belongs to."""
+    """The OpenAI-compatible model, noting which session each provider chunk it passes on belongs to.
+
+    Every provider chunk here is one ``x``; chunks that arrived together come out as one text
+    chunk, so each character is noted.
+    """
 
     def __init__(self, model: OpenAICompatModel) -> None:
         self.model = model
@@ -112,7 +116,7 @@ class Recording:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         async for chunk in self.model.stream(request):
             if isinstance(chunk, TextChunk):
-                self.order.append(request.session_id)
+                self.order.extend([request.session_id] * len(chunk.text))
             yield chunk
 
 

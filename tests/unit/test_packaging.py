@@ -37,6 +37,7 @@ EXTRA_ONLY = {
     "llmsock_widget.client.chat": ("client", "websockets"),
     "llmsock_widget.client.connection": ("client", "websockets"),
     "llmsock_widget.client.transport": ("client", "websockets"),
+    "llmsock_widget.models.openai_body": ("openai", "openai"),
     "llmsock_widget.models.openai_compat": ("openai", "openai"),
 }
 
