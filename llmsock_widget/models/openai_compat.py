@@ -3,10 +3,11 @@
 The adapter sends the request with the official ``openai`` package (configuration, auth,
 retries, status errors, timeouts), reads the streamed body itself with the pure
 :class:`~llmsock_widget.models.openai_sse.EventReader` (bytes in, decoded chunks out) and turns
-the chunks into :mod:`~llmsock_widget.models.base` chunks with the pure :class:`ChunkReader`;
-:class:`OpenAICompatModel` only does the I/O, yields its event loop every millisecond or 64
-chunks of a fast stream, and turns the client's exceptions into
-:class:`~llmsock_widget.errors.ModelFailure`:
+the chunks into :mod:`~llmsock_widget.models.base` chunks with the pure :class:`ChunkReader`,
+in a task of its own (:mod:`~llmsock_widget.models.openai_body`) that yields the event loop
+every millisecond or 64 chunks of a fast stream; the text of chunks that arrived together goes
+on as one chunk.  :class:`OpenAICompatModel` does the I/O and turns the client's exceptions
+into :class:`~llmsock_widget.errors.ModelFailure`:
 
 =================  ===========================================================
 code               when
