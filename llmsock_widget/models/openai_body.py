@@ -98,21 +98,27 @@ DRAIN_TIMEOUT = 0.1  # seconds to read the body's end after [DONE], so the conne
 
 
 class Turn:
-    """Say when a stream has had the event loop long enough: every few chunks or milliseconds."""
+    """Say when a stream has had the event loop long enough: every few chunks or milliseconds.
+
+    A turn starts at its first chunk, so the wait for the provider's first bytes (or for its
+    next ones after a yield) does not count as work.
+    """
 
     __slots__ = ("chunks", "due")
 
     def __init__(self) -> None:
         self.chunks = 0
-        self.due = time.monotonic() + YIELD_AFTER
+        self.due = 0.0
 
     def over(self) -> bool:
         """Count one chunk; return whether to yield the loop now (and start a new turn if so)."""
+        now = time.monotonic()
+        if self.chunks == 0:
+            self.due = now + YIELD_AFTER
         self.chunks += 1
-        if self.chunks < YIELD_EVERY and time.monotonic() < self.due:
+        if self.chunks < YIELD_EVERY and now < self.due:
             return False
         self.chunks = 0
-        self.due = time.monotonic() + YIELD_AFTER
         return True
 
 

@@ -84,19 +84,14 @@ def events(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_a_streamed_answer_arrives_whole(make_server: MakeServer, proxy: LiteLLMProxy, run: Any) -> None:
-    """Every chunk LiteLLM streams reaches the client in order; the end carries the whole text and usage."""
+    """Every chunk LiteLLM streams reaches the client in order, whole; the end carries the text and usage."""
     frames = run(turn(llmsock(make_server, proxy, "mock-text"), "hello"))
     seen = events(frames)
     deltas = [e["text"] for e in seen if e["type"] == "delta"]
     assert "".join(deltas) == ANSWER
-    # One delta event per chunk, nothing lost: frames may merge deltas (docs/protocol.md 5.1), each
-    # carrying the last one's sequence, so the deltas' sequences span one per chunk after the start.
-    sequences = {
-        m["data"]["event"]["type"]: m["data"]["meta"]["sequence"]
-        for m in frames
-        if m.get("name") == "interaction.model"
-    }
-    assert sequences["delta"] - sequences["start"] == -(-len(ANSWER) // 3)
+    # Chunks that arrived together may go on as one delta, never split: each delta is whole
+    # three-character chunks (the last chunk may be shorter).
+    assert all(len(piece) % 3 == 0 for piece in deltas[:-1]) and deltas[-1]
     end = seen[-1]
     assert end["type"] == "end" and end["text"] == ANSWER
     usage = next(e for e in seen if e["type"] == "usage")

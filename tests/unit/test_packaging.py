@@ -39,6 +39,7 @@ EXTRA_ONLY = {
     "llmsock_widget.client.transport": ("client", "websockets"),
     "llmsock_widget.models.openai_body": ("openai", "openai"),
     "llmsock_widget.models.openai_compat": ("openai", "openai"),
+    "llmsock_widget.models.openai_errors": ("openai", "openai"),
 }
 
 # The public doors to an extra: used without it, each says which extra to install.
