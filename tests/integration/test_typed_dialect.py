@@ -142,13 +142,16 @@ def test_abort_ends_promptly_and_keeps_partial_text(server: ServerThread, run) -
     async def scenario() -> dict[str, Any]:
         client = await open_client(server, dialect="typed")
         await client.recv()
-        # Paced, so each of the four chunks comes on its own (unpaced, they would come merged).
-        await client.send({"type": "user_message", "id": "u1", "data": {"text": "/slow 100 /hold 4"}})
-        chunks = []
-        while len(chunks) < 4:
+        await client.send({"type": "user_message", "id": "u1", "data": {"text": "/hold 4"}})
+        # The turn's events: the prompt (sequence n), status, start (no frame here), then the
+        # four deltas, n + 3 to n + 6, maybe merged into fewer chunks (protocol 5.1).
+        n = (await client.recv_until(of_type("user_message")))[-1]["metadata"]["sequence"]
+        chunks, last = [], n
+        while last < n + 6:
             m = await client.recv()
             if m["type"] == "llm_chunk":
                 chunks.append(m["data"]["chunk"])
+                last = m["metadata"]["sequence"]
         aborted = await control(client, "abort", "c1")
         complete = (await client.recv_until(of_type("llm_complete")))[-1]
         history = await control(client, "get_history", "c2")
