@@ -87,8 +87,13 @@ def bytes_received(ws: ClientConnection) -> int:
 
 
 async def _read_turn(ws: ClientConnection, timeout: float) -> tuple[int, str]:
-    """Read frames up to the model's ``end``; return the deltas and whether their text matched it."""
-    deltas, parts = 0, []
+    """Read frames up to the model's ``end``; return the deltas and whether their text matched it.
+
+    Deltas that waited together come as one frame with the last one's sequence (docs/protocol.md,
+    section 5.1), so they are counted by sequence: the last delta's less the start's.
+    """
+    start = last = 0
+    parts: list[str] = []
     while True:
         message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
         name = message.get("name")
@@ -96,12 +101,14 @@ async def _read_turn(ws: ClientConnection, timeout: float) -> tuple[int, str]:
             raise BenchFailure(f"the server sent an error: {str(message)[:300]}")
         if name != "interaction.model":
             continue
-        event = message["data"]["event"]
-        if event["type"] == "delta":
-            deltas += 1
+        event, sequence = message["data"]["event"], message["data"]["meta"]["sequence"]
+        if event["type"] == "start":
+            start = last = sequence
+        elif event["type"] == "delta":
+            last = sequence
             parts.append(event["text"])
         elif event["type"] == "end":
-            return deltas, "ok" if "".join(parts) == event["text"] else "text differs"
+            return last - start, "ok" if "".join(parts) == event["text"] else "text differs"
 
 
 async def client_main(conn: Connection, timeout: float) -> int:
