@@ -13,7 +13,7 @@ caught where it is made, not where it is encoded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Union
 
 FinishReason = Literal["stop", "length", "aborted"]
@@ -79,6 +79,16 @@ class ModelDelta(_SessionEvent):
 
     text: str
     message_id: str = ""
+
+
+def joined_deltas(run: list[ModelDelta]) -> ModelDelta:
+    """Return deltas of one message as one: their text, and the last one's sequence, time and ids.
+
+    How a connection sends deltas that waited together (docs/protocol.md, section 5.1).
+    """
+    if len(run) == 1:
+        return run[0]
+    return replace(run[-1], text="".join(delta.text for delta in run))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

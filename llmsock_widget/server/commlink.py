@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from typing import Any, Callable
 
-from ..core.events import Event, ModelDelta
+from ..core.events import Event, ModelDelta, joined_deltas
 from ..errors import ClientError, LlmsockError
 from ..wire import protocol
 from ..wire.codes import CLOSE_GOING_AWAY, CLOSE_SESSION_REFUSED, CLOSE_TRY_LATER, CLOSE_UNAVAILABLE
@@ -185,10 +184,8 @@ def coalesce(events: list[Event]) -> list[Event]:
     run: list[ModelDelta] = []
 
     def close_run() -> None:
-        if len(run) == 1:
-            out.append(run[0])
-        elif run:
-            out.append(replace(run[-1], text="".join(d.text for d in run)))
+        if run:
+            out.append(joined_deltas(run))
         run.clear()
 
     for event in events:

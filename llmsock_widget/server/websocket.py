@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import tornado.iostream
 import tornado.websocket
 
-from ..core.events import ControlResult, Event, ModelDelta
+from ..core.events import ControlResult, Event, ModelDelta, joined_deltas
 from ..errors import ClientError, LlmsockError
 from ..wire import protocol
 
@@ -343,10 +343,6 @@ class DeltaRun:
         """Append ``delta`` to the run."""
         self.deltas.append(delta)
 
-    def merged(self) -> ModelDelta:
-        """Return the run as one delta: its text, the last delta's sequence, time and ids."""
-        return replace(self.deltas[-1], text="".join(d.text for d in self.deltas))
-
 
 def _frames_of(item: str | DeltaRun, dialect: protocol.Dialect) -> Sequence[str]:
     """Return the frames an outbox item leaves as."""
@@ -355,7 +351,7 @@ def _frames_of(item: str | DeltaRun, dialect: protocol.Dialect) -> Sequence[str]
     assert isinstance(item, DeltaRun)
     if len(item.deltas) == 1:
         return item.frames
-    return protocol.frames(item.merged(), dialect)
+    return protocol.frames(joined_deltas(item.deltas), dialect)
 
 
 def text_frames(frames: Sequence[str], compressor: Any = None) -> bytes:
