@@ -48,6 +48,7 @@ __all__ = [
     "Script",
     "SilentServer",
     "cut_tool_call",
+    "dropped",
     "error",
     "gemma_refusal",
     "hang_after",
@@ -97,7 +98,7 @@ class _Pause:
 
 
 Step = Union[_Delta, _Raw, _Hold, _Pause]
-Ending = Literal["finish", "close", "eof"]
+Ending = Literal["finish", "close", "eof", "drop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +108,9 @@ class Script:
     Attributes:
         steps: what to send after the headers, in order.
         ending: ``"finish"`` (finish chunk, usage, ``[DONE]``), ``"close"`` (drop the TCP
-            connection mid-body) or ``"eof"`` (end the HTTP body cleanly with no finish chunk
-            and no ``[DONE]``).
+            connection mid-body), ``"eof"`` (end the HTTP body cleanly with no finish chunk
+            and no ``[DONE]``) or ``"drop"`` (close the connection on the request, sending
+            nothing: what a server does to a kept connection it timed out as the request came).
         finish_reason: the last chunk's ``finish_reason`` when ``ending == "finish"``.
         usage: ``(prompt_tokens, completion_tokens)``; None counts words and chunks.
         status, body, headers: an HTTP error response instead of a stream, when ``status`` is set.
@@ -226,6 +228,11 @@ def truncated(n: int, *, clean: bool = False) -> Script:
     )
 
 
+def dropped() -> Script:
+    """Close the connection as the request arrives, before any byte of a response."""
+    return Script(ending="drop")
+
+
 def slow(texts: Iterable[str], delay: float) -> Script:
     """Stream ``texts`` with ``delay`` seconds before each piece (server-side)."""
     steps: list[Step] = []
@@ -272,6 +279,7 @@ class RecordedRequest:
     headers: dict[str, str]  # names lowercased
     body: Any  # parsed JSON, or None if the body was empty or not JSON
     raw: bytes
+    peer: int = 0  # the client's port: requests on one kept connection share it
 
 
 class _Disconnected(Exception):
@@ -444,13 +452,24 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         path = self.path.split("?", 1)[0]
         self.fake._record(
-            RecordedRequest(method=self.command, path=path, headers=headers, body=body, raw=raw_body)
+            RecordedRequest(
+                method=self.command,
+                path=path,
+                headers=headers,
+                body=body,
+                raw=raw_body,
+                peer=self.client_address[1],
+            )
         )
         return body
 
     # answering
 
     def _answer(self, script: Script, body: dict[str, Any]) -> None:
+        if script.ending == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         for step in script.before:
             self._run_quiet(step)
         if script.status is not None:

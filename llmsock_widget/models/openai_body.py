@@ -2,11 +2,11 @@
 
 :func:`pump` runs in a task of its own: it reads the HTTP body (:func:`body_blocks`), turns it
 into model chunks (:class:`~.openai_sse.EventReader`, :class:`~.openai_chunks.ChunkReader`)
-and puts them in a queue, yielding the event loop every :data:`YIELD_EVERY` chunks or
-:data:`YIELD_AFTER` seconds (:class:`Turn`), so a fast stream never holds the server's other
-sessions up.  The model takes from the queue everything that arrived together and passes the
-text of it on as one chunk (:func:`merged`).  A paused answer stops reading after
-:data:`QUEUED_CHUNKS`.
+and puts them in a queue, a batch of at most :data:`YIELD_EVERY` at a time, yielding the event
+loop every :data:`YIELD_EVERY` chunks or :data:`YIELD_AFTER` seconds (:class:`Turn`), so a fast
+stream never holds the server's other sessions up.  The model takes from the queue everything
+that arrived together and passes the text of it on as one chunk (:func:`merged`).  A paused
+answer stops reading after :data:`QUEUED_BATCHES` batches.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .base import ReasoningChunk, TextChunk
 from .openai_chunks import ChunkReader
 from .openai_sse import EventReader
 
-QUEUED_CHUNKS = 4096  # chunks read ahead, at most: a paused answer stops reading the body there
+QUEUED_BATCHES = 64  # batches read ahead, at most: a paused answer stops reading the body there
 DONE = object()  # the body is read to its end (or its [DONE], error or bad chunk)
 
 
@@ -38,26 +38,30 @@ class Failed:
 async def pump(
     blocks: AsyncGenerator[bytes, None], events: EventReader, reader: ChunkReader, queue: Any, http: Any
 ) -> None:
-    """Read the body into ``queue``: its model chunks, then ``DONE`` or a ``Failed``."""
+    """Read the body into ``queue``: lists of its model chunks, then ``[DONE]`` or ``[Failed]``."""
     turn = Turn()
     try:
         async for block in blocks:
-            for data in events.feed(block):
-                for out in reader.feed(data):
+            payloads = events.feed(block)
+            for start in range(0, len(payloads), YIELD_EVERY):
+                batch: list[Any] = []
+                for data in payloads[start : start + YIELD_EVERY]:
+                    batch += reader.feed(data)
+                if batch:
                     if queue.full():
-                        await queue.put(out)  # the consumer is paused: stop reading here
+                        await queue.put(batch)  # the consumer is paused: stop reading here
                     else:
-                        queue.put_nowait(out)
-                if turn.over():
+                        queue.put_nowait(batch)
+                if turn.over(min(YIELD_EVERY, len(payloads) - start)):
                     await asyncio.sleep(0)  # a fast stream must not keep other sessions waiting
             if events.end is not None:
                 break
         if events.end is not None and events.end.kind == "done" and http.http_version == "HTTP/1.1":
             await drain(blocks)  # the body's last bytes: then the connection can be reused
-        item: Any = DONE
+        last: Any = DONE
     except Exception as exc:  # the consumer raises it, where the stream's errors are mapped
-        item = Failed(exc)
-    await queue.put(item)
+        last = Failed(exc)
+    await queue.put([last])
 
 
 async def stop(pump: asyncio.Future[None]) -> None:
@@ -110,12 +114,12 @@ class Turn:
         self.chunks = 0
         self.due = 0.0
 
-    def over(self) -> bool:
-        """Count one chunk; return whether to yield the loop now (and start a new turn if so)."""
+    def over(self, chunks: int = 1) -> bool:
+        """Count ``chunks``; return whether to yield the loop now (and start a new turn if so)."""
         now = time.monotonic()
         if self.chunks == 0:
             self.due = now + YIELD_AFTER
-        self.chunks += 1
+        self.chunks += chunks
         if self.chunks < YIELD_EVERY and now < self.due:
             return False
         self.chunks = 0

@@ -59,10 +59,11 @@ from .base import (
     ModelChunk,
     ModelRequest,
 )
-from .openai_body import DONE, QUEUED_CHUNKS, Failed, body_blocks, merged, pump, stop
+from .openai_body import DONE, QUEUED_BATCHES, Failed, body_blocks, merged, pump, stop
 from .openai_chunks import ChunkReader
 from .openai_errors import PLACEHOLDER_KEY, Endpoint, Limits, Wait, failure_of, host_of
 from .openai_sse import EventReader
+from .openai_transport import mounts
 
 __all__ = ["ChunkReader", "OpenAICompatModel", "from_spec"]
 
@@ -205,13 +206,13 @@ class OpenAICompatModel:
                 # socket, a burst of a fast server) is taken here in one go, and its text goes on
                 # as one chunk: the session, the encoder and every view then pay once per batch,
                 # not once per token.  A stream that arrives token by token is passed on as it comes.
-                queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
+                queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=QUEUED_BATCHES)
                 pump_task = asyncio.ensure_future(pump(blocks, events, reader, queue, http))
                 stack.push_async_callback(stop, pump_task)  # runs first: before the body is closed
                 while True:
-                    batch = [await queue.get()]
+                    batch = await queue.get()
                     while not queue.empty():
-                        batch.append(queue.get_nowait())
+                        batch += queue.get_nowait()
                     for item in merged(batch):
                         if type(item) is Failed:
                             raise item.error
@@ -277,7 +278,9 @@ class OpenAICompatModel:
                 timeout=openai.Timeout(self.timeout, connect=self.connect_timeout),
                 max_retries=self.max_retries,
                 default_headers=self.default_headers or None,
-                http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [_count_attempt]}),
+                http_client=openai.DefaultAsyncHttpxClient(
+                    mounts=mounts(), event_hooks={"request": [_count_attempt]}
+                ),
             )
             self._clients[loop] = client
         if limits is not None and limits != self._limits({}):

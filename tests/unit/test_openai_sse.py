@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llmsock_widget.models import openai_sse
 from llmsock_widget.models.openai_sse import DEFAULT_ERROR_MESSAGE, EventReader, StreamEnd
 
 
@@ -184,3 +186,30 @@ def test_every_single_cut_and_byte_by_byte_read_the_same() -> None:
     for cut in range(len(raw) + 1):
         assert read(raw[:cut], raw[cut:]) == expected, cut
     assert read(*(raw[i : i + 1] for i in range(len(raw)))) == expected
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=10,
+).map(lambda value: json.dumps(value).encode())
+
+
+@given(
+    data=json_texts
+    | st.binary(max_size=30)
+    | st.sampled_from([b'"\\ud800"', b"NaN", b"[Infinity]", b"\xef\xbb\xbf{}"])
+)
+def test_data_decodes_as_json_loads_decodes_it(data: bytes) -> None:
+    """With orjson or without it: the same values, and the same data refused."""
+    try:
+        expected: Any = json.dumps(json.loads(data.decode("utf-8")), sort_keys=True)  # NaN != NaN
+    except ValueError:
+        expected = ValueError
+    for fast in (openai_sse.orjson, None):
+        with mock.patch.object(openai_sse, "orjson", fast):  # None: as if orjson were not installed
+            try:
+                got: Any = json.dumps(openai_sse.loads(data), sort_keys=True)
+            except ValueError:
+                got = ValueError
+        assert got == expected, f"orjson={fast is not None}"

@@ -24,6 +24,7 @@ OPTIONAL = (
     "websockets",
     "psutil",
     "openai",
+    "orjson",
     "playwright",
     "pytest",
     "hypothesis",
@@ -40,6 +41,7 @@ EXTRA_ONLY = {
     "llmsock_widget.models.openai_body": ("openai", "openai"),
     "llmsock_widget.models.openai_compat": ("openai", "openai"),
     "llmsock_widget.models.openai_errors": ("openai", "openai"),
+    "llmsock_widget.models.openai_transport": ("openai", "openai"),
 }
 
 # The public doors to an extra: used without it, each says which extra to install.
