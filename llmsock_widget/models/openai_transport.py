@@ -36,6 +36,8 @@ __all__ = ["KEEPALIVE", "Http1Transport", "mounts"]
 # The httpx the installed openai is built on: httpx, or its successor httpx2 (same API).
 httpx: Any = importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0])
 
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
+
 READ_SIZE = 16384  # bytes asked of the socket per read: about 80 chunks, a fraction of a millisecond to parse
 KEEPALIVE = 5.0  # seconds an idle connection is kept (httpx's default too)
 MAX_IDLE = 8  # idle connections kept per server
@@ -284,7 +286,12 @@ async def _read(request: Any, connection: _Connection, timeout: float | None) ->
     try:
         if timeout is None:
             return await connection.reader.read(READ_SIZE)
-        return await asyncio.wait_for(connection.reader.read(READ_SIZE), timeout)
+        if _timeout is None:  # Python 3.10
+            return await asyncio.wait_for(connection.reader.read(READ_SIZE), timeout)
+        # A stream that comes token by token reads once per token: asyncio.timeout costs about
+        # 7 µs a read, wait_for (which wraps the read in a task) about 21 µs.
+        async with _timeout(timeout):
+            return await connection.reader.read(READ_SIZE)
     except asyncio.TimeoutError:
         raise httpx.ReadTimeout("timed out reading", request=request) from None
     except OSError as exc:
