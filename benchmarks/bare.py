@@ -3,9 +3,14 @@
 For any text frame it receives, :class:`BareServer` writes N delta frames and an ``end`` frame,
 encoded beforehand by :func:`llmsock_widget.wire.protocol.encode` from the same tokens, with ids and
 sequence numbers of the same length, so the bytes on the wire have the same size.  It yields to
-its loop every 64 frames, as the unpaced builtin model does.  It writes each frame either with
-one ``write_message`` call (Tornado's API, one system call per frame) or, ``batched``, as one
-``IOStream.write`` of the 64 frames that one loop turn produces.
+its loop every 64 frames, as the unpaced builtin model does.  It writes (``mode``)
+
+* ``frame``: each frame with one ``write_message`` call (Tornado's API, one system call per frame);
+* ``batched``: the 64 frames that one loop turn produces as one ``IOStream.write``;
+* ``merged``: the 64 deltas of one loop turn as one delta frame (their text, the last one's
+  sequence), as llmsock's outbox sends deltas that wait together (docs/protocol.md, section
+  5.1), one ``IOStream.write`` per loop turn: what the wire allows a server that does no work
+  per delta.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Coroutine
+from typing import Any, Coroutine, Literal
 
 import tornado.httpserver
 import tornado.iostream
@@ -23,7 +28,7 @@ import tornado.netutil
 import tornado.web
 import tornado.websocket
 
-from llmsock_widget.core.events import Event, ModelDelta, ModelEnd, SessionReady
+from llmsock_widget.core.events import Event, ModelDelta, ModelEnd, SessionReady, joined_deltas
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.models.base import ModelRequest, TextChunk
 from llmsock_widget.runtime.hub import new_id, now_ms
@@ -40,14 +45,17 @@ status and the start (sequences 1 to 3) before it, and the bare frames number th
 YIELD_EVERY = 64
 """The bare handler yields to its loop this often, as the builtin model does when unpaced."""
 
+Mode = Literal["frame", "batched", "merged"]
+
 
 @dataclass(frozen=True)
 class Frames:
-    """Pre-encoded envelope frames: the hello, one per delta, and the final ``end``."""
+    """Pre-encoded envelope frames: the hello, one per delta, the merged deltas, and the final ``end``."""
 
     ready: str
     deltas: tuple[str, ...]
     end: str
+    merged: tuple[str, ...] = ()  # one delta frame per YIELD_EVERY deltas (the last may be shorter)
 
 
 def _encode(event: Event) -> str:
@@ -61,18 +69,16 @@ def build_frames(tokens: Sequence[str]) -> Frames:
     """Return the frames the full stack sends for ``tokens``, with ids and seqs of the same size."""
     session_id, turn_id, message_id, ts = new_id(), new_id("t-"), new_id("m-"), now_ms()
     first = FIRST_DELTA_SEQUENCE
-    deltas = tuple(
-        _encode(
-            ModelDelta(
-                session_id=session_id,
-                seq=first + i,
-                ts=ts,
-                turn_id=turn_id,
-                text=token,
-                message_id=message_id,
-            )
+    events = [
+        ModelDelta(
+            session_id=session_id, seq=first + i, ts=ts, turn_id=turn_id, text=token, message_id=message_id
         )
         for i, token in enumerate(tokens)
+    ]
+    deltas = tuple(_encode(event) for event in events)
+    merged = tuple(
+        _encode(joined_deltas(events[start : start + YIELD_EVERY]))
+        for start in range(0, len(events), YIELD_EVERY)
     )
     end = ModelEnd(
         session_id=session_id,
@@ -85,7 +91,7 @@ def build_frames(tokens: Sequence[str]) -> Frames:
         usage={"inputTokens": 2, "outputTokens": len(tokens)},
     )
     ready = SessionReady(session_id=session_id, seq=0, status="idle", ts=ts, created=True)
-    return Frames(ready=_encode(ready), deltas=deltas, end=_encode(end))
+    return Frames(ready=_encode(ready), deltas=deltas, end=_encode(end), merged=merged)
 
 
 async def reply_tokens(prompt: str) -> list[str]:
@@ -109,8 +115,10 @@ class _BareHandler(tornado.websocket.WebSocketHandler):
     async def on_message(self, message: str | bytes) -> None:
         frames = self.server.frames
         try:
-            if self.server.batched:
-                await self._send_batched(frames.deltas)
+            if self.server.mode == "batched":
+                await self._send_batched(frames.deltas, YIELD_EVERY)
+            elif self.server.mode == "merged":
+                await self._send_batched(frames.merged, 1)
             else:
                 for index, frame in enumerate(frames.deltas, 1):
                     self.write_message(frame)
@@ -120,13 +128,14 @@ class _BareHandler(tornado.websocket.WebSocketHandler):
         except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
             pass
 
-    async def _send_batched(self, deltas: Sequence[str]) -> None:
+    async def _send_batched(self, frames: Sequence[str], per_turn: int) -> None:
+        """Write ``per_turn`` frames at a time in one ``IOStream.write``, yielding between writes."""
         stream = getattr(self.ws_connection, "stream", None)
         if stream is None:
             raise tornado.websocket.WebSocketClosedError()
         future = None
-        for start in range(0, len(deltas), YIELD_EVERY):
-            future = stream.write(text_frames(deltas[start : start + YIELD_EVERY]))
+        for start in range(0, len(frames), per_turn):
+            future = stream.write(text_frames(frames[start : start + per_turn]))
             await asyncio.sleep(0)
         if future is not None:
             await future
@@ -138,10 +147,10 @@ class _BareHandler(tornado.websocket.WebSocketHandler):
 class BareServer(LoopThread):
     """A bare Tornado WebSocket server on its own daemon thread and loop, on 127.0.0.1:0."""
 
-    def __init__(self, frames: Frames, *, batched: bool = False, timeout: float = 10.0) -> None:
+    def __init__(self, frames: Frames, *, mode: Mode = "frame", timeout: float = 10.0) -> None:
         super().__init__()  # loop, _ready, _error
         self.frames = frames
-        self.batched = batched
+        self.mode = mode
         self.timeout = timeout
         self.port = 0
         self.connections: set[_BareHandler] = set()

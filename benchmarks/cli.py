@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--rate", type=float, default=50.0, help="deltas a second per session (default 50)")
     sub.add_argument("--seconds", type=float, default=4.0, help="seconds each session streams (default 4)")
     sub.add_argument("--no-busy", action="store_true", help="leave out the run beside a busy thread")
+    sub.add_argument("--no-control", action="store_true", help="leave out the plain websockets server's runs")
+    sub.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        help="turns started at once (default: the largest of --sessions; 0: none)",
+    )
+    sub.add_argument("--burst-deltas", type=int, default=100, help="deltas per burst turn (default 100)")
 
     sub = suites.add_parser("connections", parents=[common], help="memory per idle WebSocket, most held")
     sub.add_argument("--connections", type=int, default=5000, help="connections to open (default 5000)")
@@ -120,6 +128,10 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--repeat must be at least 1")
     if args.suite == "latency" and (not args.sessions or min(args.sessions) < 1 or not args.rate > 0):
         parser.error("--sessions must be counts >= 1 and --rate > 0")
+    if args.suite == "latency" and (
+        (args.burst is not None and args.burst < 0) or not 1 <= args.burst_deltas <= MAX_DIRECTIVE_TOKENS
+    ):
+        parser.error(f"--burst must be >= 0 and --burst-deltas from 1 to {MAX_DIRECTIVE_TOKENS}")
     if args.suite == "openai" and args.chunks < 1:
         parser.error("--chunks must be at least 1")
     if args.suite == "reducer" and (not args.lengths or min(args.lengths) < 1):
@@ -139,7 +151,14 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
     if suite == "latency":
         busy = not args.no_busy
         return latency.run(
-            sessions=args.sessions, rate=args.rate, seconds=args.seconds, busy=busy, timeout=timeout
+            sessions=args.sessions,
+            rate=args.rate,
+            seconds=args.seconds,
+            busy=busy,
+            timeout=timeout,
+            control=not args.no_control,
+            burst_sessions=args.burst,
+            burst_deltas=args.burst_deltas,
         )
     if suite == "connections":
         return connections.run(connections=args.connections, timeout=timeout)

@@ -6,14 +6,20 @@
 * **bare tornado**: :class:`~.bare.BareServer` writes the same N frames with one
   ``write_message`` each: the floor Tornado's API sets.
 * **bare batched**: the same, but each loop turn's 64 frames go out in one ``IOStream.write``:
-  the floor for a server that batches its writes.
+  the best a plain Tornado handler that sends one frame per delta can do, and the control the
+  full stack is measured against.
+* **bare merged** (the ceiling, reported apart): each loop turn's 64 deltas go out as one
+  merged delta frame (docs/protocol.md, section 5.1), pre-encoded, in one ``IOStream.write``:
+  what the wire allows a server that does no work per delta, as the full stack's outbox merges
+  the deltas one loop turn queues.
 
 Each run opens a new connection (a new session), waits for the hello, then times from sending
 the prompt to receiving the ``end`` event.  The client runs in a process of its own by default
 (``client="process"``), as a browser would; ``client="thread"`` runs it on the main thread of the
 servers' process, sharing their GIL (the method of the first published figures).  The server
 thread's CPU time is read on that thread (``time.thread_time``) before and after the turn.
-The figures are the median of ``repeat`` runs after one warm-up run per target.
+The figures are the median of ``repeat`` runs after one warm-up run per target; each run notes
+the machine's 1-minute load average when it ends, and every row gives the range of those.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Coroutine, Literal, Protocol
 
@@ -67,6 +74,7 @@ class Run:
     seconds: float
     server_cpu: float  # CPU seconds the server's thread spent during the turn
     client_cpu: float  # CPU seconds the client's thread spent during the turn
+    load: float = 0.0  # the machine's 1-minute load average when the turn ended
 
 
 def _delta_prefix() -> bytes | None:
@@ -210,6 +218,8 @@ class Summary:
     min_seconds: float
     max_seconds: float
     runs: list[float]
+    load_min: float = 0.0  # the 1-minute load average over the runs: lowest and highest
+    load_max: float = 0.0
 
 
 def summarize(name: str, runs: Sequence[Run]) -> Summary:
@@ -227,6 +237,8 @@ def summarize(name: str, runs: Sequence[Run]) -> Summary:
         min_seconds=min(r.seconds for r in runs),
         max_seconds=max(r.seconds for r in runs),
         runs=[round(r.seconds, 6) for r in runs],
+        load_min=min(r.load for r in runs),
+        load_max=max(r.load for r in runs),
     )
 
 
@@ -238,12 +250,15 @@ def run(*, deltas: int, repeat: int, client: Client = "process", timeout: float 
         stack.callback(full.stop, timeout)
         bare = BareServer(frames, timeout=timeout).start()
         stack.callback(bare.stop)
-        batched = BareServer(frames, batched=True, timeout=timeout).start()
+        batched = BareServer(frames, mode="batched", timeout=timeout).start()
         stack.callback(batched.stop)
+        merged = BareServer(frames, mode="merged", timeout=timeout).start()
+        stack.callback(merged.stop)
         targets = [
             Target("full stack", full, {"Authorization": f"Bearer {full.token}"}),
             Target("bare tornado", bare, {}),
             Target("bare batched", batched, {}),
+            Target("bare merged", merged, {}),
         ]
         if client == "process":
             process = ClientProcess(client_main, timeout)
@@ -267,21 +282,23 @@ def run(*, deltas: int, repeat: int, client: Client = "process", timeout: float 
             for target in targets[shift:] + targets[:shift]:
                 runs[target.name].append(measure(target))
     summaries = [summarize(t.name, runs[t.name]) for t in targets]
-    full_s, bare_s, batched_s = summaries
+    full_s, bare_s, batched_s, merged_s = summaries
     return {
         "deltas": deltas,
         "repeat": repeat,
         "client": client,
-        "results": {s.name.replace(" ", "_"): asdict(s) for s in summaries},
+        "results": {s.name.replace(" ", "_"): asdict(s) for s in summaries[:3]},
+        "ceiling": {merged_s.name.replace(" ", "_"): asdict(merged_s)},
         "ratio_full_over_bare": full_s.deltas_per_second / bare_s.deltas_per_second,
         "ratio_full_over_bare_batched": full_s.deltas_per_second / batched_s.deltas_per_second,
+        "ratio_full_over_bare_merged": full_s.deltas_per_second / merged_s.deltas_per_second,
     }
 
 
 def _checked(target: Target, run: Run, deltas: int) -> Run:
     if run.deltas != deltas:
         raise BenchFailure(f"{target.name}: received {run.deltas} deltas, expected {deltas}")
-    return run
+    return replace(run, load=os.getloadavg()[0])
 
 
 def render(report: dict[str, Any]) -> str:
@@ -296,16 +313,33 @@ def render(report: dict[str, Any]) -> str:
             s["server_cpu_us_per_delta"],
             s["client_cpu_us_per_delta"],
             f"{s['min_seconds']:.3f}-{s['max_seconds']:.3f}",
+            f"{s['load_min']:.2f}-{s['load_max']:.2f}",
         ]
-        for s in report["results"].values()
+        for s in [*report["results"].values(), *report.get("ceiling", {}).values()]
     ]
-    headers = ["target", "deltas", "seconds", "deltas/s", "MB/s", "srv µs/d", "cli µs/d", "min-max s"]
-    return "\n".join(
-        [
-            f"throughput: median of {report['repeat']} run(s) after 1 warm-up; client in a "
-            f"{'separate process' if report['client'] == 'process' else 'thread of the server process'}",
-            table(headers, rows),
-            f"full stack / bare tornado (deltas/s): {report['ratio_full_over_bare']:.2f}; "
-            f"full stack / bare batched: {report['ratio_full_over_bare_batched']:.2f}",
-        ]
-    )
+    headers = [
+        "target",
+        "deltas",
+        "seconds",
+        "deltas/s",
+        "MB/s",
+        "srv µs/d",
+        "cli µs/d",
+        "min-max s",
+        "load 1m",
+    ]
+    lines = [
+        f"throughput: median of {report['repeat']} run(s) after 1 warm-up; client in a "
+        f"{'separate process' if report['client'] == 'process' else 'thread of the server process'}",
+        table(headers, rows),
+        f"full stack / bare tornado (deltas/s): {report['ratio_full_over_bare']:.2f}; "
+        f"full stack / bare batched (the best plain handler, one frame per delta): "
+        f"{report['ratio_full_over_bare_batched']:.2f}",
+    ]
+    if "ratio_full_over_bare_merged" in report:
+        lines.append(
+            f"full stack / bare merged (the wire's ceiling: pre-encoded frames of 64 merged deltas): "
+            f"{report['ratio_full_over_bare_merged']:.2f}"
+        )
+    lines.append("load 1m: the machine's 1-minute load average at the end of the runs (lowest-highest)")
+    return "\n".join(lines)

@@ -305,7 +305,8 @@ class Hub:
     async def _save(self, live: LiveSession) -> bool:
         """Save the session's state; return whether the store took it."""
         async with live.save_lock:  # saves of one session never overlap, so revisions never race
-            state = replace(live.state, revision=live.state.revision + 1)
+            base = live.state
+            state = replace(base, revision=base.revision + 1)
             try:
                 stored = await resolve(self.store.save(live.key, state))
             except StoreConflict as exc:
@@ -316,7 +317,7 @@ class Hub:
                 message = exc.message if isinstance(exc, LlmsockError) else type(exc).__name__
                 live.diagnose("error", "store_error", f"session not saved: {message}")
                 return False
-            live.mark_saved(state)
+            live.mark_saved(state, base)
             if isinstance(stored, Merged):  # another process saves this session too: both kept
                 live.diagnose("warning", "store_conflict", stored.message)
             for level, code, message in _store_notes(self.store, live.key):

@@ -65,6 +65,8 @@ class LiveSession:
         self._saved_seq = saved_seq  # the seq of the last state the store accepted
         self._notes: list[tuple[str, str]] = notes if notes is not None else []  # diagnostics to tell
         self._recent: deque[SessionEvent] = deque(maxlen=REPLAY_EVENTS)
+        # The state (and kind of event) the lifecycle last allowed a delta in: see _keep.
+        self._allowed: tuple[InteractionState, type] | None = None
         self.state = state
 
     def __repr__(self) -> str:
@@ -128,9 +130,16 @@ class LiveSession:
         """The seq of the last state the store accepted."""
         return self._saved_seq
 
-    def mark_saved(self, state: InteractionState) -> None:
-        """Note that the store took ``state`` (a copy of this session's state with a new revision)."""
-        self.state = replace(self.state, revision=state.revision)
+    def mark_saved(self, state: InteractionState, base: InteractionState | None = None) -> None:
+        """Note that the store took ``state`` (a copy of this session's state with a new revision).
+
+        ``base`` is the state ``state`` was copied from: if nothing was emitted since, ``state``
+        itself becomes the session's state (one copy of the state fewer per save).
+        """
+        if base is not None and self._state is base and not (self._text or self._reasoning):
+            self.state = state
+        else:
+            self.state = replace(self.state, revision=state.revision)
         self._saved_seq = state.seq
 
     def stamp(self) -> dict[str, Any]:
@@ -283,7 +292,21 @@ class LiveSession:
 
     def _keep(self, event: ModelDelta | ModelReasoning, pieces: list[str]) -> None:
         # The reducer's own checks, without folding: a delta it would refuse raises the same error.
-        check(self._state, event, seq=self._seq)
+        # Phase, status and turn are the unfolded state's, which a delta never replaces: once the
+        # lifecycle allowed this kind of delta in this state, the next ones only need the checks
+        # that do change (their seq, session and turn); any doubt goes through the full check.
+        state = self._state
+        allowed = self._allowed
+        if (
+            allowed is None
+            or allowed[0] is not state
+            or allowed[1] is not type(event)
+            or event.seq != self._seq + 1
+            or event.session_id != state.session_id
+            or event.turn_id != state.turn_id
+        ):
+            check(state, event, seq=self._seq)
+            self._allowed = (state, type(event))
         pieces.append(event.text)
         self._seq = event.seq
         self._updated_at = max(self._updated_at, event.ts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import weakref
 from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, Sequence
@@ -270,7 +271,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         if not self._flushing:
             # Flush once the events of this loop turn are queued, so they leave in one write.
             self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            flusher_of(loop).add(self, loop)
 
     def _flush(self) -> None:
         """Hand everything queued to Tornado as one write: one send, no task, no future per frame."""
@@ -290,7 +292,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         # another thread) before this thread runs again.
         self._count_out(len(frames), sum(map(len, frames)))
         try:
-            future = stream.write(data)
+            future = write_now(stream, data)
         except tornado.iostream.StreamClosedError:
             self._flushing = False  # the peer left; on_close cleans up
             return
@@ -298,7 +300,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             log.exception("llmsock: sending failed")
             self._flushing = False
             return
-        if future.done():  # the socket took it all
+        if future is None or future.done():  # the socket took it all
             self._written(future)
         else:  # backpressure: what comes meanwhile waits in the outbox until the socket took this
             future.add_done_callback(self._written)
@@ -311,12 +313,72 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         self.counters.bytes_out += size
 
     def _written(self, future: Any) -> None:
-        if future.cancelled() or future.exception() is not None:  # the peer left (error marked seen)
-            self._flushing = False
+        if future is not None and (future.cancelled() or future.exception() is not None):
+            self._flushing = False  # the peer left (the error is marked seen)
         elif self._outbox and not self._closing:
             self._flush()
         else:
             self._flushing = False
+
+
+class Flusher:
+    """Flush, once per loop turn, every connection that queued frames in the turn before.
+
+    One callback for all of them rather than one per connection: with many sessions streaming
+    at a pace, each connection queues one frame per wake-up, and a callback of its own (an
+    asyncio ``Handle`` for every delta) cost as much as the rest of the outbox.
+    """
+
+    __slots__ = ("_waiting",)  # not the loop: the loop is the key this flusher is kept under
+
+    def __init__(self) -> None:
+        self._waiting: list[WebSocketHandler] = []
+
+    def add(self, handler: WebSocketHandler, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush ``handler`` in ``loop``'s next turn, after the others queued before it."""
+        if not self._waiting:
+            loop.call_soon(self._run)
+        self._waiting.append(handler)
+
+    def _run(self) -> None:
+        waiting, self._waiting = self._waiting, []  # one that queues again now waits for the next turn
+        for handler in waiting:
+            try:
+                handler._flush()
+            except Exception:  # one connection's failure must not hold the others' frames
+                log.exception("llmsock: flushing a connection failed")
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = weakref.WeakKeyDictionary()
+
+
+def flusher_of(loop: asyncio.AbstractEventLoop) -> Flusher:
+    """Return the loop's :class:`Flusher` (each server thread has a loop of its own)."""
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = Flusher()
+    return flusher
+
+
+def write_now(stream: tornado.iostream.BaseIOStream, data: bytes) -> Any:
+    """Write ``data``: return None if the socket took it all at once, else ``stream.write``'s future.
+
+    When nothing waits in the stream's buffer, the bytes go straight to the socket: a paced
+    stream's frame then costs one ``send``, without the future, its callback and the buffer
+    bookkeeping of ``IOStream.write``.  What the socket does not take (or an error) goes through
+    ``stream.write``, which buffers it, waits for the socket, or closes the stream, as usual.
+    """
+    if type(stream) is tornado.iostream.IOStream and not stream.writing() and not stream.closed():
+        try:
+            sent = stream.socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return stream.write(data)  # Tornado closes the stream and says why
+        if sent == len(data):
+            return None
+        data = data[sent:]
+    return stream.write(data)
 
 
 class DeltaRun:

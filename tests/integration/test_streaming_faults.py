@@ -143,6 +143,7 @@ def test_a_full_disk_is_reported_the_chat_kept_and_the_next_save_succeeds(
         return failed, later
 
     failed, _ = run(scenario())
+    server.stop()  # the last turn's save may still run after its idle status: stopping waits for it
     saved = store.load_sync("disk")
     diagnostic = event(failed[-1])
     assert diagnostic["level"] == "error" and "not saved" in diagnostic["message"]
