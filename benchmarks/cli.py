@@ -20,10 +20,11 @@ from websockets.exceptions import WebSocketException
 
 from llmsock_widget.models.builtin import MAX_DIRECTIVE_TOKENS
 
-from . import comm, connections, latency, openai_path, reducer, snapshots, throughput
+from . import comm, connections, latency, openai_path, peer, reducer, snapshots, throughput
 from .common import BenchFailure, describe, machine
 
 SUITES = ("throughput", "reducer", "latency", "connections", "snapshot", "comm", "openai")
+EXTRA_SUITES = ("peer",)  # named only: not part of the default run (it needs a peer server)
 _THROUGHPUT_OPTIONS = ("--deltas", "--repeat", "--client")
 
 
@@ -107,6 +108,25 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--repeat", type=int, default=5, help="measured runs per reader (default 5)")
     sub.add_argument("--no-node", action="store_true", help="leave out the Node openai SDK's row")
 
+    sub = suites.add_parser(
+        "peer", parents=[common], help="side by side with another chat server (llm-core under Bun)"
+    )
+    sub.add_argument("--url", default=None, help="the peer's WebSocket URL (without: llmsock alone)")
+    sub.add_argument(
+        "--protocol",
+        choices=sorted(peer.ADAPTERS),
+        default="llmcore",
+        help="how to talk to the peer (default llmcore: llm-core's example servers)",
+    )
+    sub.add_argument("--peer-pid", type=int, default=None, help="the peer's process id, for its CPU time")
+    sub.add_argument(
+        "--peer-token", default=None, help="a bearer token for the peer (another llmsock server)"
+    )
+    sub.add_argument("--deltas", type=int, default=10_000, help="deltas in the answer (default 10000)")
+    sub.add_argument("--sessions", type=int, default=1000, help="sessions in the burst (default 1000)")
+    sub.add_argument("--burst-deltas", type=int, default=100, help="deltas per burst answer (default 100)")
+    sub.add_argument("--rounds", type=int, default=3, help="rounds, the servers alternating (default 3)")
+
     suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
     return parser
 
@@ -114,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
 def _argv(argv: Sequence[str]) -> list[str]:
     """Return ``argv`` with the suite named: ``all``, or ``throughput`` for the older flag-only form."""
     args = list(argv)
-    if args and (args[0] in (*SUITES, "all") or args[0] in ("-h", "--help")):
+    if args and (args[0] in (*SUITES, *EXTRA_SUITES, "all") or args[0] in ("-h", "--help")):
         return args
     if any(arg.split("=")[0] in _THROUGHPUT_OPTIONS for arg in args):
         return ["throughput", *args]
@@ -140,6 +160,15 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--connections must be at least 1")
     if args.suite == "snapshot" and (args.turns < 1 or args.reply_chars < 1):
         parser.error("--turns and --reply-chars must be at least 1")
+    if args.suite == "peer" and not (
+        1 <= args.deltas <= MAX_DIRECTIVE_TOKENS
+        and 1 <= args.burst_deltas <= MAX_DIRECTIVE_TOKENS
+        and args.sessions >= 1
+        and args.rounds >= 1
+    ):
+        parser.error(
+            f"--deltas and --burst-deltas must be from 1 to {MAX_DIRECTIVE_TOKENS}; --sessions, --rounds >= 1"
+        )
 
 
 def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -166,6 +195,16 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
         return snapshots.run(
             turns=args.turns, repeat=args.repeat, reply_chars=args.reply_chars, directory=args.dir
         )
+    if suite == "peer":
+        other = peer.Peer(args.url, args.protocol, args.peer_pid, args.peer_token) if args.url else None
+        return peer.run(
+            peer=other,
+            deltas=args.deltas,
+            sessions=args.sessions,
+            burst_deltas=args.burst_deltas,
+            rounds=args.rounds,
+            timeout=timeout,
+        )
     if suite == "openai":
         return openai_path.run(chunks=args.chunks, repeat=args.repeat, timeout=timeout, node=not args.no_node)
     return comm.run(deltas=args.deltas, paces=args.paces, timeout=timeout)
@@ -179,6 +218,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "snapshot": snapshots.render,
     "comm": comm.render,
     "openai": openai_path.render,
+    "peer": peer.render,
 }
 
 

@@ -62,6 +62,7 @@ def test_connection_steps_end_at_the_count() -> None:
         (["--repeat=1"], "throughput"),
         (["latency", "--sessions", "1,10"], "latency"),
         (["comm"], "comm"),
+        (["peer", "--url", "ws://127.0.0.1:1/ws"], "peer"),
     ],
 )
 def test_the_command_line_names_a_suite(argv: list[str], suite: str) -> None:
