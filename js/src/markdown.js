@@ -14,6 +14,7 @@ import python from "highlight.js/lib/languages/python";
 import sql from "highlight.js/lib/languages/sql";
 import MarkdownIt from "markdown-it";
 
+import { createStreamPainter, tokenCount } from "./incremental.js";
 import { reveal } from "./invisible.js";
 
 const LANGUAGES = { bash, javascript, json, markdown, plaintext, python, sql };
@@ -51,9 +52,16 @@ function registerLanguages() {
   languagesRegistered = true;
 }
 
+/**
+ * Code longer than this is shown without highlighting: highlighting costs far more than escaping
+ * (a 400 KiB block took a tenth of a second and more), and a streamed block is rendered again
+ * while it grows.
+ */
+export const MAX_HIGHLIGHT_CHARS = 32 * 1024;
+
 function highlight(code, lang) {
   const name = (lang || "").trim().split(/\s+/)[0].toLowerCase();
-  if (name && hljs.getLanguage(name)) {
+  if (name && code.length <= MAX_HIGHLIGHT_CHARS && hljs.getLanguage(name)) {
     try {
       return hljs.highlight(code, { language: name, ignoreIllegals: true }).value;
     } catch {
@@ -101,12 +109,10 @@ export function createSanitizer(window) {
 export const MAX_TOKENS = 20000;
 export const MAX_MARKDOWN_CHARS = 512 * 1024;
 
-function tokenCount(tokens) {
-  return tokens.reduce((count, token) => count + 1 + (token.children?.length ?? 0), 0);
-}
-
 /**
- * Make a renderer: `render(text) -> sanitized HTML string`.
+ * Make a renderer: `render(text) -> sanitized HTML string`, and `render.into(element, text,
+ * streaming)`, which shows the same in `element`, re-rendering only the blocks that can still
+ * change (incremental.js; returns false when a slow tail was left for a later frame).
  *
  * The work per render is bounded for any text shape: sanitizing costs in proportion to the
  * elements made (256 KiB of `*a` makes a hundred thousand), so text that parses into more than
@@ -114,21 +120,26 @@ function tokenCount(tokens) {
  *
  * Args: window, the DOM window DOMPurify works in (the page's, or jsdom's in tests).
  * @param {Window & typeof globalThis} window
- * @returns {{render: (text: string) => string, sanitize: (html: string) => string}}
+ * @returns {{render: ((text: string) => string) & {into: (element: HTMLElement, text: string, streaming?: boolean) => boolean}, sanitize: (html: string) => string}}
  */
 export function createMarkdownRenderer(window) {
   const md = createMarkdownIt();
   const sanitizer = createSanitizer(window);
-  return {
-    render: (text) => {
-      // Invisible and reordering characters become visible markers before Markdown sees them.
-      const source = reveal(text);
-      const tokens = source.length > MAX_MARKDOWN_CHARS ? null : md.parse(source, {});
-      if (tokens === null || tokenCount(tokens) > MAX_TOKENS) {
-        return sanitizer.sanitize(`<div class="llmsock-plain">${md.utils.escapeHtml(source)}</div>`);
-      }
-      return sanitizer.sanitize(md.renderer.render(tokens, md.options, {}));
-    },
-    sanitize: sanitizer.sanitize,
+  const render = (/** @type {string} */ text) => {
+    // Invisible and reordering characters become visible markers before Markdown sees them.
+    const source = reveal(text);
+    const tokens = source.length > MAX_MARKDOWN_CHARS ? null : md.parse(source, {});
+    if (tokens === null || tokenCount(tokens) > MAX_TOKENS) {
+      return sanitizer.sanitize(`<div class="llmsock-plain">${md.utils.escapeHtml(source)}</div>`);
+    }
+    return sanitizer.sanitize(md.renderer.render(tokens, md.options, {}));
   };
+  const into = createStreamPainter({
+    md,
+    sanitize: sanitizer.sanitize,
+    maxTokens: MAX_TOKENS,
+    maxChars: MAX_MARKDOWN_CHARS,
+    now: () => window.performance.now(),
+  });
+  return { render: Object.assign(render, { into }), sanitize: sanitizer.sanitize };
 }

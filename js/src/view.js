@@ -1,7 +1,8 @@
 // The DOM: builds the chat inside anywidget's `el` and paints states from the reducer. It owns
 // no protocol logic. Painting happens at most once per animation frame; messages are compared
 // by identity (the reducer replaces only the objects that changed), so a streaming delta
-// re-renders one message, never the transcript. Text reaches the DOM only as textContent or as
+// re-renders one message, never the transcript, and of that message only the blocks that can
+// still change (incremental.js). Text reaches the DOM only as textContent or as
 // HTML from the sanitizing markdown renderer. An answer's reasoning and tool calls are painted
 // by steps.js, in place, so their open/closed state survives the deltas that follow.
 //
@@ -114,7 +115,8 @@ function interleave(messages, notices) {
  * Build the chat UI in `el`.
  *
  * Args (second argument, one object):
- *   renderMarkdown(text) -> sanitized HTML string.
+ *   renderMarkdown(text) -> sanitized HTML string; when it has `into(element, text, streaming)`
+ *     (markdown.js), answers are painted with that, incrementally, instead.
  *   onSend(text) -> true if the prompt was sent (the textarea is then cleared).
  *   onStop() -> asks the server to abort the running turn.
  *   requestFrame / cancelFrame: requestAnimationFrame and its cancel (injectable).
@@ -123,7 +125,7 @@ function interleave(messages, notices) {
  *
  * @param {HTMLElement} el
  * @param {object} options
- * @param {(text: string) => string} options.renderMarkdown
+ * @param {((text: string) => string) & {into?: (element: HTMLElement, text: string, streaming?: boolean) => boolean}} options.renderMarkdown
  * @param {(text: string) => boolean} options.onSend
  * @param {() => unknown} options.onStop
  * @param {(fn: () => void) => any} [options.requestFrame]
@@ -194,6 +196,8 @@ export function createView(
   let messageEls = [];
   const noticeEls = new Map(); // notice id -> element
   const stepsOf = new WeakMap(); // assistant message element -> its steps painter
+  let retry = new Set(); // answer elements whose text is still to be painted in full
+  let painted = new Set(); // message elements whose text was painted in this frame
 
   function canSend() {
     return current !== null && current.connection.state === "open" && textarea.value.trim() !== "";
@@ -206,7 +210,13 @@ export function createView(
   }
 
   function paintBody(node, message) {
+    painted.add(node);
     const body = node.querySelector(".llmsock-body");
+    if (message.role !== "user" && typeof renderMarkdown.into === "function") {
+      // Incremental: only the blocks that can still change are rendered again.
+      if (!renderMarkdown.into(body, message.text, message.status === "streaming")) retry.add(node);
+      return;
+    }
     if (message.role === "user") body.textContent = reveal(message.text);
     else body.innerHTML = renderMarkdown(message.text);
     breakLongRuns(body);
@@ -238,7 +248,9 @@ export function createView(
       steps.paintReasoning(message.reasoning ?? "");
     }
     if (steps && (!previous || previous.tools !== message.tools)) steps.paintTools(message.tools ?? []);
-    if (!previous || previous.text !== message.text || previous.role !== message.role) {
+    // The end of a stream repaints too: a partial last line held back while streaming shows now.
+    const ended = previous?.status === "streaming" && message.status !== "streaming";
+    if (!previous || previous.text !== message.text || previous.role !== message.role || ended) {
       paintBody(node, message);
     }
     if (!previous || previous.status !== message.status || previous.error !== message.error) {
@@ -331,32 +343,57 @@ export function createView(
     place(store, Boolean(text && problem));
   }
 
-  function flush() {
-    if (frame !== null) caf(frame);
-    frame = null;
-    const state = pending;
-    pending = null;
-    if (state === null || state === current) return;
-    const atBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight <= 24;
-    if (current === null || state.messages !== current.messages || state.notices !== current.notices) {
-      paintTranscript(state);
-    }
-    if (current === null || state.connection !== current.connection || state.kernelError !== current.kernelError) {
-      paintStatus(state);
-    }
-    if (current === null || state.infos !== current.infos) paintNotes(state.infos);
-    current = state;
-    paintControls();
-    if (atBottom) transcript.scrollTop = transcript.scrollHeight;
-  }
+  // Whether the reader is at the bottom, as of the last scroll: then new content follows the
+  // tail. Kept from scroll events so a frame never reads a layout it has just changed.
+  let following = true;
+  const onScroll = () => {
+    following = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight <= 24;
+  };
 
-  function update(state) {
-    pending = state;
+  function schedule() {
     if (frame === null)
       frame = raf(() => {
         frame = null;
         flush();
       });
+  }
+
+  function flush() {
+    if (frame !== null) caf(frame);
+    frame = null;
+    const state = pending;
+    pending = null;
+    const again = retry;
+    retry = new Set();
+    painted = new Set();
+    let grew = false;
+    if (state !== null && state !== current) {
+      if (current === null || state.messages !== current.messages || state.notices !== current.notices) {
+        paintTranscript(state);
+        grew = true;
+      }
+      if (current === null || state.connection !== current.connection || state.kernelError !== current.kernelError) {
+        paintStatus(state);
+      }
+      if (current === null || state.infos !== current.infos) paintNotes(state.infos);
+      current = state;
+      paintControls();
+    }
+    // Answers whose slow tail was left for this frame.
+    for (const node of again) {
+      const index = messageEls.indexOf(node);
+      if (index === -1 || painted.has(node)) continue;
+      paintBody(node, shownMessages[index]);
+      grew = true;
+    }
+    // One write, after every change of this frame.
+    if (grew && following) transcript.scrollTop = transcript.scrollHeight;
+    if (retry.size > 0) schedule();
+  }
+
+  function update(state) {
+    pending = state;
+    schedule();
   }
 
   function submit() {
@@ -376,6 +413,7 @@ export function createView(
   const onInput = () => paintControls();
   const onSendClick = () => submit();
   const onStopClick = () => onStop();
+  transcript.addEventListener("scroll", onScroll, { passive: true });
   textarea.addEventListener("keydown", onKeydown);
   textarea.addEventListener("input", onInput);
   sendButton.addEventListener("click", onSendClick);
@@ -387,6 +425,7 @@ export function createView(
     if (frame !== null) caf(frame);
     frame = null;
     pending = null;
+    transcript.removeEventListener("scroll", onScroll);
     textarea.removeEventListener("keydown", onKeydown);
     textarea.removeEventListener("input", onInput);
     sendButton.removeEventListener("click", onSendClick);

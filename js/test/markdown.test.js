@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { JSDOM } from "jsdom";
 
-import { createMarkdownRenderer } from "../src/markdown.js";
+import { createMarkdownRenderer, MAX_HIGHLIGHT_CHARS } from "../src/markdown.js";
 
 const { window } = new JSDOM("<!doctype html><html><body></body></html>");
 const md = createMarkdownRenderer(window);
@@ -100,4 +100,13 @@ test("ordinary markdown renders", () => {
   assert.ok(div.querySelector("li em"));
   assert.ok(div.querySelector("li code"));
   assert.ok(div.querySelector("table td"));
+});
+
+test("code longer than MAX_HIGHLIGHT_CHARS is escaped, not highlighted", () => {
+  const line = "value = compute('<tag>', 1)\n";
+  const long = line.repeat(Math.ceil(MAX_HIGHLIGHT_CHARS / line.length) + 1);
+  const code = fragment(`\`\`\`python\n${long}\`\`\``).querySelector("pre code");
+  assert.equal(code.querySelectorAll("span").length, 0);
+  assert.equal(code.textContent, long);
+  assert.ok(fragment(`\`\`\`python\n${line}\`\`\``).querySelector("pre code span"), "short code is highlighted");
 });

@@ -269,6 +269,12 @@ test("statusText and noticeText cover every case", () => {
   assert.equal(noticeText({ kind: "reply", level: "error", code: "queue_full", message: "m" }), "Error queue_full: m");
 });
 
+/** Scroll `log` as a reader does: the position changes, then a scroll event says so. */
+function scrollTo(log, top) {
+  log.scrollTop = top;
+  log.dispatchEvent(new log.ownerDocument.defaultView.Event("scroll"));
+}
+
 test("new content scrolls to the bottom only if the reader was at the bottom", () => {
   const { el, view, frame } = setup();
   const log = q(el, '[role="log"]');
@@ -276,16 +282,157 @@ test("new content scrolls to the bottom only if the reader was at the bottom", (
   Object.defineProperty(log, "scrollHeight", { get: () => height });
   Object.defineProperty(log, "clientHeight", { get: () => 400 });
   let s = run(open(initialState()), frames.ready(0), frames.user(1, "a"));
-  log.scrollTop = 600; // at the bottom
+  scrollTo(log, 600); // at the bottom
   view.update(s);
   frame();
   assert.equal(log.scrollTop, 1000);
   height = 1400;
-  log.scrollTop = 100; // scrolled up to read
+  scrollTo(log, 100); // scrolled up to read
   s = run(s, frames.user(2, "b", "t2"));
   view.update(s);
   frame();
   assert.equal(log.scrollTop, 100);
+});
+
+test("while the reader is scrolled up, frames read no layout and scroll nothing", () => {
+  const { el, view, frame } = setup();
+  const log = q(el, '[role="log"]');
+  let reads = 0;
+  let writes = 0;
+  let top = 0;
+  const counted = (value) => ({
+    get: () => {
+      reads += 1;
+      return value;
+    },
+  });
+  Object.defineProperty(log, "scrollHeight", counted(2000));
+  Object.defineProperty(log, "clientHeight", counted(400));
+  Object.defineProperty(log, "scrollTop", {
+    get: () => {
+      reads += 1;
+      return top;
+    },
+    set: (value) => {
+      writes += 1;
+      top = value;
+    },
+  });
+  let s = run(open(initialState()), frames.ready(0), frames.user(1, "q"), frames.start(2));
+  view.update(s);
+  frame();
+  scrollTo(log, 100); // the reader scrolls up
+  reads = 0;
+  writes = 0;
+  for (let i = 3; i < 13; i += 1) {
+    s = run(s, frames.delta(i, `word ${i} `));
+    view.update(s);
+    frame();
+  }
+  assert.equal(reads, 0, "no layout read in ten frames");
+  assert.equal(writes, 0, "no scroll while the reader reads above");
+  assert.equal(top, 100);
+});
+
+/** A view that paints answers with markdown.js's render.into, on a clock that stands still. */
+function setupInto() {
+  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
+  const el = window.document.getElementById("el");
+  // A clock that stands still: no slow tail is left for a later frame, whatever the machine's speed.
+  Object.defineProperty(window.performance, "now", { value: () => 0 });
+  const md = createMarkdownRenderer(window);
+  const queued = [];
+  const view = createView(el, {
+    renderMarkdown: md.render,
+    onSend: () => true,
+    onStop: () => {},
+    requestFrame: (fn) => queued.push(fn),
+    cancelFrame: () => {},
+  });
+  const frame = () => {
+    for (const fn of queued.splice(0)) fn();
+  };
+  return { window, el, md, view, frame };
+}
+
+test("with render.into, a streaming answer keeps its finished blocks and shows the final text", () => {
+  const { window, el, md, view, frame } = setupInto();
+  const text = "# Title\n\nFirst paragraph.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```py\nx = 1\n```\n\nThe end.";
+  let s = run(open(initialState()), frames.ready(0), frames.user(1, "q"), frames.start(2));
+  let seq = 3;
+  let heading = null;
+  let sent = "";
+  for (const piece of text.match(/[\s\S]{1,7}/g)) {
+    s = run(s, frames.delta(seq++, piece));
+    sent += piece;
+    view.update(s);
+    frame();
+    // Finished once the next block's first line is complete.
+    if (sent.includes("First paragraph.\n")) heading ??= el.querySelector('[data-role="assistant"] h1');
+  }
+  s = run(s, frames.end(seq, "stop", text));
+  view.update(s);
+  frame();
+  const body = q(el, '[data-role="assistant"] .llmsock-body');
+  assert.equal(body.querySelector("h1"), heading, "the heading was rendered once and kept");
+  const expected = window.document.createElement("div");
+  expected.innerHTML = md.render(text);
+  assert.equal(body.innerHTML, expected.innerHTML);
+  assert.equal(body.querySelector("table td")?.textContent, "1");
+});
+
+test("a last line held back while streaming shows when the answer ends", () => {
+  const { el, view, frame } = setupInto();
+  let s = run(open(initialState()), frames.ready(0), frames.user(1, "q"), frames.start(2));
+  s = run(s, frames.delta(3, "Title\n---"));
+  view.update(s);
+  frame();
+  const body = q(el, '[data-role="assistant"] .llmsock-body');
+  assert.equal(body.querySelector("h2"), null, "a setext underline being typed is not shown yet");
+  assert.equal(body.textContent.trim(), "Title");
+  s = run(s, frames.end(4, "stop", "Title\n---"));
+  view.update(s);
+  frame();
+  assert.equal(body.querySelector("h2")?.textContent, "Title");
+});
+
+test("an answer whose tail was left for later is painted at the next frame, without new events", () => {
+  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
+  const el = window.document.getElementById("el");
+  const calls = [];
+  let ready = false;
+  const renderMarkdown = Object.assign(() => "", {
+    into: (body, text, streaming) => {
+      calls.push([text, streaming]);
+      if (!ready) return false; // a slow tail: not now
+      body.textContent = text;
+      return true;
+    },
+  });
+  const queued = [];
+  const view = createView(el, {
+    renderMarkdown,
+    onSend: () => true,
+    onStop: () => {},
+    requestFrame: (fn) => queued.push(fn),
+    cancelFrame: () => {},
+  });
+  const frame = () => {
+    for (const fn of queued.splice(0)) fn();
+  };
+  const s = run(open(initialState()), frames.ready(0), frames.user(1, "q"), frames.start(2), frames.delta(3, "abc"));
+  view.update(s);
+  frame();
+  assert.deepEqual(calls, [["abc", true]]);
+  assert.equal(queued.length, 1, "another frame is asked for");
+  ready = true;
+  frame();
+  assert.deepEqual(calls, [
+    ["abc", true],
+    ["abc", true],
+  ]);
+  assert.equal(q(el, '[data-role="assistant"] .llmsock-body').textContent, "abc");
+  assert.equal(queued.length, 0, "and no more once it is painted");
 });
 
 test("destroy removes the UI and its listeners", () => {

@@ -1,24 +1,38 @@
 """Benchmark: how fast the chat widget renders a long streamed answer in real JupyterLab.
 
-Run: ``python -m tests.browser.bench_render [--tokens 10000] [--repeat 3] [--frontend lab]``
+Run: ``python -m tests.browser.bench_render [--transport direct proxy comm]
+[--tokens 1000 10000 50000 100000] [--shape prose table code deeplist unbroken] [--repeat 3]``
 
 Not a test (pytest does not collect it).  It starts JupyterLab (or Notebook 7) with the same
-harness as the browser tests, opens a notebook with a chat widget in Debian's chromium, sends
-``/slow 0 /long N`` (the builtin model, unpaced) and records, in the page, the time and the
-answer's length at every DOM change of the transcript.  It prints, per transport:
+harness as the browser tests, opens a notebook with a chat widget in Debian's chromium for each
+transport, and has the builtin model stream each shape of text unpaced: ``prose`` is
+``/slow 0 /long N``; the other shapes are ``/slow 0 /echo TEXT`` with a TEXT of N deltas (the
+model sends each whitespace-led word of it as one delta): a big ``table``, one huge ``code``
+block, a ``deeplist`` nested eight deep, and ``unbroken`` words of 90 characters.  A shape whose
+prompt would pass ``MAX_PROMPT`` characters is skipped (the server takes messages up to 1 MiB).
 
-* time to first text, and time until the answer shows ``complete``;
-* DOM updates while streaming, and the longest gap between two of them (a stall);
-* characters rendered per second.
+In the page it records the time and the answer's length at every DOM change of the transcript,
+the gaps between animation frames and the longest 'longtask' (PerformanceObserver).  It prints,
+per transport, shape and length (median of the runs, and the spread of ``complete``):
+
+* time to first text, time until the answer shows ``complete``, and ``answer ms``: from the
+  moment the answer appeared to ``complete`` (with ``/echo`` the page first lays out the long
+  prompt, which is not rendering the answer);
+* DOM updates while streaming, and the longest gap between two of them;
+* the longest main-thread stall once the answer is on the page: the longest gap between two
+  animation frames, and the longest task the browser reported;
+* characters rendered per second, and the load average when the row was measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +43,117 @@ from .conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from .jupyter_process import JupyterServer
 from .notebook import Notebook
 
-_RECORD = """(log) => {
+MAX_PROMPT = 900_000
+TRANSPORTS = ("direct", "proxy", "comm")
+SHAPES = ("prose", "table", "code", "deeplist", "unbroken")
+
+_RECORD = """(log, index) => {
     const t0 = performance.now();
     const seen = [];
-    window.__render = {t0, seen};
+    const stall = {frame: 0, task: 0, last: t0, running: true};
+    window.__render = {t0, seen, stall, answerAt: null, tasks: []};
+    const tick = (now) => {
+        // Counted once the answer is on the page: before it the page lays out the prompt.
+        if (window.__render.answerAt !== null) stall.frame = Math.max(stall.frame, now - stall.last);
+        stall.last = now;
+        if (stall.running) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    try {
+        const tasks = new PerformanceObserver((list) => {
+            const seen = window.__render.tasks;
+            for (const entry of list.getEntries()) seen.push([entry.startTime, entry.duration]);
+        });
+        tasks.observe({type: 'longtask'});
+        window.__render.observer = tasks;
+    } catch (error) {
+        stall.task = -1;  // no longtask support: the frame gap is the measure
+    }
     new MutationObserver(() => {
         const answers = log.querySelectorAll('[data-role="assistant"]');
-        const last = answers[answers.length - 1];
-        if (!last) return;
+        const last = answers[index];
+        if (!last) return;  // the answer this run waits for is not there yet
+        if (window.__render.answerAt === null) window.__render.answerAt = performance.now();
         const body = last.querySelector('.llmsock-body') || last;
         seen.push([performance.now() - t0, body.textContent.length, last.getAttribute('data-status')]);
     }).observe(log, {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
 
+_TYPE = """(box, text) => {
+    box.value = text;
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+}"""
 
-def one_run(page: Page, chat: Chat, tokens: int, index: int) -> dict[str, Any]:
-    chat.transcript.evaluate(_RECORD)
-    chat.send(f"/slow 0 /long {tokens}")
+# One more frame after the answer completed, then stop the monitors and hand back what they saw.
+_STOP = """() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => {
+    const render = window.__render;
+    render.stall.running = false;
+    if (render.observer) {
+        const left = render.observer.takeRecords();
+        for (const entry of left) render.tasks.push([entry.startTime, entry.duration]);
+        render.observer.disconnect();
+    }
+    // Tasks that ended after the answer appeared (a task that was running then is counted too).
+    const from = render.answerAt ?? render.t0;
+    const task = render.tasks.filter(([start, duration]) => start + duration >= from)
+        .reduce((longest, [, duration]) => Math.max(longest, duration), 0);
+    resolve({seen: render.seen, frame: render.stall.frame, task: render.stall.task < 0 ? -1 : task,
+             answerAt: from - render.t0});
+})))"""
+
+
+def _table(deltas: int) -> str:
+    rows = ["| n | word | square |", "|---|---|---|"]  # 11 deltas
+    for n in range(max(1, (deltas - 11) // 7)):
+        rows.append(f"| {n} | w{n % 97} | {n * n} |")  # 7 deltas
+    return "\n".join(rows)
+
+
+def _code(deltas: int) -> str:
+    lines = ["Here is the code:", "", "```python"]  # 5 deltas
+    for n in range(max(1, (deltas - 6) // 4)):
+        lines.append(f"value_{n} = compute(value_{n - 1}, {n})")  # 4 deltas
+    return "\n".join([*lines, "```"])
+
+
+def _deeplist(deltas: int) -> str:
+    lines = []
+    for n in range(max(1, deltas // 2)):
+        depth = n % 16 if n % 16 < 8 else 15 - n % 16
+        lines.append(f"{'  ' * depth}- item{n}")  # 2 deltas
+    return "\n".join(lines)
+
+
+def _unbroken(deltas: int) -> str:
+    return " ".join(f"{n:08d}" + "x" * 82 for n in range(deltas))
+
+
+_ECHO: dict[str, Callable[[int], str]] = {
+    "table": _table,
+    "code": _code,
+    "deeplist": _deeplist,
+    "unbroken": _unbroken,
+}
+
+
+def prompt_for(shape: str, deltas: int) -> str | None:
+    """Return the prompt that streams ``deltas`` deltas of ``shape``, or None if it is too long."""
+    if shape == "prose":
+        return f"/slow 0 /long {deltas}"
+    text = f"/slow 0 /echo {_ECHO[shape](deltas)}"
+    return text if len(text) <= MAX_PROMPT else None
+
+
+def one_run(page: Page, chat: Chat, prompt: str, index: int) -> dict[str, Any]:
+    """Send ``prompt``, wait for answer ``index`` to complete; return what the page measured."""
+    # Typing 100 KiB into the box through the keyboard would take longer than the answer.
+    chat.message_box.evaluate(_TYPE, prompt)
+    expect(chat.send_button).to_be_enabled()
+    chat.transcript.evaluate(_RECORD, index)
+    chat.send_button.click()
     expect(chat.answer(index)).to_have_attribute("data-status", "complete", timeout=300_000)
-    seen = page.evaluate("window.__render.seen")
+    measured = page.evaluate(_STOP)
+    seen = measured["seen"]
     streaming = [s for s in seen if s[2] == "streaming" and s[1] > 0]
     done = next(s for s in seen if s[2] == "complete")
     times = [s[0] for s in streaming] + [done[0]]
@@ -55,73 +161,108 @@ def one_run(page: Page, chat: Chat, tokens: int, index: int) -> dict[str, Any]:
     return {
         "first_text_ms": streaming[0][0] if streaming else done[0],
         "complete_ms": done[0],
+        "answer_ms": done[0] - measured["answerAt"],
         "updates": len(streaming),
         "longest_gap_ms": max(gaps) if gaps else 0.0,
+        "frame_stall_ms": measured["frame"],
+        "longtask_ms": measured["task"],
         "chars": done[1],
         "chars_per_s": done[1] / (done[0] / 1000) if done[0] else 0.0,
+        "load": os.getloadavg()[0],
     }
 
 
+def run_transport(
+    browser: Any, jupyter: JupyterServer, transport: str, cases: list[tuple[str, int, str]], repeat: int
+) -> list[tuple[str, str, int, list[dict[str, Any]]]]:
+    """Open a notebook on ``transport``; measure each case ``repeat`` times in a chat of its own.
+
+    A chat of its own per case: what the page does per turn for the session's whole history
+    (the notebook's copy of the chat) then does not grow from one case to the next.
+    """
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    cells = [
+        f"import os\nos.environ['LLMSOCK_TRANSPORT'] = {transport!r}\n%load_ext llmsock",
+        "from llmsock_widget import ChatWidget\nChatWidget(session='warm-up')",
+    ]
+    cells += [f"ChatWidget(session='{shape}-{deltas}')" for shape, deltas, _ in cases]
+    notebook = Notebook.open(page, jupyter, f"render-{transport}.ipynb", cells)
+    notebook.run_cells(0, 1)
+    chat = Chat(notebook.output(1).locator(".llmsock-chat"))
+    chat.wait_until_open(transport, timeout=60)
+    chat.send("warm up")
+    expect(chat.answer(0)).to_have_attribute("data-status", "complete", timeout=60_000)
+    rows = []
+    for cell, (shape, deltas, prompt) in enumerate(cases, start=2):
+        notebook.run_cell(cell)
+        chat = Chat(notebook.output(cell).locator(".llmsock-chat"))
+        chat.wait_until_open(transport, timeout=60)
+        runs = [one_run(page, chat, prompt, index) for index in range(repeat)]
+        rows.append((transport, shape, deltas, runs))
+        print_row(rows[-1], flush=True)
+    context.close()
+    jupyter.shutdown_kernels()
+    return rows
+
+
+HEADER = (
+    "transport  shape     deltas   chars    first ms  complete ms (min-max)   answer ms  updates  gap ms"
+    "  frame stall ms  longtask ms  chars/s     load"
+)
+
+
+def print_row(row: tuple[str, str, int, list[dict[str, Any]]], *, flush: bool = False) -> None:
+    """Print one row: the medians of its runs, the spread of ``complete``, and the load."""
+    transport, shape, deltas, runs = row
+
+    def med(key: str) -> float:
+        return float(statistics.median(r[key] for r in runs))
+
+    complete = [r["complete_ms"] for r in runs]
+    spread = f"{med('complete_ms'):,.0f} ({min(complete):,.0f}-{max(complete):,.0f})"
+    print(
+        f"{transport:<10} {shape:<9} {deltas:>7,} {med('chars'):>8,.0f} {med('first_text_ms'):>8,.0f}"
+        f"  {spread:<22} {med('answer_ms'):>9,.0f} {med('updates'):>8,.0f} {med('longest_gap_ms'):>7,.0f}"
+        f" {med('frame_stall_ms'):>15,.0f} {med('longtask_ms'):>12,.0f} {med('chars_per_s'):>10,.0f}"
+        f"  {min(r['load'] for r in runs):.2f}-{max(r['load'] for r in runs):.2f}",
+        flush=flush,
+    )
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=10_000)
+    """Measure every transport, shape and length asked for; print a table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--transport", nargs="+", choices=TRANSPORTS, default=list(TRANSPORTS))
+    parser.add_argument("--tokens", nargs="+", type=int, default=[1_000, 10_000, 50_000, 100_000])
+    parser.add_argument("--shape", nargs="+", choices=SHAPES, default=["prose"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--frontend", choices=("lab", "notebook"), default="lab")
     args = parser.parse_args()
+    cases = []
+    for shape in args.shape:
+        for deltas in args.tokens:
+            prompt = prompt_for(shape, deltas)
+            if prompt is None:
+                print(f"skipped: {shape} at {deltas:,} deltas (prompt over {MAX_PROMPT:,} characters)")
+            else:
+                cases.append((shape, deltas, prompt))
+    print(f"render benchmark: {args.frontend}, median of {args.repeat} runs after a warm-up")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(HEADER, flush=True)
     base = Path(tempfile.mkdtemp(prefix="llmsock-render-"))
     jupyter = JupyterServer(
         frontend=args.frontend, root_dir=base / "root", home=base / "home", log_path=base / "jupyter.log"
     ).start(timeout=120)
-    rows = []
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            for transport in ("direct", "comm"):
-                context = browser.new_context(viewport=VIEWPORT)
-                page = context.new_page()
-                cells = [
-                    f"import os\nos.environ['LLMSOCK_TRANSPORT'] = {transport!r}\n%load_ext llmsock",
-                    "from llmsock_widget import ChatWidget\nChatWidget()",
-                ]
-                notebook = Notebook.open(page, jupyter, f"render-{transport}.ipynb", cells)
-                notebook.run_cells(0, 1)
-                chat = Chat(notebook.output(1).locator(".llmsock-chat"))
-                chat.wait_until_open(transport, timeout=60)
-                chat.send("warm up")
-                expect(chat.answer(0)).to_have_attribute("data-status", "complete", timeout=60_000)
-                runs = [one_run(page, chat, args.tokens, i + 1) for i in range(args.repeat)]
-                rows.append((transport, runs))
-                context.close()
-                jupyter.shutdown_kernels()
+            for transport in args.transport:
+                run_transport(browser, jupyter, transport, cases, args.repeat)
             browser.close()
     finally:
         jupyter.stop(timeout=30)
-    print(f"render benchmark: {args.frontend}, /slow 0 /long {args.tokens}, median of {args.repeat} runs")
-    header = [
-        "transport",
-        "first text ms",
-        "complete ms",
-        "DOM updates",
-        "longest gap ms",
-        "chars",
-        "chars/s",
-    ]
-    print("  ".join(header))
-    for transport, runs in rows:
-
-        def med(key: str, runs: list[dict[str, Any]] = runs) -> float:
-            return float(statistics.median(r[key] for r in runs))
-
-        values = [
-            transport,
-            f"{med('first_text_ms'):.0f}",
-            f"{med('complete_ms'):.0f}",
-            f"{med('updates'):.0f}",
-            f"{med('longest_gap_ms'):.0f}",
-            f"{med('chars'):.0f}",
-            f"{med('chars_per_s'):,.0f}",
-        ]
-        print("  ".join(values))
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 
