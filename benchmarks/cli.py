@@ -1,6 +1,6 @@
 """The command line: ``python -m benchmarks [SUITE] [options]``.
 
-Without a suite every suite runs, with its defaults (about two minutes on two cores).  The form
+Without a suite every suite runs, with its defaults (about eight minutes on two cores; ``peer`` runs only when named).  The form
 ``python -m benchmarks --deltas N --repeat N`` (no suite, throughput options) runs the
 throughput suite alone, as earlier versions did; ``scripts/test.sh`` uses it as a smoke run.
 Each suite prints a table, or with ``--json`` everything goes out as one JSON object.
@@ -20,10 +20,10 @@ from websockets.exceptions import WebSocketException
 
 from llmsock_widget.models.builtin import MAX_DIRECTIVE_TOKENS
 
-from . import comm, connections, latency, openai_path, peer, reducer, snapshots, throughput
+from . import comm, connections, kernel, latency, openai_path, peer, reducer, snapshots, throughput
 from .common import BenchFailure, describe, machine
 
-SUITES = ("throughput", "reducer", "latency", "connections", "snapshot", "comm", "openai")
+SUITES = ("throughput", "reducer", "latency", "connections", "snapshot", "comm", "openai", "kernel")
 EXTRA_SUITES = ("peer",)  # named only: not part of the default run (it needs a peer server)
 _THROUGHPUT_OPTIONS = ("--deltas", "--repeat", "--client")
 
@@ -127,6 +127,28 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--burst-deltas", type=int, default=100, help="deltas per burst answer (default 100)")
     sub.add_argument("--rounds", type=int, default=3, help="rounds, the servers alternating (default 3)")
 
+    sub = suites.add_parser(
+        "kernel",
+        parents=[common],
+        help="llmsock in a real IPython kernel: load, idle CPU, beside a busy cell",
+    )
+    sub.add_argument("--kernels", type=int, default=5, help="fresh kernels to time %%load_ext in (default 5)")
+    sub.add_argument(
+        "--idle-seconds", type=float, default=10.0, help="seconds of each idle CPU reading (default 10)"
+    )
+    sub.add_argument(
+        "--repeat", type=int, default=3, help="fresh kernels running the streaming scenarios (default 3)"
+    )
+    sub.add_argument(
+        "--intervals",
+        type=_numbers(float),
+        default=[1.0, 5.0],
+        help="GIL switch intervals in ms (default 1,5)",
+    )
+    sub.add_argument("--rate", type=float, default=50.0, help="deltas a second (default 50)")
+    sub.add_argument("--seconds", type=float, default=4.0, help="seconds each stream lasts (default 4)")
+    sub.add_argument("--stops", type=int, default=10, help="Stop trials per scenario and round (default 10)")
+
     suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
     return parser
 
@@ -144,7 +166,7 @@ def _argv(argv: Sequence[str]) -> list[str]:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.suite in ("throughput", "comm") and not 1 <= args.deltas <= MAX_DIRECTIVE_TOKENS:
         parser.error(f"--deltas must be from 1 to {MAX_DIRECTIVE_TOKENS}")
-    if args.suite in ("throughput", "reducer", "snapshot", "openai") and args.repeat < 1:
+    if args.suite in ("throughput", "reducer", "snapshot", "openai", "kernel") and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.suite == "latency" and (not args.sessions or min(args.sessions) < 1 or not args.rate > 0):
         parser.error("--sessions must be counts >= 1 and --rate > 0")
@@ -152,6 +174,13 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         (args.burst is not None and args.burst < 0) or not 1 <= args.burst_deltas <= MAX_DIRECTIVE_TOKENS
     ):
         parser.error(f"--burst must be >= 0 and --burst-deltas from 1 to {MAX_DIRECTIVE_TOKENS}")
+    if args.suite == "kernel" and (
+        min(args.kernels, args.stops) < 1
+        or not (args.idle_seconds > 0 and args.rate > 0 and args.seconds > 0)
+        or not args.intervals
+        or min(args.intervals) <= 0
+    ):
+        parser.error("--kernels and --stops must be at least 1, the other numbers above 0")
     if args.suite == "openai" and args.chunks < 1:
         parser.error("--chunks must be at least 1")
     if args.suite == "reducer" and (not args.lengths or min(args.lengths) < 1):
@@ -195,6 +224,17 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
         return snapshots.run(
             turns=args.turns, repeat=args.repeat, reply_chars=args.reply_chars, directory=args.dir
         )
+    if suite == "kernel":
+        return kernel.run(
+            kernels=args.kernels,
+            idle_seconds=args.idle_seconds,
+            repeat=args.repeat,
+            intervals=args.intervals,
+            rate=args.rate,
+            seconds=args.seconds,
+            stops=args.stops,
+            timeout=timeout,
+        )
     if suite == "peer":
         other = peer.Peer(args.url, args.protocol, args.peer_pid, args.peer_token) if args.url else None
         return peer.run(
@@ -219,6 +259,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "comm": comm.render,
     "openai": openai_path.render,
     "peer": peer.render,
+    "kernel": kernel.render,
 }
 
 

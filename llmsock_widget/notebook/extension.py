@@ -35,7 +35,6 @@ from ..errors import LlmsockError
 from ..models import resolve_model
 from ..runtime.turns import new_id
 from . import kernel
-from .answer import ask
 
 _state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
 SAVE_TIMEOUT = 30.0
@@ -85,6 +84,10 @@ def _run(line: str, cell: str | None) -> Any:
         raise ValueError(f"cannot read {line!r}: {str(exc).lower()}; close the quote") from None
     if cell is not None:
         session, options = _cell_options(args)
+        # The answer's renderer (markdown-it, nh3) and the client: imported by the first
+        # %%llmsock cell, not by %load_ext, which they would slow by about a third.
+        from .answer import ask
+
         # IPython hands the body over with its final newline; the prompt is what the user typed.
         ask(cell.rstrip("\n"), session=session, server=kernel.get_server(), options=options)
         return None

@@ -118,6 +118,18 @@ def test_reply_streams_and_stops_while_a_cell_burns_cpu(kernel: Kernel, tmp_path
     check_streams_while_busy(kernel, tmp_path, "cpu")
 
 
+ANSWER_ONLY = ("markdown_it", "nh3", "llmsock_widget.notebook.answer", "llmsock_widget.client")
+
+
+def test_load_ext_leaves_the_answer_renderer_to_the_first_cell(kernel: Kernel) -> None:
+    """%load_ext imports what the server needs; markdown-it, nh3 and the client wait for a %%llmsock cell."""
+    modules = f"sorted(m for m in __import__('sys').modules if m.startswith({ANSWER_ONLY!r}))"
+    kernel.run("%load_ext llmsock")
+    assert kernel.value(modules) == []
+    kernel.run("%%llmsock\n/echo hi")
+    assert "llmsock_widget.notebook.answer" in kernel.value(modules)
+
+
 def test_cell_magic_streams_answer_into_the_cell(kernel: Kernel) -> None:
     """%%llmsock sends the cell as a prompt and updates its output several times as the answer streams."""
     kernel.run("%load_ext llmsock")
