@@ -32,11 +32,10 @@ from llmsock_widget.core.events import Event, ModelDelta, ModelEnd, SessionReady
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.models.base import ModelRequest, TextChunk
 from llmsock_widget.runtime.hub import new_id, now_ms
-from llmsock_widget.server.loopthread import LoopThread
 from llmsock_widget.server.websocket import text_frames
 from llmsock_widget.wire import protocol
 
-from .common import BenchFailure
+from .common import BenchFailure, ControlServer
 
 FIRST_DELTA_SEQUENCE = 4
 """The first delta's sequence in a new session: the full stack sends the user message, the
@@ -144,44 +143,21 @@ class _BareHandler(tornado.websocket.WebSocketHandler):
         self.server.connections.discard(self)
 
 
-class BareServer(LoopThread):
+class BareServer(ControlServer):
     """A bare Tornado WebSocket server on its own daemon thread and loop, on 127.0.0.1:0."""
 
+    label = "the bare server"
+
     def __init__(self, frames: Frames, *, mode: Mode = "frame", timeout: float = 10.0) -> None:
-        super().__init__()  # loop, _ready, _error
+        super().__init__(timeout=timeout)
         self.frames = frames
         self.mode = mode
-        self.timeout = timeout
-        self.port = 0
         self.connections: set[_BareHandler] = set()
         self._http: tornado.httpserver.HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     @property
     def thread(self) -> threading.Thread | None:
         return self._thread
-
-    def start(self) -> BareServer:
-        """Start listening; return when ready.  Raise BenchFailure if it cannot."""
-        self._thread = threading.Thread(target=self._run, name="bench-bare-server", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self.timeout) or self._error is not None:
-            self.stop()
-            raise BenchFailure(f"the bare server did not start: {self._error}")
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and join its thread; calling it again does nothing."""
-        thread, loop, self._thread = self._thread, self.loop, None
-        if thread is None:
-            return
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(self.timeout)
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
         """Run a coroutine on the server's loop; return a concurrent.futures.Future."""

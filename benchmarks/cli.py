@@ -1,9 +1,10 @@
 """The command line: ``python -m benchmarks [SUITE] [options]``.
 
-Without a suite every suite runs, with its defaults (about eight minutes on two cores; ``peer`` runs only when named).  The form
-``python -m benchmarks --deltas N --repeat N`` (no suite, throughput options) runs the
-throughput suite alone, as earlier versions did; ``scripts/test.sh`` uses it as a smoke run.
-Each suite prints a table, or with ``--json`` everything goes out as one JSON object.
+Without a suite every suite runs, with its defaults (about eight minutes on two cores; ``peer``
+runs only when named).  The form ``python -m benchmarks --deltas N --repeat N`` (no suite,
+throughput options) runs the throughput suite alone, as earlier versions did;
+``scripts/test.sh`` uses it as a smoke run.  Each suite prints a table, or with ``--json``
+everything goes out as one JSON object.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import psutil  # type: ignore[import-untyped]
 import tornado
 from websockets.version import version as websockets_version
 
+from llmsock_widget.server.loopthread import LoopThread
 from llmsock_widget.server.thread import ServerThread
 
 
@@ -244,3 +245,37 @@ async def child_recv(conn: Connection) -> Any:
 def monotonic_ms() -> float:
     """Return CLOCK_MONOTONIC in milliseconds (the same clock in every process of this machine)."""
     return time.monotonic_ns() / 1e6
+
+
+class ControlServer(LoopThread):
+    """A comparison server on its own daemon thread and loop, on 127.0.0.1:0 (``/ws``)."""
+
+    label = "the control server"  # in the error when it cannot start
+
+    def __init__(self, *, timeout: float = 10.0) -> None:
+        super().__init__()  # loop, _ready, _error
+        self.timeout = timeout
+        self.port = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> Any:
+        """Start listening; return self when ready.  Raise BenchFailure if it cannot."""
+        self._thread = threading.Thread(target=self._run, name=f"bench-{type(self).__name__}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self.timeout) or self._error is not None:
+            self.stop()
+            raise BenchFailure(f"{self.label} did not start: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and join its thread; calling it again does nothing."""
+        thread, loop, self._thread = self._thread, self.loop, None
+        if thread is None:
+            return
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(self.timeout)

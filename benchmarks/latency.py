@@ -46,13 +46,13 @@ from websockets.exceptions import ConnectionClosed
 from llmsock_widget.core.events import ModelDelta
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.models.base import ModelChunk, ModelRequest, TextChunk, UsageChunk
-from llmsock_widget.server.loopthread import LoopThread
 from llmsock_widget.wire import protocol
 
 from .bare import FIRST_DELTA_SEQUENCE
 from .common import (
     BenchFailure,
     ClientProcess,
+    ControlServer,
     child_recv,
     percentile,
     server_thread,
@@ -106,7 +106,7 @@ def _envelope(kind: str, seq: int, **event: Any) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
-class PlainServer(LoopThread):
+class PlainServer(ControlServer):
     """A server written with the ``websockets`` package, on its own daemon thread and loop.
 
     It says hello on connecting; a ``/long N`` prompt gets the builtin model's N tokens unpaced
@@ -116,37 +116,13 @@ class PlainServer(LoopThread):
     """
 
     token = ""  # no authentication
+    label = "the plain websockets server"
 
     def __init__(self, *, rate: float, count: int, timeout: float = 10.0) -> None:
-        super().__init__()
+        super().__init__(timeout=timeout)
         self.interval_ns = round(1e9 / rate) if rate else 0
         self.count = count
-        self.timeout = timeout
-        self.port = 0
         self._server: Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def start(self) -> PlainServer:
-        """Start listening; return when ready.  Raise BenchFailure if it cannot."""
-        self._thread = threading.Thread(target=self._run, name="bench-plain-server", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self.timeout) or self._error is not None:
-            self.stop()
-            raise BenchFailure(f"the plain websockets server did not start: {self._error}")
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and join its thread; calling it again does nothing."""
-        thread, loop, self._thread = self._thread, self.loop, None
-        if thread is None:
-            return
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(self.timeout)
 
     async def _startup(self) -> None:
         self._server = await serve(self._handle, "127.0.0.1", 0, compression=None, max_size=None, backlog=128)
