@@ -52,8 +52,11 @@ class _SessionEvent:
     turn_id: str | None = None
 
     def __post_init__(self) -> None:
-        _check(type(self.seq) is int and self.seq >= 1, f"seq must be >= 1, not {self.seq!r}")
-        _check(bool(self.session_id), "session_id must not be empty")
+        # Every event passes here (deltas are most of them): the message is built only on failure.
+        if type(self.seq) is not int or self.seq < 1:
+            raise ValueError(f"seq must be >= 1, not {self.seq!r}")
+        if not self.session_id:
+            raise ValueError("session_id must not be empty")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -146,7 +149,8 @@ class ModelEnd(_SessionEvent):
 
     def __post_init__(self) -> None:
         _SessionEvent.__post_init__(self)
-        _check(self.finish_reason in FINISH_REASONS, f"bad finish_reason {self.finish_reason!r}")
+        if self.finish_reason not in FINISH_REASONS:
+            raise ValueError(f"bad finish_reason {self.finish_reason!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -170,7 +174,8 @@ class Diagnostic(_SessionEvent):
 
     def __post_init__(self) -> None:
         _SessionEvent.__post_init__(self)
-        _check(self.level in LEVELS, f"bad level {self.level!r}")
+        if self.level not in LEVELS:
+            raise ValueError(f"bad level {self.level!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,7 +186,8 @@ class StatusChanged(_SessionEvent):
 
     def __post_init__(self) -> None:
         _SessionEvent.__post_init__(self)
-        _check(self.status in STATUSES, f"bad status {self.status!r}")
+        if self.status not in STATUSES:
+            raise ValueError(f"bad status {self.status!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

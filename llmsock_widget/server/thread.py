@@ -19,7 +19,7 @@ import tornado.iostream
 import tornado.netutil
 import tornado.web
 
-from ..core.events import ErrorReply, Event
+from ..core.events import ErrorReply, Event, ModelDelta
 from ..errors import ServerStartError
 from ..models import ChatModel, resolve_model
 from ..runtime.fanout import ObservedFanout
@@ -347,9 +347,13 @@ class ServerThread(SessionsApi, LoopThread):
             self._encoded = (event, cached)
             if type(event) is ErrorReply:  # a reply is made for one client: this is its one encoding
                 self._refused(event)
-        if dialect not in cached:
-            cached[dialect] = self._encode(event, dialect)
-        return cached[dialect]
+        frames = cached.get(dialect)
+        if frames is None:
+            # A delta (most events) is never a history: straight to the encoder.
+            is_delta = type(event) is ModelDelta
+            frames = protocol.frames(event, dialect) if is_delta else self._encode(event, dialect)
+            cached[dialect] = frames
+        return frames
 
     def _encode(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:
         if is_history(event):  # a transcript is encoded once, not once per get_history

@@ -87,12 +87,29 @@ def frames(event: Event, dialect: Dialect) -> tuple[str, ...]:
     :func:`unencodable`, so one bad event never takes down a batch, a replay or a
     subscriber.  Every frame is valid UTF-8: a lone surrogate becomes U+FFFD.
     """
+    if type(event) is ModelDelta:  # most of the traffic: one frame, built from its parts
+        frame = _delta_frame(event, dialect)
+        if frame is not None:
+            return (frame,)
     try:
         out = _frames(event, dialect)
     except Exception as exc:  # encoders are total: whatever failed, the peer gets a structured error
         log.error("llmsock: could not encode %s; sending an error in its place", _kind(event), exc_info=exc)
         out = _frames(unencodable(event, exc), dialect)
     return tuple(well_formed(frame) for frame in out)
+
+
+def _delta_frame(event: ModelDelta, dialect: Dialect) -> str | None:
+    """Return a delta's frame as :func:`frames` would, or None to leave it to the general path.
+
+    An ASCII frame is valid UTF-8 as it stands, so only a frame with other characters (which
+    may hold a lone surrogate) takes the well-formedness pass.
+    """
+    try:
+        frame = _encode_delta(event, dialect)
+    except Exception:  # a value the encoder cannot take: the general path says what failed
+        return None
+    return frame if frame.isascii() else well_formed(frame)
 
 
 def sse_message(event: Event, dialect: Dialect = "envelope", event_id: str | None = None) -> str | None:
