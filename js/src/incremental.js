@@ -16,6 +16,14 @@
 // Above the renderer's limits (MAX_MARKDOWN_CHARS, MAX_TOKENS counted over the whole text) the
 // answer is shown as plain text, which is appended to as well.
 //
+// A growing GFM table is one top-level block however long it gets, so it would be parsed and
+// rendered again whole at every frame. Its rows do not depend on one another (each row is one
+// line, read on its own; a row ends the table only by being blank or starting another block),
+// so when the tail starts with a table, its complete rows keep their DOM nodes too: the tail is
+// parsed as the table's header and delimiter lines followed by the lines after the rows already
+// shown, and the new rows are moved into the table that is shown. (markdown-it also stops a
+// table after 65536 cells left empty, which takes more than three times MAX_TOKENS tokens.)
+//
 // While streaming, a partial last line that may still change the layout is held back until it
 // is complete: a fence being opened or closed, a setext underline, a table's delimiter row, a
 // thematic break. That way a streamed code block or table never flickers between layouts.
@@ -33,6 +41,8 @@ const BLANK = /^[ \t]*$/;
 const SLOW_TAIL_MS = 8;
 /** After a slow tail render, the next waits this many times as long. */
 const BACKOFF = 3;
+/** markdown-it's limit on a table's empty cells, which a tail of rows alone would not see. */
+const MAX_AUTOCOMPLETED_CELLS = 65536;
 
 /**
  * `text` without its partial last line when that line may still change the layout.
@@ -81,10 +91,10 @@ function lineStarts(text) {
  * successor, or 0 when nothing can be committed.
  * @param {any[]} tokens  the tail's tokens
  * @param {string} tail
+ * @param {number[]} starts  the tail's line starts
  * @returns {{index: number, line: number}}
  */
-function finishedPrefix(tokens, tail) {
-  const starts = lineStarts(tail);
+function finishedPrefix(tokens, tail, starts) {
   for (let i = tokens.length - 1; i > 0; i -= 1) {
     const token = tokens[i];
     if (token.level !== 0 || token.nesting === -1 || !token.map) continue;
@@ -98,10 +108,81 @@ function finishedPrefix(tokens, tail) {
 }
 
 /**
+ * The tokens of a table's first `rows` body rows.
+ * @param {any[]} tokens  the table's tokens, table_open to table_close
+ * @param {number} rows
+ * @returns {number}
+ */
+function rowTokens(tokens, rows) {
+  let count = 0;
+  let seen = 0;
+  let inBody = false;
+  for (const token of tokens) {
+    if (seen === rows) break;
+    if (token.type === "tbody_open") inBody = true;
+    else if (inBody) {
+      count += 1 + (token.children?.length ?? 0);
+      if (token.type === "tr_close") seen += 1;
+    }
+  }
+  return count;
+}
+
+/**
+ * The body rows in a table's tokens.
+ * @param {any[]} tokens
+ * @returns {number}
+ */
+function bodyRows(tokens) {
+  return tokens.filter((token) => token.type === "tr_open").length - 1;
+}
+
+/**
+ * The tokens a full parse gives a table beyond `tokens`: its rows already shown, and their
+ * tbody when `tokens` have no rows of their own.
+ * @param {TableState | null} table
+ * @param {any[]} tokens  starting with the table's tokens
+ * @returns {number}
+ */
+function shownTokens(table, tokens) {
+  if (table === null || table.rows === 0) return 0;
+  const close = tokens.findIndex((token) => token.type === "table_close");
+  return table.tokens + (tokens[close - 1]?.type === "tbody_close" ? 0 : 2);
+}
+
+/**
+ * Each row of a table body with the line break after it.
+ * @param {HTMLTableSectionElement} body
+ * @returns {ChildNode[][]}
+ */
+function rowNodes(body) {
+  return [...body.rows].map((row) => (row.nextSibling ? [row, row.nextSibling] : [row]));
+}
+
+/**
  * @typedef {object} Chunk  finished top-level blocks, as a range of the revealed source
  * @property {number} start
  * @property {number} end
  * @property {any[] | null} tokens  this frame's tokens (rendered at once or dropped)
+ * @property {TableState | null} table  the shown table it starts with (its tokens hold only new rows)
+ */
+
+/**
+ * @typedef {object} TableState  a table at the start of the tail whose complete rows are shown
+ * @property {string} head  its header and delimiter lines
+ * @property {number} end  where the rows not shown yet start in the source
+ * @property {HTMLTableElement | null} node  the table in the element (null: not shown yet)
+ * @property {number} rows  body rows shown for good
+ * @property {number} tokens  the tokens of those rows
+ * @property {ChildNode[]} temporary  nodes of a partial last row, removed at the next frame
+ */
+
+/**
+ * @typedef {object} Tail  the tokens still to render, and the definitions of the whole text
+ * @property {any[]} tokens
+ * @property {Record<string, any>} references
+ * @property {{tokens: any[], keep: number, end: number} | null} grow  the table the tokens start
+ *   with: its tokens, how many of their rows are complete, and where those end in the source
  */
 
 /**
@@ -119,6 +200,7 @@ function finishedPrefix(tokens, tail) {
  * @property {number} plainDone  source characters in the plain element that will not change
  * @property {number} plainNodes  its child nodes that hold them
  * @property {number} tailWaitUntil  no tail render before this time while streaming
+ * @property {TableState | null} table  the growing table the tail starts with
  */
 
 /** @returns {StreamState} */
@@ -137,6 +219,7 @@ function freshState() {
     plainDone: 0,
     plainNodes: 0,
     tailWaitUntil: 0,
+    table: null,
   };
 }
 
@@ -206,26 +289,92 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
    * Parse the tail; commit the blocks that are finished. Returns the tail's own tokens and the
    * definitions of the whole text.
    * @param {StreamState} state
-   * @returns {{tokens: any[], references: Record<string, any>}}
+   * @returns {Tail}
    */
   function parseTail(state) {
-    const tail = state.source.slice(state.offset);
+    const { table } = state;
+    // A table being shown stands in the tail as its header and delimiter lines only.
+    const head = table ? table.head : "";
+    const from = table ? table.end : state.offset;
+    const tail = head + state.source.slice(from);
+    const at = (/** @type {number} */ offset) => from + offset - head.length;
     const env = { references: { ...state.references } };
     const tokens = md.parse(tail, env);
-    const { index, line } = finishedPrefix(tokens, tail);
-    if (index === 0) return { tokens, references: env.references };
-    const end = lineStarts(tail)[line];
-    const committed = tokens.slice(0, index);
-    state.chunks.push({ start: state.offset, end: state.offset + end, tokens: committed });
-    state.tokens += tokenCount(committed);
-    if (Object.keys(env.references).length > Object.keys(state.references).length) {
-      // The tail defines labels: keep those of the finished part (parsing it alone gives them).
-      const own = { references: { ...state.references } };
-      md.parse(tail.slice(0, end), own);
-      state.references = own.references;
+    const starts = lineStarts(tail);
+    const { index, line } = finishedPrefix(tokens, tail, starts);
+    if (index > 0) {
+      const end = starts[line];
+      const committed = tokens.slice(0, index);
+      state.chunks.push({ start: state.offset, end: at(end), tokens: committed, table });
+      state.tokens += tokenCount(committed) + shownTokens(table, committed);
+      if (Object.keys(env.references).length > Object.keys(state.references).length) {
+        // The tail defines labels: keep those of the finished part (parsing it alone gives them).
+        const own = { references: { ...state.references } };
+        md.parse(tail.slice(0, end), own);
+        state.references = own.references;
+      }
+      state.offset = at(end);
+      state.table = null;
     }
-    state.offset += end;
-    return { tokens: tokens.slice(index), references: env.references };
+    const rest = tokens.slice(index);
+    const first = rest[0];
+    if (
+      first?.type !== "table_open" ||
+      first.map[0] !== line ||
+      starts.length <= line + 2 ||
+      maxTokens >= 3 * MAX_AUTOCOMPLETED_CELLS
+    ) {
+      state.table = null;
+      return { tokens: rest, references: env.references, grow: null };
+    }
+    state.table ??= {
+      head: tail.slice(starts[line], starts[line + 2]),
+      end: at(starts[line + 2]),
+      node: null,
+      rows: 0,
+      tokens: 0,
+      temporary: [],
+    };
+    // Rows on complete lines stay rows whatever follows; a partial last one may not.
+    const complete = Math.min(first.map[1], starts.length - 1);
+    const close = rest.findIndex((token) => token.type === "table_close");
+    const grow = { tokens: rest.slice(0, close + 1), keep: complete - line - 2, end: at(starts[complete]) };
+    return { tokens: rest, references: env.references, grow };
+  }
+
+  /**
+   * Show `table`'s rows from `tokens` (a table with the rows not shown yet): the first `keep`
+   * for good, the others until the next frame. A table not shown yet is appended to `element`.
+   * @param {HTMLElement} element
+   * @param {TableState} table
+   * @param {any[]} tokens
+   * @param {number} keep
+   * @param {Record<string, any>} references
+   */
+  function growTable(element, table, tokens, keep, references) {
+    for (const node of table.temporary) node.remove();
+    const template = element.ownerDocument.createElement("template");
+    template.innerHTML = renderTokens(tokens, references);
+    const fragment = template.content;
+    breakLongRuns(/** @type {any} */ (fragment));
+    const fresh = /** @type {HTMLTableElement} */ (fragment.firstChild);
+    const body = fresh.tBodies[0];
+    const rows = body ? rowNodes(body) : [];
+    if (table.node === null) {
+      table.node = fresh;
+      element.append(fragment);
+    } else if (body && table.node.tBodies.length === 0) {
+      table.node.append(body, ...(body.nextSibling ? [body.nextSibling] : []));
+    } else if (body) {
+      table.node.tBodies[0].append(...rows.flat());
+    }
+    if (keep === 0 && body && table.rows === 0) {
+      table.temporary = body.nextSibling ? [body, body.nextSibling] : [body];
+    } else {
+      table.temporary = rows.slice(keep).flat();
+    }
+    table.rows += keep;
+    table.tokens += rowTokens(tokens, keep);
   }
 
   /**
@@ -233,7 +382,8 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
    * @param {StreamState} state
    */
   function paintPlain(element, state) {
-    for (const chunk of state.chunks) chunk.tokens = null;
+    for (const chunk of state.chunks) Object.assign(chunk, { tokens: null, table: null });
+    state.table = null;
     if (state.dom !== "plain" || state.plain === null) {
       const plain = element.ownerDocument.createElement("div");
       plain.className = "llmsock-plain";
@@ -257,23 +407,43 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
   /**
    * @param {HTMLElement} element
    * @param {StreamState} state
-   * @param {{tokens: any[], references: Record<string, any>}} tail
+   * @param {Tail} tail
    */
   function paintMarkdown(element, state, tail) {
     if (state.dom !== "md") {
       element.replaceChildren();
       Object.assign(state, { dom: "md", plain: null, domChunks: 0, domNodes: 0 });
     }
-    while (element.childNodes.length > state.domNodes) element.lastChild?.remove();
+    // A table being shown (still growing, or just finished) keeps its node and the line break after it.
+    const shown = (state.chunks[state.domChunks] ?? state).table?.node;
+    const keep = shown && element.childNodes[state.domNodes] === shown ? 2 : 0;
+    while (element.childNodes.length > state.domNodes + keep) element.lastChild?.remove();
     for (; state.domChunks < state.chunks.length; state.domChunks += 1) {
       const chunk = state.chunks[state.domChunks];
+      const { table, tokens } = chunk;
+      Object.assign(chunk, { tokens: null, table: null });
+      if (table?.node && tokens && element.childNodes[state.domNodes] === table.node) {
+        const close = tokens.findIndex((token) => token.type === "table_close");
+        const own = tokens.slice(0, close + 1);
+        growTable(element, table, own, bodyRows(own), tail.references);
+        state.domNodes += 2;
+        if (close + 1 < tokens.length) {
+          state.domNodes += appendHtml(element, renderTokens(tokens.slice(close + 1), tail.references));
+        }
+        continue;
+      }
       const env = { references: { ...tail.references } };
-      const tokens = chunk.tokens ?? md.parse(state.source.slice(chunk.start, chunk.end), env);
-      chunk.tokens = null;
-      state.domNodes += appendHtml(element, renderTokens(tokens, tail.references));
+      const own = table || !tokens ? md.parse(state.source.slice(chunk.start, chunk.end), env) : tokens;
+      state.domNodes += appendHtml(element, renderTokens(own, tail.references));
     }
     state.shownReferences = tail.references;
-    appendHtml(element, renderTokens(tail.tokens, tail.references));
+    let { tokens } = tail;
+    if (tail.grow && state.table) {
+      growTable(element, state.table, tail.grow.tokens, tail.grow.keep, tail.references);
+      state.table.end = tail.grow.end;
+      tokens = tokens.slice(tail.grow.tokens.length);
+    }
+    appendHtml(element, renderTokens(tokens, tail.references));
   }
 
   return (element, text, streaming = false) => {
@@ -302,7 +472,8 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
       states.set(element, state);
       tail = parseTail(state);
     }
-    if (state.tokens + tokenCount(tail.tokens) > maxTokens) paintPlain(element, state);
+    if (state.tokens + tokenCount(tail.tokens) + shownTokens(state.table, tail.tokens) > maxTokens)
+      paintPlain(element, state);
     else paintMarkdown(element, state, tail);
     const took = now() - started;
     state.tailWaitUntil = took > SLOW_TAIL_MS ? now() + BACKOFF * took : 0;

@@ -248,3 +248,76 @@ test("markdown.js's render.into shows what render shows", () => {
   full.render.into(el, text, false);
   assert.equal(el.innerHTML, fullHtml(text));
 });
+
+// Lines that may follow a table's rows: rows of every width, and lines that end the table.
+const TABLE_LINES = [
+  "| 1 | **bold** | `code` |",
+  "| a \\| pipe | [ref] |",
+  "no pipes at all",
+  "| one |",
+  "| 1 | 2 | 3 | 4 | 5 |",
+  "|  |  |",
+  "#",
+  "#x not a heading",
+  "> quote",
+  "- item",
+  "```",
+  "***",
+  "    indented",
+  "",
+  "[ref]: https://example.com/ref",
+  "A paragraph after.",
+  "| x | y |\n|---|---|",
+];
+
+function randomTable(next) {
+  const lines = [next() < 0.5 ? "| h1 | h2 |" : "h1 | h2 | h3", next() < 0.5 ? "|---|:-:|" : "--- | ---: | ---"];
+  const rows = Math.floor(next() * 30);
+  for (let i = 0; i < rows; i += 1) {
+    lines.push(next() < 0.7 ? `| ${i} | w${i} | ${i * i} |` : TABLE_LINES[Math.floor(next() * TABLE_LINES.length)]);
+  }
+  const before = next() < 0.3 ? `${BLOCKS[Math.floor(next() * BLOCKS.length)]}\n\n` : "";
+  return before + lines.join("\n") + (next() < 0.5 ? "\n" : "");
+}
+
+test("a table streamed row by row, split at random points, shows what a full render shows", () => {
+  const next = random(61);
+  for (let round = 0; round < 150; round += 1) {
+    const text = randomTable(next) + (next() < 0.3 ? randomTable(next) : "");
+    const { paint } = painter();
+    const el = document.createElement("div");
+    const points = next() < 0.5 ? splits(next, text.length) : [...text.matchAll(/\n/g)].map((m) => m.index + 1);
+    for (const at of points) {
+      const shown = text.slice(0, at);
+      paint(el, shown, true);
+      assert.equal(el.innerHTML, fullHtml(holdBack(shown)), `round ${round}, streaming ${JSON.stringify(shown)}`);
+    }
+    paint(el, text, false);
+    assert.equal(el.innerHTML, fullHtml(text), `round ${round}, final ${JSON.stringify(text)}`);
+  }
+});
+
+test("a growing table keeps its rows' nodes and parses each row a bounded number of times", () => {
+  const { paint, parsed } = painter();
+  const el = document.createElement("div");
+  let text = "Intro.\n\n| n | word | square |\n|---|---|---|\n";
+  paint(el, text, true);
+  const table = el.querySelector("table");
+  let firstRow = null;
+  for (let n = 0; n < 600; n += 1) {
+    for (const part of [`| ${n}`, ` | w${n % 97}`, ` | ${n * n} |\n`]) {
+      text += part;
+      paint(el, text, true);
+    }
+    if (n === 1) firstRow = el.querySelector("tbody tr");
+  }
+  assert.equal(el.querySelector("table"), table, "the table is not rebuilt");
+  assert.equal(el.querySelector("tbody tr"), firstRow, "nor are its rows");
+  const total = parsed.reduce((a, b) => a + b, 0);
+  assert.ok(total < 20 * text.length, `parsed ${total} characters for ${text.length}`);
+  assert.equal(el.innerHTML, fullHtml(holdBack(text)));
+  text += "\nAfter the table.";
+  paint(el, text, false);
+  assert.equal(el.querySelector("table"), table, "nor is it when it ends");
+  assert.equal(el.innerHTML, fullHtml(text));
+});
