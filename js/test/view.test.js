@@ -334,16 +334,11 @@ test("while the reader is scrolled up, frames read no layout and scroll nothing"
   assert.equal(top, 100);
 });
 
-/** A view that paints answers with markdown.js's render.into, on a clock that stands still. */
-function setupInto() {
-  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
-  const el = window.document.getElementById("el");
-  // A clock that stands still: no slow tail is left for a later frame, whatever the machine's speed.
-  Object.defineProperty(window.performance, "now", { value: () => 0 });
-  const md = createMarkdownRenderer(window);
+/** A view on ``el`` painting answers with ``renderMarkdown``; the frames it asks for wait in ``queued`` until ``frame()``. */
+function viewWithFrames(el, renderMarkdown) {
   const queued = [];
   const view = createView(el, {
-    renderMarkdown: md.render,
+    renderMarkdown,
     onSend: () => true,
     onStop: () => {},
     requestFrame: (fn) => queued.push(fn),
@@ -352,6 +347,17 @@ function setupInto() {
   const frame = () => {
     for (const fn of queued.splice(0)) fn();
   };
+  return { view, frame, queued };
+}
+
+/** A view that paints answers with markdown.js's render.into, on a clock that stands still. */
+function setupInto() {
+  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
+  const el = window.document.getElementById("el");
+  // A clock that stands still: no slow tail is left for a later frame, whatever the machine's speed.
+  Object.defineProperty(window.performance, "now", { value: () => 0 });
+  const md = createMarkdownRenderer(window);
+  const { view, frame } = viewWithFrames(el, md.render);
   return { window, el, md, view, frame };
 }
 
@@ -409,17 +415,7 @@ test("an answer whose tail was left for later is painted at the next frame, with
       return true;
     },
   });
-  const queued = [];
-  const view = createView(el, {
-    renderMarkdown,
-    onSend: () => true,
-    onStop: () => {},
-    requestFrame: (fn) => queued.push(fn),
-    cancelFrame: () => {},
-  });
-  const frame = () => {
-    for (const fn of queued.splice(0)) fn();
-  };
+  const { view, frame, queued } = viewWithFrames(el, renderMarkdown);
   const s = run(open(initialState()), frames.ready(0), frames.user(1, "q"), frames.start(2), frames.delta(3, "abc"));
   view.update(s);
   frame();

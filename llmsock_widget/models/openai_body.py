@@ -44,15 +44,16 @@ async def pump(
         async for block in blocks:
             payloads = events.feed(block)
             for start in range(0, len(payloads), YIELD_EVERY):
+                part = payloads[start : start + YIELD_EVERY]
                 batch: list[Any] = []
-                for data in payloads[start : start + YIELD_EVERY]:
+                for data in part:
                     batch += reader.feed(data)
                 if batch:
                     if queue.full():
                         await queue.put(batch)  # the consumer is paused: stop reading here
                     else:
                         queue.put_nowait(batch)
-                if turn.over(min(YIELD_EVERY, len(payloads) - start)):
+                if turn.over(len(part)):
                     await asyncio.sleep(0)  # a fast stream must not keep other sessions waiting
             if events.end is not None:
                 break
