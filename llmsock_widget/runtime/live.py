@@ -130,13 +130,13 @@ class LiveSession:
         """The seq of the last state the store accepted."""
         return self._saved_seq
 
-    def mark_saved(self, state: InteractionState, base: InteractionState | None = None) -> None:
+    def mark_saved(self, state: InteractionState, base: InteractionState) -> None:
         """Note that the store took ``state`` (a copy of this session's state with a new revision).
 
         ``base`` is the state ``state`` was copied from: if nothing was emitted since, ``state``
         itself becomes the session's state (one copy of the state fewer per save).
         """
-        if base is not None and self._state is base and not (self._text or self._reasoning):
+        if self._state is base and not (self._text or self._reasoning):
             self.state = state
         else:
             self.state = replace(self.state, revision=state.revision)
