@@ -255,11 +255,7 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
   function appendHtml(parent, html) {
     const template = parent.ownerDocument.createElement("template");
     template.innerHTML = html;
-    const fragment = template.content;
-    breakLongRuns(/** @type {any} */ (fragment));
-    const count = fragment.childNodes.length;
-    parent.append(fragment);
-    return count;
+    return appendFragment(parent, template.content);
   }
 
   /**
@@ -270,6 +266,16 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
   function appendText(parent, text) {
     const fragment = parent.ownerDocument.createDocumentFragment();
     fragment.append(text);
+    return appendFragment(parent, fragment);
+  }
+
+  /**
+   * Append `fragment` to `parent`, with break opportunities in long runs.
+   * @param {HTMLElement} parent
+   * @param {DocumentFragment} fragment
+   * @returns {number} the child nodes added
+   */
+  function appendFragment(parent, fragment) {
     breakLongRuns(/** @type {any} */ (fragment));
     const count = fragment.childNodes.length;
     parent.append(fragment);
