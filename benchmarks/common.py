@@ -78,6 +78,11 @@ def machine() -> dict[str, Any]:
     }
 
 
+def load_1m() -> float:
+    """Return the machine's load average over the last minute, printed beside each figure."""
+    return round(os.getloadavg()[0], 2)
+
+
 def describe(info: dict[str, Any]) -> str:
     """Return the machine as two lines for the top of a report."""
     return (

@@ -53,7 +53,7 @@ from jupyter_client.manager import KernelManager
 from websockets.asyncio.client import ClientConnection, connect
 
 from . import latency
-from .common import BenchFailure, child_recv, percentile, table
+from .common import BenchFailure, child_recv, load_1m, percentile, table
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: the kernel imports benchmarks.latency from it
 # Iterations of the busy cell's loop per timed chunk: about 40 ms here, two delta intervals at
@@ -170,11 +170,6 @@ def event_of(frame: str | bytes) -> dict[str, Any] | None:
     data = message.get("data") if isinstance(message, dict) else None
     event = data.get("event") if isinstance(data, dict) else None
     return event if isinstance(event, dict) else None
-
-
-def load() -> float:
-    """Return the machine's load average over the last minute."""
-    return round(os.getloadavg()[0], 2)
 
 
 # -- the kernel ----------------------------------------------------------------------------------
@@ -314,7 +309,7 @@ def load_cost(kernels: int, timeout: float, pycache: Path) -> dict[str, Any]:
         with kernel(timeout, pycache) as k:
             for _ in range(2):  # the first cells of a kernel pay for IPython's own first use
                 k.timed("pass")
-            before = load()
+            before = load_1m()
             empties = [_timed_cpu(k, "pass") for _ in range(3)]
             empty = statistics.median(w for w, _ in empties), statistics.median(c for _, c in empties)
             loaded = _timed_cpu(k, "%load_ext llmsock")
@@ -364,7 +359,7 @@ def idle_cpu(seconds: float, timeout: float, pycache: Path) -> dict[str, Any]:
 
 
 def _idle_row(k: Kernel, name: str, seconds: float, thread: int | None) -> dict[str, Any]:
-    before = load()
+    before = load_1m()
     process, server = k.cpu(), k.cpu(thread) if thread else 0.0
     start = time.monotonic()
     time.sleep(seconds)
@@ -551,7 +546,7 @@ def scenario(
 ) -> dict[str, Any]:
     """Run the timeline on ``k`` at one switch interval, beside the busy cell or on an idle kernel."""
     k.timed(f"__import__('sys').setswitchinterval({interval_ms / 1e3!r})")
-    before = load()
+    before = load_1m()
     flag = k.cwd / "release"
     flag.unlink(missing_ok=True)
     cell = k.submit(busy_cell(flag)) if busy else None

@@ -32,7 +32,6 @@ import array
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import threading
 import time
@@ -54,6 +53,7 @@ from .common import (
     ClientProcess,
     ControlServer,
     child_recv,
+    load_1m,
     percentile,
     server_thread,
     start_server,
@@ -333,7 +333,7 @@ def scenario(
         },
         "server_thread_cpu_percent": 100 * cpu / wall,
         "client_cpu_percent": 100 * result["cpu"] / result["wall"],
-        "load": os.getloadavg()[0],
+        "load": load_1m(),
     }
 
 
@@ -366,7 +366,7 @@ def burst(*, sessions: int, deltas: int, timeout: float, server: str = LLMSOCK) 
         "server_cpu_ms_per_turn": 1000 * cpu / sessions,
         "server_cpu_us_per_delta": 1e6 * cpu / (sessions * deltas),
         "client_cpu_percent": 100 * result["cpu"] / result["wall"],
-        "load": os.getloadavg()[0],
+        "load": load_1m(),
     }
 
 

@@ -31,7 +31,6 @@ import bisect
 import contextlib
 import itertools
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from llmsock_widget.models import BuiltinModel
 from llmsock_widget.server.thread import ServerThread
 
 from .bare import reply_tokens
-from .common import BenchFailure, ClientProcess, child_recv, start_server, table
+from .common import BenchFailure, ClientProcess, child_recv, load_1m, start_server, table
 from .latency import OPENING
 
 LLMSOCK = "llmsock"
@@ -357,7 +356,7 @@ def _measure(
         "frames": result["frames"],
         "server_cpu_us_per_delta": None if server_cpu is None else server_cpu / expected * 1e6,
         "client_cpu_us_per_delta": result["client_cpu"] / expected * 1e6,
-        "load": os.getloadavg()[0],
+        "load": load_1m(),
     }
 
 

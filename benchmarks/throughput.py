@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from llmsock_widget.models import BuiltinModel
 from llmsock_widget.wire import protocol
 
 from .bare import FIRST_DELTA_SEQUENCE, BareServer, build_frames, reply_tokens
-from .common import BenchFailure, ClientProcess, child_recv, start_server, table
+from .common import BenchFailure, ClientProcess, child_recv, load_1m, start_server, table
 
 Client = Literal["process", "thread"]
 
@@ -298,7 +297,7 @@ def run(*, deltas: int, repeat: int, client: Client = "process", timeout: float 
 def _checked(target: Target, run: Run, deltas: int) -> Run:
     if run.deltas != deltas:
         raise BenchFailure(f"{target.name}: received {run.deltas} deltas, expected {deltas}")
-    return replace(run, load=os.getloadavg()[0])
+    return replace(run, load=load_1m())
 
 
 def render(report: dict[str, Any]) -> str:
