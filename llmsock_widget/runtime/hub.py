@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -50,6 +49,7 @@ from ..tools import ToolRegistry
 from ..wire.protocol import Command, Control, Ping, SendPrompt
 from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession
+from .replay import ReplayLog
 from .turns import TurnSettings, new_id, open_turn, run_turns
 
 log = logging.getLogger("llmsock")
@@ -97,7 +97,7 @@ class Hub:
         self.tool_timeout = tool_timeout
         self.sessions: dict[str, LiveSession] = {}
         self.epoch = new_id("e-")  # a new one each run: a client resuming from another run must reload
-        self._parked: dict[str, deque[SessionEvent]] = {}  # recent events of evicted sessions, oldest first
+        self._parked: dict[str, ReplayLog] = {}  # recent events of evicted sessions, oldest first
         self._loading: dict[str, asyncio.Future[LiveSession]] = {}
         # session -> (its transcript, that transcript encoded): see _history
         self._histories: dict[str, tuple[tuple[Message, ...], list[dict[str, Any]]]] = {}

@@ -11,8 +11,8 @@ from ..core import lifecycle
 from ..core.events import Diagnostic, Level, ModelDelta, ModelReasoning, SessionEvent, Status, StatusChanged
 from ..core.session import InteractionState, apply, check
 from ..wire.protocol import SendPrompt
-
-REPLAY_EVENTS = 4096  # events kept per session, so a client that reconnects can catch up
+from .replay import REPLAY_EVENTS as REPLAY_EVENTS
+from .replay import ReplayLog
 
 
 class LiveSession:
@@ -64,7 +64,7 @@ class LiveSession:
         self._subscribers = 0
         self._saved_seq = saved_seq  # the seq of the last state the store accepted
         self._notes: list[tuple[str, str]] = notes if notes is not None else []  # diagnostics to tell
-        self._recent: deque[SessionEvent] = deque(maxlen=REPLAY_EVENTS)
+        self._recent = ReplayLog(REPLAY_EVENTS)
         # The state (and kind of event) the lifecycle last allowed a delta in: see _keep.
         self._allowed: tuple[InteractionState, type] | None = None
         self.state = state
@@ -172,13 +172,13 @@ class LiveSession:
         return notes
 
     @property
-    def recent(self) -> deque[SessionEvent]:
+    def recent(self) -> ReplayLog:
         """The last :data:`REPLAY_EVENTS` events, oldest first, for clients that resume."""
         return self._recent
 
-    def restore_recent(self, events: deque[SessionEvent]) -> None:
+    def restore_recent(self, events: ReplayLog) -> None:
         """Take ``events`` (kept while the session was out of memory) if they lead exactly here."""
-        if events and events[-1].seq == self._seq:
+        if events and events.last_seq == self._seq:
             self._recent = events
 
     # -- turns -------------------------------------------------------------------------
@@ -317,9 +317,9 @@ class LiveSession:
             return []
         if after > self._seq:  # a sequence this session never reached: another timeline
             return None
-        if not self._recent or self._recent[0].seq > after + 1:
+        if not self._recent or self._recent.first_seq > after + 1:
             return None
-        return [event for event in self._recent if event.seq > after]
+        return self._recent.after(after)
 
     def diagnose(self, level: Level, code: str, message: str) -> None:
         """Emit a diagnostic on this session."""

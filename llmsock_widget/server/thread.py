@@ -156,7 +156,8 @@ class ServerThread(SessionsApi, LoopThread):
         self.pending: PendingConnections[tornado.iostream.IOStream] = PendingConnections(
             max_pending_connections, is_closed=lambda stream: stream.closed()
         )
-        self._encoded: tuple[object, dict[str, tuple[str, ...]]] = (None, {})
+        self._encoded_event: object = None  # the last event frames() encoded, and its frames by dialect
+        self._encoded_frames: dict[str, tuple[str, ...]] = {}
         self._history_frames = HistoryFrames()
 
     def __repr__(self) -> str:  # never show the token
@@ -341,10 +342,10 @@ class ServerThread(SessionsApi, LoopThread):
         remembering the last event's frames is enough to encode once for all of them.
         Never raises, like :func:`protocol.frames`.
         """
-        last, cached = self._encoded
-        if last is not event:
-            cached = {}
-            self._encoded = (event, cached)
+        cached = self._encoded_frames
+        if self._encoded_event is not event:
+            cached.clear()  # one dict for every event: no new one per delta
+            self._encoded_event = event
             if type(event) is ErrorReply:  # a reply is made for one client: this is its one encoding
                 self._refused(event)
         frames = cached.get(dialect)
@@ -352,7 +353,8 @@ class ServerThread(SessionsApi, LoopThread):
             # A delta (most events) is never a history: straight to the encoder.
             is_delta = type(event) is ModelDelta
             frames = protocol.frames(event, dialect) if is_delta else self._encode(event, dialect)
-            cached[dialect] = frames
+            if self._encoded_event is event:  # not if encoding it made this encode another event
+                cached[dialect] = frames
         return frames
 
     def _encode(self, event: Event, dialect: protocol.Dialect) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import tornado.iostream
 import tornado.websocket
 
-from ..core.events import ControlResult, Event, ModelDelta, joined_deltas
+from ..core.events import ControlResult, Event, ModelDelta
 from ..errors import ClientError, LlmsockError
 from ..wire import protocol
 
@@ -65,7 +65,14 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         self._detach: Callable[[], Any] | None = None
         self._outbox: deque[str | DeltaRun] = deque()
         self._outbox_size = 0
+        # A delta waiting alone is queued as its frame; while that frame is the last item, these say
+        # what a delta that continues it needs: the frame, and the lone delta's text and ids (strings:
+        # the delta itself is not kept, so it is not an object alive until the flush).
+        self._lone_frame: str | None = None
+        self._lone_text = self._lone_message_id = ""
+        self._lone_turn_id: str | None = None
         self._flushing = False
+        self._flusher: tuple[Flusher, asyncio.AbstractEventLoop] | None = None  # found on the first flush
         self._closing = False
         self._auth_timer: asyncio.TimerHandle | None = None
         self.connected_at = 0  # the hub's clock when the WebSocket opened (ms)
@@ -227,7 +234,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         self.server.connections.discard(self)
-        self._outbox.clear()
+        self._clear()
         if self._detach is not None:
             detach, self._detach = self._detach, None
             asyncio.get_running_loop().create_task(detach())
@@ -236,24 +243,58 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
 
     def _send_event(self, event: Event) -> None:
         if type(event) is ModelDelta:  # the hot path: a delta joins the one waiting before it
-            tail = self._outbox[-1] if self._outbox else None
-            if type(tail) is DeltaRun and tail.joins(event):
-                tail.add(event)
+            if self._outbox and self._joined(event):
                 self._queued(len(event.text))
                 return
-            run = DeltaRun(event, self.server.frames(event, self.dialect))
-            if not self._closing:
+            frames = self.server.frames(event, self.dialect)
+            if self._closing:
+                return
+            if len(frames) == 1:
+                # Alone, a delta is queued as its shared frame: no object of its own (a client that
+                # keeps up has every delta alone) until another one joins it.
+                frame = self._lone_frame = frames[0]
+                self._lone_text, self._lone_message_id = event.text, event.message_id
+                self._lone_turn_id = event.turn_id
+                self._outbox.append(frame)
+                self._queued(len(frame))
+            else:
+                run = DeltaRun([event.text], event, frames)
                 self._outbox.append(run)
                 self._queued(run.size)
             return
         for frame in self.server.frames(event, self.dialect):  # never raises (protocol.frames)
             self._send(frame)
 
+    def _joined(self, delta: ModelDelta) -> bool:
+        """Add ``delta`` to the run of deltas the outbox ends with, if it continues it; say if it did."""
+        tail = self._outbox[-1]
+        if type(tail) is DeltaRun:
+            if not tail.joins(delta):
+                return False
+            tail.add(delta)
+            return True
+        if (
+            tail is not self._lone_frame
+            or delta.message_id != self._lone_message_id
+            or delta.turn_id != self._lone_turn_id
+        ):
+            return False
+        # The delta waiting alone and this one make a run (the frame queued is not sent: the run's is).
+        self._outbox[-1] = DeltaRun([self._lone_text, delta.text], delta, ())
+        self._lone_frame = None
+        return True
+
     def _send(self, frame: str) -> None:
         if self._closing:
             return
+        self._lone_frame = None  # the last item is no delta now
         self._outbox.append(frame)
         self._queued(len(frame))
+
+    def _clear(self) -> None:
+        """Forget everything queued."""
+        self._outbox.clear()
+        self._lone_frame = None
 
     def _queued(self, size: int) -> None:
         """Count ``size`` more characters in the outbox; drop a client that stopped reading, or flush."""
@@ -264,23 +305,30 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             # The client stopped reading: drop it rather than grow memory; it can reconnect.
             log.warning("llmsock: closing a connection that stopped reading (%d queued)", self._outbox_size)
             self._closing = True
-            self._outbox.clear()
+            self._clear()
             self.server.stats.slow_consumers_dropped += 1
             self.close(CLOSE_SLOW_CONSUMER, "outbound queue overflow: the client is not reading")
             return
         if not self._flushing:
             # Flush once the events of this loop turn are queued, so they leave in one write.
             self._flushing = True
-            loop = asyncio.get_running_loop()
-            flusher_of(loop).add(self, loop)
+            flusher = self._flusher
+            if flusher is None:  # a handler lives on one loop: look its flusher up once
+                loop = asyncio.get_running_loop()
+                flusher = self._flusher = (flusher_of(loop), loop)
+            flusher[0].add(self, flusher[1])
 
     def _flush(self) -> None:
         """Hand everything queued to Tornado as one write: one send, no task, no future per frame."""
         if self._closing or not self._outbox:
             self._flushing = False
             return
-        frames = [frame for item in self._outbox for frame in _frames_of(item, self.dialect)]
-        self._outbox.clear()
+        outbox = self._outbox
+        if len(outbox) == 1:  # a paced stream: one delta a flush
+            frames = _frames_of(outbox[0], self.dialect)
+        else:
+            frames = [frame for item in outbox for frame in _frames_of(item, self.dialect)]
+        self._clear()
         self._outbox_size = 0
         connection = self.ws_connection
         stream = getattr(connection, "stream", None)
@@ -290,7 +338,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         data = text_frames(frames, getattr(connection, "_compressor", None))
         # Counted before the write: the peer may read the frames (and ask for the counters, from
         # another thread) before this thread runs again.
-        self._count_out(len(frames), sum(map(len, frames)))
+        self._count_out(len(frames), len(frames[0]) if len(frames) == 1 else sum(map(len, frames)))
         try:
             future = write_now(stream, data)
         except tornado.iostream.StreamClosedError:
@@ -384,26 +432,32 @@ def write_now(stream: tornado.iostream.BaseIOStream, data: bytes) -> Any:
 class DeltaRun:
     """Deltas of one message waiting together in an outbox, to leave as one delta.
 
-    The first delta's frames are the ones every connection shares (encoded once per dialect);
-    a run of one leaves as them.  A longer run is sent as one delta with the run's text and
-    the last delta's sequence, time and ids, encoded for this connection alone.
+    It keeps the deltas' texts and the last delta: a run leaves as one delta with the run's
+    text and the last delta's sequence, time and ids (``joined_deltas``), encoded for this
+    connection alone.  A run of one, made only when its delta has several frames (a delta
+    alone is queued as its frame), leaves as those frames, which every connection shares.
     """
 
-    __slots__ = ("deltas", "frames", "size")
+    __slots__ = ("frames", "last", "size", "texts")
 
-    def __init__(self, first: ModelDelta, frames: tuple[str, ...]) -> None:
-        self.deltas = [first]
-        self.frames = frames
+    def __init__(self, texts: list[str], last: ModelDelta, frames: tuple[str, ...]) -> None:
+        self.texts = texts
+        self.last = last
+        self.frames = frames  # the frames of a run of one
         self.size = sum(map(len, frames))
 
     def joins(self, delta: ModelDelta) -> bool:
         """Whether ``delta`` continues this run: the same message of the same turn."""
-        last = self.deltas[-1]
-        return delta.message_id == last.message_id and delta.turn_id == last.turn_id
+        return delta.message_id == self.last.message_id and delta.turn_id == self.last.turn_id
 
     def add(self, delta: ModelDelta) -> None:
         """Append ``delta`` to the run."""
-        self.deltas.append(delta)
+        self.texts.append(delta.text)
+        self.last = delta
+
+    def joined(self) -> ModelDelta:
+        """Return the run as one delta (as :func:`~llmsock_widget.core.events.joined_deltas` does)."""
+        return replace(self.last, text="".join(self.texts))
 
 
 def _frames_of(item: str | DeltaRun, dialect: protocol.Dialect) -> Sequence[str]:
@@ -411,9 +465,9 @@ def _frames_of(item: str | DeltaRun, dialect: protocol.Dialect) -> Sequence[str]
     if type(item) is str:
         return (item,)
     assert isinstance(item, DeltaRun)
-    if len(item.deltas) == 1:
+    if len(item.texts) == 1:
         return item.frames
-    return protocol.frames(joined_deltas(item.deltas), dialect)
+    return protocol.frames(item.joined(), dialect)
 
 
 def text_frames(frames: Sequence[str], compressor: Any = None) -> bytes:
@@ -423,21 +477,27 @@ def text_frames(frames: Sequence[str], compressor: Any = None) -> bytes:
     ``compressor`` is the connection's own (Tornado's, so every message it sends, ours and its
     own, shares one deflate context in the order they leave) and each frame is compressed, RSV1 set.
     """
-    parts: list[bytes] = []
     head = 0xC1 if compressor is not None else 0x81
+    if len(frames) == 1 and compressor is None:  # a paced stream's one frame: no list, no join
+        data = frames[0].encode("utf-8", "replace")
+        return _frame_head(head, len(data)) + data
+    parts: list[bytes] = []
     for frame in frames:
         data = frame.encode("utf-8", "replace")  # a lone surrogate must not lose the whole batch
         if compressor is not None:
             data = compressor.compress(data)
-        size = len(data)
-        if size < 126:
-            parts.append(bytes((head, size)))
-        elif size <= 0xFFFF:
-            parts.append(struct.pack("!BBH", head, 126, size))
-        else:
-            parts.append(struct.pack("!BBQ", head, 127, size))
+        parts.append(_frame_head(head, len(data)))
         parts.append(data)
     return b"".join(parts)
+
+
+def _frame_head(head: int, size: int) -> bytes:
+    """Return a frame's header: its first byte ``head``, then the payload length ``size``."""
+    if size < 126:
+        return bytes((head, size))
+    if size <= 0xFFFF:
+        return struct.pack("!BBH", head, 126, size)
+    return struct.pack("!BBQ", head, 127, size)
 
 
 def plain_history(data: dict[str, Any]) -> list[dict[str, Any]]:
