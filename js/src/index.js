@@ -19,6 +19,8 @@
 // the notebook's metadata (the plugin fills event.detail and calls preventDefault);
 // "llmsock:snapshot" hands one to the plugin to write there. Without the plugin nobody answers
 // and the kernel keeps sessions next to the notebook instead (docs/persistence.md).
+// code-actions.js adds two more, "llmsock:capabilities" and "llmsock:insert-code", for an
+// answer's code blocks (docs/persistence.md, section 4.1).
 
 import { createClient } from "./client.js";
 import { commSocketFactory } from "./commsocket.js";

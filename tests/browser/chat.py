@@ -68,6 +68,14 @@ class Chat:
         """The assistant message at ``index`` (0 = the first answer)."""
         return self.messages("assistant").nth(index)
 
+    def code_toolbar(self, answer: int, block: int) -> Locator:
+        """The actions (Copy, the inserts) of code block ``block`` of answer ``answer``."""
+        return self.answer(answer).locator("pre").nth(block).locator(".llmsock-code-actions")
+
+    def code_note(self, answer: int, block: int) -> Locator:
+        """The confirmation next to a code block's buttons ("Copied", "Inserted below", ...)."""
+        return self.code_toolbar(answer, block).locator(".llmsock-code-note")
+
     def wait_until_open(self, transport: str | None = None, timeout: float = TIMEOUT * 2) -> str:
         """Wait until the view is connected to the kernel's server; return the transport it took.
 

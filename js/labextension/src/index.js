@@ -1,8 +1,9 @@
 // llmsock-notebook: lets the llmsock chat widget, which runs inside a notebook's output area,
-// keep its state in the open notebook's metadata under the key "llmsock". The kernel cannot
-// edit the document the front end holds open; a front-end plugin can, through the notebook model.
+// keep its state in the open notebook's metadata under the key "llmsock", and put the code of
+// its answers into cells. The kernel cannot edit the document the front end holds open; a
+// front-end plugin can, through the notebook model.
 //
-// The widget talks to this plugin with two DOM events dispatched on its own element (they bubble
+// The widget talks to this plugin with DOM events dispatched on its own element (they bubble
 // up to `document`, where we listen). We acknowledge an event by calling preventDefault(), which
 // the widget sees as dispatchEvent(...) returning false:
 //
@@ -13,6 +14,18 @@
 //       fill in detail.sessions (a copy of metadata.llmsock.sessions, {} if none) and
 //       detail.notebook (the notebook's path), synchronously, inside the listener.
 //
+// Two more put an answer's code block into the notebook (the widget's code-actions.js):
+//
+//   "llmsock:capabilities"     detail {version: 1, insertCode: false}
+//       set detail.insertCode = true when the element is in a loaded notebook (the widget then
+//       shows its insert buttons; elsewhere it offers Copy only).
+//   "llmsock:insert-code"      detail {version: 1, code, where, ok: false, message: ""}
+//       where "above" / "below": a new code cell with `code` above / below the cell that holds
+//       the element (the chat); "replace": `code` becomes the source of the active cell, or,
+//       when the chat's own cell is the active one (a click in the chat makes it so), of the
+//       cell that was active before it; "run-below": as "below", then run the new cell.
+//       Sets detail.ok, or detail.message saying why not; acknowledged either way.
+//
 // Stored shape: metadata.llmsock = {version: 1, sessions: {<session id>: <snapshot>, ...}}.
 // Nothing else in the metadata (in particular metadata.widgets) is ever touched, and a save
 // rewrites only the session it was asked to: every other entry of `sessions`, even one whose
@@ -21,7 +34,7 @@
 // is never a session id here: the notebook model copies metadata key by key with assignment,
 // which turns such a key into a prototype (and, copied again, into bogus entries).
 
-import { INotebookTracker } from "@jupyterlab/notebook";
+import { INotebookTracker, NotebookActions } from "@jupyterlab/notebook";
 
 const KEY = "llmsock";
 const VERSION = 1;
@@ -128,10 +141,80 @@ function onRestoreRequest(tracker, event) {
   event.preventDefault();
 }
 
+const PLACES = new Set(["above", "below", "replace", "run-below"]);
+
+/** @type {WeakMap<object, {current: any, previous: any}>} a notebook -> its last two active cells */
+const activeCells = new WeakMap();
+
+/** Remember the cell that was active before the current one, per notebook. */
+function watchActiveCell(panel) {
+  const notebook = panel.content;
+  activeCells.set(notebook, { current: notebook.activeCell, previous: null });
+  notebook.activeCellChanged.connect((_, cell) => {
+    const seen = activeCells.get(notebook);
+    if (seen && cell !== seen.current) activeCells.set(notebook, { current: cell, previous: seen.current });
+  });
+}
+
+/** The index of the cell whose DOM holds `target`, or -1. */
+function cellIndexOf(notebook, target) {
+  return notebook.widgets.findIndex((cell) => cell.node.contains(target));
+}
+
+/** The cell "replace" writes to: the active one, or the one before it when the chat's is active. */
+function cellToReplace(notebook, chatCell) {
+  const active = notebook.activeCell;
+  const cell = active && active !== chatCell ? active : activeCells.get(notebook)?.previous;
+  return cell && cell !== chatCell && !cell.isDisposed && notebook.widgets.includes(cell) ? cell : null;
+}
+
+function onCapabilities(tracker, event) {
+  const detail = event.detail;
+  if (!isPlainObject(detail) || detail.version !== VERSION) return;
+  if (!panelContaining(tracker, event.target)) return;
+  detail.insertCode = true;
+  event.preventDefault();
+}
+
+/** Do what an insert request asks in `panel`; return why not, or "" when it is done. */
+function insertCode(panel, target, code, where) {
+  const notebook = panel.content;
+  const model = notebook.model;
+  const chat = cellIndexOf(notebook, target);
+  if (!model || chat === -1) return "the chat is not in a cell of this notebook";
+  if (where === "replace") {
+    const cell = cellToReplace(notebook, notebook.widgets[chat]);
+    if (!cell) return "no cell to replace: click the cell first";
+    if (cell.model.type !== "code") return "the active cell is not a code cell";
+    cell.model.sharedModel.setSource(code);
+    return "";
+  }
+  const index = where === "above" ? chat : chat + 1;
+  model.sharedModel.insertCell(index, { cell_type: "code", source: code, metadata: { trusted: true } });
+  if (where === "run-below") {
+    const cell = notebook.widgets[index];
+    // Runs that one cell; the active cell stays the chat's.
+    void NotebookActions.runCells(notebook, [cell], panel.sessionContext);
+  }
+  return "";
+}
+
+function onInsertCode(tracker, event) {
+  const detail = event.detail;
+  if (!isPlainObject(detail) || detail.version !== VERSION) return;
+  if (typeof detail.code !== "string" || !PLACES.has(detail.where)) return;
+  const panel = panelContaining(tracker, event.target);
+  if (!panel) return;
+  const why = insertCode(panel, event.target, detail.code, detail.where);
+  detail.ok = why === "";
+  detail.message = why;
+  event.preventDefault();
+}
+
 /** @type {import("@jupyterlab/application").JupyterFrontEndPlugin<void>} */
 const plugin = {
   id: "llmsock-notebook:plugin",
-  description: "Keeps the llmsock chat widget's sessions in the notebook's metadata.",
+  description: "Keeps the llmsock chat widget's sessions in the notebook's metadata; puts its code into cells.",
   autoStart: true,
   // Optional: pages without notebooks (Notebook 7's file browser) have no tracker.
   optional: [INotebookTracker],
@@ -139,6 +222,10 @@ const plugin = {
     if (!tracker) return;
     document.addEventListener("llmsock:snapshot", (event) => onSnapshot(tracker, event));
     document.addEventListener("llmsock:restore-request", (event) => onRestoreRequest(tracker, event));
+    tracker.forEach(watchActiveCell);
+    tracker.widgetAdded.connect((_, panel) => watchActiveCell(panel));
+    document.addEventListener("llmsock:capabilities", (event) => onCapabilities(tracker, event));
+    document.addEventListener("llmsock:insert-code", (event) => onInsertCode(tracker, event));
   },
 };
 
