@@ -27,7 +27,20 @@
 // While streaming, a partial last line that may still change the layout is held back until it
 // is complete: a fence being opened or closed, a setext underline, a table's delimiter row, a
 // thematic break. That way a streamed code block or table never flickers between layouts.
+//
+// A growing list is handled like a table: its items, once the next item has started on a
+// complete line, keep their DOM nodes, and only the items after them are parsed again (after
+// a probe item that carries the list's looseness: growlist.js). Should the list turn loose,
+// or the probe not parse as expected, the whole list is parsed and shown again, once.
+//
+// When more text is waiting than the painter can show within one frame's budget (a burst that
+// arrived merged, or a reload), it shows a prefix ending at a line break and asks to be called
+// again, so no frame is one long task: the prefix is painted as a stream that paused there.
+// Steps pay off only while a paint costs in proportion to the new text: an element shown as
+// plain text (one block the browser lays out whole) or with a long unfinished block (parsed
+// again at each step) is painted in one go, as without a budget.
 
+import { itemNodes, itemTokens, opensRootList, paragraphLoose, probeLoose, probeText, rootItems } from "./growlist.js";
 import { reveal } from "./invisible.js";
 import { breakLongRuns } from "./wrap.js";
 
@@ -43,6 +56,12 @@ const SLOW_TAIL_MS = 8;
 const BACKOFF = 3;
 /** markdown-it's limit on a table's empty cells, which a tail of rows alone would not see. */
 const MAX_AUTOCOMPLETED_CELLS = 65536;
+/** A frame never paints less than this many new characters (when a line break allows a cut). */
+const MIN_STEP_CHARS = 4096;
+/** Characters painted per ms before a paint measured it. */
+const FIRST_RATE = 500;
+/** With more source than this parsed again at every paint, text waiting is painted in one go. */
+const MAX_STEPPED_TAIL = 16 * 1024;
 
 /**
  * `text` without its partial last line when that line may still change the layout.
@@ -138,15 +157,19 @@ function bodyRows(tokens) {
 }
 
 /**
- * The tokens a full parse gives a table beyond `tokens`: its rows already shown, and their
- * tbody when `tokens` have no rows of their own.
+ * The tokens a full parse gives a growing block beyond `tokens`: a table's rows already shown,
+ * and their tbody when `tokens` have no rows of their own; a list's items shown, less the probe.
  * @param {TableState | null} table
- * @param {any[]} tokens  starting with the table's tokens
+ * @param {any[]} tokens  starting with the block's tokens
  * @returns {number}
  */
 function shownTokens(table, tokens) {
   if (table === null || table.rows === 0) return 0;
-  const close = tokens.findIndex((token) => token.type === "table_close");
+  const close = tokens.findIndex((token) => token.level === 0 && token.nesting === -1);
+  if (table.kind === "list") {
+    const block = tokens.slice(0, close + 1);
+    return table.tokens - itemTokens(block, rootItems(block), 0, 1);
+  }
   return table.tokens + (tokens[close - 1]?.type === "tbody_close" ? 0 : 2);
 }
 
@@ -168,21 +191,37 @@ function rowNodes(body) {
  */
 
 /**
- * @typedef {object} TableState  a table at the start of the tail whose complete rows are shown
- * @property {string} head  its header and delimiter lines
+ * @typedef {object} TableState  a table or list at the start of the tail whose complete rows
+ *   (or items) are shown
+ * @property {"table" | "list"} kind
+ * @property {string} head  a table's header and delimiter lines; a list's probe item
  * @property {number} end  where the rows not shown yet start in the source
- * @property {HTMLTableElement | null} node  the table in the element (null: not shown yet)
- * @property {number} rows  body rows shown for good
+ * @property {HTMLElement | null} node  the table or list in the element (null: not shown yet)
+ * @property {number} rows  body rows (items) shown for good
  * @property {number} tokens  the tokens of those rows
  * @property {ChildNode[]} temporary  nodes of a partial last row, removed at the next frame
+ * @property {boolean | null} loose  a list: whether its items shown for good make it loose
+ *   (null: not known, the list cannot grow)
+ * @property {boolean | null} rendered  a list: whether those items were shown loose (null:
+ *   they hold no paragraph, so it makes no difference)
  */
 
 /**
  * @typedef {object} Tail  the tokens still to render, and the definitions of the whole text
  * @property {any[]} tokens
  * @property {Record<string, any>} references
- * @property {{tokens: any[], keep: number, end: number} | null} grow  the table the tokens start
- *   with: its tokens, how many of their rows are complete, and where those end in the source
+ * @property {Grow | null} grow  the table or list the tokens start with
+ */
+
+/**
+ * @typedef {object} Grow  a growing block in this frame's tokens
+ * @property {any[]} tokens  its tokens
+ * @property {number} keep  how many of its rows (items after the probe) are complete
+ * @property {number} end  where those end in the source
+ * @property {boolean | null} loose  a list: whether it is loose as a whole
+ * @property {boolean | null} keptLoose  a list: whether its items shown for good, with those
+ *   kept now, make it loose (null: not known)
+ * @property {string} head  a list: the probe for the next frame
  */
 
 /**
@@ -201,6 +240,8 @@ function rowNodes(body) {
  * @property {number} plainNodes  its child nodes that hold them
  * @property {number} tailWaitUntil  no tail render before this time while streaming
  * @property {TableState | null} table  the growing table the tail starts with
+ * @property {string} text  the text (before reveal and holdBack) shown in full or in part
+ * @property {number} rate  characters painted per ms, measured on the paints of long steps
  */
 
 /** @returns {StreamState} */
@@ -220,6 +261,8 @@ function freshState() {
     plainNodes: 0,
     tailWaitUntil: 0,
     table: null,
+    text: "",
+    rate: FIRST_RATE,
   };
 }
 
@@ -231,8 +274,10 @@ function freshState() {
  *   sanitize(html) -> html: the sanitizer every string passes before it reaches the DOM.
  *   maxTokens, maxChars: above either, the whole text is shown as plain text.
  *   now() -> ms: the clock that spaces out slow tail renders.
+ *   budget: ms of rendering a call may aim for; more text waiting than that is shown in steps
+ *     (default: no limit).
  * Returns paint(element, text, streaming) -> true if the element shows `text` (false: a slow
- * tail was left for a later frame; call again).
+ * tail, or the rest of a long text, was left for a later frame; call again).
  *
  * @param {object} options
  * @param {any} options.md
@@ -240,11 +285,30 @@ function freshState() {
  * @param {number} options.maxTokens
  * @param {number} options.maxChars
  * @param {() => number} options.now
+ * @param {number} [options.budget]
  * @returns {(element: HTMLElement, text: string, streaming?: boolean) => boolean}
  */
-export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) {
+export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now, budget = Number.POSITIVE_INFINITY }) {
   /** @type {WeakMap<HTMLElement, StreamState>} */
   const states = new WeakMap();
+  /**
+   * The end of the part of `text` to paint now: all of it, or, past the budget, the next line
+   * break after the budget's worth of new characters.
+   * @param {string} text
+   * @param {StreamState | undefined} state
+   * @returns {number}
+   */
+  function stepEnd(text, state) {
+    const from = state && text.startsWith(state.text) ? state.text.length : 0;
+    if (state && from > 0) {
+      const unfinished = state.source.length - (state.table?.end ?? state.offset);
+      if (state.dom === "plain" || unfinished > MAX_STEPPED_TAIL) return text.length;
+    }
+    const allowance = Math.max(MIN_STEP_CHARS, (state?.rate ?? FIRST_RATE) * budget);
+    if (text.length - from <= allowance) return text.length;
+    const cut = text.indexOf("\n", from + allowance);
+    return cut === -1 ? text.length : cut + 1;
+  }
 
   /**
    * Parse `html` and append it to `parent`, with break opportunities in long runs.
@@ -299,7 +363,8 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
    */
   function parseTail(state) {
     const { table } = state;
-    // A table being shown stands in the tail as its header and delimiter lines only.
+    // A table being shown stands in the tail as its header and delimiter lines only; a list
+    // as its probe item.
     const head = table ? table.head : "";
     const from = table ? table.end : state.offset;
     const tail = head + state.source.slice(from);
@@ -307,6 +372,15 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
     const env = { references: { ...state.references } };
     const tokens = md.parse(tail, env);
     const starts = lineStarts(tail);
+    if (table?.kind === "list" && table.rows > 0) {
+      const block = tokens[0] && opensRootList(tokens[0]) ? tokens : [];
+      const loose = probeLoose(block, rootItems(block), head.split("\n").length - 1);
+      if (loose === null || table.loose === null || (table.rendered !== null && loose !== table.rendered)) {
+        // The items shown must be shown again (the list turned loose), or the probe failed.
+        state.table = null;
+        return parseTail(state);
+      }
+    }
     const { index, line } = finishedPrefix(tokens, tail, starts);
     if (index > 0) {
       const end = starts[line];
@@ -324,6 +398,9 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
     }
     const rest = tokens.slice(index);
     const first = rest[0];
+    if (opensRootList(first) && first.map[0] === line) {
+      return { tokens: rest, references: env.references, grow: growingList(state, rest, tail, starts, at) };
+    }
     if (
       first?.type !== "table_open" ||
       first.map[0] !== line ||
@@ -333,7 +410,11 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
       state.table = null;
       return { tokens: rest, references: env.references, grow: null };
     }
+    if (state.table?.kind === "list") state.table = null;
     state.table ??= {
+      kind: "table",
+      loose: null,
+      rendered: null,
       head: tail.slice(starts[line], starts[line + 2]),
       end: at(starts[line + 2]),
       node: null,
@@ -344,8 +425,122 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
     // Rows on complete lines stay rows whatever follows; a partial last one may not.
     const complete = Math.min(first.map[1], starts.length - 1);
     const close = rest.findIndex((token) => token.type === "table_close");
-    const grow = { tokens: rest.slice(0, close + 1), keep: complete - line - 2, end: at(starts[complete]) };
+    const keep = complete - line - 2;
+    const grow = {
+      tokens: rest.slice(0, close + 1),
+      keep,
+      end: at(starts[complete]),
+      loose: null,
+      keptLoose: null,
+      head: "",
+    };
     return { tokens: rest, references: env.references, grow };
+  }
+
+  /**
+   * The growing list the tail starts with: which of its items are complete, and whether it is
+   * loose. Starts a list's state when the tail's list is new.
+   * @param {StreamState} state
+   * @param {any[]} rest  the tail's tokens, starting with the list's
+   * @param {string} tail
+   * @param {number[]} starts
+   * @param {(offset: number) => number} at  a tail offset's place in the source
+   * @returns {Grow}
+   */
+  function growingList(state, rest, tail, starts, at) {
+    const line = rest[0].map[0];
+    if (state.table?.kind !== "list") {
+      const fresh = { kind: /** @type {const} */ ("list"), head: "", end: at(starts[line]), node: null };
+      state.table = { ...fresh, rows: 0, tokens: 0, temporary: [], loose: false, rendered: null };
+    }
+    const list = state.table;
+    const block = rest.slice(0, rest.findIndex((token) => token.level === 0 && token.nesting === -1) + 1);
+    const items = rootItems(block);
+    const skip = list.rows > 0 ? 1 : 0;
+    const loose = skip ? !block[items[0] + 1].hidden : paragraphLoose(block);
+    // Items before the last one that starts on a complete line are complete.
+    let keep = 0;
+    for (let i = items.length - 1; i > skip; i -= 1) {
+      if (block[items[i]].map[0] + 1 < starts.length) {
+        keep = i - skip;
+        break;
+      }
+    }
+    if (keep === 0) return { tokens: block, keep, end: list.end, loose, keptLoose: list.loose, head: list.head };
+    const lineOf = (/** @type {number} */ item) => tail.slice(starts[item], starts[item + 1] - 1);
+    const next = block[items[skip + keep]].map[0];
+    let keptLoose = list.loose;
+    if (loose === false) keptLoose = false;
+    else if (!list.loose) {
+      // Loose as a whole: do the items kept now make it so, or only those after them?
+      const first = block[items[skip]].map[0];
+      const probe = list.rows > 0 ? list.head.replace(/\n+$/, "\n") : probeText(lineOf(first), false);
+      const kept = tail.slice(starts[first], starts[next + 1]);
+      const probed = probe === null ? [] : md.parse(probe + kept, { references: {} });
+      const block2 = probed[0] && opensRootList(probed[0]) ? probed : [];
+      keptLoose = probeLoose(block2, rootItems(block2), 1);
+    }
+    const head = keptLoose === null ? null : probeText(lineOf(block[items[skip + keep - 1]].map[0]), keptLoose);
+    return {
+      tokens: block,
+      keep,
+      end: at(starts[next]),
+      loose,
+      keptLoose: head === null ? null : keptLoose,
+      head: head ?? "",
+    };
+  }
+
+  /**
+   * Show `list`'s items from `tokens` (after the probe, once items are shown): the first `keep`
+   * for good, the others until the next frame. A list not shown yet is appended to `element`.
+   * @param {HTMLElement} element
+   * @param {TableState} list
+   * @param {Grow} grow
+   * @param {Record<string, any>} references
+   */
+  function growList(element, list, grow, references) {
+    for (const node of list.temporary) node.remove();
+    const template = element.ownerDocument.createElement("template");
+    template.innerHTML = renderTokens(grow.tokens, references);
+    const fragment = template.content;
+    breakLongRuns(/** @type {any} */ (fragment));
+    const fresh = /** @type {HTMLElement} */ (fragment.firstChild);
+    const nodes = itemNodes(fresh);
+    const items = rootItems(grow.tokens);
+    const skip = list.rows > 0 ? 1 : 0;
+    if (skip) nodes.shift();
+    if (list.node === null) {
+      list.node = fresh;
+      element.append(fragment);
+    } else if (!skip) {
+      // Nothing kept yet: the list itself may have changed (an ordered list's first number).
+      list.node.replaceWith(fresh);
+      list.node = fresh;
+    } else {
+      list.node.append(...nodes.flat());
+    }
+    list.temporary = nodes.slice(grow.keep).flat();
+    const kept = grow.tokens.slice(items[skip], items[skip + grow.keep]);
+    if (list.rendered === null && paragraphLoose(kept) !== null) list.rendered = grow.loose;
+  }
+
+  /**
+   * Count `grow`'s complete rows (or items) as shown for good: what a later frame parses
+   * starts after them.
+   * @param {TableState} table
+   * @param {Grow} grow
+   */
+  function keepRows(table, grow) {
+    if (table.kind === "list" && grow.keep > 0) {
+      table.tokens += itemTokens(grow.tokens, rootItems(grow.tokens), table.rows > 0 ? 1 : 0, grow.keep);
+      table.loose = grow.keptLoose;
+      table.head = grow.head;
+    } else if (table.kind === "table") {
+      table.tokens += rowTokens(grow.tokens, grow.keep);
+    }
+    table.rows += grow.keep;
+    table.end = grow.end;
   }
 
   /**
@@ -366,21 +561,20 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
     const fresh = /** @type {HTMLTableElement} */ (fragment.firstChild);
     const body = fresh.tBodies[0];
     const rows = body ? rowNodes(body) : [];
-    if (table.node === null) {
+    const shown = /** @type {HTMLTableElement | null} */ (table.node);
+    if (shown === null) {
       table.node = fresh;
       element.append(fragment);
-    } else if (body && table.node.tBodies.length === 0) {
-      table.node.append(body, ...(body.nextSibling ? [body.nextSibling] : []));
+    } else if (body && shown.tBodies.length === 0) {
+      shown.append(body, ...(body.nextSibling ? [body.nextSibling] : []));
     } else if (body) {
-      table.node.tBodies[0].append(...rows.flat());
+      shown.tBodies[0].append(...rows.flat());
     }
     if (keep === 0 && body && table.rows === 0) {
       table.temporary = body.nextSibling ? [body, body.nextSibling] : [body];
     } else {
       table.temporary = rows.slice(keep).flat();
     }
-    table.rows += keep;
-    table.tokens += rowTokens(tokens, keep);
   }
 
   /**
@@ -389,7 +583,6 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
    */
   function paintPlain(element, state) {
     for (const chunk of state.chunks) Object.assign(chunk, { tokens: null, table: null });
-    state.table = null;
     if (state.dom !== "plain" || state.plain === null) {
       const plain = element.ownerDocument.createElement("div");
       plain.className = "llmsock-plain";
@@ -429,9 +622,19 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
       const { table, tokens } = chunk;
       Object.assign(chunk, { tokens: null, table: null });
       if (table?.node && tokens && element.childNodes[state.domNodes] === table.node) {
-        const close = tokens.findIndex((token) => token.type === "table_close");
+        const close = tokens.findIndex((token) => token.level === 0 && token.nesting === -1);
         const own = tokens.slice(0, close + 1);
-        growTable(element, table, own, bodyRows(own), tail.references);
+        if (table.kind === "list") {
+          const keep = rootItems(own).length - (table.rows > 0 ? 1 : 0);
+          growList(
+            element,
+            table,
+            { tokens: own, keep, end: 0, loose: null, keptLoose: null, head: "" },
+            tail.references,
+          );
+        } else {
+          growTable(element, table, own, bodyRows(own), tail.references);
+        }
         state.domNodes += 2;
         if (close + 1 < tokens.length) {
           state.domNodes += appendHtml(element, renderTokens(tokens.slice(close + 1), tail.references));
@@ -445,30 +648,38 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
     state.shownReferences = tail.references;
     let { tokens } = tail;
     if (tail.grow && state.table) {
-      growTable(element, state.table, tail.grow.tokens, tail.grow.keep, tail.references);
-      state.table.end = tail.grow.end;
+      if (state.table.kind === "list") growList(element, state.table, tail.grow, tail.references);
+      else growTable(element, state.table, tail.grow.tokens, tail.grow.keep, tail.references);
+      keepRows(state.table, tail.grow);
       tokens = tokens.slice(tail.grow.tokens.length);
     }
     appendHtml(element, renderTokens(tokens, tail.references));
   }
 
-  return (element, text, streaming = false) => {
-    const source = reveal(streaming ? holdBack(text) : text);
+  return (element, whole, streaming = false) => {
+    const end = stepEnd(whole, states.get(element));
+    const text = whole.slice(0, end);
+    const partial = end < whole.length;
+    const source = reveal(streaming || partial ? holdBack(text) : text);
     let state = states.get(element);
     if (state === undefined || !source.startsWith(state.source) || state.dom === "") {
       state = freshState();
       states.set(element, state);
       element.replaceChildren();
     } else if (state.source === source) {
-      return true;
-    } else if (streaming && now() < state.tailWaitUntil) {
+      state.text = text;
+      return !partial;
+    } else if ((streaming || partial) && now() < state.tailWaitUntil) {
       return false;
     }
     const started = now();
+    const grown = source.length - state.source.length;
     state.source = source;
+    state.text = text;
     if (source.length > maxChars) {
+      state.table = null; // no later frame parses the text again
       paintPlain(element, state);
-      return true;
+      return !partial;
     }
     let tail = parseTail(state);
     if (state.shownReferences !== null && !sameReferences(tail.references, state.shownReferences)) {
@@ -478,11 +689,25 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now }) 
       states.set(element, state);
       tail = parseTail(state);
     }
-    if (state.tokens + tokenCount(tail.tokens) + shownTokens(state.table, tail.tokens) > maxTokens)
+    if (state.tokens + tokenCount(tail.tokens) + shownTokens(state.table, tail.tokens) > maxTokens) {
+      // Shown as plain text, a growing block still counts its complete rows, so that the next
+      // frame parses only what follows them (and knows when the tokens fall under the limit).
+      if (state.table && tail.grow) {
+        keepRows(state.table, tail.grow);
+        Object.assign(state.table, { node: null, temporary: [], rendered: null });
+      }
       paintPlain(element, state);
-    else paintMarkdown(element, state, tail);
+    } else {
+      if (state.dom === "plain" && state.table) {
+        // Back under the limit: rows counted while plain are not in the DOM; show the block whole.
+        state.table = null;
+        tail = parseTail(state);
+      }
+      paintMarkdown(element, state, tail);
+    }
     const took = now() - started;
     state.tailWaitUntil = took > SLOW_TAIL_MS ? now() + BACKOFF * took : 0;
-    return true;
+    if (grown >= MIN_STEP_CHARS && took > 0) state.rate = (state.rate + grown / took) / 2;
+    return !partial;
   };
 }

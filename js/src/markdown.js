@@ -108,6 +108,8 @@ export function createSanitizer(window) {
 /** Above this many Markdown tokens, or this many characters, an answer is shown as plain text. */
 export const MAX_TOKENS = 20000;
 export const MAX_MARKDOWN_CHARS = 512 * 1024;
+/** The ms of rendering one frame aims for when text is waiting (the layout that follows costs about as much). */
+export const FRAME_BUDGET_MS = 6;
 
 /**
  * Make a renderer: `render(text) -> sanitized HTML string`, and `render.into(element, text,
@@ -140,6 +142,7 @@ export function createMarkdownRenderer(window) {
     maxTokens: MAX_TOKENS,
     maxChars: MAX_MARKDOWN_CHARS,
     now: () => window.performance.now(),
+    budget: FRAME_BUDGET_MS,
   });
   return { render: Object.assign(render, { into }), sanitize: sanitizer.sanitize };
 }

@@ -14,6 +14,7 @@
 // Next to it, a "settings" disclosure holds the model settings sent with each prompt
 // (settings.js).
 
+import { createCodeActions } from "./code-actions.js";
 import { reveal } from "./invisible.js";
 import { createSettingsPanel, DEFAULT_SETTINGS } from "./settings.js";
 import { createSteps } from "./steps.js";
@@ -188,6 +189,8 @@ export function createView(
   root.append(transcript, composer, bar, alerts);
   more.hidden = true;
   el.append(root);
+  // Copy (and, with the notebook plugin, insert) on each finished code block of an answer.
+  const codeActions = createCodeActions({ host: el, announcer: root });
 
   let current = null; // the state last painted
   let pending = null; // the state to paint at the next frame
@@ -197,6 +200,7 @@ export function createView(
   const noticeEls = new Map(); // notice id -> element
   const stepsOf = new WeakMap(); // assistant message element -> its steps painter
   let retry = new Set(); // answer elements whose text is still to be painted in full
+  let again = new Set(); // those of the last frame, painted again in this one
   let painted = new Set(); // message elements whose text was painted in this frame
 
   function canSend() {
@@ -214,12 +218,15 @@ export function createView(
     const body = node.querySelector(".llmsock-body");
     if (message.role !== "user" && typeof renderMarkdown.into === "function") {
       // Incremental: only the blocks that can still change are rendered again.
-      if (!renderMarkdown.into(body, message.text, message.status === "streaming")) retry.add(node);
+      const whole = renderMarkdown.into(body, message.text, message.status === "streaming");
+      if (!whole) retry.add(node);
+      codeActions.decorate(body, whole && message.status !== "streaming");
       return;
     }
     if (message.role === "user") body.textContent = reveal(message.text);
     else body.innerHTML = renderMarkdown(message.text);
     breakLongRuns(body);
+    if (message.role !== "user") codeActions.decorate(body, message.status !== "streaming");
   }
 
   function paintFooter(node, message) {
@@ -239,10 +246,18 @@ export function createView(
     if (footer) node.append(footer);
   }
 
-  function paintMessage(node, message, previous) {
-    node.setAttribute("data-status", message.status);
+  /**
+   * The message's status on its element; an answer whose text is still being shown in steps
+   * (the painter's budget) stays "streaming" until all of it shows.
+   */
+  function paintStatusOf(node, message) {
+    const status = retry.has(node) && message.status !== "streaming" ? "streaming" : message.status;
+    node.setAttribute("data-status", status);
     // Screen readers wait for a streaming answer instead of reading every partial render.
-    node.setAttribute("aria-busy", message.status === "streaming" ? "true" : "false");
+    node.setAttribute("aria-busy", status === "streaming" ? "true" : "false");
+  }
+
+  function paintMessage(node, message, previous) {
     const steps = stepsOf.get(node);
     if (steps && (!previous || previous.reasoning !== message.reasoning)) {
       steps.paintReasoning(message.reasoning ?? "");
@@ -250,9 +265,11 @@ export function createView(
     if (steps && (!previous || previous.tools !== message.tools)) steps.paintTools(message.tools ?? []);
     // The end of a stream repaints too: a partial last line held back while streaming shows now.
     const ended = previous?.status === "streaming" && message.status !== "streaming";
-    if (!previous || previous.text !== message.text || previous.role !== message.role || ended) {
+    const behind = again.has(node); // its text was still being shown in steps
+    if (!previous || previous.text !== message.text || previous.role !== message.role || ended || behind) {
       paintBody(node, message);
     }
+    paintStatusOf(node, message);
     if (!previous || previous.status !== message.status || previous.error !== message.error) {
       paintFooter(node, message);
     }
@@ -363,7 +380,7 @@ export function createView(
     frame = null;
     const state = pending;
     pending = null;
-    const again = retry;
+    again = retry;
     retry = new Set();
     painted = new Set();
     let grew = false;
@@ -384,6 +401,7 @@ export function createView(
       const index = messageEls.indexOf(node);
       if (index === -1 || painted.has(node)) continue;
       paintBody(node, shownMessages[index]);
+      paintStatusOf(node, shownMessages[index]);
       grew = true;
     }
     // One write, after every change of this frame.
@@ -431,6 +449,7 @@ export function createView(
     sendButton.removeEventListener("click", onSendClick);
     stopButton.removeEventListener("click", onStopClick);
     settingsPanel.destroy();
+    codeActions.destroy();
     root.remove();
   }
 

@@ -117,29 +117,31 @@ test("streamed at random split points, every frame shows what a full render of i
   }
 });
 
+/** What a full render shows with markdown.js's limits set to `limits`. */
+function limitedHtml(source, limits) {
+  const md = createMarkdownIt();
+  const { sanitize } = createSanitizer(window);
+  const div = document.createElement("div");
+  const tokens = source.length > limits.maxChars ? null : md.parse(source, {});
+  const count = tokens?.reduce((n, t) => n + 1 + (t.children?.length ?? 0), 0) ?? 0;
+  div.innerHTML =
+    tokens === null || count > limits.maxTokens
+      ? sanitize(`<div class="llmsock-plain">${md.utils.escapeHtml(source)}</div>`)
+      : sanitize(md.renderer.render(tokens, md.options, {}));
+  breakLongRuns(div);
+  return div.innerHTML;
+}
+
 test("small limits: the switch to plain text and back matches a full render", () => {
   const next = random(7);
   for (let round = 0; round < 100; round += 1) {
     const text = randomText(next) + randomText(next);
     const limits = { maxTokens: 30, maxChars: 400 };
     const { paint } = painter(limits);
-    const md = createMarkdownIt();
-    const { sanitize } = createSanitizer(window);
-    const reference = (source) => {
-      const div = document.createElement("div");
-      const tokens = source.length > limits.maxChars ? null : md.parse(source, {});
-      const count = tokens?.reduce((n, t) => n + 1 + (t.children?.length ?? 0), 0) ?? 0;
-      div.innerHTML =
-        tokens === null || count > limits.maxTokens
-          ? sanitize(`<div class="llmsock-plain">${md.utils.escapeHtml(source)}</div>`)
-          : sanitize(md.renderer.render(tokens, md.options, {}));
-      breakLongRuns(div);
-      return div.innerHTML;
-    };
     const el = document.createElement("div");
     for (const at of splits(next, text.length)) paint(el, text.slice(0, at), true);
     paint(el, text, false);
-    assert.equal(el.innerHTML, reference(reveal(text)), `round ${round}`);
+    assert.equal(el.innerHTML, limitedHtml(reveal(text), limits), `round ${round}`);
   }
 });
 
@@ -320,4 +322,161 @@ test("a growing table keeps its rows' nodes and parses each row a bounded number
   paint(el, text, false);
   assert.equal(el.querySelector("table"), table, "nor is it when it ends");
   assert.equal(el.innerHTML, fullHtml(text));
+});
+
+test("with a budget, a long text that arrives at once is shown in steps that end at line breaks", () => {
+  const md = createMarkdownIt();
+  const { sanitize } = createSanitizer(window);
+  // A clock that stands still: the painter keeps its first rate, so each step is MIN_STEP_CHARS or more.
+  const paint = createStreamPainter({ md, sanitize, maxTokens: 20000, maxChars: 512 * 1024, now: () => 0, budget: 6 });
+  const words = "with **bold** and `code` words, ".repeat(9);
+  const paragraphs = Array.from({ length: 60 }, (_, n) => `Paragraph ${n} ${words}`);
+  const text = `${paragraphs.join("\n\n")}\n\n- a list\n- at the end`;
+  const el = document.createElement("div");
+  let calls = 0;
+  let shown = 0;
+  for (let done = false; !done; calls += 1) {
+    done = paint(el, text, false);
+    assert.ok(calls < 100, "the painter keeps making progress");
+    if (done) break;
+    // An unfinished call shows a prefix ending at a line break, as a paused stream shows it.
+    let prefix;
+    for (let at = text.indexOf("\n", shown); at !== -1 && prefix === undefined; at = text.indexOf("\n", at + 1)) {
+      if (el.innerHTML === fullHtml(text.slice(0, at + 1))) prefix = text.slice(0, at + 1);
+    }
+    assert.ok(prefix !== undefined, `call ${calls} shows a prefix that ends at a line break`);
+    shown = prefix.length;
+  }
+  assert.ok(calls >= 3, `shown in ${calls + 1} steps`);
+  assert.equal(el.innerHTML, fullHtml(text));
+});
+
+test("without a budget, the same text is shown in one call", () => {
+  const { paint } = painter();
+  const text = Array.from({ length: 400 }, (_, n) => `Paragraph ${n}.`).join("\n\n");
+  const el = document.createElement("div");
+  assert.equal(paint(el, text, false), true);
+  assert.equal(el.innerHTML, fullHtml(text));
+});
+
+// Items a model writes in lists, and the ones that change the whole list (a blank line between
+// items or inside one makes it loose) or end it (another marker, a rule, a lazy line).
+const LIST_ITEMS = [
+  "- plain item",
+  "- item with **bold** and `code`",
+  "  - nested item",
+  "    - deeper item",
+  "      - deepest item",
+  "",
+  "  continued paragraph of the item",
+  "lazy continuation line",
+  "- ```python\n  x = 1\n  ```",
+  "-\n  starts on the next line",
+  "- [ ] task item",
+  "* other marker",
+  "+ third marker",
+  "1. ordered",
+  "2) other delimiter",
+  "- - -",
+  "   - indented three",
+  "-    wide gap item",
+  "- # heading in item",
+  "- > quote in item",
+  "Paragraph after.",
+  "[ref]: https://example.com/ref",
+  "- see [ref]",
+];
+
+function randomList(next) {
+  const ordered = next() < 0.3;
+  const lines = [];
+  const count = 1 + Math.floor(next() * 40);
+  for (let i = 0; i < count; i += 1) {
+    const r = next();
+    if (r < 0.55) lines.push(ordered ? `${i + 1}. item ${i}` : `- item ${i}`);
+    else if (r < 0.65) lines.push(`  - sub ${i}`);
+    else lines.push(LIST_ITEMS[Math.floor(next() * LIST_ITEMS.length)]);
+  }
+  const before = next() < 0.3 ? `${BLOCKS[Math.floor(next() * BLOCKS.length)]}\n\n` : "";
+  return before + lines.join("\n") + (next() < 0.5 ? "\n" : "");
+}
+
+test("a list streamed item by item, split at random points, shows what a full render shows", () => {
+  const next = random(97);
+  for (let round = 0; round < 200; round += 1) {
+    const text = randomList(next) + (next() < 0.3 ? `\n\n${randomList(next)}` : "");
+    const { paint } = painter();
+    const el = document.createElement("div");
+    const points = next() < 0.5 ? splits(next, text.length) : [...text.matchAll(/\n/g)].map((m) => m.index + 1);
+    for (const at of points) {
+      const shown = text.slice(0, at);
+      paint(el, shown, true);
+      assert.equal(el.innerHTML, fullHtml(holdBack(shown)), `round ${round}, streaming ${JSON.stringify(shown)}`);
+    }
+    paint(el, text, false);
+    assert.equal(el.innerHTML, fullHtml(text), `round ${round}, final ${JSON.stringify(text)}`);
+  }
+});
+
+test("a growing list keeps its items' nodes and parses each item a bounded number of times", () => {
+  const { paint, parsed } = painter();
+  const el = document.createElement("div");
+  let text = "Intro.\n\n";
+  paint(el, text, true);
+  let firstItem = null;
+  for (let n = 0; n < 600; n += 1) {
+    const depth = n % 16 < 8 ? n % 16 : 15 - (n % 16);
+    for (const part of [`${"  ".repeat(depth)}- item`, `${n}\n`]) {
+      text += part;
+      paint(el, text, true);
+    }
+    if (n === 20) firstItem = el.querySelector("ul > li");
+  }
+  const list = el.querySelector("ul");
+  assert.equal(el.querySelector("ul > li"), firstItem, "the first item is not rebuilt");
+  const total = parsed.reduce((a, b) => a + b, 0);
+  assert.ok(total < 20 * text.length, `parsed ${total} characters for ${text.length}`);
+  assert.equal(el.innerHTML, fullHtml(holdBack(text)));
+  text += "\nAfter the list.";
+  paint(el, text, false);
+  assert.equal(el.querySelector("ul"), list, "nor is the list when it ends");
+  assert.equal(el.innerHTML, fullHtml(text));
+  // A blank line between two items makes every item loose: the list is shown again, loose.
+  const loose = `${text.replace("\nAfter the list.", "")}\n\n- one more\n`;
+  paint(el, loose, true);
+  assert.equal(el.innerHTML, fullHtml(holdBack(loose)));
+  assert.ok(el.querySelector("ul > li > p"), "loose items hold paragraphs");
+});
+
+test("a growing table or list past the token limit is plain text, and Markdown again when it falls under", () => {
+  const next = random(131);
+  for (let round = 0; round < 120; round += 1) {
+    const text = next() < 0.5 ? randomTable(next) : randomList(next);
+    const limits = { maxTokens: 40 + Math.floor(next() * 120), maxChars: 512 * 1024 };
+    const { paint } = painter(limits);
+    const el = document.createElement("div");
+    for (const at of [...splits(next, text.length), text.length]) {
+      const shown = text.slice(0, at);
+      paint(el, shown, at < text.length);
+      const expected = limitedHtml(reveal(at < text.length ? holdBack(shown) : shown), limits);
+      assert.equal(el.innerHTML, expected, `round ${round}, ${JSON.stringify(shown)}`);
+    }
+  }
+});
+
+test("a list shown as plain text past the token limit is Markdown again when the count falls under it", () => {
+  // "[x]: http:" turns a line from a paragraph into a definition, which makes no tokens.
+  const limits = { maxTokens: 29, maxChars: 512 * 1024 };
+  const { paint } = painter(limits);
+  const el = document.createElement("div");
+  const text = "- a\n- b\n*a *b *c\nTitle\n---\n| 1 | 2 |\n\n\nTitle\n---\n[x]: http://a\n- c\n";
+  const kinds = [];
+  for (let at = 1; at <= text.length; at += 1) {
+    const shown = text.slice(0, at);
+    paint(el, shown, true);
+    assert.equal(el.innerHTML, limitedHtml(reveal(holdBack(shown)), limits), JSON.stringify(shown));
+    const kind = el.querySelector(".llmsock-plain") ? "plain" : "markdown";
+    if (kinds.at(-1) !== kind) kinds.push(kind);
+  }
+  assert.deepEqual(kinds.slice(0, 3), ["markdown", "plain", "markdown"]);
 });

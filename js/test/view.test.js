@@ -383,8 +383,40 @@ test("with render.into, a streaming answer keeps its finished blocks and shows t
   assert.equal(body.querySelector("h1"), heading, "the heading was rendered once and kept");
   const expected = window.document.createElement("div");
   expected.innerHTML = md.render(text);
-  assert.equal(body.innerHTML, expected.innerHTML);
+  // The code block's actions are the view's own nodes, added after rendering (code-actions.js).
+  const shown = body.cloneNode(true);
+  for (const toolbar of shown.querySelectorAll("pre > .llmsock-code-actions")) toolbar.remove();
+  assert.equal(shown.innerHTML, expected.innerHTML);
+  assert.equal(body.querySelectorAll("pre > .llmsock-code-actions").length, 1, "the code block has its actions");
   assert.equal(body.querySelector("table td")?.textContent, "1");
+});
+
+test("an answer that arrives whole is shown in steps, and reads as streaming until all of it shows", () => {
+  const { window, el, md, view, frame } = setupInto();
+  const text = Array.from({ length: 600 }, (_, n) => `Paragraph ${n} with *some* words.`).join("\n\n");
+  const s = run(
+    open(initialState()),
+    frames.ready(0),
+    frames.user(1, "q"),
+    frames.start(2),
+    frames.delta(3, text),
+    frames.end(4, "stop", text),
+  );
+  view.update(s);
+  frame();
+  const answer = q(el, '[data-role="assistant"]');
+  const body = q(answer, ".llmsock-body");
+  assert.equal(answer.getAttribute("data-status"), "streaming", "not all of it shows yet");
+  assert.equal(answer.getAttribute("aria-busy"), "true");
+  assert.ok(body.textContent.length < text.length / 2, `${body.textContent.length} characters in the first frame`);
+  let frames_ = 1;
+  for (; answer.getAttribute("data-status") === "streaming" && frames_ < 100; frames_ += 1) frame();
+  assert.ok(frames_ >= 3, `shown over ${frames_} frames`);
+  assert.equal(answer.getAttribute("data-status"), "complete");
+  assert.equal(answer.getAttribute("aria-busy"), "false");
+  const expected = window.document.createElement("div");
+  expected.innerHTML = md.render(text);
+  assert.equal(body.innerHTML, expected.innerHTML);
 });
 
 test("a last line held back while streaming shows when the answer ends", () => {
