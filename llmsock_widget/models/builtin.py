@@ -9,7 +9,7 @@ import math
 import random
 import re
 from dataclasses import dataclass, replace
-from typing import Any, AsyncIterator, Iterator, Literal
+from typing import Any, AsyncIterator, Callable, Iterator, Literal
 
 from ..errors import ModelFailure
 from .base import FinishChunk, ModelChunk, ModelRequest, TextChunk, ToolCallChunk, UsageChunk
@@ -83,7 +83,7 @@ def greet(name: str) -> str:
 
 That is the whole demo."""
 
-Kind = Literal["chat", "echo", "markdown", "long", "error", "hold", "tool", "tools"]
+Kind = Literal["chat", "echo", "markdown", "long", "error", "hold", "tool", "tools", "shape"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -125,6 +125,9 @@ class BuiltinModel:
     - ``/slow <tokens_per_second> <rest>``: answer ``<rest>`` (which may hold another
       directive) at this pace; ``0`` means unlimited.
     - ``/markdown``: a fixed reply with a heading, a list, bold, inline code and a code block.
+    - ``/shape <shape> <n>``: ``n`` tokens of Markdown that is hard to render, without a long
+      prompt: a growing ``table``, one huge ``code`` block, a ``list`` nested up to eight deep,
+      or ``unbroken`` words of 90 characters.
     - ``/tool <name> [<json arguments>]``: call that tool (one line per call, several lines for
       several calls); once the results are in, the reply says what each tool returned.
     - ``/tools``: list the tools the request offers.
@@ -269,6 +272,10 @@ def _parse(prompt: str) -> _Directive:
         return _Directive(kind="markdown", text=prompt)
     if head == "/slow":
         return _parse_slow(prompt)
+    if head == "/shape" and arg in SHAPES and len(words) == 3:
+        count = _count(words[2])
+        if count is not None:
+            return _Directive(kind="shape", text=arg, count=count)
     defaults: dict[str, int | None] = {"/long": None, "/error": 5, "/hold": 3}
     if head in defaults:
         count = _count(arg) if arg is not None else defaults[head]
@@ -327,6 +334,9 @@ def _reply_tokens(
         return iter(_ECHO_TOKEN.findall(directive.text))
     if directive.kind == "markdown":
         return iter(_tokenize(_MARKDOWN))
+    if directive.kind == "shape":
+        tokens = map(_ECHO_TOKEN.findall, SHAPES[directive.text]())
+        return itertools.islice(itertools.chain.from_iterable(tokens), directive.count)
     pieces = _pieces(directive.text, conversation)
     if directive.kind == "chat":
         return _whole_pieces(pieces, at_least=default_tokens)
@@ -397,3 +407,40 @@ def _seed(text: str) -> int:
 def _tokenize(text: str) -> list[str]:
     """Split prose into words and punctuation marks, each keeping its leading whitespace."""
     return _PROSE_TOKEN.findall(text)
+
+
+def _table_lines() -> Iterator[str]:
+    """Yield a table's lines without end: its header, then rows (each line after the first starts a line)."""
+    yield "| n | word | square |"
+    yield "\n|---|---|---|"
+    for n in itertools.count():
+        yield f"\n| {n} | w{n % 97} | {n * n} |"
+
+
+def _code_lines() -> Iterator[str]:
+    """Yield one Python code block's lines, without end (the fence is left open)."""
+    yield "Here is the code:\n\n```python"
+    for n in itertools.count():
+        yield f"\nvalue_{n} = compute(value_{n - 1}, {n})"
+
+
+def _list_lines() -> Iterator[str]:
+    """Yield a list's items, nested from zero to seven deep and back, without end."""
+    for n in itertools.count():
+        depth = n % 16 if n % 16 < 8 else 15 - n % 16
+        yield f"{chr(10) if n else ''}{'  ' * depth}- item{n}"
+
+
+def _unbroken_lines() -> Iterator[str]:
+    """Yield words of 90 characters, without end."""
+    for n in itertools.count():
+        yield f"{' ' if n else ''}{n:08d}{'x' * 82}"
+
+
+SHAPES: dict[str, Callable[[], Iterator[str]]] = {
+    "table": _table_lines,
+    "code": _code_lines,
+    "list": _list_lines,
+    "unbroken": _unbroken_lines,
+}
+"""The Markdown shapes ``/shape`` streams, by name: each makes its lines lazily and without end."""

@@ -6,18 +6,16 @@ Run: ``python -m tests.browser.bench_render [--transport direct proxy comm]
 Not a test (pytest does not collect it).  It starts JupyterLab (or Notebook 7) with the same
 harness as the browser tests, opens a notebook with a chat widget in Debian's chromium for each
 transport, and has the builtin model stream each shape of text unpaced: ``prose`` is
-``/slow 0 /long N``; the other shapes are ``/slow 0 /echo TEXT`` with a TEXT of N deltas (the
-model sends each whitespace-led word of it as one delta): a big ``table``, one huge ``code``
-block, a ``deeplist`` nested eight deep, and ``unbroken`` words of 90 characters.  A shape whose
-prompt would pass ``MAX_PROMPT`` characters is skipped (the server takes messages up to 1 MiB).
+``/slow 0 /long N``; the other shapes are ``/slow 0 /shape SHAPE N`` (docs/configuration.md): a
+big ``table``, one huge ``code`` block, a ``deeplist`` nested eight deep, and ``unbroken`` words
+of 90 characters, each N deltas long.
 
 In the page it records the time and the answer's length at every DOM change of the transcript,
 the gaps between animation frames and the longest 'longtask' (PerformanceObserver).  It prints,
 per transport, shape and length (median of the runs, and the spread of ``complete``):
 
 * time to first text, time until the answer shows ``complete``, and ``answer ms``: from the
-  moment the answer appeared to ``complete`` (with ``/echo`` the page first lays out the long
-  prompt, which is not rendering the answer);
+  moment the answer appeared to ``complete``;
 * DOM updates while streaming, and the longest gap between two of them;
 * the longest main-thread stall once the answer is on the page: the longest gap between two
   animation frames, and the longest task the browser reported;
@@ -32,7 +30,6 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +40,6 @@ from .conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from .jupyter_process import JupyterServer
 from .notebook import Notebook
 
-MAX_PROMPT = 900_000
 TRANSPORTS = ("direct", "proxy", "comm")
 SHAPES = ("prose", "table", "code", "deeplist", "unbroken")
 
@@ -51,34 +47,37 @@ _RECORD = """(log, index) => {
     const t0 = performance.now();
     const seen = [];
     const stall = {frame: 0, task: 0, last: t0, running: true};
-    window.__render = {t0, seen, stall, answerAt: null, tasks: []};
+    const render = {t0, seen, stall, answerAt: null, tasks: [], complete: false};
+    window.__render = render;
     const tick = (now) => {
         // Counted once the answer is on the page: before it the page lays out the prompt.
-        if (window.__render.answerAt !== null) stall.frame = Math.max(stall.frame, now - stall.last);
+        if (render.answerAt !== null) stall.frame = Math.max(stall.frame, now - stall.last);
         stall.last = now;
         if (stall.running) requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
     try {
         const tasks = new PerformanceObserver((list) => {
-            const seen = window.__render.tasks;
+            const seen = render.tasks;
             for (const entry of list.getEntries()) seen.push([entry.startTime, entry.duration]);
         });
         tasks.observe({type: 'longtask'});
-        window.__render.observer = tasks;
+        render.observer = tasks;
     } catch (error) {
         stall.task = -1;  // no longtask support: the frame gap is the measure
     }
-    new MutationObserver(() => {
+    // This run's own record (an observer of an earlier run must not touch it), stopped by _STOP.
+    render.mutations = new MutationObserver(() => {
         const answers = log.querySelectorAll('[data-role="assistant"]');
         const last = answers[index];
         if (!last) return;  // the answer this run waits for is not there yet
-        if (window.__render.answerAt === null) window.__render.answerAt = performance.now();
+        if (render.answerAt === null) render.answerAt = performance.now();
         const body = last.querySelector('.llmsock-body') || last;
         const status = last.getAttribute('data-status');
         seen.push([performance.now() - t0, body.textContent.length, status]);
-        if (status === 'complete') window.__render.complete = true;
-    }).observe(log, {subtree: true, childList: true, characterData: true, attributes: true});
+        if (status === 'complete') render.complete = true;
+    });
+    render.mutations.observe(log, {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
 
 _TYPE = """(box, text) => {
@@ -90,6 +89,7 @@ _TYPE = """(box, text) => {
 _STOP = """() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => {
     const render = window.__render;
     render.stall.running = false;
+    render.mutations.disconnect();
     if (render.observer) {
         const left = render.observer.takeRecords();
         for (const entry of left) render.tasks.push([entry.startTime, entry.duration]);
@@ -104,46 +104,15 @@ _STOP = """() => new Promise((resolve) => requestAnimationFrame(() => requestAni
 })))"""
 
 
-def _table(deltas: int) -> str:
-    rows = ["| n | word | square |", "|---|---|---|"]  # 11 deltas
-    for n in range(max(1, (deltas - 11) // 7)):
-        rows.append(f"| {n} | w{n % 97} | {n * n} |")  # 7 deltas
-    return "\n".join(rows)
+# The builtin model's /shape for each shape the benchmark names.
+_SHAPE = {"table": "table", "code": "code", "deeplist": "list", "unbroken": "unbroken"}
 
 
-def _code(deltas: int) -> str:
-    lines = ["Here is the code:", "", "```python"]  # 5 deltas
-    for n in range(max(1, (deltas - 6) // 4)):
-        lines.append(f"value_{n} = compute(value_{n - 1}, {n})")  # 4 deltas
-    return "\n".join([*lines, "```"])
-
-
-def _deeplist(deltas: int) -> str:
-    lines = []
-    for n in range(max(1, deltas // 2)):
-        depth = n % 16 if n % 16 < 8 else 15 - n % 16
-        lines.append(f"{'  ' * depth}- item{n}")  # 2 deltas
-    return "\n".join(lines)
-
-
-def _unbroken(deltas: int) -> str:
-    return " ".join(f"{n:08d}" + "x" * 82 for n in range(deltas))
-
-
-_ECHO: dict[str, Callable[[int], str]] = {
-    "table": _table,
-    "code": _code,
-    "deeplist": _deeplist,
-    "unbroken": _unbroken,
-}
-
-
-def prompt_for(shape: str, deltas: int) -> str | None:
-    """Return the prompt that streams ``deltas`` deltas of ``shape``, or None if it is too long."""
+def prompt_for(shape: str, deltas: int) -> str:
+    """Return the prompt that streams ``deltas`` deltas of ``shape``, unpaced."""
     if shape == "prose":
         return f"/slow 0 /long {deltas}"
-    text = f"/slow 0 /echo {_ECHO[shape](deltas)}"
-    return text if len(text) <= MAX_PROMPT else None
+    return f"/slow 0 /shape {_SHAPE[shape]} {deltas}"
 
 
 def one_run(page: Page, chat: Chat, prompt: str, index: int) -> dict[str, Any]:
@@ -246,11 +215,7 @@ def main() -> int:
     cases = []
     for shape in args.shape:
         for deltas in args.tokens:
-            prompt = prompt_for(shape, deltas)
-            if prompt is None:
-                print(f"skipped: {shape} at {deltas:,} deltas (prompt over {MAX_PROMPT:,} characters)")
-            else:
-                cases.append((shape, deltas, prompt))
+            cases.append((shape, deltas, prompt_for(shape, deltas)))
     print(f"render benchmark: {args.frontend}, median of {args.repeat} runs after a warm-up")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(HEADER, flush=True)

@@ -328,3 +328,42 @@ def test_lone_surrogate_prompt_is_answered() -> None:
     """A prompt holding a lone surrogate (possible from JSON) still gets a deterministic reply."""
     req = request("bad \ud800 text")
     assert collect(req) == collect(req)
+
+
+@pytest.mark.parametrize("shape", ["table", "code", "list", "unbroken"])
+def test_shape_streams_n_tokens_of_its_markdown(shape: str) -> None:
+    """/shape <shape> <n> streams exactly n tokens, each one word, of Markdown of that shape."""
+    chunks = collect(request(f"/shape {shape} 3000"))
+    tokens = texts(chunks)
+    assert len(tokens) == 3000
+    assert all(token.strip() for token in tokens)
+    assert tail(chunks) == [UsageChunk(input_tokens=3, output_tokens=3000)]
+    lines = "".join(tokens).split("\n")
+    if shape == "table":
+        assert lines[:2] == ["| n | word | square |", "|---|---|---|"]
+        assert lines[2:5] == ["| 0 | w0 | 0 |", "| 1 | w1 | 1 |", "| 2 | w2 | 4 |"]
+    elif shape == "code":
+        assert lines[:3] == ["Here is the code:", "", "```python"]
+        assert lines[4] == "value_1 = compute(value_0, 1)"
+    elif shape == "list":
+        depths = [(len(line) - len(line.lstrip())) // 2 for line in lines]
+        assert depths[:17] == [0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2, 1, 0, 0]
+        assert all(line.lstrip().startswith("- item") for line in lines)
+    else:
+        words = "".join(tokens).split(" ")
+        assert all(len(word) == 90 for word in words)
+
+
+def test_shape_is_lazy_up_to_a_million_tokens() -> None:
+    """/shape with a million tokens is allowed and cut by maxTokens like any reply."""
+    chunks = collect(request("/shape table 1000000", maxTokens=50))
+    assert len(texts(chunks)) == 50
+    assert chunks[-1] == FinishChunk(reason="length")
+
+
+@pytest.mark.parametrize(
+    "prompt", ["/shape", "/shape table", "/shape circle 10", "/shape table 1x", "/shape table 5 6"]
+)
+def test_a_malformed_shape_is_a_normal_prompt(prompt: str) -> None:
+    """An unknown shape, or a missing or bad count, gets the normal reply that quotes the prompt."""
+    assert "".join(texts(collect(request(prompt)))).startswith(f'You said: "{prompt}"')
