@@ -280,7 +280,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         ):
             return False
         # The delta waiting alone and this one make a run (the frame queued is not sent: the run's is).
-        self._outbox[-1] = DeltaRun([self._lone_text, delta.text], delta, ())
+        run = self._outbox[-1] = DeltaRun([self._lone_text, delta.text], delta, ())
+        run.size = len(tail) + len(delta.text)
         self._lone_frame = None
         return True
 
@@ -290,6 +291,16 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         self._lone_frame = None  # the last item is no delta now
         self._outbox.append(frame)
         self._queued(len(frame))
+
+    def _backlog(self) -> int:
+        """Return the characters queued beyond the largest item.
+
+        One item alone is never a backlog: a history reply, or an answer merged into one delta,
+        is as large as the session it comes from, and a client that reads gets it whole. (Held
+        to the limit, a session's history past it would drop its client at every reconnect.)
+        """
+        largest = max(item.size if isinstance(item, DeltaRun) else len(item) for item in self._outbox)
+        return self._outbox_size - largest
 
     def _clear(self) -> None:
         """Forget everything queued."""
@@ -301,7 +312,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         if self._closing:
             return
         self._outbox_size += size
-        if self._outbox_size > self.server.outbound_limit:
+        if self._outbox_size > self.server.outbound_limit and self._backlog() > self.server.outbound_limit:
             # The client stopped reading: drop it rather than grow memory; it can reconnect.
             log.warning("llmsock: closing a connection that stopped reading (%d queued)", self._outbox_size)
             self._closing = True
@@ -454,6 +465,7 @@ class DeltaRun:
         """Append ``delta`` to the run."""
         self.texts.append(delta.text)
         self.last = delta
+        self.size += len(delta.text)
 
     def joined(self) -> ModelDelta:
         """Return the run as one delta (as :func:`~llmsock_widget.core.events.joined_deltas` does)."""

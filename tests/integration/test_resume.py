@@ -220,3 +220,34 @@ def test_get_status_reports_the_connection_and_server_counters(server: ServerThr
     srv = status["server"]
     assert srv["resumed"] >= 1 and srv["replayedEvents"] >= 5 and srv["transports"] == {"websocket": 1}
     assert server.token not in json.dumps(status)
+
+
+def test_an_answer_and_a_history_larger_than_the_outbound_limit_reach_a_client_that_reads(
+    run, make_server: MakeServer
+) -> None:
+    """One frame larger than ``outbound_limit`` (the end of a long answer, a history) is no backlog.
+
+    The limit drops clients that stop reading; a client that reads gets a frame of any size its
+    session holds.  (Dropped, it would reconnect, ask for the history and be dropped again.)
+    """
+    server = make_server(model=BuiltinModel(tokens_per_second=None), outbound_limit=64 * 1024)
+
+    async def scenario() -> tuple[str, str]:
+        first = await open_client(server, session="huge", dialect="envelope")
+        await first.recv()
+        await first.send("/shape unbroken 2000")  # 182,000 characters
+        seen = await first.recv_until(is_turn_end)
+        await first.ws.close()
+        second = await open_client(server, session="huge", dialect="envelope")
+        await second.recv()
+        await second.send(json.dumps({"type": "control", "id": "h1", "data": {"type": "get_history"}}))
+        reply = await second.recv_until(lambda m: m["data"]["event"].get("action") == "get_history")
+        await second.ws.close()
+        end = seen[-1]["data"]["event"]
+        messages = reply[-1]["data"]["event"]["data"]["messages"]
+        return end["type"], messages[-1]["content"] if "content" in messages[-1] else messages[-1]["text"]
+
+    end, history = run(scenario())
+    assert end == "end"
+    assert len(history) == 2000 * 91 - 1
+    assert server.stats.slow_consumers_dropped == 0
