@@ -56,19 +56,21 @@ def audit() -> Iterator[object]:
     node = shutil.which("node")
     if node is None or not (ROOT / "js" / "node_modules" / "jsdom").exists():
         pytest.fail("the audit needs node and js/node_modules (cd js && npm ci)")
-    process = subprocess.Popen(
+    # The context closes both pipes and waits for node: an open pipe would be collected later,
+    # as an unclosed file, in whichever test runs then.
+    with subprocess.Popen(
         [node, str(AUDIT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT / "js"
-    )
-    assert process.stdin is not None and process.stdout is not None
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
 
-    def run(html: str) -> list[str]:
-        process.stdin.write(json.dumps(html) + "\n")  # type: ignore[union-attr]
-        process.stdin.flush()  # type: ignore[union-attr]
-        return list(json.loads(process.stdout.readline()))  # type: ignore[union-attr]
+        def run(html: str) -> list[str]:
+            process.stdin.write(json.dumps(html) + "\n")  # type: ignore[union-attr]
+            process.stdin.flush()  # type: ignore[union-attr]
+            return list(json.loads(process.stdout.readline()))  # type: ignore[union-attr]
 
-    yield run
-    process.stdin.close()
-    process.wait(timeout=30)
+        yield run
+        process.stdin.close()
+        process.wait(timeout=30)
 
 
 def test_the_audit_catches_what_it_looks_for(audit: object) -> None:
