@@ -370,14 +370,7 @@ test("an ended answer whose text is not all shown yet gets toolbars only on its 
     for (const fn of queued.splice(0)) fn();
   };
   const text = "```\na = 1\n```\n\n```\nb = 2\nc = 3\n```\n";
-  const state = run(
-    reduce(initialState(), { type: "connection", state: "open" }),
-    frames.ready(0),
-    frames.user(1, "q"),
-    frames.start(2),
-    frames.delta(3, text),
-    frames.end(4, "stop", text),
-  );
+  const state = run(reduce(initialState(), { type: "connection", state: "open" }), ...frames.answered(text));
   view.update(state);
   frame();
   const shown = () =>

@@ -173,6 +173,14 @@ export const frames = {
   diagnostic: (seq, level = "info", code = "queued", message = "prompt queued behind 1 turn(s)") =>
     envelope("diagnostic", { type: "diagnostic", level, code, message }, { sequence: seq }),
   cleared: (seq) => envelope("session", { type: "cleared" }, { sequence: seq }),
+  /** A whole turn at once: ready, the prompt "q", and an answer of `text` in one delta. */
+  answered: (text) => [
+    frames.ready(0),
+    frames.user(1, "q"),
+    frames.start(2),
+    frames.delta(3, text),
+    frames.end(4, "stop", text),
+  ],
   errorReply: (code = "queue_full", message = "too many prompts", requestId = null) =>
     envelope("error", { type: "error", code, message, recoverable: true, requestId }),
   history: (sequence, messages, current = null, status = "idle", requestId = "h1") =>

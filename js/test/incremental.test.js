@@ -282,20 +282,28 @@ function randomTable(next) {
   return before + lines.join("\n") + (next() < 0.5 ? "\n" : "");
 }
 
+/**
+ * Stream `text` into a new painter, at random split points or line by line; every frame, and
+ * the final text, must show what a full render of it shows.
+ */
+function assertFramesMatch(next, text, round) {
+  const { paint } = painter();
+  const el = document.createElement("div");
+  const points = next() < 0.5 ? splits(next, text.length) : [...text.matchAll(/\n/g)].map((m) => m.index + 1);
+  for (const at of points) {
+    const shown = text.slice(0, at);
+    paint(el, shown, true);
+    assert.equal(el.innerHTML, fullHtml(holdBack(shown)), `round ${round}, streaming ${JSON.stringify(shown)}`);
+  }
+  paint(el, text, false);
+  assert.equal(el.innerHTML, fullHtml(text), `round ${round}, final ${JSON.stringify(text)}`);
+}
+
 test("a table streamed row by row, split at random points, shows what a full render shows", () => {
   const next = random(61);
   for (let round = 0; round < 150; round += 1) {
     const text = randomTable(next) + (next() < 0.3 ? randomTable(next) : "");
-    const { paint } = painter();
-    const el = document.createElement("div");
-    const points = next() < 0.5 ? splits(next, text.length) : [...text.matchAll(/\n/g)].map((m) => m.index + 1);
-    for (const at of points) {
-      const shown = text.slice(0, at);
-      paint(el, shown, true);
-      assert.equal(el.innerHTML, fullHtml(holdBack(shown)), `round ${round}, streaming ${JSON.stringify(shown)}`);
-    }
-    paint(el, text, false);
-    assert.equal(el.innerHTML, fullHtml(text), `round ${round}, final ${JSON.stringify(text)}`);
+    assertFramesMatch(next, text, round);
   }
 });
 
@@ -405,16 +413,7 @@ test("a list streamed item by item, split at random points, shows what a full re
   const next = random(97);
   for (let round = 0; round < 200; round += 1) {
     const text = randomList(next) + (next() < 0.3 ? `\n\n${randomList(next)}` : "");
-    const { paint } = painter();
-    const el = document.createElement("div");
-    const points = next() < 0.5 ? splits(next, text.length) : [...text.matchAll(/\n/g)].map((m) => m.index + 1);
-    for (const at of points) {
-      const shown = text.slice(0, at);
-      paint(el, shown, true);
-      assert.equal(el.innerHTML, fullHtml(holdBack(shown)), `round ${round}, streaming ${JSON.stringify(shown)}`);
-    }
-    paint(el, text, false);
-    assert.equal(el.innerHTML, fullHtml(text), `round ${round}, final ${JSON.stringify(text)}`);
+    assertFramesMatch(next, text, round);
   }
 });
 

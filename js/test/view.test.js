@@ -394,14 +394,7 @@ test("with render.into, a streaming answer keeps its finished blocks and shows t
 test("an answer that arrives whole is shown in steps, and reads as streaming until all of it shows", () => {
   const { window, el, md, view, frame } = setupInto();
   const text = Array.from({ length: 600 }, (_, n) => `Paragraph ${n} with *some* words.`).join("\n\n");
-  const s = run(
-    open(initialState()),
-    frames.ready(0),
-    frames.user(1, "q"),
-    frames.start(2),
-    frames.delta(3, text),
-    frames.end(4, "stop", text),
-  );
+  const s = run(open(initialState()), ...frames.answered(text));
   view.update(s);
   frame();
   const answer = q(el, '[data-role="assistant"]');
