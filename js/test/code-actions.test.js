@@ -17,7 +17,7 @@ import { createMarkdownIt, createMarkdownRenderer } from "../src/markdown.js";
 import { parse } from "../src/protocol.js";
 import { initialState, reduce } from "../src/reducer.js";
 import { createView } from "../src/view.js";
-import { fakeTimers, frames } from "./helpers.js";
+import { fakeTimers, frames, viewWithFrames } from "./helpers.js";
 
 function dom() {
   const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
@@ -358,17 +358,10 @@ test("an ended answer whose text is not all shown yet gets toolbars only on its 
     element.innerHTML = md.render(shown);
     return calls > 1;
   };
-  const queued = [];
-  const view = createView(el, {
-    renderMarkdown: Object.assign((text) => md.render(text), { into }),
-    onSend: () => true,
-    onStop: () => {},
-    requestFrame: (fn) => queued.push(fn),
-    cancelFrame: () => {},
-  });
-  const frame = () => {
-    for (const fn of queued.splice(0)) fn();
-  };
+  const { view, frame } = viewWithFrames(
+    el,
+    Object.assign((text) => md.render(text), { into }),
+  );
   const text = "```\na = 1\n```\n\n```\nb = 2\nc = 3\n```\n";
   const state = run(reduce(initialState(), { type: "connection", state: "open" }), ...frames.answered(text));
   view.update(state);

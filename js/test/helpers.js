@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { createView } from "../src/view.js";
+
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** The shared wire fixtures (also decoded by pytest). */
@@ -228,4 +230,20 @@ export function fakeModel(session = "sess-1") {
 /** A location-like object for a page URL (what ladder.js reads: protocol, hostname, host, href). */
 export function pageLocation(href) {
   return new URL(href);
+}
+
+/** A view on ``el`` painting answers with ``renderMarkdown``; the frames it asks for wait in ``queued`` until ``frame()``. */
+export function viewWithFrames(el, renderMarkdown) {
+  const queued = [];
+  const view = createView(el, {
+    renderMarkdown,
+    onSend: () => true,
+    onStop: () => {},
+    requestFrame: (fn) => queued.push(fn),
+    cancelFrame: () => {},
+  });
+  const frame = () => {
+    for (const fn of queued.splice(0)) fn();
+  };
+  return { view, frame, queued };
 }

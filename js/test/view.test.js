@@ -8,7 +8,7 @@ import { parse } from "../src/protocol.js";
 import { initialState, reduce } from "../src/reducer.js";
 import { argumentsDisplay, resultText, toolStatusText } from "../src/steps.js";
 import { createView, noticeText, statusText } from "../src/view.js";
-import { envelope, frames } from "./helpers.js";
+import { envelope, frames, viewWithFrames } from "./helpers.js";
 
 function setup() {
   const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
@@ -333,22 +333,6 @@ test("while the reader is scrolled up, frames read no layout and scroll nothing"
   assert.equal(writes, 0, "no scroll while the reader reads above");
   assert.equal(top, 100);
 });
-
-/** A view on ``el`` painting answers with ``renderMarkdown``; the frames it asks for wait in ``queued`` until ``frame()``. */
-function viewWithFrames(el, renderMarkdown) {
-  const queued = [];
-  const view = createView(el, {
-    renderMarkdown,
-    onSend: () => true,
-    onStop: () => {},
-    requestFrame: (fn) => queued.push(fn),
-    cancelFrame: () => {},
-  });
-  const frame = () => {
-    for (const fn of queued.splice(0)) fn();
-  };
-  return { view, frame, queued };
-}
 
 /** A view that paints answers with markdown.js's render.into, on a clock that stands still. */
 function setupInto() {
