@@ -14,7 +14,10 @@
 // whole text is rendered again.
 //
 // Above the renderer's limits (MAX_MARKDOWN_CHARS, MAX_TOKENS counted over the whole text) the
-// answer is shown as plain text, which is appended to as well.
+// answer is shown as plain text, which is appended to as well. Plain text is cut into blocks at
+// the first line break PLAIN_PART_CHARS or more into each (plainParts): a browser lays out a
+// block's text whole whenever it changes, so one block of megabytes would be laid out again at
+// every frame, and a line break ending a block shows as it does inside one.
 //
 // A growing GFM table is one top-level block however long it gets, so it would be parsed and
 // rendered again whole at every frame. Its rows do not depend on one another (each row is one
@@ -62,6 +65,26 @@ const MIN_STEP_CHARS = 4096;
 const FIRST_RATE = 500;
 /** With more source than this parsed again at every paint, text waiting is painted in one go. */
 const MAX_STEPPED_TAIL = 16 * 1024;
+/** Plain text is cut into blocks at the first line break this many characters into each. */
+export const PLAIN_PART_CHARS = 16 * 1024;
+
+/**
+ * `source` cut into the blocks plain text is shown in: each ends with the first line break
+ * `size` or more characters into it, except the last.
+ * @param {string} source
+ * @param {number} [size]
+ * @returns {string[]}
+ */
+export function plainParts(source, size = PLAIN_PART_CHARS) {
+  const parts = [];
+  let start = 0;
+  for (let at = source.indexOf("\n", start + size); at !== -1; at = source.indexOf("\n", start + size)) {
+    parts.push(source.slice(start, at + 1));
+    start = at + 1;
+  }
+  parts.push(source.slice(start));
+  return parts;
+}
 
 /**
  * `text` without its partial last line when that line may still change the layout.
@@ -237,7 +260,9 @@ function rowNodes(body) {
  * @property {number} domNodes  child nodes of the element that are finished chunks
  * @property {HTMLElement | null} plain  the plain-text element
  * @property {number} plainDone  source characters in the plain element that will not change
- * @property {number} plainNodes  its child nodes that hold them
+ * @property {HTMLElement | null} part  the plain element's last block
+ * @property {number} partStart  where that block starts in the source
+ * @property {number} plainNodes  the block's child nodes that hold its characters that will not change
  * @property {number} tailWaitUntil  no tail render before this time while streaming
  * @property {TableState | null} table  the growing table the tail starts with
  * @property {string} text  the text (before reveal and holdBack) shown in full or in part
@@ -258,6 +283,8 @@ function freshState() {
     domNodes: 0,
     plain: null,
     plainDone: 0,
+    part: null,
+    partStart: 0,
     plainNodes: 0,
     tailWaitUntil: 0,
     table: null,
@@ -276,6 +303,7 @@ function freshState() {
  *   now() -> ms: the clock that spaces out slow tail renders.
  *   budget: ms of rendering a call may aim for; more text waiting than that is shown in steps
  *     (default: no limit).
+ *   plainPart: PLAIN_PART_CHARS (smaller in tests).
  * Returns paint(element, text, streaming) -> true if the element shows `text` (false: a slow
  * tail, or the rest of a long text, was left for a later frame; call again).
  *
@@ -286,9 +314,18 @@ function freshState() {
  * @param {number} options.maxChars
  * @param {() => number} options.now
  * @param {number} [options.budget]
+ * @param {number} [options.plainPart]
  * @returns {(element: HTMLElement, text: string, streaming?: boolean) => boolean}
  */
-export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now, budget = Number.POSITIVE_INFINITY }) {
+export function createStreamPainter({
+  md,
+  sanitize,
+  maxTokens,
+  maxChars,
+  now,
+  budget = Number.POSITIVE_INFINITY,
+  plainPart = PLAIN_PART_CHARS,
+}) {
   /** @type {WeakMap<HTMLElement, StreamState>} */
   const states = new WeakMap();
   /**
@@ -300,9 +337,10 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now, bu
    */
   function stepEnd(text, state) {
     const from = state && text.startsWith(state.text) ? state.text.length : 0;
-    if (state && from > 0) {
+    // Plain text past maxChars is only appended to; any other paint parses its unfinished part.
+    if (state && from > 0 && !(state.dom === "plain" && state.source.length > maxChars)) {
       const unfinished = state.source.length - (state.table?.end ?? state.offset);
-      if (state.dom === "plain" || unfinished > MAX_STEPPED_TAIL) return text.length;
+      if (unfinished > MAX_STEPPED_TAIL) return text.length;
     }
     const allowance = Math.max(MIN_STEP_CHARS, (state?.rate ?? FIRST_RATE) * budget);
     if (text.length - from <= allowance) return text.length;
@@ -583,24 +621,34 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now, bu
    */
   function paintPlain(element, state) {
     for (const chunk of state.chunks) Object.assign(chunk, { tokens: null, table: null });
-    if (state.dom !== "plain" || state.plain === null) {
-      const plain = element.ownerDocument.createElement("div");
+    const document = element.ownerDocument;
+    if (state.dom !== "plain" || state.plain === null || state.part === null) {
+      const plain = document.createElement("div");
       plain.className = "llmsock-plain";
+      const part = plain.appendChild(document.createElement("div"));
       element.replaceChildren(plain);
-      Object.assign(state, { dom: "plain", plain, plainDone: 0, plainNodes: 0, domChunks: 0, domNodes: 0 });
+      Object.assign(state, { dom: "plain", plain, part, partStart: 0, plainDone: 0, plainNodes: 0 });
+      Object.assign(state, { domChunks: 0, domNodes: 0 });
     }
-    const plain = /** @type {HTMLElement} */ (state.plain);
-    while (plain.childNodes.length > state.plainNodes) plain.lastChild?.remove();
+    let part = /** @type {HTMLElement} */ (state.part);
+    while (part.childNodes.length > state.plainNodes) part.lastChild?.remove();
     const { source } = state;
+    // A line break is final (below), so the blocks it ends are too.
+    for (let at = source.indexOf("\n", state.partStart + plainPart); at !== -1; ) {
+      if (at + 1 > state.plainDone) appendText(part, source.slice(state.plainDone, at + 1));
+      part = /** @type {HTMLElement} */ (state.plain).appendChild(document.createElement("div"));
+      Object.assign(state, { part, partStart: at + 1, plainDone: Math.max(state.plainDone, at + 1), plainNodes: 0 });
+      at = source.indexOf("\n", state.partStart + plainPart);
+    }
     // Up to the last space, tab or line feed nothing changes any more: no run of text crosses
     // it (wrap.js), and reveal() replaces nothing across it.
     let cut = source.length;
     while (cut > state.plainDone && !" \t\n".includes(source[cut - 1])) cut -= 1;
     if (cut > state.plainDone) {
-      state.plainNodes += appendText(plain, source.slice(state.plainDone, cut));
+      state.plainNodes += appendText(part, source.slice(state.plainDone, cut));
       state.plainDone = cut;
     }
-    appendText(plain, source.slice(cut));
+    appendText(part, source.slice(cut));
   }
 
   /**
@@ -611,7 +659,7 @@ export function createStreamPainter({ md, sanitize, maxTokens, maxChars, now, bu
   function paintMarkdown(element, state, tail) {
     if (state.dom !== "md") {
       element.replaceChildren();
-      Object.assign(state, { dom: "md", plain: null, domChunks: 0, domNodes: 0 });
+      Object.assign(state, { dom: "md", plain: null, part: null, domChunks: 0, domNodes: 0 });
     }
     // A table being shown (still growing, or just finished) keeps its node and the line break after it.
     const shown = (state.chunks[state.domChunks] ?? state).table?.node;

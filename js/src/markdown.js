@@ -14,7 +14,7 @@ import python from "highlight.js/lib/languages/python";
 import sql from "highlight.js/lib/languages/sql";
 import MarkdownIt from "markdown-it";
 
-import { createStreamPainter, tokenCount } from "./incremental.js";
+import { createStreamPainter, plainParts, tokenCount } from "./incremental.js";
 import { reveal } from "./invisible.js";
 
 const LANGUAGES = { bash, javascript, json, markdown, plaintext, python, sql };
@@ -132,7 +132,8 @@ export function createMarkdownRenderer(window) {
     const source = reveal(text);
     const tokens = source.length > MAX_MARKDOWN_CHARS ? null : md.parse(source, {});
     if (tokens === null || tokenCount(tokens) > MAX_TOKENS) {
-      return sanitizer.sanitize(`<div class="llmsock-plain">${md.utils.escapeHtml(source)}</div>`);
+      const parts = plainParts(source).map((part) => `<div>${md.utils.escapeHtml(part)}</div>`);
+      return sanitizer.sanitize(`<div class="llmsock-plain">${parts.join("")}</div>`);
     }
     return sanitizer.sanitize(md.renderer.render(tokens, md.options, {}));
   };

@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { JSDOM } from "jsdom";
 
-import { createStreamPainter, holdBack } from "../src/incremental.js";
+import { createStreamPainter, holdBack, plainParts } from "../src/incremental.js";
 import { reveal } from "../src/invisible.js";
 import { createMarkdownIt, createMarkdownRenderer, createSanitizer } from "../src/markdown.js";
 import { breakLongRuns } from "../src/wrap.js";
@@ -13,7 +13,7 @@ const { document } = window;
 const full = createMarkdownRenderer(window);
 
 /** A painter on a clock that never moves (no tail is ever left for later), and its parse log. */
-function painter({ maxTokens = 20000, maxChars = 512 * 1024 } = {}) {
+function painter({ maxTokens = 20000, maxChars = 512 * 1024, plainPart = undefined } = {}) {
   const md = createMarkdownIt();
   const parsed = [];
   const parse = md.parse.bind(md);
@@ -22,7 +22,7 @@ function painter({ maxTokens = 20000, maxChars = 512 * 1024 } = {}) {
     return parse(source, env);
   };
   const { sanitize } = createSanitizer(window);
-  return { paint: createStreamPainter({ md, sanitize, maxTokens, maxChars, now: () => 0 }), parsed };
+  return { paint: createStreamPainter({ md, sanitize, maxTokens, maxChars, now: () => 0, plainPart }), parsed };
 }
 
 /** What a full render of `text` shows (the view's path without `into`). */
@@ -126,7 +126,11 @@ function limitedHtml(source, limits) {
   const count = tokens?.reduce((n, t) => n + 1 + (t.children?.length ?? 0), 0) ?? 0;
   div.innerHTML =
     tokens === null || count > limits.maxTokens
-      ? sanitize(`<div class="llmsock-plain">${md.utils.escapeHtml(source)}</div>`)
+      ? sanitize(
+          `<div class="llmsock-plain">${plainParts(source, limits.plainPart)
+            .map((part) => `<div>${md.utils.escapeHtml(part)}</div>`)
+            .join("")}</div>`,
+        )
       : sanitize(md.renderer.render(tokens, md.options, {}));
   breakLongRuns(div);
   return div.innerHTML;
@@ -215,8 +219,27 @@ test("plain text past the character limit is appended to, not rebuilt", () => {
   paint(el, text, false);
   assert.equal(el.querySelector(".llmsock-plain"), plain);
   assert.deepEqual(parsed, [], "past the limit nothing is parsed");
-  assert.equal(el.innerHTML.replace(/<wbr>/g, ""), `<div class="llmsock-plain">${text}</div>`);
+  assert.equal(el.innerHTML.replace(/<wbr>/g, ""), `<div class="llmsock-plain"><div>${text}</div></div>`);
   assert.equal(el.querySelectorAll("wbr").length, 4);
+});
+
+test("plain text is cut into blocks at line breaks, and a finished block is not touched again", () => {
+  const limits = { maxTokens: 20000, maxChars: 1000, plainPart: 200 };
+  const { paint } = painter(limits);
+  const el = document.createElement("div");
+  const next = random(5);
+  let text = "";
+  let first = null;
+  for (let i = 0; i < 400; i += 1) {
+    text += next() < 0.2 ? "\n" : next() < 0.05 ? "\n\n" : ` w${i}`;
+    paint(el, text, true);
+    assert.equal(el.innerHTML, limitedHtml(reveal(holdBack(text)), limits), JSON.stringify(text));
+    first ??= text.length > 1000 ? el.querySelector(".llmsock-plain > div") : null;
+  }
+  paint(el, text, false);
+  assert.equal(el.innerHTML, limitedHtml(reveal(text), limits));
+  assert.ok(el.querySelectorAll(".llmsock-plain > div").length > 3, "several blocks");
+  assert.equal(el.querySelector(".llmsock-plain > div"), first, "the first block is the same node");
 });
 
 test("a slow tail render is spaced out, and the next call catches up", () => {
