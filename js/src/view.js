@@ -13,8 +13,12 @@
 // by code: warnings and errors are lines of the transcript, info notes a quiet line here.
 // Next to it, a "settings" disclosure holds the model settings sent with each prompt
 // (settings.js).
+//
+// The message box's keys (Enter, Esc, Up/Down recall, the Stop shortcut), its growth and the
+// warning before a very large message are composer.js's; this module wires them.
 
 import { createCodeActions } from "./code-actions.js";
+import { createComposer } from "./composer.js";
 import { reveal } from "./invisible.js";
 import { createSettingsPanel, DEFAULT_SETTINGS } from "./settings.js";
 import { createSteps } from "./steps.js";
@@ -155,7 +159,7 @@ export function createView(
   const textarea = h(document, "textarea", {
     class: "llmsock-input",
     "aria-label": "Message",
-    rows: "2",
+    rows: "1",
     placeholder: "Message — Enter to send, Shift+Enter for a new line",
     // JupyterLab: keep notebook shortcuts (a, b, d d, Shift+Enter) off keys typed here.
     "data-lm-suppress-shortcuts": "true",
@@ -415,25 +419,26 @@ export function createView(
   }
 
   function submit() {
-    if (!canSend()) return;
-    if (onSend(textarea.value)) textarea.value = "";
+    const text = textarea.value;
+    if (!canSend() || !composerKeys.mayGo(text)) return;
+    if (onSend(text)) composerKeys.sent(text);
     paintControls();
   }
 
-  const onKeydown = (event) => {
-    // Classic notebook hosts listen in the bubble phase; keep typing inside the widget.
-    if (!event.ctrlKey && !event.metaKey) event.stopPropagation();
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      submit();
-    }
-  };
-  const onInput = () => paintControls();
+  // The box's keys (Enter, Esc, Up/Down recall, the Stop shortcut), its growth, the large-text
+  // warning (composer.js).
+  const composerKeys = createComposer({
+    root,
+    textarea,
+    stopButton,
+    submit,
+    stop: () => onStop(),
+    changed: paintControls,
+  });
+  root.insertBefore(composerKeys.warning, bar);
   const onSendClick = () => submit();
   const onStopClick = () => onStop();
   transcript.addEventListener("scroll", onScroll, { passive: true });
-  textarea.addEventListener("keydown", onKeydown);
-  textarea.addEventListener("input", onInput);
   sendButton.addEventListener("click", onSendClick);
   stopButton.addEventListener("click", onStopClick);
   sendButton.disabled = true;
@@ -444,8 +449,7 @@ export function createView(
     frame = null;
     pending = null;
     transcript.removeEventListener("scroll", onScroll);
-    textarea.removeEventListener("keydown", onKeydown);
-    textarea.removeEventListener("input", onInput);
+    composerKeys.destroy();
     sendButton.removeEventListener("click", onSendClick);
     stopButton.removeEventListener("click", onStopClick);
     settingsPanel.destroy();

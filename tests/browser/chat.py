@@ -57,6 +57,11 @@ class Chat:
         return self.root.get_by_role("button", name="Stop")
 
     @property
+    def composer_warning(self) -> Locator:
+        """The polite line under the message box (a very large message waits for a second Send)."""
+        return self.root.locator('[data-role="composer-warning"]')
+
+    @property
     def transcript(self) -> Locator:
         return self.root.get_by_role("log")
 
