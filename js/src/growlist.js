@@ -9,6 +9,12 @@
 // whole list is loose (markdown-it hides a tight list's paragraphs), and the probe's <li> is
 // dropped from what is rendered.
 
+/**
+ * @typedef {import("./incremental.js").StreamState} StreamState
+ * @typedef {import("./incremental.js").TableState} TableState
+ * @typedef {import("./incremental.js").Grow} Grow
+ */
+
 /** The start of a list item's first line: indentation, the marker, and the spaces after it. */
 const ITEM_START = /^ {0,3}(?:[-+*]|\d{1,9}[.)])(?: {1,4}(?=\S))?/;
 
@@ -94,4 +100,90 @@ export function probeLoose(block, items, line) {
  */
 export function itemNodes(list) {
   return [...list.children].map((item) => (item.nextSibling ? [item, item.nextSibling] : [item]));
+}
+
+/**
+ * The growing list the tail starts with: which of its items are complete, and whether it is
+ * loose. Starts a list's state when the tail's list is new.
+ * @param {StreamState} state
+ * @param {any[]} rest  the tail's tokens, starting with the list's
+ * @param {string} tail
+ * @param {number[]} starts
+ * @param {(offset: number) => number} at  a tail offset's place in the source
+ * @param {(text: string) => any[]} parse  markdown-it's parse of a text on its own
+ * @returns {Grow}
+ */
+export function growingList(state, rest, tail, starts, at, parse) {
+  const line = rest[0].map[0];
+  if (state.table?.kind !== "list") {
+    const fresh = { kind: /** @type {const} */ ("list"), head: "", end: at(starts[line]), node: null };
+    state.table = { ...fresh, rows: 0, tokens: 0, temporary: [], loose: false, rendered: null };
+  }
+  const list = state.table;
+  const block = rest.slice(0, rest.findIndex((token) => token.level === 0 && token.nesting === -1) + 1);
+  const items = rootItems(block);
+  const skip = list.rows > 0 ? 1 : 0;
+  const loose = skip ? !block[items[0] + 1].hidden : paragraphLoose(block);
+  // Items before the last one that starts on a complete line are complete.
+  let keep = 0;
+  for (let i = items.length - 1; i > skip; i -= 1) {
+    if (block[items[i]].map[0] + 1 < starts.length) {
+      keep = i - skip;
+      break;
+    }
+  }
+  if (keep === 0) return { tokens: block, keep, end: list.end, loose, keptLoose: list.loose, head: list.head };
+  const lineOf = (/** @type {number} */ item) => tail.slice(starts[item], starts[item + 1] - 1);
+  const next = block[items[skip + keep]].map[0];
+  let keptLoose = list.loose;
+  if (loose === false) keptLoose = false;
+  else if (!list.loose) {
+    // Loose as a whole: do the items kept now make it so, or only those after them?
+    const first = block[items[skip]].map[0];
+    const probe = list.rows > 0 ? list.head.replace(/\n+$/, "\n") : probeText(lineOf(first), false);
+    const kept = tail.slice(starts[first], starts[next + 1]);
+    const probed = probe === null ? [] : parse(probe + kept);
+    const block2 = probed[0] && opensRootList(probed[0]) ? probed : [];
+    keptLoose = probeLoose(block2, rootItems(block2), 1);
+  }
+  const head = keptLoose === null ? null : probeText(lineOf(block[items[skip + keep - 1]].map[0]), keptLoose);
+  return {
+    tokens: block,
+    keep,
+    end: at(starts[next]),
+    loose,
+    keptLoose: head === null ? null : keptLoose,
+    head: head ?? "",
+  };
+}
+
+/**
+ * Show `list`'s items from `fragment` (`grow.tokens` rendered: the items after the probe, once
+ * items are shown): the first `grow.keep` for good, the others until the next frame. A list not
+ * shown yet is appended to `element`.
+ * @param {HTMLElement} element
+ * @param {TableState} list
+ * @param {Grow} grow
+ * @param {DocumentFragment} fragment
+ */
+export function growList(element, list, grow, fragment) {
+  for (const node of list.temporary) node.remove();
+  const fresh = /** @type {HTMLElement} */ (fragment.firstChild);
+  const nodes = itemNodes(fresh);
+  const items = rootItems(grow.tokens);
+  const skip = list.rows > 0 ? 1 : 0;
+  if (skip) nodes.shift();
+  if (list.node === null) {
+    list.node = fresh;
+    element.append(fragment);
+  } else if (!skip) {
+    // Nothing kept yet: the list itself may have changed (an ordered list's first number).
+    list.node.replaceWith(fresh);
+    list.node = fresh;
+  } else {
+    list.node.append(...nodes.flat());
+  }
+  list.temporary = nodes.slice(grow.keep).flat();
+  const kept = grow.tokens.slice(items[skip], items[skip + grow.keep]);
+  if (list.rendered === null && paragraphLoose(kept) !== null) list.rendered = grow.loose;
 }

@@ -39,13 +39,19 @@
 // When more text is waiting than the painter can show within one frame's budget (a burst that
 // arrived merged, or a reload), it shows a prefix ending at a line break and asks to be called
 // again, so no frame is one long task: the prefix is painted as a stream that paused there.
-// Steps pay off only while a paint costs in proportion to the new text: an element shown as
-// plain text (one block the browser lays out whole) or with a long unfinished block (parsed
-// again at each step) is painted in one go, as without a budget.
+// Steps pay off only while a paint costs in proportion to the new text: an element with a long
+// unfinished block (parsed again at each step) is painted in one go, as without a budget.
+//
+// Modules: growtable.js and growlist.js grow a table or a list, plaintext.js shows plain text,
+// fragments.js puts rendered HTML into the DOM.
 
-import { itemNodes, itemTokens, opensRootList, paragraphLoose, probeLoose, probeText, rootItems } from "./growlist.js";
+import { appendHtml, htmlFragment } from "./fragments.js";
+import { growingList, growList, itemTokens, opensRootList, probeLoose, rootItems } from "./growlist.js";
+import { bodyRows, growTable, rowTokens } from "./growtable.js";
 import { reveal } from "./invisible.js";
-import { breakLongRuns } from "./wrap.js";
+import { PLAIN_PART_CHARS, paintPlain } from "./plaintext.js";
+
+export { PLAIN_PART_CHARS, plainParts } from "./plaintext.js";
 
 /** A partial line starting like a fence (``` or ~~~) after at most three spaces. */
 const FENCE_START = /^ {0,3}[`~]/;
@@ -65,27 +71,6 @@ const MIN_STEP_CHARS = 4096;
 const FIRST_RATE = 500;
 /** With more source than this parsed again at every paint, text waiting is painted in one go. */
 const MAX_STEPPED_TAIL = 16 * 1024;
-/** Plain text is cut into blocks at the first line break this many characters into each. */
-export const PLAIN_PART_CHARS = 16 * 1024;
-
-/**
- * `source` cut into the blocks plain text is shown in: each ends with the first line break
- * `size` or more characters into it, except the last.
- * @param {string} source
- * @param {number} [size]
- * @returns {string[]}
- */
-export function plainParts(source, size = PLAIN_PART_CHARS) {
-  const parts = [];
-  let start = 0;
-  for (let at = source.indexOf("\n", start + size); at !== -1; at = source.indexOf("\n", start + size)) {
-    parts.push(source.slice(start, at + 1));
-    start = at + 1;
-  }
-  parts.push(source.slice(start));
-  return parts;
-}
-
 /**
  * `text` without its partial last line when that line may still change the layout.
  * @param {string} text
@@ -150,36 +135,6 @@ function finishedPrefix(tokens, tail, starts) {
 }
 
 /**
- * The tokens of a table's first `rows` body rows.
- * @param {any[]} tokens  the table's tokens, table_open to table_close
- * @param {number} rows
- * @returns {number}
- */
-function rowTokens(tokens, rows) {
-  let count = 0;
-  let seen = 0;
-  let inBody = false;
-  for (const token of tokens) {
-    if (seen === rows) break;
-    if (token.type === "tbody_open") inBody = true;
-    else if (inBody) {
-      count += 1 + (token.children?.length ?? 0);
-      if (token.type === "tr_close") seen += 1;
-    }
-  }
-  return count;
-}
-
-/**
- * The body rows in a table's tokens.
- * @param {any[]} tokens
- * @returns {number}
- */
-function bodyRows(tokens) {
-  return tokens.filter((token) => token.type === "tr_open").length - 1;
-}
-
-/**
  * The tokens a full parse gives a growing block beyond `tokens`: a table's rows already shown,
  * and their tbody when `tokens` have no rows of their own; a list's items shown, less the probe.
  * @param {TableState | null} table
@@ -194,15 +149,6 @@ function shownTokens(table, tokens) {
     return table.tokens - itemTokens(block, rootItems(block), 0, 1);
   }
   return table.tokens + (tokens[close - 1]?.type === "tbody_close" ? 0 : 2);
-}
-
-/**
- * Each row of a table body with the line break after it.
- * @param {HTMLTableSectionElement} body
- * @returns {ChildNode[][]}
- */
-function rowNodes(body) {
-  return [...body.rows].map((row) => (row.nextSibling ? [row, row.nextSibling] : [row]));
 }
 
 /**
@@ -349,48 +295,31 @@ export function createStreamPainter({
   }
 
   /**
-   * Parse `html` and append it to `parent`, with break opportunities in long runs.
-   * @param {HTMLElement} parent
-   * @param {string} html
-   * @returns {number} the child nodes added
-   */
-  function appendHtml(parent, html) {
-    const template = parent.ownerDocument.createElement("template");
-    template.innerHTML = html;
-    return appendFragment(parent, template.content);
-  }
-
-  /**
-   * @param {HTMLElement} parent
-   * @param {string} text
-   * @returns {number} the child nodes added
-   */
-  function appendText(parent, text) {
-    const fragment = parent.ownerDocument.createDocumentFragment();
-    fragment.append(text);
-    return appendFragment(parent, fragment);
-  }
-
-  /**
-   * Append `fragment` to `parent`, with break opportunities in long runs.
-   * @param {HTMLElement} parent
-   * @param {DocumentFragment} fragment
-   * @returns {number} the child nodes added
-   */
-  function appendFragment(parent, fragment) {
-    breakLongRuns(/** @type {any} */ (fragment));
-    const count = fragment.childNodes.length;
-    parent.append(fragment);
-    return count;
-  }
-
-  /**
    * @param {any[]} tokens
    * @param {Record<string, any>} references
    * @returns {string}
    */
   function renderTokens(tokens, references) {
     return sanitize(md.renderer.render(tokens, md.options, { references }));
+  }
+
+  /**
+   * `tokens` rendered and sanitized, as a fragment of `element`'s document.
+   * @param {HTMLElement} element
+   * @param {any[]} tokens
+   * @param {Record<string, any>} references
+   * @returns {DocumentFragment}
+   */
+  function rendered(element, tokens, references) {
+    return htmlFragment(element.ownerDocument, renderTokens(tokens, references));
+  }
+
+  /**
+   * @param {string} text
+   * @returns {any[]}
+   */
+  function parseAlone(text) {
+    return md.parse(text, { references: {} });
   }
 
   /**
@@ -437,7 +366,8 @@ export function createStreamPainter({
     const rest = tokens.slice(index);
     const first = rest[0];
     if (opensRootList(first) && first.map[0] === line) {
-      return { tokens: rest, references: env.references, grow: growingList(state, rest, tail, starts, at) };
+      const grow = growingList(state, rest, tail, starts, at, parseAlone);
+      return { tokens: rest, references: env.references, grow };
     }
     if (
       first?.type !== "table_open" ||
@@ -476,94 +406,6 @@ export function createStreamPainter({
   }
 
   /**
-   * The growing list the tail starts with: which of its items are complete, and whether it is
-   * loose. Starts a list's state when the tail's list is new.
-   * @param {StreamState} state
-   * @param {any[]} rest  the tail's tokens, starting with the list's
-   * @param {string} tail
-   * @param {number[]} starts
-   * @param {(offset: number) => number} at  a tail offset's place in the source
-   * @returns {Grow}
-   */
-  function growingList(state, rest, tail, starts, at) {
-    const line = rest[0].map[0];
-    if (state.table?.kind !== "list") {
-      const fresh = { kind: /** @type {const} */ ("list"), head: "", end: at(starts[line]), node: null };
-      state.table = { ...fresh, rows: 0, tokens: 0, temporary: [], loose: false, rendered: null };
-    }
-    const list = state.table;
-    const block = rest.slice(0, rest.findIndex((token) => token.level === 0 && token.nesting === -1) + 1);
-    const items = rootItems(block);
-    const skip = list.rows > 0 ? 1 : 0;
-    const loose = skip ? !block[items[0] + 1].hidden : paragraphLoose(block);
-    // Items before the last one that starts on a complete line are complete.
-    let keep = 0;
-    for (let i = items.length - 1; i > skip; i -= 1) {
-      if (block[items[i]].map[0] + 1 < starts.length) {
-        keep = i - skip;
-        break;
-      }
-    }
-    if (keep === 0) return { tokens: block, keep, end: list.end, loose, keptLoose: list.loose, head: list.head };
-    const lineOf = (/** @type {number} */ item) => tail.slice(starts[item], starts[item + 1] - 1);
-    const next = block[items[skip + keep]].map[0];
-    let keptLoose = list.loose;
-    if (loose === false) keptLoose = false;
-    else if (!list.loose) {
-      // Loose as a whole: do the items kept now make it so, or only those after them?
-      const first = block[items[skip]].map[0];
-      const probe = list.rows > 0 ? list.head.replace(/\n+$/, "\n") : probeText(lineOf(first), false);
-      const kept = tail.slice(starts[first], starts[next + 1]);
-      const probed = probe === null ? [] : md.parse(probe + kept, { references: {} });
-      const block2 = probed[0] && opensRootList(probed[0]) ? probed : [];
-      keptLoose = probeLoose(block2, rootItems(block2), 1);
-    }
-    const head = keptLoose === null ? null : probeText(lineOf(block[items[skip + keep - 1]].map[0]), keptLoose);
-    return {
-      tokens: block,
-      keep,
-      end: at(starts[next]),
-      loose,
-      keptLoose: head === null ? null : keptLoose,
-      head: head ?? "",
-    };
-  }
-
-  /**
-   * Show `list`'s items from `tokens` (after the probe, once items are shown): the first `keep`
-   * for good, the others until the next frame. A list not shown yet is appended to `element`.
-   * @param {HTMLElement} element
-   * @param {TableState} list
-   * @param {Grow} grow
-   * @param {Record<string, any>} references
-   */
-  function growList(element, list, grow, references) {
-    for (const node of list.temporary) node.remove();
-    const template = element.ownerDocument.createElement("template");
-    template.innerHTML = renderTokens(grow.tokens, references);
-    const fragment = template.content;
-    breakLongRuns(/** @type {any} */ (fragment));
-    const fresh = /** @type {HTMLElement} */ (fragment.firstChild);
-    const nodes = itemNodes(fresh);
-    const items = rootItems(grow.tokens);
-    const skip = list.rows > 0 ? 1 : 0;
-    if (skip) nodes.shift();
-    if (list.node === null) {
-      list.node = fresh;
-      element.append(fragment);
-    } else if (!skip) {
-      // Nothing kept yet: the list itself may have changed (an ordered list's first number).
-      list.node.replaceWith(fresh);
-      list.node = fresh;
-    } else {
-      list.node.append(...nodes.flat());
-    }
-    list.temporary = nodes.slice(grow.keep).flat();
-    const kept = grow.tokens.slice(items[skip], items[skip + grow.keep]);
-    if (list.rendered === null && paragraphLoose(kept) !== null) list.rendered = grow.loose;
-  }
-
-  /**
    * Count `grow`'s complete rows (or items) as shown for good: what a later frame parses
    * starts after them.
    * @param {TableState} table
@@ -579,76 +421,6 @@ export function createStreamPainter({
     }
     table.rows += grow.keep;
     table.end = grow.end;
-  }
-
-  /**
-   * Show `table`'s rows from `tokens` (a table with the rows not shown yet): the first `keep`
-   * for good, the others until the next frame. A table not shown yet is appended to `element`.
-   * @param {HTMLElement} element
-   * @param {TableState} table
-   * @param {any[]} tokens
-   * @param {number} keep
-   * @param {Record<string, any>} references
-   */
-  function growTable(element, table, tokens, keep, references) {
-    for (const node of table.temporary) node.remove();
-    const template = element.ownerDocument.createElement("template");
-    template.innerHTML = renderTokens(tokens, references);
-    const fragment = template.content;
-    breakLongRuns(/** @type {any} */ (fragment));
-    const fresh = /** @type {HTMLTableElement} */ (fragment.firstChild);
-    const body = fresh.tBodies[0];
-    const rows = body ? rowNodes(body) : [];
-    const shown = /** @type {HTMLTableElement | null} */ (table.node);
-    if (shown === null) {
-      table.node = fresh;
-      element.append(fragment);
-    } else if (body && shown.tBodies.length === 0) {
-      shown.append(body, ...(body.nextSibling ? [body.nextSibling] : []));
-    } else if (body) {
-      shown.tBodies[0].append(...rows.flat());
-    }
-    if (keep === 0 && body && table.rows === 0) {
-      table.temporary = body.nextSibling ? [body, body.nextSibling] : [body];
-    } else {
-      table.temporary = rows.slice(keep).flat();
-    }
-  }
-
-  /**
-   * @param {HTMLElement} element
-   * @param {StreamState} state
-   */
-  function paintPlain(element, state) {
-    for (const chunk of state.chunks) Object.assign(chunk, { tokens: null, table: null });
-    const document = element.ownerDocument;
-    if (state.dom !== "plain" || state.plain === null || state.part === null) {
-      const plain = document.createElement("div");
-      plain.className = "llmsock-plain";
-      const part = plain.appendChild(document.createElement("div"));
-      element.replaceChildren(plain);
-      Object.assign(state, { dom: "plain", plain, part, partStart: 0, plainDone: 0, plainNodes: 0 });
-      Object.assign(state, { domChunks: 0, domNodes: 0 });
-    }
-    let part = /** @type {HTMLElement} */ (state.part);
-    while (part.childNodes.length > state.plainNodes) part.lastChild?.remove();
-    const { source } = state;
-    // A line break is final (below), so the blocks it ends are too.
-    for (let at = source.indexOf("\n", state.partStart + plainPart); at !== -1; ) {
-      if (at + 1 > state.plainDone) appendText(part, source.slice(state.plainDone, at + 1));
-      part = /** @type {HTMLElement} */ (state.plain).appendChild(document.createElement("div"));
-      Object.assign(state, { part, partStart: at + 1, plainDone: Math.max(state.plainDone, at + 1), plainNodes: 0 });
-      at = source.indexOf("\n", state.partStart + plainPart);
-    }
-    // Up to the last space, tab or line feed nothing changes any more: no run of text crosses
-    // it (wrap.js), and reveal() replaces nothing across it.
-    let cut = source.length;
-    while (cut > state.plainDone && !" \t\n".includes(source[cut - 1])) cut -= 1;
-    if (cut > state.plainDone) {
-      state.plainNodes += appendText(part, source.slice(state.plainDone, cut));
-      state.plainDone = cut;
-    }
-    appendText(part, source.slice(cut));
   }
 
   /**
@@ -674,14 +446,10 @@ export function createStreamPainter({
         const own = tokens.slice(0, close + 1);
         if (table.kind === "list") {
           const keep = rootItems(own).length - (table.rows > 0 ? 1 : 0);
-          growList(
-            element,
-            table,
-            { tokens: own, keep, end: 0, loose: null, keptLoose: null, head: "" },
-            tail.references,
-          );
+          const grow = { tokens: own, keep, end: 0, loose: null, keptLoose: null, head: "" };
+          growList(element, table, grow, rendered(element, own, tail.references));
         } else {
-          growTable(element, table, own, bodyRows(own), tail.references);
+          growTable(element, table, rendered(element, own, tail.references), bodyRows(own));
         }
         state.domNodes += 2;
         if (close + 1 < tokens.length) {
@@ -696,8 +464,9 @@ export function createStreamPainter({
     state.shownReferences = tail.references;
     let { tokens } = tail;
     if (tail.grow && state.table) {
-      if (state.table.kind === "list") growList(element, state.table, tail.grow, tail.references);
-      else growTable(element, state.table, tail.grow.tokens, tail.grow.keep, tail.references);
+      const fragment = rendered(element, tail.grow.tokens, tail.references);
+      if (state.table.kind === "list") growList(element, state.table, tail.grow, fragment);
+      else growTable(element, state.table, fragment, tail.grow.keep);
       keepRows(state.table, tail.grow);
       tokens = tokens.slice(tail.grow.tokens.length);
     }
@@ -726,7 +495,7 @@ export function createStreamPainter({
     state.text = text;
     if (source.length > maxChars) {
       state.table = null; // no later frame parses the text again
-      paintPlain(element, state);
+      paintPlain(element, state, plainPart);
       return !partial;
     }
     let tail = parseTail(state);
@@ -744,7 +513,7 @@ export function createStreamPainter({
         keepRows(state.table, tail.grow);
         Object.assign(state.table, { node: null, temporary: [], rendered: null });
       }
-      paintPlain(element, state);
+      paintPlain(element, state, plainPart);
     } else {
       if (state.dom === "plain" && state.table) {
         // Back under the limit: rows counted while plain are not in the DOM; show the block whole.
