@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from pathlib import Path
 
 from playwright.sync_api import Locator, expect
 
 from tests.conftest import TIMEOUT
 
 _ANSWER_TEXT = "m => (m.querySelector('.llmsock-body') || m).innerText"
+# Past this many characters the message box asks for a second Send: LARGE_CHARS in composer.js.
+_COMPOSER = Path(__file__).resolve().parents[2] / "js" / "src" / "composer.js"
+LARGE_PROMPT_CHARS = int(re.search(r"LARGE_CHARS = ([0-9_]+);", _COMPOSER.read_text()).group(1))  # type: ignore[union-attr]
 
 # Record the length and status of the last assistant message at every DOM change of the log.
 _RECORD_LENGTHS = """(log) => {
@@ -103,11 +107,23 @@ class Chat:
         return self.root.locator('[data-role="store"]')
 
     def send(self, prompt: str) -> None:
-        """Type ``prompt`` into the message box and press Send."""
+        """Type ``prompt`` into the message box and press Send (twice for a very large one)."""
+        if len(prompt) > LARGE_PROMPT_CHARS:
+            self.send_large(prompt)
+            return
         self.message_box.fill(prompt)
         expect(self.send_button).to_be_enabled()
         self.send_button.click()
         expect(self.message_box).to_have_value("")  # the view took it
+
+    def send_large(self, prompt: str) -> None:
+        """Send a message long enough to be warned about: Send, read the warning, Send again."""
+        self.message_box.fill(prompt)
+        self.send_button.click()
+        expect(self.composer_warning).to_contain_text(f"{len(prompt):,} characters long")
+        expect(self.message_box).to_have_value(prompt)  # not sent yet
+        self.send_button.click()
+        expect(self.message_box).to_have_value("")
 
     def wait_for_answer(self, index: int, *, status: str = "complete", timeout: float = TIMEOUT) -> str:
         """Wait until answer ``index`` has ``status``; return its text."""

@@ -142,7 +142,8 @@ def test_the_first_hour_in_the_quickstart(page: Page, jupyter: JupyterServer, sc
     expect(chat.answer(3).get_by_text("(stopped)")).to_be_visible()
     expect(chat.stop_button).to_be_disabled()
 
-    # A paste past the notebook's cap: the chat says, in its transcript, where the whole of it is kept.
+    # A paste past the notebook's cap (and past the size the box asks a second Send for): the chat
+    # says, in its transcript, where the whole of it is kept.
     send_and_wait(chat, PASTE, 4)
     prompts.append(PASTE)
     kept = chat.transcript.locator('.llmsock-notice[data-code="history_kept_in_file"]')
