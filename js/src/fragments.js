@@ -17,18 +17,7 @@ export function htmlFragment(document, html) {
 }
 
 /**
- * Parse `html` and append it to `parent`, with break opportunities in long runs.
- * @param {HTMLElement} parent
- * @param {string} html
- * @returns {number} the child nodes added
- */
-export function appendHtml(parent, html) {
-  const template = parent.ownerDocument.createElement("template");
-  template.innerHTML = html;
-  return appendFragment(parent, template.content);
-}
-
-/**
+ * Append `text` to `parent`, with break opportunities in long runs.
  * @param {HTMLElement} parent
  * @param {string} text
  * @returns {number} the child nodes added
@@ -36,17 +25,17 @@ export function appendHtml(parent, html) {
 export function appendText(parent, text) {
   const fragment = parent.ownerDocument.createDocumentFragment();
   fragment.append(text);
-  return appendFragment(parent, fragment);
+  breakLongRuns(/** @type {any} */ (fragment));
+  return appendNodes(parent, fragment);
 }
 
 /**
- * Append `fragment` to `parent`, with break opportunities in long runs.
+ * Append the nodes of `fragment` to `parent`.
  * @param {HTMLElement} parent
  * @param {DocumentFragment} fragment
  * @returns {number} the child nodes added
  */
-export function appendFragment(parent, fragment) {
-  breakLongRuns(/** @type {any} */ (fragment));
+export function appendNodes(parent, fragment) {
   const count = fragment.childNodes.length;
   parent.append(fragment);
   return count;

@@ -11,7 +11,7 @@
 
 /**
  * @typedef {import("./incremental.js").StreamState} StreamState
- * @typedef {import("./incremental.js").TableState} TableState
+ * @typedef {import("./incremental.js").Growing} Growing
  * @typedef {import("./incremental.js").Grow} Grow
  */
 
@@ -25,6 +25,15 @@ const ITEM_START = /^ {0,3}(?:[-+*]|\d{1,9}[.)])(?: {1,4}(?=\S))?/;
  */
 export function opensRootList(token) {
   return token?.level === 0 && (token.type === "bullet_list_open" || token.type === "ordered_list_open");
+}
+
+/**
+ * The tokens of the first root-level block of `tokens` (a table or a list), open to close.
+ * @param {any[]} tokens
+ * @returns {any[]}
+ */
+export function firstBlock(tokens) {
+  return tokens.slice(0, tokens.findIndex((token) => token.level === 0 && token.nesting === -1) + 1);
 }
 
 /**
@@ -115,12 +124,12 @@ export function itemNodes(list) {
  */
 export function growingList(state, rest, tail, starts, at, parse) {
   const line = rest[0].map[0];
-  if (state.table?.kind !== "list") {
+  if (state.growing?.kind !== "list") {
     const fresh = { kind: /** @type {const} */ ("list"), head: "", end: at(starts[line]), node: null };
-    state.table = { ...fresh, rows: 0, tokens: 0, temporary: [], loose: false, rendered: null };
+    state.growing = { ...fresh, rows: 0, tokens: 0, temporary: [], loose: false, rendered: null };
   }
-  const list = state.table;
-  const block = rest.slice(0, rest.findIndex((token) => token.level === 0 && token.nesting === -1) + 1);
+  const list = state.growing;
+  const block = firstBlock(rest);
   const items = rootItems(block);
   const skip = list.rows > 0 ? 1 : 0;
   const loose = skip ? !block[items[0] + 1].hidden : paragraphLoose(block);
@@ -162,7 +171,7 @@ export function growingList(state, rest, tail, starts, at, parse) {
  * items are shown): the first `grow.keep` for good, the others until the next frame. A list not
  * shown yet is appended to `element`.
  * @param {HTMLElement} element
- * @param {TableState} list
+ * @param {Growing} list
  * @param {Grow} grow
  * @param {DocumentFragment} fragment
  */

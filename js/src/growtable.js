@@ -2,7 +2,7 @@
 // a complete line stays a row whatever follows, so its <tr> is kept, and only the rows after it
 // are parsed again (after the table's header and delimiter lines).
 
-/** @typedef {import("./incremental.js").TableState} TableState */
+/** @typedef {import("./incremental.js").Growing} Growing */
 
 /**
  * The tokens of a table's first `rows` body rows.
@@ -47,7 +47,7 @@ function rowNodes(body) {
  * Show `table`'s rows from `fragment` (a table with the rows not shown yet, rendered): the first
  * `keep` for good, the others until the next frame. A table not shown yet is appended to `element`.
  * @param {HTMLElement} element
- * @param {TableState} table
+ * @param {Growing} table
  * @param {DocumentFragment} fragment
  * @param {number} keep
  */

@@ -45,8 +45,8 @@
 // Modules: growtable.js and growlist.js grow a table or a list, plaintext.js shows plain text,
 // fragments.js puts rendered HTML into the DOM.
 
-import { appendHtml, htmlFragment } from "./fragments.js";
-import { growingList, growList, itemTokens, opensRootList, probeLoose, rootItems } from "./growlist.js";
+import { appendNodes, htmlFragment } from "./fragments.js";
+import { firstBlock, growingList, growList, itemTokens, opensRootList, probeLoose, rootItems } from "./growlist.js";
 import { bodyRows, growTable, rowTokens } from "./growtable.js";
 import { reveal } from "./invisible.js";
 import { PLAIN_PART_CHARS, paintPlain } from "./plaintext.js";
@@ -137,18 +137,15 @@ function finishedPrefix(tokens, tail, starts) {
 /**
  * The tokens a full parse gives a growing block beyond `tokens`: a table's rows already shown,
  * and their tbody when `tokens` have no rows of their own; a list's items shown, less the probe.
- * @param {TableState | null} table
+ * @param {Growing | null} growing
  * @param {any[]} tokens  starting with the block's tokens
  * @returns {number}
  */
-function shownTokens(table, tokens) {
-  if (table === null || table.rows === 0) return 0;
-  const close = tokens.findIndex((token) => token.level === 0 && token.nesting === -1);
-  if (table.kind === "list") {
-    const block = tokens.slice(0, close + 1);
-    return table.tokens - itemTokens(block, rootItems(block), 0, 1);
-  }
-  return table.tokens + (tokens[close - 1]?.type === "tbody_close" ? 0 : 2);
+function shownTokens(growing, tokens) {
+  if (growing === null || growing.rows === 0) return 0;
+  const block = firstBlock(tokens);
+  if (growing.kind === "list") return growing.tokens - itemTokens(block, rootItems(block), 0, 1);
+  return growing.tokens + (block.at(-2)?.type === "tbody_close" ? 0 : 2);
 }
 
 /**
@@ -156,11 +153,11 @@ function shownTokens(table, tokens) {
  * @property {number} start
  * @property {number} end
  * @property {any[] | null} tokens  this frame's tokens (rendered at once or dropped)
- * @property {TableState | null} table  the shown table it starts with (its tokens hold only new rows)
+ * @property {Growing | null} growing  the shown table or list it starts with (its tokens hold only new rows)
  */
 
 /**
- * @typedef {object} TableState  a table or list at the start of the tail whose complete rows
+ * @typedef {object} Growing  a table or list at the start of the tail whose complete rows
  *   (or items) are shown
  * @property {"table" | "list"} kind
  * @property {string} head  a table's header and delimiter lines; a list's probe item
@@ -210,7 +207,7 @@ function shownTokens(table, tokens) {
  * @property {number} partStart  where that block starts in the source
  * @property {number} plainNodes  the block's child nodes that hold its characters that will not change
  * @property {number} tailWaitUntil  no tail render before this time while streaming
- * @property {TableState | null} table  the growing table the tail starts with
+ * @property {Growing | null} growing  the growing table or list the tail starts with
  * @property {string} text  the text (before reveal and holdBack) shown in full or in part
  * @property {number} rate  characters painted per ms, measured on the paints of long steps
  */
@@ -233,7 +230,7 @@ function freshState() {
     partStart: 0,
     plainNodes: 0,
     tailWaitUntil: 0,
-    table: null,
+    growing: null,
     text: "",
     rate: FIRST_RATE,
   };
@@ -285,22 +282,13 @@ export function createStreamPainter({
     const from = state && text.startsWith(state.text) ? state.text.length : 0;
     // Plain text past maxChars is only appended to; any other paint parses its unfinished part.
     if (state && from > 0 && !(state.dom === "plain" && state.source.length > maxChars)) {
-      const unfinished = state.source.length - (state.table?.end ?? state.offset);
+      const unfinished = state.source.length - (state.growing?.end ?? state.offset);
       if (unfinished > MAX_STEPPED_TAIL) return text.length;
     }
     const allowance = Math.max(MIN_STEP_CHARS, (state?.rate ?? FIRST_RATE) * budget);
     if (text.length - from <= allowance) return text.length;
     const cut = text.indexOf("\n", from + allowance);
     return cut === -1 ? text.length : cut + 1;
-  }
-
-  /**
-   * @param {any[]} tokens
-   * @param {Record<string, any>} references
-   * @returns {string}
-   */
-  function renderTokens(tokens, references) {
-    return sanitize(md.renderer.render(tokens, md.options, { references }));
   }
 
   /**
@@ -311,7 +299,8 @@ export function createStreamPainter({
    * @returns {DocumentFragment}
    */
   function rendered(element, tokens, references) {
-    return htmlFragment(element.ownerDocument, renderTokens(tokens, references));
+    const html = sanitize(md.renderer.render(tokens, md.options, { references }));
+    return htmlFragment(element.ownerDocument, html);
   }
 
   /**
@@ -329,22 +318,22 @@ export function createStreamPainter({
    * @returns {Tail}
    */
   function parseTail(state) {
-    const { table } = state;
+    const { growing } = state;
     // A table being shown stands in the tail as its header and delimiter lines only; a list
     // as its probe item.
-    const head = table ? table.head : "";
-    const from = table ? table.end : state.offset;
+    const head = growing ? growing.head : "";
+    const from = growing ? growing.end : state.offset;
     const tail = head + state.source.slice(from);
     const at = (/** @type {number} */ offset) => from + offset - head.length;
     const env = { references: { ...state.references } };
     const tokens = md.parse(tail, env);
     const starts = lineStarts(tail);
-    if (table?.kind === "list" && table.rows > 0) {
+    if (growing?.kind === "list" && growing.rows > 0) {
       const block = tokens[0] && opensRootList(tokens[0]) ? tokens : [];
       const loose = probeLoose(block, rootItems(block), head.split("\n").length - 1);
-      if (loose === null || table.loose === null || (table.rendered !== null && loose !== table.rendered)) {
+      if (loose === null || growing.loose === null || (growing.rendered !== null && loose !== growing.rendered)) {
         // The items shown must be shown again (the list turned loose), or the probe failed.
-        state.table = null;
+        state.growing = null;
         return parseTail(state);
       }
     }
@@ -352,8 +341,8 @@ export function createStreamPainter({
     if (index > 0) {
       const end = starts[line];
       const committed = tokens.slice(0, index);
-      state.chunks.push({ start: state.offset, end: at(end), tokens: committed, table });
-      state.tokens += tokenCount(committed) + shownTokens(table, committed);
+      state.chunks.push({ start: state.offset, end: at(end), tokens: committed, growing });
+      state.tokens += tokenCount(committed) + shownTokens(growing, committed);
       if (Object.keys(env.references).length > Object.keys(state.references).length) {
         // The tail defines labels: keep those of the finished part (parsing it alone gives them).
         const own = { references: { ...state.references } };
@@ -361,7 +350,7 @@ export function createStreamPainter({
         state.references = own.references;
       }
       state.offset = at(end);
-      state.table = null;
+      state.growing = null;
     }
     const rest = tokens.slice(index);
     const first = rest[0];
@@ -375,11 +364,11 @@ export function createStreamPainter({
       starts.length <= line + 2 ||
       maxTokens >= 3 * MAX_AUTOCOMPLETED_CELLS
     ) {
-      state.table = null;
+      state.growing = null;
       return { tokens: rest, references: env.references, grow: null };
     }
-    if (state.table?.kind === "list") state.table = null;
-    state.table ??= {
+    if (state.growing?.kind === "list") state.growing = null;
+    state.growing ??= {
       kind: "table",
       loose: null,
       rendered: null,
@@ -392,10 +381,9 @@ export function createStreamPainter({
     };
     // Rows on complete lines stay rows whatever follows; a partial last one may not.
     const complete = Math.min(first.map[1], starts.length - 1);
-    const close = rest.findIndex((token) => token.type === "table_close");
     const keep = complete - line - 2;
     const grow = {
-      tokens: rest.slice(0, close + 1),
+      tokens: firstBlock(rest),
       keep,
       end: at(starts[complete]),
       loose: null,
@@ -408,19 +396,19 @@ export function createStreamPainter({
   /**
    * Count `grow`'s complete rows (or items) as shown for good: what a later frame parses
    * starts after them.
-   * @param {TableState} table
+   * @param {Growing} growing
    * @param {Grow} grow
    */
-  function keepRows(table, grow) {
-    if (table.kind === "list" && grow.keep > 0) {
-      table.tokens += itemTokens(grow.tokens, rootItems(grow.tokens), table.rows > 0 ? 1 : 0, grow.keep);
-      table.loose = grow.keptLoose;
-      table.head = grow.head;
-    } else if (table.kind === "table") {
-      table.tokens += rowTokens(grow.tokens, grow.keep);
+  function keepRows(growing, grow) {
+    if (growing.kind === "list" && grow.keep > 0) {
+      growing.tokens += itemTokens(grow.tokens, rootItems(grow.tokens), growing.rows > 0 ? 1 : 0, grow.keep);
+      growing.loose = grow.keptLoose;
+      growing.head = grow.head;
+    } else if (growing.kind === "table") {
+      growing.tokens += rowTokens(grow.tokens, grow.keep);
     }
-    table.rows += grow.keep;
-    table.end = grow.end;
+    growing.rows += grow.keep;
+    growing.end = grow.end;
   }
 
   /**
@@ -433,44 +421,43 @@ export function createStreamPainter({
       element.replaceChildren();
       Object.assign(state, { dom: "md", plain: null, part: null, domChunks: 0, domNodes: 0 });
     }
-    // A table being shown (still growing, or just finished) keeps its node and the line break after it.
-    const shown = (state.chunks[state.domChunks] ?? state).table?.node;
+    // A table or list being shown (still growing, or just finished) keeps its node and the line break after it.
+    const shown = (state.chunks[state.domChunks] ?? state).growing?.node;
     const keep = shown && element.childNodes[state.domNodes] === shown ? 2 : 0;
     while (element.childNodes.length > state.domNodes + keep) element.lastChild?.remove();
     for (; state.domChunks < state.chunks.length; state.domChunks += 1) {
       const chunk = state.chunks[state.domChunks];
-      const { table, tokens } = chunk;
-      Object.assign(chunk, { tokens: null, table: null });
-      if (table?.node && tokens && element.childNodes[state.domNodes] === table.node) {
-        const close = tokens.findIndex((token) => token.level === 0 && token.nesting === -1);
-        const own = tokens.slice(0, close + 1);
-        if (table.kind === "list") {
-          const keep = rootItems(own).length - (table.rows > 0 ? 1 : 0);
+      const { growing, tokens } = chunk;
+      Object.assign(chunk, { tokens: null, growing: null });
+      if (growing?.node && tokens && element.childNodes[state.domNodes] === growing.node) {
+        const own = firstBlock(tokens);
+        if (growing.kind === "list") {
+          const keep = rootItems(own).length - (growing.rows > 0 ? 1 : 0);
           const grow = { tokens: own, keep, end: 0, loose: null, keptLoose: null, head: "" };
-          growList(element, table, grow, rendered(element, own, tail.references));
+          growList(element, growing, grow, rendered(element, own, tail.references));
         } else {
-          growTable(element, table, rendered(element, own, tail.references), bodyRows(own));
+          growTable(element, growing, rendered(element, own, tail.references), bodyRows(own));
         }
         state.domNodes += 2;
-        if (close + 1 < tokens.length) {
-          state.domNodes += appendHtml(element, renderTokens(tokens.slice(close + 1), tail.references));
+        if (own.length < tokens.length) {
+          state.domNodes += appendNodes(element, rendered(element, tokens.slice(own.length), tail.references));
         }
         continue;
       }
       const env = { references: { ...tail.references } };
-      const own = table || !tokens ? md.parse(state.source.slice(chunk.start, chunk.end), env) : tokens;
-      state.domNodes += appendHtml(element, renderTokens(own, tail.references));
+      const own = growing || !tokens ? md.parse(state.source.slice(chunk.start, chunk.end), env) : tokens;
+      state.domNodes += appendNodes(element, rendered(element, own, tail.references));
     }
     state.shownReferences = tail.references;
     let { tokens } = tail;
-    if (tail.grow && state.table) {
+    if (tail.grow && state.growing) {
       const fragment = rendered(element, tail.grow.tokens, tail.references);
-      if (state.table.kind === "list") growList(element, state.table, tail.grow, fragment);
-      else growTable(element, state.table, fragment, tail.grow.keep);
-      keepRows(state.table, tail.grow);
+      if (state.growing.kind === "list") growList(element, state.growing, tail.grow, fragment);
+      else growTable(element, state.growing, fragment, tail.grow.keep);
+      keepRows(state.growing, tail.grow);
       tokens = tokens.slice(tail.grow.tokens.length);
     }
-    appendHtml(element, renderTokens(tokens, tail.references));
+    appendNodes(element, rendered(element, tokens, tail.references));
   }
 
   return (element, whole, streaming = false) => {
@@ -494,7 +481,7 @@ export function createStreamPainter({
     state.source = source;
     state.text = text;
     if (source.length > maxChars) {
-      state.table = null; // no later frame parses the text again
+      state.growing = null; // no later frame parses the text again
       paintPlain(element, state, plainPart);
       return !partial;
     }
@@ -506,18 +493,18 @@ export function createStreamPainter({
       states.set(element, state);
       tail = parseTail(state);
     }
-    if (state.tokens + tokenCount(tail.tokens) + shownTokens(state.table, tail.tokens) > maxTokens) {
+    if (state.tokens + tokenCount(tail.tokens) + shownTokens(state.growing, tail.tokens) > maxTokens) {
       // Shown as plain text, a growing block still counts its complete rows, so that the next
       // frame parses only what follows them (and knows when the tokens fall under the limit).
-      if (state.table && tail.grow) {
-        keepRows(state.table, tail.grow);
-        Object.assign(state.table, { node: null, temporary: [], rendered: null });
+      if (state.growing && tail.grow) {
+        keepRows(state.growing, tail.grow);
+        Object.assign(state.growing, { node: null, temporary: [], rendered: null });
       }
       paintPlain(element, state, plainPart);
     } else {
-      if (state.dom === "plain" && state.table) {
+      if (state.dom === "plain" && state.growing) {
         // Back under the limit: rows counted while plain are not in the DOM; show the block whole.
-        state.table = null;
+        state.growing = null;
         tail = parseTail(state);
       }
       paintMarkdown(element, state, tail);

@@ -36,7 +36,7 @@ export function plainParts(source, size = PLAIN_PART_CHARS) {
  * @param {number} plainPart  PLAIN_PART_CHARS (smaller in tests)
  */
 export function paintPlain(element, state, plainPart) {
-  for (const chunk of state.chunks) Object.assign(chunk, { tokens: null, table: null });
+  for (const chunk of state.chunks) Object.assign(chunk, { tokens: null, growing: null });
   const document = element.ownerDocument;
   if (state.dom !== "plain" || state.plain === null || state.part === null) {
     const plain = document.createElement("div");
