@@ -65,13 +65,17 @@ def ask(
     retries: int | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
+    system: str | None = None,
+    model: str | None = None,
 ) -> Any:
     """Send ``prompt`` to the kernel's server (starting it if needed); stream and return the Answer.
 
     ``timeout`` is how long to wait for the whole answer (then it is aborted).  The others are
     this prompt's options: ``tools`` (True every registered tool, False none, a list those
     named, None the model's setting), ``model_timeout`` (seconds the model waits for the
-    provider's next byte), ``retries`` (of a failed request), ``temperature``, ``max_tokens``.
+    provider's next byte), ``retries`` (of a failed request), ``temperature``, ``max_tokens``,
+    ``system`` (the system prompt) and ``model`` (a model set up with ``%llmsock model``; None:
+    the kernel's default).
 
     Outside a notebook, chats are kept in memory unless a store was chosen (``set_store``,
     ``$LLMSOCK_STORE``); the first call says on stderr where they are kept.
@@ -91,6 +95,8 @@ def ask(
         "retries": retries,
         "temperature": temperature,
         "maxTokens": max_tokens,
+        "system": system,
+        "model": model,
     }
     return _ask(prompt, session=session, server=server, display=display, timeout=timeout, options=options)
 

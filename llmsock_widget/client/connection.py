@@ -233,10 +233,15 @@ class Client:
             self._streams.add(stream)
         return stream
 
-    async def send_prompt(self, text: str, *, message_id: str | None = None, **options: Any) -> str:
+    async def send_prompt(
+        self, text: str, *, message_id: str | None = None, replaces: str | None = None, **options: Any
+    ) -> str:
         """Send a prompt; return its message id.
 
-        ``options``: temperature, maxTokens (or max_tokens), tools (True, False or names), retries,
+        ``replaces``: the id of an earlier user message this prompt takes the place of (an edit,
+        or a regenerate with the same text): that message and all after it leave the transcript.
+        ``options``: temperature, maxTokens (or max_tokens), system (the turn's system prompt),
+        model (the name of a model set up in the server), tools (True, False or names), retries,
         model_timeout (sent as the option ``timeout``: seconds the model waits for the provider).
 
         Raises:
@@ -250,7 +255,7 @@ class Client:
         if "model_timeout" in options:
             options["timeout"] = options.pop("model_timeout")
         message_id = message_id or _new_id("m")
-        await self._send(prompt_frame(text, message_id, options))
+        await self._send(prompt_frame(text, message_id, options, replaces))
         return message_id
 
     async def control(self, action: str) -> dict[str, Any]:
@@ -280,8 +285,12 @@ class Client:
         self._pings += 1
         return round_trip
 
-    async def ask(self, text: str, *, timeout: float | None = None, **options: Any) -> Answer:
+    async def ask(
+        self, text: str, *, timeout: float | None = None, replaces: str | None = None, **options: Any
+    ) -> Answer:
         """Send a prompt and collect its answer until the turn's end or error.
+
+        ``replaces`` and ``options`` are those of :meth:`send_prompt`.
 
         Raises:
             TimeoutError: no end within ``timeout`` seconds (the turn goes on).
@@ -290,7 +299,7 @@ class Client:
         """
         stream = self.events()
         try:
-            message_id = await self.send_prompt(text, **options)
+            message_id = await self.send_prompt(text, replaces=replaces, **options)
             collector = AnswerCollector(message_id, dialect=self.dialect, session=self.session or "")
             return await asyncio.wait_for(collect(stream, collector), timeout)
         finally:

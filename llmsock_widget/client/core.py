@@ -160,9 +160,14 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def prompt_frame(text: str, message_id: str, options: dict[str, Any]) -> str:
-    """Return the seed-004 ``user_message`` frame (understood in both dialects)."""
+def prompt_frame(text: str, message_id: str, options: dict[str, Any], replaces: str | None = None) -> str:
+    """Return the seed-004 ``user_message`` frame (understood in both dialects).
+
+    ``replaces`` is the id of an earlier user message this prompt takes the place of.
+    """
     data: dict[str, Any] = {"text": text}
+    if replaces is not None:
+        data["replaces"] = replaces
     if options:
         data["options"] = options
     return _dumps({"type": "user_message", "id": message_id, "data": data})

@@ -8,12 +8,13 @@ from typing import Any, ClassVar, Union
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SendPrompt:
-    """Run a turn with this user text."""
+    """Run a turn with this user text (in place of the user message ``replaces`` and all after it)."""
 
     kind: ClassVar[str] = "user_message"  # the client message type, named in an error reply
     text: str
     message_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -61,11 +61,25 @@ class _SessionEvent:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UserMessage(_SessionEvent):
-    """A user's prompt, echoed to every connection when its turn starts."""
+    """A user's prompt, echoed to every connection when its turn starts.
+
+    ``replaces`` names an earlier user message that this prompt takes the place of:
+    that message and every one after it leave the transcript, ``replaced`` of them
+    (the replaced prompt counted), docs/protocol.md, section 9.8.
+    """
 
     text: str
     message_id: str
     options: dict[str, Any] = field(default_factory=dict)
+    replaces: str | None = None
+    replaced: int = 0
+
+    def __post_init__(self) -> None:
+        _SessionEvent.__post_init__(self)
+        if type(self.replaced) is not int or self.replaced < 0:
+            raise ValueError(f"replaced must be an integer >= 0, not {self.replaced!r}")
+        _check(self.replaces is not None or self.replaced == 0, "replaced needs replaces")
+        _check(self.replaces is None or self.replaced >= 1, "a replacing prompt removes >= 1 message")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

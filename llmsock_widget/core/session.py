@@ -6,7 +6,7 @@ does not list for the session's phase and status are refused with
 :class:`InvalidTransition`, which is our bug, never the peer's.  The phases::
 
     phase       event                          next phase
-    idle        UserMessage                    turn
+    idle        UserMessage                    turn       (one replacing a prompt cuts the transcript)
     turn        ModelStart                     streaming
     turn        ModelEnd / ModelError          idle       (failed or aborted before the model began)
     streaming   ModelDelta / ModelReasoning    streaming
@@ -27,7 +27,7 @@ Every event's ``seq`` must be exactly ``state.seq + 1``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..errors import LocalError
@@ -48,6 +48,7 @@ from .events import (
     UserMessage,
 )
 from .lifecycle import Phase, Stage, kind, next_stage
+from .settings import settings_of
 
 Role = Literal["user", "assistant"]
 MessageStatus = Literal["complete", "streaming", "aborted", "error", "length"]
@@ -91,6 +92,7 @@ class Message:
     usage: dict[str, int] | None = None
     reasoning: str = ""
     tools: tuple[ToolRecord, ...] = ()
+    replaced: int = 0  # user: how many messages this prompt took the place of (an edit, a regenerate)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,6 +102,8 @@ class InteractionState:
     ``current`` is the assistant message being streamed, kept apart from
     ``messages`` so that a delta replaces one small value, not the transcript.
     ``revision`` counts saves (stores use it to refuse stale writes).
+    ``settings`` are the options of the last prompt that a session keeps (its system prompt,
+    temperature, maxTokens and model: :mod:`.settings`), those it set.
     """
 
     session_id: str
@@ -114,6 +118,7 @@ class InteractionState:
     created_at: int = 0
     updated_at: int = 0
     dropped_turns: int = 0  # earlier turns left out of this state to keep its snapshot small
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def new_state(session_id: str, *, ts: int = 0, model: str = "") -> InteractionState:
@@ -257,12 +262,42 @@ def _json_text(value: Any) -> str:
 # -- handlers -------------------------------------------------------------------------
 
 
+def replaced_from(messages: tuple[Message, ...], message_id: str) -> int | None:
+    """Return where a prompt replacing user message ``message_id`` cuts ``messages``, or None.
+
+    The cut is at the last user message with that id (ids are the clients' and may repeat):
+    it and every message after it leave the transcript.  None when no user message has it
+    (never there, or gone: cleared, replaced, or dropped from a long chat's state).
+    """
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message.id == message_id and message.role == "user":
+            return index
+    return None
+
+
 def _user_message(state: InteractionState, event: Any) -> dict[str, Any]:
     assert isinstance(event, UserMessage)
     if event.turn_id is None:
         raise InvalidTransition("a user message needs a turn_id")
-    message = Message(id=event.message_id, role="user", text=event.text, turn_id=event.turn_id, ts=event.ts)
-    return {"turn_id": event.turn_id, "messages": (*state.messages, message)}
+    kept = state.messages
+    if event.replaces is not None:
+        cut = replaced_from(kept, event.replaces)
+        if cut is None:
+            raise InvalidTransition(f"user message {event.replaces!r} to replace is not in the transcript")
+        if len(kept) - cut != event.replaced:
+            removed = len(kept) - cut
+            raise InvalidTransition(f"replacing {event.replaces!r} removes {removed}, not {event.replaced}")
+        kept = kept[:cut]
+    message = Message(
+        id=event.message_id,
+        role="user",
+        text=event.text,
+        turn_id=event.turn_id,
+        ts=event.ts,
+        replaced=event.replaced,
+    )
+    return {"turn_id": event.turn_id, "messages": (*kept, message), "settings": settings_of(event.options)}
 
 
 def _model_start(state: InteractionState, event: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from ..errors import CorruptSnapshot, SnapshotVersionError
 from .session import InteractionState, Message, ToolRecord
+from .settings import SETTINGS, check_setting, settings_of
 
 SCHEMA = 1
 
@@ -45,7 +46,7 @@ _MESSAGE_STATUSES = ("complete", "streaming", "aborted", "error", "length")
 
 def encode(state: InteractionState) -> dict[str, Any]:
     """Return the snapshot of ``state`` as a JSON-ready dict."""
-    return {
+    out: dict[str, Any] = {
         "schema": SCHEMA,
         "sessionId": state.session_id,
         "seq": state.seq,
@@ -60,6 +61,9 @@ def encode(state: InteractionState) -> dict[str, Any]:
         "messages": [_encode_message(m) for m in state.messages],
         "current": _encode_message(state.current) if state.current else None,
     }
+    if state.settings:  # a session whose prompts set none has none (and old readers see nothing new)
+        out["settings"] = dict(state.settings)
+    return out
 
 
 def decode(data: Any) -> InteractionState:
@@ -91,6 +95,7 @@ def decode(data: Any) -> InteractionState:
             dropped_turns=_int(data, "droppedTurns", most=MAX_COUNTER) if "droppedTurns" in data else 0,
             messages=tuple(_decode_message(m) for m in _list(data, "messages")),
             current=_decode_message(current) if current is not None else None,
+            settings=_settings(data["settings"]) if "settings" in data else {},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptSnapshot(f"snapshot is malformed: {exc}") from None
@@ -272,6 +277,8 @@ def _encode_message(m: Message) -> dict[str, Any]:
         out["reasoning"] = m.reasoning
     if m.tools:
         out["tools"] = [_encode_tool(r) for r in m.tools]
+    if m.replaced:
+        out["replaced"] = m.replaced
     return out
 
 
@@ -324,7 +331,26 @@ def _decode_message(data: Any) -> Message:
         usage=dict(usage) if usage is not None else None,
         reasoning=_str(data, "reasoning", allow_empty=True) if "reasoning" in data else "",
         tools=tuple(_decode_tool(r) for r in _list(data, "tools")) if "tools" in data else (),
+        replaced=_int(data, "replaced") if "replaced" in data else 0,
     )
+
+
+def _settings(data: Any) -> dict[str, Any]:
+    """Return a session's settings, each checked by the rule a prompt's option meets.
+
+    A key this version does not know is left out (a later minor addition), as unknown fields are;
+    a null (or an empty ``system``) is an option not set, as in a prompt.
+    """
+    if not isinstance(data, dict):
+        raise TypeError("settings must be an object")
+    checked = {}
+    for key in SETTINGS:
+        if data.get(key) is not None:
+            try:
+                checked[key] = check_setting(key, data[key])
+            except ValueError as exc:
+                raise ValueError(f"settings.{exc}") from None
+    return settings_of(checked)
 
 
 def _str(data: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:

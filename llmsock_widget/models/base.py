@@ -13,7 +13,8 @@ class ModelRequest:
     ``messages`` follow the OpenAI chat format: ``{"role": "user"|"assistant"|"system", "content": str}``,
     an assistant message may carry ``"tool_calls": [{"id", "type": "function", "function": {"name",
     "arguments"}}]``, and ``{"role": "tool", "tool_call_id", "content"}`` gives a call's result.
-    ``options`` are the validated user_message options (``maxTokens``, ``temperature``, ``tools``).
+    ``options`` are the validated user_message options (``maxTokens``, ``temperature``, ``tools``;
+    ``system`` is already the first message, and ``model`` chose this model).
     ``tools`` are the callable tools as OpenAI function schemas
     (``{"type": "function", "function": {"name", "description", "parameters"}}``).
     """

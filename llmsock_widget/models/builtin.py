@@ -105,6 +105,7 @@ class _Conversation:
     turn: int
     first_prompt: str
     input_tokens: int
+    system: str = ""  # the request's first system message, if it has one
 
 
 class BuiltinModel:
@@ -112,7 +113,9 @@ class BuiltinModel:
 
     A normal prompt gets ``You said: "<prompt>".`` plus which turn this is (and, after the
     first turn, the first prompt), then filler sentences chosen by a hash of the prompt, until
-    about ``default_tokens`` tokens.  The same request always gets the same reply.
+    about ``default_tokens`` tokens.  The same request always gets the same reply.  A request
+    with a system message gets one sentence more after that opening, quoting its first 60
+    characters (``System prompt: "You are terse."``), so one can see it arrived.
 
     Directives, for demos and tests, start the prompt's first line:
 
@@ -223,11 +226,13 @@ class _Pacer:
 def _read(messages: tuple[dict[str, Any], ...]) -> _Conversation:
     """Return the current prompt, the turn number, the first prompt and the input word count."""
     prompts = [message.get("content") or "" for message in messages if message.get("role") == "user"]
+    systems = [message.get("content") for message in messages if message.get("role") == "system"]
     return _Conversation(
         prompt=prompts[-1] if prompts else "",
         turn=max(1, len(prompts)),
         first_prompt=prompts[0] if prompts else "",
         input_tokens=sum(len(str(message.get("content") or "").split()) for message in messages),
+        system=str(systems[0] or "") if systems else "",
     )
 
 
@@ -368,9 +373,16 @@ def _intro(prompt: str, conversation: _Conversation) -> str:
     quoted = _shorten(prompt)
     said = f'You said: "{quoted}".' if quoted else "You sent an empty message."
     if conversation.turn == 1:
-        return f"{said} This is the first turn of our conversation."
+        return f"{said} This is the first turn of our conversation.{_system_said(conversation)}"
     first = _shorten(conversation.first_prompt)
-    return f'{said} This is turn {conversation.turn} of our conversation; earlier you asked "{first}".'
+    turn = f'This is turn {conversation.turn} of our conversation; earlier you asked "{first}".'
+    return f"{said} {turn}{_system_said(conversation)}"
+
+
+def _system_said(conversation: _Conversation) -> str:
+    """Return the sentence that quotes the request's system prompt (with its leading space), or ""."""
+    system = _shorten(conversation.system)
+    return f' System prompt: "{system}".' if system else ""
 
 
 def _shorten(text: str, limit: int = _QUOTE_CHARS) -> str:

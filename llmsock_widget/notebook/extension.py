@@ -14,6 +14,8 @@
                                 (the notebook's metadata; files next to it without the plugin),
                                 ``memory``, or ``file [DIR]``
 ``%llmsock save``               save every open chat now (into the notebook's metadata, or files)
+``%llmsock clear [SESSION]``    clear the history of the current (or the named) session; every open
+                                view of it empties; refused while a turn runs
 ``%llmsock stop``               stop the server and free its port
 ``%%llmsock [SESSION] [--tools [NAME,...]|--no-tools] [--timeout S] [--retries N]``
                                 send the cell body as a prompt; stream the answer into the output
@@ -31,7 +33,7 @@ import os
 import shlex
 from typing import Any
 
-from ..errors import LlmsockError
+from ..errors import InvalidRequest, LlmsockError
 from ..models import resolve_model
 from ..runtime.turns import new_id
 from . import kernel
@@ -67,6 +69,12 @@ def _llmsock_magic(line: str, cell: str | None = None) -> Any:
         message = exc.message if isinstance(exc, LlmsockError) else str(exc)
         raise UsageError(f"%llmsock: {' '.join(message.split())}") from None
     return Said(result) if isinstance(result, str) else result
+
+
+def _models_said(names: list[str]) -> str:
+    """Return the default model and the others set up, as ``%llmsock model`` says them."""
+    others = names[1:]
+    return f"model: {names[0]}" + (f" (also set up: {', '.join(others)})" if others else "")
 
 
 class Said(str):
@@ -109,7 +117,7 @@ def _run(line: str, cell: str | None) -> Any:
         return ChatWidget(session=rest[0] if rest else _state["session"])
     if command == "model":
         if not rest:
-            return f"model: {kernel.get_server().model.name}"
+            return _models_said(kernel.get_server().models())
         spec, options = _model_options(rest)
         try:
             model = resolve_model(spec, **options)
@@ -138,12 +146,26 @@ def _run(line: str, cell: str | None) -> Any:
         if count == 0:  # a chat nobody has open was saved when it was last left
             return f"no chat is open; every chat is already saved in {where}"
         return f"saved {count} chat{'s' if count != 1 else ''} to {where}"
+    if command == "clear":
+        return _clear(rest[0] if rest else _state["session"])
     if command == "stop":
         kernel.stop_server()
         return "llmsock server stopped"
     raise ValueError(
-        f"unknown %llmsock command {command!r}; try: status, chat, model, new, store, save, stop"
+        f"unknown %llmsock command {command!r}; try: status, chat, model, new, store, save, clear, stop"
     )
+
+
+def _clear(session: str) -> str:
+    """Clear ``session``'s history on the server's loop, as a view's ``clear_history``; say what went."""
+    server = kernel.get_server()
+    try:
+        count = server.submit(server.hub.clear(session)).result(SAVE_TIMEOUT)
+    except InvalidRequest:
+        raise ValueError(f"session {session!r} was not cleared: a turn is running: stop it first") from None
+    if count == 0:
+        return f"session {session!r} has no messages"
+    return f"cleared {count} message{'s' if count != 1 else ''} of session {session!r}"
 
 
 def _model_options(args: list[str]) -> tuple[str, dict[str, Any]]:

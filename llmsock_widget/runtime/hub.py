@@ -44,11 +44,12 @@ from ..errors import (
     wire_error,
 )
 from ..models.base import ChatModel
+from ..models.builtin import BuiltinModel
 from ..stores.base import Merged, SessionStore, resolve, session_key
 from ..tools import ToolRegistry
 from ..wire.protocol import Command, Control, Ping, SendPrompt
 from .fanout import Fanout, LocalFanout, Unsubscribe
-from .live import LiveSession
+from .live import LiveSession, Waiting
 from .replay import ReplayLog
 from .turns import TurnSettings, new_id, open_turn, run_turns
 
@@ -86,6 +87,10 @@ class Hub:
     ) -> None:
         self.store = store
         self.pause_timeout = pause_timeout
+        # The models set up, by name: the default one and builtin always among them.  Replaced,
+        # never changed in place, so a turn that took it keeps a registry that does not move.
+        self.models: dict[str, ChatModel] = {} if model.name == "builtin" else {"builtin": BuiltinModel()}
+        self._model = model
         self.model = model
         self.fanout: Fanout = fanout if fanout is not None else LocalFanout()
         self.clock = clock
@@ -102,6 +107,23 @@ class Hub:
         # session -> (its transcript, that transcript encoded): see _history
         self._histories: dict[str, tuple[tuple[Message, ...], list[dict[str, Any]]]] = {}
         self.turns_run = 0
+
+    # -- models --------------------------------------------------------------------
+
+    @property
+    def model(self) -> ChatModel:
+        """The default model: it answers prompts that name none (``options.model``)."""
+        return self._model
+
+    @model.setter
+    def model(self, model: ChatModel) -> None:
+        # Set up under its name (replacing a model of that name), and the default from now on.
+        self.models = {**self.models, model.name: model}
+        self._model = model
+
+    def model_names(self) -> list[str]:
+        """Return the names of the models set up: the default first, then the others as set up."""
+        return [self._model.name, *(name for name in self.models if name != self._model.name)]
 
     # -- connections ---------------------------------------------------------------
 
@@ -198,7 +220,7 @@ class Hub:
             return
         try:
             if isinstance(command, SendPrompt):
-                self._enqueue(live, command)
+                self._enqueue(live, command, reply)
             elif isinstance(command, Control):
                 reply(self._control(live, command))
             elif isinstance(command, Ping):
@@ -206,17 +228,20 @@ class Hub:
         except LlmsockError as exc:
             if not isinstance(exc, ClientError):
                 log.exception("llmsock: command failed in session %s", session_id)
-            code, message, recoverable = wire_error(exc)
-            reply(
-                ErrorReply(
-                    code=code,
-                    message=message,
-                    ts=self.clock(),
-                    recoverable=recoverable,
-                    request_id=request_id,
-                    refused=command.kind,
-                )
-            )
+            reply(self._refusal(command, exc))
+
+    def _refusal(self, command: Command, exc: LlmsockError) -> ErrorReply:
+        """Return the error reply that refuses ``command`` for ``exc``."""
+        request_id = getattr(command, "request_id", None) or getattr(command, "message_id", None)
+        code, message, recoverable = wire_error(exc)
+        return ErrorReply(
+            code=code,
+            message=message,
+            ts=self.clock(),
+            recoverable=recoverable,
+            request_id=request_id,
+            refused=command.kind,
+        )
 
     async def close(self, timeout: float = 5.0) -> None:
         """End every running turn as aborted and save it (used when the server stops)."""
@@ -360,12 +385,12 @@ class Hub:
 
     # -- commands ------------------------------------------------------------------
 
-    def _enqueue(self, live: LiveSession, prompt: SendPrompt) -> None:
+    def _enqueue(self, live: LiveSession, prompt: SendPrompt, reply: ReplyTo) -> None:
         if live.active is None and not live.queue:
             # No turn is open (at most the last one is being saved): open this one before this
             # returns, so the next frame's control (an abort, a pause) finds its turn.
             try:
-                open_turn(live, prompt)
+                open_turn(live, prompt, self.models)
             except BaseException:
                 live.take(None)
                 raise
@@ -374,7 +399,9 @@ class Hub:
             return  # else the worker answers it once the last turn is saved
         if len(live.queue) >= self.max_queue:
             raise QueueFull(f"the queue of this session is full ({self.max_queue} prompts); try again later")
-        live.queue.append(prompt)
+        # A prompt that replaces a message is checked when its turn starts (what it replaces may go
+        # while it waits): its sender is told then if it is refused.
+        live.queue.append(Waiting(prompt, lambda exc: reply(self._refusal(prompt, exc))))
         live.diagnose("info", "queued", f"prompt queued; {len(live.queue)} waiting")
 
     async def _work(self, live: LiveSession, first: SendPrompt) -> None:
@@ -384,6 +411,7 @@ class Hub:
     def _settings(self) -> TurnSettings:
         return TurnSettings(
             model=self.model,
+            models=self.models,
             save=self._save,
             on_turn=self._count_turn,
             tools=self.tools,
@@ -425,10 +453,7 @@ class Hub:
         if action == "resume":
             return result(True, "resumed") if live.resume() else result(False, "not paused")
         if action == "clear_history":
-            if live.in_turn:
-                raise InvalidRequest("cannot clear history while a turn is running; abort it first")
-            live.emit(HistoryCleared(**live.stamp()))
-            live.spawn(self._save(live), then=lambda: self._maybe_evict(live))
+            self._clear(live)
             return result(True, "history cleared")
         if action == "get_history":
             # Everything a late viewer needs to catch up: the transcript, the answer streaming now
@@ -441,8 +466,39 @@ class Hub:
                 current=current,
                 sequence=live.state.seq,
                 status=live.state.status,
+                settings=dict(live.state.settings),  # the last prompt's: a view restores its own from it
             )
         return result(True, "", **self.status(live.key))
+
+    def _clear(self, live: LiveSession) -> int:
+        """Clear the session's history and save it; return how many messages went.
+
+        Raises:
+            InvalidRequest: a turn is running or prompts wait.
+        """
+        if live.in_turn:
+            raise InvalidRequest("cannot clear history while a turn is running; abort it first")
+        count = len(live.state.messages)
+        live.emit(HistoryCleared(**live.stamp()))
+        live.spawn(self._save(live), then=lambda: self._maybe_evict(live))
+        return count
+
+    async def clear(self, session_id: str) -> int:
+        """Clear session ``session_id``'s history as ``clear_history`` does; return how many messages went.
+
+        A session that is not open is loaded for it; one with no messages is left as it is (0).
+        Every connection on the session gets the ``cleared`` event.
+
+        Raises:
+            InvalidSessionId: not a valid session id.
+            InvalidRequest: a turn is running or prompts wait.
+            StoreError, SnapshotVersionError: the session could not be loaded.
+        """
+        live, _ = await self._get(session_key(session_id), fresh=False)
+        try:
+            return self._clear(live) if live.state.messages or live.in_turn else 0
+        finally:
+            self._maybe_evict(live)  # a session loaded only for this leaves memory again (once saved)
 
     def _history(self, live: LiveSession) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Return the transcript and the streaming answer encoded, the transcript cached.
@@ -482,6 +538,7 @@ class Hub:
             "lastActivity": live.state.updated_at,  # the time of the session's last event (ms)
             "connections": self.fanout.count(key),
             "model": self.model.name,
+            "models": self.model_names(),
         }
 
 

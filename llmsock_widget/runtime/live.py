@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Coroutine
 
 from ..core import lifecycle
 from ..core.events import Diagnostic, Level, ModelDelta, ModelReasoning, SessionEvent, Status, StatusChanged
 from ..core.session import InteractionState, apply, check
+from ..errors import ClientError
 from ..wire.protocol import SendPrompt
 from .replay import REPLAY_EVENTS as REPLAY_EVENTS
 from .replay import ReplayLog
+
+Refuse = Callable[[ClientError], None]
+"""Tells the sender of a prompt that it was refused (an error reply to its connection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A prompt in a session's queue, and how to tell its sender if it is refused when its turn comes."""
+
+    prompt: SendPrompt
+    refuse: Refuse
 
 
 class LiveSession:
@@ -51,7 +63,7 @@ class LiveSession:
         self.key = key
         self.publish = publish
         self.clock = clock
-        self.queue: deque[SendPrompt] = deque()
+        self.queue: deque[Waiting] = deque()
         self.save_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None

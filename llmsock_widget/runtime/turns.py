@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable, Mapping
 
 from ..core.events import (
     ModelDelta,
@@ -34,8 +34,8 @@ from ..core.events import (
     ToolResult,
     UserMessage,
 )
-from ..core.session import history, tool_messages
-from ..errors import ModelFailure
+from ..core.session import history, replaced_from, tool_messages
+from ..errors import ClientError, InvalidRequest, ModelFailure
 from ..models.base import (
     ChatModel,
     FinishChunk,
@@ -48,7 +48,7 @@ from ..models.base import (
 )
 from ..tools import ToolOutcome, ToolRegistry, call_tool
 from ..wire.protocol import SendPrompt, well_formed
-from .live import LiveSession
+from .live import LiveSession, Refuse
 
 log = logging.getLogger("llmsock")
 
@@ -57,10 +57,15 @@ Save = Callable[[LiveSession], Awaitable[object]]  # what it returns (saved or n
 
 @dataclass(frozen=True, kw_only=True)
 class TurnSettings:
-    """What a turn needs from the hub: the model, the tools, how to save, what to count."""
+    """What a turn needs from the hub: the models, the tools, how to save, what to count.
+
+    ``model`` answers a prompt that names none; ``models`` are those set up, by name, for
+    one that does (``options.model``).
+    """
 
     model: ChatModel
     save: Save
+    models: Mapping[str, ChatModel] = field(default_factory=dict)
     on_turn: Callable[[], None] = lambda: None
     tools: ToolRegistry | None = None
     max_steps: int = 8  # model calls after the first that tool results may cause
@@ -80,12 +85,14 @@ async def run_turns(live: LiveSession, settings_now: Callable[[], TurnSettings],
     settings, so a model chosen while prompts wait is the one that answers them.
     """
     prompt: SendPrompt | None = first
+    refuse: Refuse | None = None  # how to tell the sender of a queued prompt that it was refused
     try:
         while prompt is not None:
             settings = settings_now()
             try:
-                if live.active is not prompt:
-                    open_turn(live, prompt)
+                if live.active is not prompt and not _open_queued(live, prompt, settings.models, refuse):
+                    prompt, refuse = _next(live)
+                    continue
                 await run_turn(live, settings, prompt)
             except asyncio.CancelledError:
                 raise
@@ -97,18 +104,50 @@ async def run_turns(live: LiveSession, settings_now: Callable[[], TurnSettings],
                 if live.active is prompt:
                     live.take(None)
             settings.on_turn()
-            prompt = live.active or (live.queue.popleft() if live.queue else None)
+            prompt, refuse = _next(live)
     finally:
         live.worker_done()
 
 
-def open_turn(live: LiveSession, prompt: SendPrompt) -> None:
+def _next(live: LiveSession) -> tuple[SendPrompt | None, Refuse | None]:
+    """Return the prompt to answer next (one opened while the last turn was saved, else the first queued)."""
+    if live.active is not None:
+        return live.active, None
+    if live.queue:
+        waiting = live.queue.popleft()
+        return waiting.prompt, waiting.refuse
+    return None, None
+
+
+def _open_queued(
+    live: LiveSession, prompt: SendPrompt, models: Mapping[str, ChatModel], refuse: Refuse | None
+) -> bool:
+    """Open the turn of a prompt that waited; return False if it was refused (its sender is told)."""
+    try:
+        open_turn(live, prompt, models)
+    except ClientError as exc:  # what it replaces went while it waited: no turn, the transcript untouched
+        live.take(None)
+        if refuse is not None:
+            refuse(exc)
+        return False
+    return True
+
+
+def open_turn(live: LiveSession, prompt: SendPrompt, models: Mapping[str, ChatModel]) -> None:
     """Take ``prompt`` and open its turn now: echo it and say ``generating``.
 
     Nothing here awaits, so a prompt taken while its frame is handled is in its turn
     before the next frame is read: an abort, a pause or a ``clear_history`` sent right
-    after it sees the turn (protocol section 9.1).
+    after it sees the turn (protocol section 9.1).  A prompt that replaces a user message
+    cuts the transcript there (the echo says how many messages went, section 9.8).
+    ``models`` are the models set up, by name: a prompt naming another one is refused.
+
+    Raises:
+        InvalidRequest: the message it replaces is not in the transcript, or the model it names
+            is not set up (nothing was taken).
     """
+    _check_model(prompt.options.get("model"), models)
+    replaced = _replaced(live, prompt.replaces)
     live.take(prompt)
     message_id = prompt.message_id or new_id("m-")
     live.begin_turn(message_id)
@@ -119,9 +158,51 @@ def open_turn(live: LiveSession, prompt: SendPrompt) -> None:
             text=prompt.text,
             message_id=message_id,
             options=prompt.options,
+            replaces=prompt.replaces,
+            replaced=replaced,
         )
     )
     live.set_status("generating")
+
+
+def _check_model(name: str | None, models: Mapping[str, ChatModel]) -> None:
+    """Refuse a prompt whose ``options.model`` is not a model set up in this server.
+
+    Raises:
+        InvalidRequest: no model of that name is set up; the message lists those that are.
+    """
+    if name is not None and name not in models:
+        names = ", ".join(models) or "none"
+        raise InvalidRequest(
+            f"model {name!r} is not set up in this kernel (set up: {names}); use %llmsock model to add it"
+        )
+
+
+def chosen_model(settings: TurnSettings, prompt: SendPrompt) -> ChatModel:
+    """Return the model that answers ``prompt``: the one it names if set up, else the default."""
+    name = prompt.options.get("model")
+    return settings.models.get(name, settings.model) if name is not None else settings.model
+
+
+def system_messages(options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the system message a prompt's ``system`` option gives its model request (none if empty)."""
+    system = options.get("system")
+    return [{"role": "system", "content": system}] if system else []
+
+
+def _replaced(live: LiveSession, replaces: str | None) -> int:
+    """Return how many messages a prompt replacing user message ``replaces`` removes (0: none).
+
+    Raises:
+        InvalidRequest: no user message of the transcript has that id.
+    """
+    if replaces is None:
+        return 0
+    messages = live.state.messages
+    cut = replaced_from(messages, replaces)
+    if cut is None:
+        raise InvalidRequest(f"message {replaces!r} is not in the transcript: it cannot be replaced")
+    return len(messages) - cut
 
 
 async def run_turn(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) -> None:
@@ -129,6 +210,7 @@ async def run_turn(live: LiveSession, settings: TurnSettings, prompt: SendPrompt
     turn_id = live.turn_id
     message_id = live.message_id
     await settings.save(live)  # the prompt survives a crash during the answer
+    settings = replace(settings, model=chosen_model(settings, prompt))
     if not live.aborting:  # an abort may come at any moment once the turn is open, even before this
         model = settings.model
         live.emit(ModelStart(**live.stamp(), turn_id=turn_id, model=model.name, message_id=message_id))
@@ -160,7 +242,7 @@ async def _steps(live: LiveSession, settings: TurnSettings, prompt: SendPrompt) 
     schemas = offered_schemas(tools, settings.model, prompt.options.get("tools"))
     # Earlier answers' tool calls go as tool messages only beside tool definitions: a server
     # offered no tools may refuse them (strict chat templates, some providers).
-    messages = history(live.state, native_tools=bool(schemas))
+    messages = system_messages(prompt.options) + history(live.state, native_tools=bool(schemas))
     usage = [0, 0]
     for step in range(settings.max_steps + 1):
         request = ModelRequest(

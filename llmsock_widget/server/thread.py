@@ -146,6 +146,8 @@ class ServerThread(SessionsApi, LoopThread):
             tool_timeout=tool_timeout,
             pause_timeout=pause_timeout,
         )
+        self._models_lock = threading.Lock()
+        self._models = dict(self.hub.models)  # what the hub will hold once it has taken every set_model
         self.stats = Stats()
         self.connections: set[Connection] = set()
         super().__init__()  # loop, _ready, _error
@@ -226,17 +228,27 @@ class ServerThread(SessionsApi, LoopThread):
         return self.tools.register(fn, **options)
 
     def set_model(self, model: ChatModel | str, **options: Any) -> None:
-        """Use ``model`` for turns that start from now on; safe from any thread.
+        """Set ``model`` up and use it for turns that start from now on; safe from any thread.
 
         ``model`` is a ChatModel or a spec (``"builtin"``, ``"openai:<name>"``) with ``options``
         (e.g. ``base_url``, ``api_key``) as in :func:`~llmsock_widget.models.resolve_model`.
+        It joins the models set up under its ``name`` (replacing one of that name), which a
+        prompt may choose (``options.model``); it answers the prompts that choose none.
         """
         resolved = resolve_model(model, **options)
-        self.model = resolved
-        if self.loop is None:
-            self.hub.model = resolved
-        else:
-            self.call_soon(setattr, self.hub, "model", resolved)
+        with self._models_lock:  # two threads setting models: the hub takes them in this order
+            self.model = resolved
+            self._models = {**self._models, resolved.name: resolved}
+            if self.loop is None:
+                self.hub.model = resolved
+            else:
+                self.call_soon(setattr, self.hub, "model", resolved)
+
+    def models(self) -> list[str]:
+        """Return the names of the models set up: the default first, then the others as set up."""
+        with self._models_lock:
+            default = self.model.name
+            return [default, *(name for name in self._models if name != default)]
 
     def set_store(self, store: SessionStore, timeout: float = 30.0) -> int:
         """Save sessions in ``store`` from now on; safe from any thread (not the server's own).
@@ -308,6 +320,7 @@ class ServerThread(SessionsApi, LoopThread):
         return {
             "url": self.url,
             "model": self.model.name,
+            "models": self.models(),
             "sessions": len(self.hub.sessions),
             "connections": len(self.connections),
             "connectionsTotal": s.connections_total,
@@ -408,12 +421,13 @@ class ServerThread(SessionsApi, LoopThread):
         for conn in list(self.connections):
             conn.close(CLOSE_GOING_AWAY, "server stopping")
         await self.hub.close()
-        aclose = getattr(self.hub.model, "aclose", None)
-        if aclose is not None:  # e.g. the OpenAI client's connection pool on this loop
-            try:
-                await aclose()
-            except Exception:
-                log.warning("llmsock: closing the model failed", exc_info=True)
+        for model in self.hub.models.values():
+            aclose = getattr(model, "aclose", None)
+            if aclose is not None:  # e.g. the OpenAI client's connection pool on this loop
+                try:
+                    await aclose()
+                except Exception:
+                    log.warning("llmsock: closing the model %s failed", model.name, exc_info=True)
         if self._http is not None:
             await asyncio.wait_for(self._http.close_all_connections(), 5)
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from ..core.commands import Command, Control, Ping, SendPrompt
+from ..core.settings import SETTINGS, check_setting
 from ..errors import InvalidFrame, UnknownType
 from .codes import CLIENT_TYPES, CONTROL_ACTIONS, DIALECTS, Dialect
 from .strictjson import MAX_INT_DIGITS, check_text, parse_json
@@ -133,7 +134,17 @@ def _decode_user_message(data: dict[str, Any], request_id: str | None) -> SendPr
     # Seed 004's client spreads its options into data ({"text", "maxTokens", ...}); both places
     # are read, and data.options wins over data for an option given in both.
     merged = {**prompt_options(data, "data"), **prompt_options(options, "options")}
-    return SendPrompt(text=text, message_id=request_id, options=merged)
+    return SendPrompt(text=text, message_id=request_id, options=merged, replaces=_replaces(data))
+
+
+def _replaces(data: dict[str, Any]) -> str | None:
+    """Return ``data.replaces``: the id of the user message the prompt takes the place of, or None."""
+    value = data.get("replaces")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 128:
+        raise InvalidFrame("data.replaces must be a string of 1 to 128 characters: the id of a user message")
+    return value
 
 
 def prompt_options(options: dict[str, Any], where: str = "options") -> dict[str, Any]:
@@ -143,16 +154,12 @@ def prompt_options(options: dict[str, Any], where: str = "options") -> dict[str,
         InvalidFrame: a value out of its range, named ``<where>.<option>``.
     """
     out: dict[str, Any] = {}
-    if "temperature" in options and options["temperature"] is not None:
-        t = options["temperature"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 2:
-            raise InvalidFrame(f"{where}.temperature must be a number from 0 to 2")
-        out["temperature"] = float(t)
-    if "maxTokens" in options and options["maxTokens"] is not None:
-        n = options["maxTokens"]
-        if type(n) is not int or not 1 <= n <= 1_000_000:
-            raise InvalidFrame(f"{where}.maxTokens must be an integer from 1 to 1000000")
-        out["maxTokens"] = n
+    for key in SETTINGS:  # the options a session keeps (temperature, maxTokens, system, model)
+        if key in options and options[key] is not None:
+            try:
+                out[key] = check_setting(key, options[key])
+            except ValueError as exc:
+                raise InvalidFrame(f"{where}.{exc}") from None
     if "tools" in options and options["tools"] is not None:
         tools = options["tools"]
         if isinstance(tools, bool):  # true: every registered tool; false: none

@@ -386,6 +386,9 @@ def _rule(event: Event) -> _Rule:
 def _with_options(data: dict[str, Any], event: UserMessage) -> dict[str, Any]:
     if event.options:
         data["options"] = event.options
+    if event.replaces is not None:  # an edit or a regenerate: viewers cut their transcript there
+        data["replaces"] = event.replaces
+        data["replaced"] = event.replaced
     return data
 
 
