@@ -4,12 +4,13 @@
 // Contract with the kernel (docs/widget-comm.md; the kernel's side: llmsock_widget/notebook/widget.py):
 //   view -> kernel  {kind: "hello", origin, protocol, plugin, notebook, snapshots}
 //   kernel -> view  {kind: "connect", url, port, token, session, transport, proxyUrl,
-//                    connectTimeoutMs, store,
+//                    connectTimeoutMs, store, model, models,
 //                    restored} (again after a server restart), {kind: "error", message},
 //                   {kind: "snapshot", session, snapshot}
 //   and the comm transport's link messages (commsocket.js).
-// Synced traits: `session`, and the model settings `tools`, `timeout`, `retries` (settings.js),
-// which every prompt carries as options and the view's settings panel edits.
+// Synced traits: `session`, and the model settings `system`, `temperature`, `max_tokens`,
+// `model`, `tools`, `timeout`, `retries` (settings.js), which every prompt carries as options
+// and the view's settings panel (and the header's model picker) edits.
 // The token stays in this closure and the client's: never in the DOM, in model state, in
 // storage or in a URL. All timing (timeouts, the clock, animation frames) goes through one
 // injectable WidgetTiming, so tests drive a view with a fake clock (createWidget({timing})).
@@ -28,14 +29,14 @@ import { buildLadder, readPageConfig } from "./ladder.js";
 import { createMarkdownRenderer } from "./markdown.js";
 import { control, createIdGenerator, userMessage, WIDGET_PROTOCOL } from "./protocol.js";
 import { initialState, reduce } from "./reducer.js";
-import { promptOptions, readSettings } from "./settings.js";
+import { adoptable, promptOptions, readSettings, TRAIT_OF } from "./settings.js";
 import { createView } from "./view.js";
 
 const SNAPSHOT_EVENT = "llmsock:snapshot";
 const RESTORE_EVENT = "llmsock:restore-request";
 const ATTACH_WAIT_MS = 3000; // how long to wait for the output area to put the view in the page
 const ATTACH_POLL_MS = 25;
-const SETTINGS_TRAITS = ["tools", "timeout", "retries"];
+const SETTINGS_TRAITS = Object.values(TRAIT_OF);
 
 /**
  * Ask the notebook plugin for the sessions in the notebook's metadata.
@@ -145,8 +146,20 @@ function render({ model, el }, timing) {
   let plugin = false;
 
   let view = null;
+  let adopted = false; // the session's kept settings were looked at (once per view)
+  const changeSettings = (change) => {
+    for (const [name, value] of Object.entries(change)) model.set(TRAIT_OF[name] ?? name, value);
+    model.save_changes();
+  };
   const dispatch = (event) => {
     if (disposed) return;
+    if (event.type === "history" && !adopted) {
+      // After a kernel restart the widget's settings are unset: take the session's (its
+      // snapshot keeps the last prompt's), so the chat goes on as it was.
+      adopted = true;
+      const change = adoptable(readSettings(getTrait), event.settings);
+      if (Object.keys(change).length > 0) changeSettings(change);
+    }
     const next = reduce(state, event);
     if (next === state) return;
     state = next;
@@ -170,11 +183,12 @@ function render({ model, el }, timing) {
     // so every view on the session shows the same transcript.
     onSend: (text) => client.send(userMessage(text, newId(), promptOptions(readSettings(getTrait)))),
     onStop: () => client.send(control("abort", newId())),
+    // Edit, Regenerate, Retry: a prompt that replaces an earlier one (protocol section 9.8).
+    onResend: (text, replaces) =>
+      client.send(userMessage(text, newId(), promptOptions(readSettings(getTrait)), replaces)),
+    onClear: () => client.send(control("clear_history", newId())),
     settings: readSettings(getTrait),
-    onSettings: (change) => {
-      for (const [name, value] of Object.entries(change)) model.set(name, value);
-      model.save_changes();
-    },
+    onSettings: changeSettings,
   });
 
   function connect() {
@@ -208,7 +222,14 @@ function render({ model, el }, timing) {
         transport: typeof content.transport === "string" ? content.transport : "auto",
         proxyUrl: typeof content.proxyUrl === "string" ? content.proxyUrl : null,
         connectTimeoutMs: content.connectTimeoutMs,
+        model: typeof content.model === "string" ? content.model : "",
+        models: Array.isArray(content.models) ? content.models.filter((name) => typeof name === "string") : [],
       };
+      view.setIdentity({
+        session: model.get("session") || server.session,
+        model: server.model,
+        models: server.models,
+      });
       if (typeof content.store === "string") {
         // Say so when the notebook's copy of this chat could not be restored (a newer format...).
         const outcome = content.restored?.[model.get("session") || server.session];
@@ -225,7 +246,14 @@ function render({ model, el }, timing) {
       }
     }
   };
-  const onSession = () => connect();
+  const onSession = () => {
+    view.setIdentity({
+      session: model.get("session") || server?.session || "",
+      model: server?.model ?? "",
+      models: server?.models ?? [],
+    });
+    connect();
+  };
   const onSettings = () => view.setSettings(readSettings(getTrait));
 
   model.on("msg:custom", onMessage);

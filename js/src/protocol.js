@@ -31,6 +31,9 @@ export const WIDGET_PROTOCOL = "llmsock-widget/1";
  * @property {{inputTokens: number | null, outputTokens: number | null} | null} usage
  * @property {string} reasoning
  * @property {ToolRecord[]} tools
+ * @property {number | null} [ts]  when it was sent or began, in ms since the epoch
+ * @property {number} [replaced]  a prompt: how many earlier messages it replaced (section 9.8)
+ * @property {string} [model]  an answer: the model that gave it (from model.start; not in a history)
  */
 
 /**
@@ -166,6 +169,8 @@ export function normalizeMessage(raw) {
     usage: usageOf(raw.usage),
     reasoning: str(raw.reasoning),
     tools: Array.isArray(raw.tools) ? raw.tools.map(toolRecordOf).filter((t) => t !== null) : [],
+    ts: int(raw.ts),
+    replaced: role === "user" ? (int(raw.replaced) ?? 0) : 0,
   };
 }
 
@@ -181,6 +186,8 @@ function historyEvent(body) {
     current: current && { ...current, status: "streaming" },
     sequence: int(data.sequence),
     status: SESSION_STATUSES.has(data.status) ? data.status : null,
+    // The settings the session kept (the last prompt's options, section 13); index.js adopts them.
+    settings: isObject(data.settings) ? data.settings : null,
   };
 }
 
@@ -199,7 +206,14 @@ const BUILDERS = {
     replayed: int(e.replayed) ?? 0,
   }),
   "session.cleared": () => ({}),
-  "user.message": (e) => ({ text: str(e.text), messageId: str(e.messageId) }),
+  "user.message": (e) => ({
+    text: str(e.text),
+    messageId: str(e.messageId),
+    // A prompt that replaces an earlier one (an edit, a regenerate): its id, and how many
+    // messages went with it (section 9.8).
+    replaces: str(e.replaces),
+    replaced: int(e.replaced) ?? 0,
+  }),
   "status.status": (e) => ({ status: SESSION_STATUSES.has(e.status) ? e.status : "idle" }),
   "model.start": (e) => ({ model: str(e.model), messageId: str(e.messageId) }),
   // A delta carries answer text, reasoning text, a tool call or a tool result (the server sends
@@ -301,16 +315,19 @@ export function parse(frame) {
 
 /**
  * Build a prompt frame: always the JSON form, so text that looks like JSON stays a prompt.
- * `options` (section 7.1: tools, timeout, retries, ...) go in `data.options` unless empty.
+ * `options` (section 7.1: tools, timeout, retries, ...) go in `data.options` unless empty;
+ * `replaces` names the user message this prompt replaces with everything after it (section 9.8).
  * @param {string} text
  * @param {string} id
  * @param {Record<string, unknown>} [options]
+ * @param {string | null} [replaces]
  * @returns {ClientMessage}
  */
-export function userMessage(text, id, options = {}) {
-  /** @type {{text: string, options?: Record<string, unknown>}} */
+export function userMessage(text, id, options = {}, replaces = null) {
+  /** @type {{text: string, options?: Record<string, unknown>, replaces?: string}} */
   const data = { text: String(text) };
   if (Object.keys(options).length > 0) data.options = { ...options };
+  if (replaces) data.replaces = replaces;
   return { type: "user_message", id, data };
 }
 

@@ -121,7 +121,7 @@ function findAssistant(messages, turnId) {
  * @param {string} turnId
  * @returns {Message}
  */
-function newAssistant(turnId) {
+function newAssistant(turnId, ts = null, model = "") {
   return {
     id: assistantId(turnId),
     role: "assistant",
@@ -132,6 +132,27 @@ function newAssistant(turnId) {
     usage: null,
     reasoning: "",
     tools: [],
+    ts,
+    model,
+  };
+}
+
+/**
+ * The state without the user message `id` and everything after it (a prompt that replaces it
+ * started, protocol section 9.8); notices after the cut go too. Unchanged without `id`, or if
+ * the message is not there (this view never had it: its history reload shows the result).
+ * @param {State} state
+ * @param {string | undefined} id
+ * @returns {State}
+ */
+function cutAt(state, id) {
+  if (!id) return state;
+  const index = state.messages.findIndex((m) => m.role === "user" && m.id === id);
+  if (index === -1) return state;
+  return {
+    ...state,
+    messages: state.messages.slice(0, index),
+    notices: state.notices.filter((n) => n.afterIndex <= index),
   };
 }
 
@@ -384,14 +405,17 @@ function applySessionEvent(state, event) {
         // The same shape as a user message from the history (protocol.normalizeMessage).
         reasoning: "",
         tools: [],
+        ts: event.ts,
+        replaced: event.replaced ?? 0,
       };
-      return applyTurnStart({ ...state, messages: [...state.messages, message] }, event);
+      const kept = cutAt(state, event.replaces);
+      return applyTurnStart({ ...kept, messages: [...kept.messages, message] }, event);
     }
     case "status":
       return state.status === event.status ? state : { ...state, status: event.status };
     case "model.start":
       if (findAssistant(state.messages, event.turnId) !== -1 && event.turnId) return state;
-      return { ...state, messages: [...state.messages, newAssistant(event.turnId)] };
+      return { ...state, messages: [...state.messages, newAssistant(event.turnId, event.ts, event.model)] };
     case "model.delta":
       return applyDelta(state, event);
     case "model.usage":

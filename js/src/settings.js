@@ -1,148 +1,40 @@
-// The chat's model settings: which tools to offer, the model's timeout and its retries. They
-// are the widget's synced traits (`tools`, `timeout`, `retries`; llmsock_widget/notebook/
-// widget.py), sent as options with every prompt (docs/protocol.md, section 7.1), and edited
-// in a small inline panel under the composer (a <details>, like the connection's "details").
+// The chat's model settings: the system prompt, temperature, the most tokens an answer may
+// have, the model (chosen in the header, header.js), which tools to offer, the model's timeout
+// and its retries. They are the widget's synced traits (`system`, `temperature`, `max_tokens`,
+// `model`, `tools`, `timeout`, `retries`; llmsock_widget/notebook/widget.py), sent as options
+// with every prompt (docs/protocol.md, section 7.1), so the session keeps the last prompt's in
+// its snapshot; they are edited in a small inline panel under the composer (a <details>, like
+// the connection's "details").
 //
-// The first half is pure (reading trait values, parsing what the user typed, building a
-// prompt's options); the second builds the panel. A setting that is not set (null) is not
-// sent: the model's own setting applies. Invalid input is shown next to its field and never
-// reaches the traits, so a prompt only ever carries valid values.
+// This module builds the panel; the pure half (reading trait values, parsing what the user
+// typed, building a prompt's options) is settings-values.js. A setting that is not set (null)
+// is not sent: the model's own setting applies. Invalid input is shown next to its field and
+// never reaches the traits, so a prompt only ever carries valid values.
 
-export const TIMEOUT_MAX = 3600;
-export const RETRIES_MAX = 10;
+import {
+  normalizeSystem,
+  parseMaxTokens,
+  parseRetries,
+  parseTemperature,
+  parseTimeout,
+  SYSTEM_MAX,
+  summaryText,
+} from "./settings-values.js";
 
-/**
- * The settings a view sends with each prompt; null means "the model's setting".
- * @typedef {object} ModelSettings
- * @property {boolean | string[] | null} tools  true: every registered tool, false: none, a list: those
- * @property {number | null} timeout  seconds of silence the model waits for its provider
- * @property {number | null} retries  retries of a failed request
- */
+// The values half, for the modules that import settings from here.
+export * from "./settings-values.js";
 
-/** @typedef {{ok: true, value: number | null} | {ok: false, error: string}} Parsed */
-
-/** @type {ModelSettings} */
-export const DEFAULT_SETTINGS = Object.freeze({ tools: null, timeout: null, retries: null });
-
-/**
- * A `tools` trait value as the view uses it (anything else, as from an old kernel, is null).
- * @param {unknown} value
- * @returns {boolean | string[] | null}
- */
-export function normalizeTools(value) {
-  if (typeof value === "boolean") return value;
-  if (Array.isArray(value) && value.every((name) => typeof name === "string")) return [...value];
-  return null;
-}
-
-/**
- * A `timeout` trait value as the view uses it: a number above 0, at most TIMEOUT_MAX, or null.
- * @param {unknown} value
- * @returns {number | null}
- */
-export function normalizeTimeout(value) {
-  return typeof value === "number" && value > 0 && value <= TIMEOUT_MAX ? value : null;
-}
-
-/**
- * A `retries` trait value as the view uses it: an integer from 0 to RETRIES_MAX, or null.
- * @param {unknown} value
- * @returns {number | null}
- */
-export function normalizeRetries(value) {
-  return Number.isInteger(value) && /** @type {number} */ (value) >= 0 && /** @type {number} */ (value) <= RETRIES_MAX
-    ? /** @type {number} */ (value)
-    : null;
-}
-
-/**
- * The settings held by a widget model's traits.
- * @param {(name: string) => unknown} get  the model's `get`
- * @returns {ModelSettings}
- */
-export function readSettings(get) {
-  return {
-    tools: normalizeTools(get("tools")),
-    timeout: normalizeTimeout(get("timeout")),
-    retries: normalizeRetries(get("retries")),
-  };
-}
-
-/**
- * The options a prompt carries for these settings: only those that are set.
- * @param {ModelSettings} settings
- * @returns {{tools?: boolean | string[], timeout?: number, retries?: number}}
- */
-export function promptOptions(settings) {
-  /** @type {{tools?: boolean | string[], timeout?: number, retries?: number}} */
-  const options = {};
-  const tools = normalizeTools(settings.tools);
-  const timeout = normalizeTimeout(settings.timeout);
-  const retries = normalizeRetries(settings.retries);
-  if (tools !== null) options.tools = tools;
-  if (timeout !== null) options.timeout = timeout;
-  if (retries !== null) options.retries = retries;
-  return options;
-}
-
-const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
-const WHOLE = /^\d+$/;
-
-/**
- * Parse what the user typed as a timeout: "" is the model's setting.
- * @param {string} text
- * @returns {Parsed}
- */
-export function parseTimeout(text) {
-  const trimmed = String(text).trim();
-  if (trimmed === "") return { ok: true, value: null };
-  const value = DECIMAL.test(trimmed) ? Number(trimmed) : Number.NaN;
-  if (value > 0 && value <= TIMEOUT_MAX) return { ok: true, value };
-  return { ok: false, error: `a number of seconds above 0, at most ${TIMEOUT_MAX}` };
-}
-
-/**
- * Parse what the user typed as a number of retries: "" is the model's setting.
- * @param {string} text
- * @returns {Parsed}
- */
-export function parseRetries(text) {
-  const trimmed = String(text).trim();
-  if (trimmed === "") return { ok: true, value: null };
-  const value = WHOLE.test(trimmed) ? Number(trimmed) : Number.NaN;
-  if (value >= 0 && value <= RETRIES_MAX) return { ok: true, value };
-  return { ok: false, error: `a whole number from 0 to ${RETRIES_MAX}` };
-}
-
-/**
- * The word for a tools setting: "default", "on", "off" or "only a, b".
- * @param {boolean | string[] | null} tools
- * @returns {string}
- */
-export function toolsText(tools) {
-  if (tools === null) return "default";
-  if (tools === true) return "on";
-  if (tools === false || tools.length === 0) return "off";
-  return `only ${tools.join(", ")}`;
-}
-
-/**
- * The panel's summary: "settings", then the settings that are set.
- * @param {ModelSettings} settings
- * @returns {string}
- */
-export function summaryText(settings) {
-  const parts = [];
-  if (settings.tools !== null) parts.push(`tools ${toolsText(settings.tools)}`);
-  if (settings.timeout !== null) parts.push(`timeout ${settings.timeout} s`);
-  if (settings.retries !== null) parts.push(`retries ${settings.retries}`);
-  return parts.length ? `settings · ${parts.join(" · ")}` : "settings";
-}
+/** @typedef {import("./settings-values.js").ModelSettings} ModelSettings */
+/** @typedef {import("./settings-values.js").Parsed} Parsed */
 
 /** @type {(value: number) => string} */
 const seconds = (value) => `${value} s`;
 /** @type {(value: number) => string} */
 const retriesSaid = (value) => (value === 1 ? "1 retry" : `${value} retries`);
+/** @type {(value: number) => string} */
+const plain = (value) => String(value);
+/** @type {(value: number) => string} */
+const tokensSaid = (value) => `${value} tokens`;
 
 // --- the panel -------------------------------------------------------------------------------
 
@@ -224,7 +116,7 @@ export function createSettingsPanel(document, { initial, onChange }) {
    * Add a labelled field to the panel; return its error line.
    * @param {string} name
    * @param {string} label
-   * @param {HTMLInputElement | HTMLSelectElement} control
+   * @param {HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement} control
    * @returns {HTMLDivElement}
    */
   const field = (name, label, control) => {
@@ -250,6 +142,18 @@ export function createSettingsPanel(document, { initial, onChange }) {
     });
   const timeout = number("timeout", "decimal");
   const retries = number("retries", "numeric");
+  const temperature = number("temperature", "decimal");
+  const maxTokens = number("maxTokens", "numeric");
+  const system = h("textarea", {
+    class: "llmsock-system",
+    name: "system",
+    rows: "2",
+    placeholder: "none",
+    spellcheck: "true",
+  });
+  const systemError = field("system", "System prompt", system);
+  const temperatureError = field("temperature", "Temperature", temperature);
+  const maxTokensError = field("maxTokens", "Max tokens", maxTokens);
   field("tools", "Tools", tools);
   const timeoutError = field("timeout", "Timeout (s)", timeout);
   const retriesError = field("retries", "Retries", retries);
@@ -257,10 +161,13 @@ export function createSettingsPanel(document, { initial, onChange }) {
 
   /**
    * The number fields: where each is, how its text is read and how its value is said.
-   * @type {{input: HTMLInputElement, error: HTMLDivElement, name: "timeout" | "retries",
+   * @type {{input: HTMLInputElement, error: HTMLDivElement,
+   *   name: "timeout" | "retries" | "temperature" | "maxTokens",
    *   parse: (text: string) => Parsed, said: (value: number) => string}[]}
    */
   const inputs = [
+    { input: temperature, error: temperatureError, name: "temperature", parse: parseTemperature, said: plain },
+    { input: maxTokens, error: maxTokensError, name: "maxTokens", parse: parseMaxTokens, said: tokensSaid },
     { input: timeout, error: timeoutError, name: "timeout", parse: parseTimeout, said: seconds },
     { input: retries, error: retriesError, name: "retries", parse: parseRetries, said: retriesSaid },
   ];
@@ -273,7 +180,7 @@ export function createSettingsPanel(document, { initial, onChange }) {
   }
 
   /**
-   * @param {HTMLInputElement} input
+   * @param {HTMLInputElement | HTMLTextAreaElement} input
    * @param {HTMLDivElement} error
    * @param {string} message  "" when the field is valid
    */
@@ -292,9 +199,13 @@ export function createSettingsPanel(document, { initial, onChange }) {
     const previous = known;
     known = { ...settings };
     if (!sameTools(previous.tools, known.tools)) paintTools();
+    if ((known.system ?? null) !== (previous.system ?? null) && normalizeSystem(system.value) !== known.system) {
+      system.value = known.system ?? "";
+      showError(system, systemError, "");
+    }
     for (const { input, error, name, parse } of inputs) {
-      const value = known[name];
-      if (value === previous[name]) continue;
+      const value = known[name] ?? null;
+      if (value === (previous[name] ?? null)) continue;
       const shown = parse(input.value);
       if (shown.ok && shown.value === value) continue;
       input.value = value === null ? "" : String(value);
@@ -317,7 +228,7 @@ export function createSettingsPanel(document, { initial, onChange }) {
     const parsed = entry.parse(entry.input.value);
     if (!parsed.ok) {
       // Not sent: the traits keep their value, and the message says which one prompts use.
-      const current = known[key];
+      const current = known[key] ?? null;
       const inEffect = current === null ? "the model's setting" : entry.said(current);
       showError(entry.input, entry.error, `Not sent: ${parsed.error}. Prompts use ${inEffect}.`);
       return;
@@ -327,6 +238,21 @@ export function createSettingsPanel(document, { initial, onChange }) {
     known = { ...known, [key]: parsed.value };
     paintSummary();
     onChange({ [key]: parsed.value });
+  };
+  // The system prompt is taken when the box is left (not at every key: each change is a
+  // message to the kernel); Send and Enter in the message box come after that.
+  const onSystem = () => {
+    const text = system.value;
+    if (text.length > SYSTEM_MAX) {
+      showError(system, systemError, `Not sent: at most ${SYSTEM_MAX.toLocaleString("en-US")} characters.`);
+      return;
+    }
+    showError(system, systemError, "");
+    const value = normalizeSystem(text);
+    if (value === (known.system ?? null)) return;
+    known = { ...known, system: value };
+    paintSummary();
+    onChange({ system: value });
   };
   const onKeydown = (event) => {
     // Classic notebook hosts listen in the bubble phase; keep typing inside the widget.
@@ -339,9 +265,11 @@ export function createSettingsPanel(document, { initial, onChange }) {
   tools.addEventListener("change", onTools);
   body.addEventListener("input", onInput);
   body.addEventListener("keydown", onKeydown);
+  system.addEventListener("change", onSystem);
   paintTools();
+  system.value = known.system ?? "";
   for (const { input, name } of inputs) {
-    const value = known[name];
+    const value = known[name] ?? null;
     input.value = value === null ? "" : String(value);
   }
   paintSummary();
@@ -350,6 +278,7 @@ export function createSettingsPanel(document, { initial, onChange }) {
     tools.removeEventListener("change", onTools);
     body.removeEventListener("input", onInput);
     body.removeEventListener("keydown", onKeydown);
+    system.removeEventListener("change", onSystem);
     element.remove();
   }
 

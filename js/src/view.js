@@ -15,11 +15,16 @@
 // (settings.js).
 //
 // The message box's keys (Enter, Esc, Up/Down recall, the Stop shortcut), its growth and the
-// warning before a very large message are composer.js's; this module wires them.
+// warning before a very large message are composer.js's; this module wires them. So are each
+// message's actions (Copy, Regenerate or Retry, Edit; message-actions.js) and the Clear button
+// with its confirmation (clear.js).
 
-import { createCodeActions } from "./code-actions.js";
+import { createClearControl } from "./clear.js";
+import { copyText, createCodeActions } from "./code-actions.js";
 import { createComposer } from "./composer.js";
+import { createHeader } from "./header.js";
 import { reveal } from "./invisible.js";
+import { createMessageActions } from "./message-actions.js";
 import { createSettingsPanel, DEFAULT_SETTINGS } from "./settings.js";
 import { createSteps } from "./steps.js";
 import { breakLongRuns } from "./wrap.js";
@@ -126,7 +131,11 @@ function interleave(messages, notices) {
  *   onStop() -> asks the server to abort the running turn.
  *   requestFrame / cancelFrame: requestAnimationFrame and its cancel (injectable).
  *   settings: the model settings to show first; onSettings(change): the user changed some.
- * Returns: {update(state), flush(), destroy(), setStore(), markSaved(), setSettings(settings)}.
+ *   onResend(text, replaces) -> true if a prompt replacing the user message `replaces` was sent.
+ *   onClear() -> true if the request to clear the chat was sent.
+ * Returns: {update(state), flush(), destroy(), setStore(), markSaved(), setSettings(settings),
+ *   setIdentity({session, model, models})} (the header's session name, the kernel's default
+ *   model and the models set up there).
  *
  * @param {HTMLElement} el
  * @param {object} options
@@ -137,10 +146,24 @@ function interleave(messages, notices) {
  * @param {(handle: any) => void} [options.cancelFrame]
  * @param {import("./settings.js").ModelSettings} [options.settings]
  * @param {(change: Partial<import("./settings.js").ModelSettings>) => void} [options.onSettings]
+ * @param {(text: string, replaces: string) => boolean} [options.onResend]
+ * @param {() => boolean} [options.onClear]
+ * @param {(near: Element, text: string) => Promise<boolean>} [options.copy]
  */
 export function createView(
   el,
-  { renderMarkdown, onSend, onStop, requestFrame, cancelFrame, settings = DEFAULT_SETTINGS, onSettings = () => {} },
+  {
+    renderMarkdown,
+    onSend,
+    onStop,
+    requestFrame,
+    cancelFrame,
+    settings = DEFAULT_SETTINGS,
+    onSettings = () => {},
+    onResend = () => false,
+    onClear = () => false,
+    copy = copyText,
+  },
 ) {
   const document = el.ownerDocument;
   const win = /** @type {Window} */ (document.defaultView);
@@ -187,14 +210,48 @@ export function createView(
   const store = h(document, "div", { class: "llmsock-detail", "data-role": "store" });
   moreBody.append(detail, store);
   const settingsPanel = createSettingsPanel(document, { initial: settings, onChange: onSettings });
-  bar.append(status, more, settingsPanel.element, notes);
+  // Reads out what an action did ("Answer copied as Markdown", "Chat cleared"): not news of the log.
+  const announcer = h(document, "div", {
+    class: "llmsock-sr-only",
+    role: "status",
+    "aria-live": "polite",
+    "data-role": "announcer",
+  });
+  const say = (text) => {
+    announcer.textContent = ""; // the same words again must be read again
+    announcer.textContent = text;
+  };
+  const clear = createClearControl({ document, onClear, say });
+  bar.append(status, more, settingsPanel.element, clear.element, notes);
   buttons.append(sendButton, stopButton);
   composer.append(textarea, buttons);
-  root.append(transcript, composer, bar, alerts);
+  // The session's name, its model and tokens over the transcript; the empty state in it.
+  const header = createHeader({
+    document,
+    host: el,
+    say: (text) => say(text),
+    onModel: (name) => {
+      chosenModel = name;
+      onSettings({ model: name });
+      if (current !== null) paintHeader(current);
+    },
+    onExample: (text) => {
+      textarea.value = text;
+      const { Event } = /** @type {Window & typeof globalThis} */ (win);
+      textarea.dispatchEvent(new Event("input", { bubbles: true })); // the composer resizes
+      textarea.focus();
+    },
+  });
+  /** @type {{session: string, model: string, models: string[]}} */
+  let identity = { session: "", model: "", models: [] };
+  /** @type {string | null} the chat's model setting */
+  let chosenModel = settings.model ?? null;
+  root.append(header.header, transcript, composer, bar, alerts, announcer);
   more.hidden = true;
   el.append(root);
   // Copy (and, with the notebook plugin, insert) on each finished code block of an answer.
   const codeActions = createCodeActions({ host: el, announcer: root });
+  const messageActions = createMessageActions({ document, copy, onResend, say });
 
   let current = null; // the state last painted
   let pending = null; // the state to paint at the next frame
@@ -247,7 +304,7 @@ export function createView(
       footer = h(document, "div", { class: "llmsock-footer" });
       footer.append(h(document, "div", { class: "llmsock-error" }, `Error ${error.code}: ${error.message}`));
     }
-    if (footer) node.append(footer);
+    if (footer) node.insertBefore(footer, node.querySelector(".llmsock-actions"));
   }
 
   /**
@@ -323,6 +380,49 @@ export function createView(
     messageEls = nextEls;
   }
 
+  // The header; the empty state, in the transcript while it has nothing else (paintTranscript
+  // drops it as soon as there is a message or a notice). Not before the history came: a chat
+  // being restored is not a new one.
+  function paintHeader(state) {
+    const empty = header.paint({ ...identity, chosen: chosenModel, messages: state.messages });
+    const show = empty && state.synced && state.notices.length === 0;
+    if (show && header.empty.parentNode !== transcript) transcript.append(header.empty);
+    if (!show && header.empty.parentNode === transcript) header.empty.remove();
+  }
+
+  function setIdentity(next) {
+    identity = {
+      session: String(next.session ?? ""),
+      model: String(next.model ?? ""),
+      models: Array.isArray(next.models) ? next.models.map(String) : [],
+    };
+    if (current !== null) paintHeader(current);
+  }
+
+  // Settings changed elsewhere (the traits): the panel shows them, the header its model.
+  function setSettings(next) {
+    settingsPanel.set(next);
+    chosenModel = next.model ?? null;
+    if (current !== null) paintHeader(current);
+  }
+
+  // Each message's row of actions, and the Clear button: what they offer depends on the
+  // message, its place, and whether the chat is idle and connected.
+  function paintActions(state) {
+    const ready = state.connection.state === "open" && state.status === "idle" && !(state.waiting > 0);
+    const messages = state.messages;
+    messages.forEach((message, i) => {
+      const before = messages[i - 1];
+      messageActions.paint(messageEls[i], message, {
+        ready,
+        last: i === messages.length - 1,
+        prompt: message.role === "assistant" && before?.role === "user" ? before : null,
+        after: messages.length - i,
+      });
+    });
+    clear.paint({ count: messages.length, ready });
+  }
+
   // A line goes under the bar while it matters, into the disclosure otherwise; the disclosure
   // is there only when it holds something.
   function place(node, matters) {
@@ -393,12 +493,16 @@ export function createView(
         paintTranscript(state);
         grew = true;
       }
+      if (current === null || state.messages !== current.messages || state.synced !== current.synced) {
+        paintHeader(state);
+      }
       if (current === null || state.connection !== current.connection || state.kernelError !== current.kernelError) {
         paintStatus(state);
       }
       if (current === null || state.infos !== current.infos) paintNotes(state.infos);
       current = state;
       paintControls();
+      paintActions(state);
     }
     // Answers whose slow tail was left for this frame.
     for (const node of again) {
@@ -453,9 +557,10 @@ export function createView(
     sendButton.removeEventListener("click", onSendClick);
     stopButton.removeEventListener("click", onStopClick);
     settingsPanel.destroy();
+    clear.destroy();
     codeActions.destroy();
     root.remove();
   }
 
-  return { update, flush, destroy, setStore, markSaved, setSettings: settingsPanel.set };
+  return { update, flush, destroy, setStore, markSaved, setSettings, setIdentity };
 }

@@ -5,9 +5,12 @@ import { JSDOM } from "jsdom";
 
 import { userMessage } from "../src/protocol.js";
 import {
+  adoptable,
   createSettingsPanel,
   DEFAULT_SETTINGS,
+  parseMaxTokens,
   parseRetries,
+  parseTemperature,
   parseTimeout,
   promptOptions,
   readSettings,
@@ -53,7 +56,7 @@ test("trait values a view cannot use count as not set", () => {
   const good = { tools: ["a", "b"], timeout: 3600, retries: 0 };
   assert.deepEqual(
     readSettings((name) => good[name]),
-    good,
+    { ...DEFAULT_SETTINGS, ...good },
   );
 });
 
@@ -133,6 +136,9 @@ test("the panel is a disclosure with labelled fields", () => {
     window.document.getElementById(label.htmlFor).tagName,
   ]);
   assert.deepEqual(labels, [
+    ["System prompt", "TEXTAREA"],
+    ["Temperature", "INPUT"],
+    ["Max tokens", "INPUT"],
     ["Tools", "SELECT"],
     ["Timeout (s)", "INPUT"],
     ["Retries", "INPUT"],
@@ -237,4 +243,68 @@ test("Escape closes the panel and gives the focus back to its summary; keys stay
   assert.equal(element.open, false);
   assert.equal(window.document.activeElement, q("summary"));
   assert.equal(q(".llmsock-settings-body").getAttribute("data-lm-suppress-shortcuts"), "true");
+});
+
+test("system prompt, temperature, max tokens and model: read from the traits, sent when set", () => {
+  const traits = { system: "Be terse.", temperature: 0.2, max_tokens: 500, model: "openai:gpt-x" };
+  const settings = readSettings((name) => traits[name]);
+  assert.deepEqual(promptOptions(settings), {
+    system: "Be terse.",
+    temperature: 0.2,
+    maxTokens: 500,
+    model: "openai:gpt-x",
+  });
+  const odd = { system: "  ", temperature: 2.5, max_tokens: 0, model: "" };
+  assert.deepEqual(
+    readSettings((name) => odd[name]),
+    DEFAULT_SETTINGS,
+  );
+  assert.equal(readSettings(() => "x".repeat(32_769)).system, null);
+  assert.equal(
+    summaryText({ ...DEFAULT_SETTINGS, system: "x", temperature: 0, maxTokens: 9 }),
+    "settings · system prompt · temperature 0 · max 9 tokens",
+  );
+});
+
+test("temperature and max tokens: empty is the model's; other text is refused with the range", () => {
+  assert.deepEqual(parseTemperature(""), { ok: true, value: null });
+  assert.deepEqual(parseTemperature("0.7"), { ok: true, value: 0.7 });
+  assert.deepEqual(parseTemperature("0"), { ok: true, value: 0 });
+  assert.equal(parseTemperature("2.1").ok, false);
+  assert.equal(parseTemperature("-1").ok, false);
+  assert.deepEqual(parseMaxTokens("1,000"), { ok: true, value: 1000 });
+  assert.equal(parseMaxTokens("0").ok, false);
+  assert.equal(parseMaxTokens("1.5").ok, false);
+  assert.deepEqual(parseMaxTokens("1000000"), { ok: true, value: 1_000_000 });
+});
+
+test("a view takes the session's kept settings only where its own are unset", () => {
+  const kept = { system: "Be terse.", temperature: 0.3, maxTokens: 200, model: "builtin", tools: true };
+  assert.deepEqual(adoptable(DEFAULT_SETTINGS, kept), {
+    system: "Be terse.",
+    temperature: 0.3,
+    maxTokens: 200,
+    model: "builtin",
+  });
+  assert.deepEqual(adoptable({ ...DEFAULT_SETTINGS, temperature: 1 }, kept).temperature, undefined);
+  assert.deepEqual(adoptable(DEFAULT_SETTINGS, { temperature: 9, system: 3 }), {});
+  assert.deepEqual(adoptable(DEFAULT_SETTINGS, null), {});
+  assert.deepEqual(adoptable(DEFAULT_SETTINGS, [1]), {});
+});
+
+test("the system prompt is taken when the box is left; the others as typed", () => {
+  const { q, type, changes, window } = panel();
+  const box = q('textarea[name="system"]');
+  box.value = "Answer in French.";
+  box.dispatchEvent(new window.Event("input", { bubbles: true }));
+  assert.deepEqual(changes, [], "not at every key");
+  box.dispatchEvent(new window.Event("change", { bubbles: true }));
+  type("temperature", "0.5");
+  type("maxTokens", "300");
+  type("maxTokens", "0");
+  assert.deepEqual(changes, [{ system: "Answer in French." }, { temperature: 0.5 }, { maxTokens: 300 }]);
+  assert.equal(q("summary").textContent, "settings · system prompt · temperature 0.5 · max 300 tokens");
+  box.value = "   ";
+  box.dispatchEvent(new window.Event("change", { bubbles: true }));
+  assert.deepEqual(changes.at(-1), { system: null });
 });

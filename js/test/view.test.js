@@ -55,8 +55,9 @@ test("the view builds the chat with accessible parts", () => {
   assert.equal(log.getAttribute("aria-live"), "polite");
   const textarea = q(el, "textarea");
   assert.equal(textarea.getAttribute("aria-label"), "Message");
-  const buttons = [...el.querySelectorAll("button")].map((b) => b.textContent);
-  assert.deepEqual(buttons, ["Send", "Stop"]);
+  // The buttons shown (the Clear confirmation is hidden until asked for).
+  const buttons = [...el.querySelectorAll("button")].filter((b) => !b.closest("[hidden]")).map((b) => b.textContent);
+  assert.deepEqual(buttons, ["Send", "Stop", "Clear"]);
   const status = q(el, ".llmsock-status");
   assert.equal(status.getAttribute("role"), "status");
   assert.equal(status.getAttribute("data-transport"), "websocket");
@@ -79,7 +80,7 @@ test("messages render with role and status; user text stays text", () => {
   assert.equal(msgs.length, 2);
   assert.equal(msgs[0].getAttribute("data-role"), "user");
   assert.equal(msgs[0].getAttribute("data-status"), "complete");
-  assert.equal(msgs[0].textContent, "<img src=x onerror=alert(1)> **not bold**");
+  assert.equal(q(msgs[0], ".llmsock-body").textContent, "<img src=x onerror=alert(1)> **not bold**");
   assert.equal(el.querySelectorAll("img").length, 0);
   assert.equal(msgs[1].getAttribute("data-role"), "assistant");
   assert.equal(msgs[1].getAttribute("data-status"), "streaming");

@@ -5,9 +5,11 @@ custom message in answer to the view's ``hello``), never through a synced
 trait: traits are saved into the notebook, and the token must not be.  The
 widget opens no socket in the kernel; the view connects from the browser.
 
-The model settings ``tools``, ``timeout`` and ``retries`` are synced traits (not secrets):
-every prompt from a view carries those that are set as its options (docs/protocol.md,
-section 7.1), and the view's settings panel edits them.
+The model settings ``system``, ``temperature``, ``max_tokens``, ``model``, ``tools``,
+``timeout`` and ``retries`` are synced traits (not secrets): every prompt from a view carries
+those that are set as its options (docs/protocol.md, section 7.1), so the session keeps the
+last prompt's in its snapshot; the view's settings panel and its header's model picker edit
+them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ WIDGET_PROTOCOL = "llmsock-widget/1"
 MAX_OFFERED = 64  # snapshots a view may offer at once (one notebook's sessions)
 MAX_LINKS = 8  # comm links one widget keeps (its views, in all open tabs)
 
+SETTINGS = ("system", "temperature", "max_tokens", "model", "tools", "timeout", "retries")
+"""The model settings, as traits (docs/protocol.md, section 7.1, names them as options)."""
+_OPTION_OF = {"max_tokens": "maxTokens"}
+_TRAIT_OF = {option: name for name, option in _OPTION_OF.items()}
+_KEPT = ("system", "temperature", "max_tokens", "model")  # the settings a session's snapshot keeps
+
 # What a browser may send as its origin: scheme://host[:port], nothing more ("null" is refused).
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9._~\-\[\]:]+")
 
@@ -47,10 +55,15 @@ class ChatWidget(anywidget.AnyWidget):
     a named one (created if new).  Several widgets on one session stay in sync.
 
     The model settings go with every prompt sent from the chat; None (the default) leaves
-    the model's own: ``tools`` is True (offer every registered tool), False (none) or a list
-    of tool names; ``timeout`` the seconds of silence the model waits for its provider
+    the model's own: ``system`` is the system prompt (at most 32,768 characters);
+    ``temperature`` 0 to 2; ``max_tokens`` the most tokens of an answer (1 to 1,000,000);
+    ``model`` the name of a model set up in the kernel (``%llmsock model``; None: the
+    kernel's default); ``tools`` is True (offer every registered tool), False (none) or a
+    list of tool names; ``timeout`` the seconds of silence the model waits for its provider
     (above 0, at most 3600); ``retries`` the retries of a failed request (0 to 10).  They
-    can be changed later (``chat.timeout = 30``) and in the chat's *settings* panel.
+    can be changed later (``chat.temperature = 0.2``) and in the chat's *settings* panel (the
+    model in its header).  A session keeps the last prompt's settings in its snapshot; after
+    a kernel restart a view takes those whose setting here is None.
     """
 
     _esm = STATIC / "widget.js"
@@ -59,6 +72,10 @@ class ChatWidget(anywidget.AnyWidget):
     tools = traitlets.Any(None).tag(sync=True)
     timeout = traitlets.Any(None).tag(sync=True)
     retries = traitlets.Any(None).tag(sync=True)
+    system = traitlets.Any(None).tag(sync=True)
+    temperature = traitlets.Any(None).tag(sync=True)
+    max_tokens = traitlets.Any(None).tag(sync=True)
+    model = traitlets.Any(None).tag(sync=True)
 
     def __init__(
         self,
@@ -67,10 +84,22 @@ class ChatWidget(anywidget.AnyWidget):
         tools: bool | list[str] | None = None,
         timeout: float | None = None,
         retries: int | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        model: str | None = None,
         **kwargs: Any,
     ) -> None:
         # Checked before the widget exists, so a bad value leaves no half-made widget behind.
-        settings = {"tools": tools, "timeout": timeout, "retries": retries}
+        settings = {
+            "tools": tools,
+            "timeout": timeout,
+            "retries": retries,
+            "system": system,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "model": model,
+        }
         checked = {name: checked_setting(name, value) for name, value in settings.items()}
         super().__init__(session=session or kernel.DEFAULT_SESSION, **checked, **kwargs)
         self._links: dict[str, CommLink] = {}
@@ -87,16 +116,14 @@ class ChatWidget(anywidget.AnyWidget):
         """
         return kernel.get_server().tool(fn, **options)
 
-    @traitlets.validate("tools", "timeout", "retries")
+    @traitlets.validate(*SETTINGS)
     def _check_setting(self, proposal: Any) -> Any:
         # Python and the views (the settings panel) set these; both go through one rule.
         return checked_setting(proposal["trait"].name, proposal["value"])
 
     def __repr__(self) -> str:  # stable text, for plain-text front ends and notebook tests
         settings = "".join(
-            f", {name}={getattr(self, name)!r}"
-            for name in ("tools", "timeout", "retries")
-            if getattr(self, name) is not None
+            f", {name}={getattr(self, name)!r}" for name in SETTINGS if getattr(self, name) is not None
         )
         return f"ChatWidget(session={self.session!r}{settings})"
 
@@ -162,11 +189,34 @@ class ChatWidget(anywidget.AnyWidget):
                     restored[str(key)] = store.offer(str(key), data)
                 except ClientError as exc:  # a session id the notebook should not hold
                     restored[str(key)] = f"not restored: {exc.message}"
+        if isinstance(snapshots, dict):
+            self._adopt_settings(snapshots.get(self.session))
         if content.get("plugin") is True:
             kernel.add_front_end(self)
         else:
             kernel.front_end_without_plugin()
         self._send_connect(server, restored)
+
+    def _adopt_settings(self, snapshot: Any) -> None:
+        """Take the settings the notebook's copy of this session kept, where this widget has none.
+
+        After a kernel restart ``ChatWidget()`` has no settings; the session's snapshot in the
+        notebook (which the view brings in its hello) has the last prompt's.  Done here, in the
+        kernel, so Python sees them: the view takes them too (index.js), but a change a view
+        makes after a kernel restart does not reach the kernel until the page is reloaded.
+        A value the widget would refuse (a model not set up in this kernel) is left out.
+        """
+        kept = snapshot.get("settings") if isinstance(snapshot, dict) else None
+        if not isinstance(kept, dict):
+            return
+        for option, value in kept.items():
+            name = _TRAIT_OF.get(option, option)
+            if name not in _KEPT or getattr(self, name) is not None:
+                continue
+            try:
+                setattr(self, name, value)
+            except traitlets.TraitError as exc:
+                log.info("llmsock: the chat's kept %s was not taken: %s", name, exc)
 
     def _link(self, server: Any, content: dict[str, Any]) -> None:
         """Attach a view to a session through this comm (on the server's loop)."""
@@ -251,6 +301,8 @@ class ChatWidget(anywidget.AnyWidget):
                 "connectTimeoutMs": settings.connect_timeout_ms,
                 "store": kernel.describe_store(server.store),
                 "restored": restored or {},
+                "model": server.model.name,  # the header's model until an answer names its own
+                "models": server.models(),  # the header's model picker
             }
         )
 
@@ -268,11 +320,21 @@ def checked_setting(name: str, value: Any) -> Any:
         return None
     if name == "tools" and isinstance(value, tuple):
         value = list(value)
+    option = _OPTION_OF.get(name, name)
     try:
-        return prompt_options({name: value}, "ChatWidget")[name]
+        checked = prompt_options({option: value}, "ChatWidget")[option]
     except InvalidFrame as exc:
-        rule = _TOOLS_RULE if name == "tools" else exc.message  # Python's True and False
+        rule = _TOOLS_RULE if name == "tools" else exc.message.replace(option, name)  # Python's names
         raise traitlets.TraitError(f"{rule}, or None for the model's setting; not {value!r}") from None
+    if name == "model":
+        server = kernel.current_server()
+        models = server.models() if server is not None else [checked]
+        if checked not in models:
+            raise traitlets.TraitError(
+                f"model {checked!r} is not set up in this kernel (set up: {', '.join(models)}); "
+                "use %llmsock model to add it, or None for the kernel's default"
+            )
+    return checked
 
 
 _TOOLS_RULE = "ChatWidget.tools must be True (every registered tool), False (none) or a list of tool names"

@@ -54,7 +54,7 @@ class Chat:
 
     @property
     def send_button(self) -> Locator:
-        return self.root.get_by_role("button", name="Send")
+        return self.root.get_by_role("button", name="Send", exact=True)
 
     @property
     def stop_button(self) -> Locator:
@@ -145,10 +145,11 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def builtin_reply(*prompts: str) -> str:
+def builtin_reply(*prompts: str, system: str = "") -> str:
     """Return what the builtin model answers to the last of ``prompts`` (earlier ones: history).
 
     A leading ``/slow <pace>`` only paces the reply, so it is computed unpaced (``/slow 0``).
+    ``system`` is the turn's system prompt (the ``system`` setting), if it has one.
     """
     from llmsock_widget.models.base import ModelRequest, TextChunk
     from llmsock_widget.models.builtin import BuiltinModel
@@ -156,6 +157,8 @@ def builtin_reply(*prompts: str) -> str:
     async def collect() -> str:
         unpaced = [re.sub(r"^/slow[ \t]+\S+", "/slow 0", prompt) for prompt in prompts]
         messages = tuple({"role": "user", "content": prompt} for prompt in unpaced)
+        if system:
+            messages = ({"role": "system", "content": system}, *messages)
         model = BuiltinModel(tokens_per_second=None)
         chunks = [chunk async for chunk in model.stream(ModelRequest(messages=messages))]
         return "".join(chunk.text for chunk in chunks if isinstance(chunk, TextChunk))

@@ -221,3 +221,75 @@ def test_the_settings_panel_in_the_dark_theme_at_420_px(
         expect(panel.summary).to_be_focused()
     finally:
         set_theme(jupyter, "JupyterLab Light")
+
+
+# Print the chat's settings once a view has set them (after a restart, from the session's snapshot).
+SHOWN = f"""import threading
+
+names = ["system", "temperature", "max_tokens", "model"]
+done = threading.Event()
+def check(change=None):
+    if chat.system is not None and chat.model is not None:
+        done.set()
+chat.observe(check, names=names)
+check()
+done.wait({TIMEOUT:g})
+chat.unobserve(check, names=names)
+print("settings:", chat.system, chat.temperature, chat.max_tokens, chat.model)
+"""
+
+
+def test_system_prompt_temperature_max_tokens_and_model_are_kept_by_the_session(
+    open_notebook: OpenNotebook, provider: FakeOpenAI, jupyter: JupyterServer, screenshot: Screenshot
+) -> None:
+    """The panel's system prompt, temperature and max tokens reach the provider; the header picks the
+    builtin model instead; after a kernel restart a new ChatWidget() takes all four back."""
+    from .test_persistence import restart_kernel, saved_sessions
+
+    notebook = open_notebook([LOAD, model_cell(provider), CHAT, SHOWN])
+    notebook.run_cells(0, 1, 2)
+    chat = Chat(notebook.output(2).locator(".llmsock-chat"))
+    chat.wait_until_open()
+    panel = Panel(chat)
+    picker = chat.root.locator('[data-role="model-picker"]')
+    expect(picker).to_be_visible()
+    expect(picker.locator("option")).to_have_text(["openai:m", "builtin"])
+    expect(picker).to_have_value("openai:m")
+
+    panel.open_with_keyboard()
+    system = chat.root.get_by_label("System prompt", exact=True)
+    system.fill("Answer in French.")
+    system.press("Tab")  # taken when the box is left
+    chat.root.get_by_label("Temperature", exact=True).fill("0.3")
+    chat.root.get_by_label("Max tokens", exact=True).fill("50")
+    expect(panel.summary).to_have_text("settings · system prompt · temperature 0.3 · max 50 tokens")
+    chat.send("bonjour")
+    chat.wait_for_answer(0)
+    body = provider.chat_requests[-1].body
+    assert body["messages"][0] == {"role": "system", "content": "Answer in French."}, body["messages"]
+    assert body["temperature"] == 0.3
+    assert body.get("max_tokens", body.get("max_completion_tokens")) == 50, body
+
+    # The header's picker: the builtin model answers the next prompt, with the same system prompt
+    # and the same cap (50 tokens: it cuts the builtin's longer reply).
+    picker.select_option("builtin")
+    chat.send("and now?")
+    answer = chat.wait_for_answer(1, status="length")
+    assert 'System prompt: "Answer in French."' in answer, answer
+    assert len(provider.chat_requests) == 1, "the provider got no request for the builtin model's turn"
+    screenshot(chat.root, "picker")
+
+    expect(chat.store_line).to_have_attribute("data-snapshot-messages", "4")
+    kept = saved_sessions(notebook)["sessions"]["default"]["settings"]
+    assert kept == {"system": "Answer in French.", "temperature": 0.3, "maxTokens": 50, "model": "builtin"}
+
+    restart_kernel(notebook, jupyter)
+    expect(chat.status).not_to_have_attribute("data-connection", "open", timeout=TIMEOUT * 2000)
+    notebook.run_cells(0, 1, 2)
+    chat = Chat(notebook.output(2).locator(".llmsock-chat"))
+    chat.wait_until_open()
+    expect(chat.messages("user")).to_have_count(2)
+    notebook.run_cell(3)
+    expect(notebook.output(3)).to_have_text("settings: Answer in French. 0.3 50 builtin")
+    expect(chat.root.locator('[data-role="model-picker"]')).to_have_value("builtin")
+    expect(Panel(chat).summary).to_have_text("settings · system prompt · temperature 0.3 · max 50 tokens")

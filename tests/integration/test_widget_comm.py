@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import traitlets
 
 from llmsock_widget.core import snapshot
 from llmsock_widget.core.session import Message, new_state
@@ -72,6 +73,8 @@ def test_hello_is_answered_with_the_address_and_allows_the_page(kernel_env: Path
     assert server is not None
     assert connect["url"] == server.url and connect["token"] == server.token
     assert connect["transport"] == "auto" and "no notebook plugin" in connect["store"]
+    assert connect["model"] == server.model.name == "builtin"  # named in the chat's header
+    assert connect["models"] == ["builtin"]  # the header's model picker
     guard = server.guard
     views.sent.clear()
     # The page's origin and Host are allowed (asynchronously, on the server's loop).
@@ -173,3 +176,35 @@ def test_a_vscode_webview_origin_is_allowed_exactly_and_adds_no_host(kernel_env:
     assert origin in server.guard.allowed_origins
     assert "vscode-webview://1q2w3e4r5t6y7u8i9o0p.evil" not in server.guard.allowed_origins
     assert server.guard.extra_hosts == set(), "a webview's requests come from the machine itself"
+
+
+def test_a_widget_model_must_be_set_up_in_the_kernel(kernel_env: Path) -> None:
+    """ChatWidget(model=...) names a model of %llmsock model; another name says which there are."""
+    assert ChatWidget(model="builtin").model == "builtin"
+    with pytest.raises(
+        traitlets.TraitError, match=r"model 'openai:nope' is not set up in this kernel \(set up: builtin\)"
+    ):
+        ChatWidget(model="openai:nope")
+    widget = ChatWidget(system="Be terse.", temperature=0.2, max_tokens=300)
+    assert (
+        repr(widget) == "ChatWidget(session='default', system='Be terse.', temperature=0.2, max_tokens=300)"
+    )
+    with pytest.raises(traitlets.TraitError):
+        widget.model = "nope"
+    assert widget.model is None
+
+
+def test_a_widget_takes_the_settings_the_notebook_kept_for_its_session(kernel_env: Path) -> None:
+    """After a restart, ChatWidget() takes the snapshot's settings where it has none (Python sees them)."""
+    widget, views = make_widget()
+    widget.temperature = 1.0  # set here: kept
+    kept = {"system": "Be terse.", "temperature": 0.3, "maxTokens": 50, "model": "openai:not-set-up"}
+    hello = {"kind": "hello", "origin": "http://localhost:8888", "plugin": True}
+    say(widget, hello | {"snapshots": {"default": {"schema": 1, "settings": kept}}})
+    views.wait_for(lambda m: m["kind"] == "connect")
+    assert (widget.system, widget.temperature, widget.max_tokens) == ("Be terse.", 1.0, 50)
+    assert widget.model is None, "a model this kernel has not set up is left out"
+    other, views = make_widget("other")
+    say(other, hello | {"snapshots": {"default": {"schema": 1, "settings": kept}}})
+    views.wait_for(lambda m: m["kind"] == "connect")
+    assert other.system is None, "another session's settings are not taken"

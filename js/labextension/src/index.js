@@ -26,6 +26,17 @@
 //       cell that was active before it; "run-below": as "below", then run the new cell.
 //       Sets detail.ok, or detail.message saying why not; acknowledged either way.
 //
+// And one shows the chat in JupyterLab's (or Notebook 7's) right side panel (the widget's
+// header.js):
+//
+//   "llmsock:capabilities"     also sets detail.openPanel = true for a view in a notebook cell.
+//   "llmsock:open-panel"       detail {version: 1, ok: false, message: ""}
+//       show another view of the chat cell's output (the same widget: the same session and
+//       code) in the right side panel, or bring forward the one already open for that cell.
+//       It closes with its cell or notebook. A view in the side panel is treated as if it were
+//       in its chat cell: its snapshots go to that notebook and its code is inserted around
+//       that cell.
+//
 // Stored shape: metadata.llmsock = {version: 1, sessions: {<session id>: <snapshot>, ...}}.
 // Nothing else in the metadata (in particular metadata.widgets) is ever touched, and a save
 // rewrites only the session it was asked to: every other entry of `sessions`, even one whose
@@ -35,6 +46,7 @@
 // which turns such a key into a prototype (and, copied again, into bogus entries).
 
 import { INotebookTracker, NotebookActions } from "@jupyterlab/notebook";
+import { LabIcon } from "@jupyterlab/ui-components";
 
 const KEY = "llmsock";
 const VERSION = 1;
@@ -91,10 +103,20 @@ function foreignVersion(stored) {
   return isPlainObject(stored) && typeof stored.version === "number" && stored.version !== VERSION;
 }
 
-/** The loaded notebook panel whose DOM holds `target`, or null. */
+/** @type {Map<Node, {panel: any, cell: any, widget: any}>} side-panel views -> where they come from */
+const clones = new Map();
+
+/** The side-panel view holding `target`, or undefined. */
+function cloneContaining(target) {
+  for (const [node, clone] of clones) if (node.contains(target)) return clone;
+  return undefined;
+}
+
+/** The loaded notebook panel whose DOM holds `target` (or whose chat a side panel shows), or null. */
 function panelContaining(tracker, target) {
   if (!(target instanceof Node)) return null;
-  const panel = tracker.find((candidate) => candidate.node.contains(target));
+  const panel =
+    cloneContaining(target)?.panel ?? tracker.find((candidate) => candidate.node.contains(target));
   // Before the file is loaded the model is empty: reading or writing it then would be wrong.
   return panel && panel.context.isReady ? panel : null;
 }
@@ -156,8 +178,10 @@ function watchActiveCell(panel) {
   });
 }
 
-/** The index of the cell whose DOM holds `target`, or -1. */
+/** The index of the cell whose DOM holds `target` (or whose chat a side panel shows), or -1. */
 function cellIndexOf(notebook, target) {
+  const clone = cloneContaining(target);
+  if (clone) return notebook.widgets.indexOf(clone.cell);
   return notebook.widgets.findIndex((cell) => cell.node.contains(target));
 }
 
@@ -173,6 +197,54 @@ function onCapabilities(tracker, event) {
   if (!isPlainObject(detail) || detail.version !== VERSION) return;
   if (!panelContaining(tracker, event.target)) return;
   detail.insertCode = true;
+  detail.openPanel = cloneContaining(event.target) === undefined;
+  event.preventDefault();
+}
+
+const chatIcon = new LabIcon({
+  name: "llmsock-notebook:chat",
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">' +
+    '<path class="jp-icon3" fill="#616161" d="M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H10l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg>',
+});
+let panels = 0;
+
+/** Show the chat cell holding `target` in the side panel; return why not, or "". */
+function openPanel(app, panel, target) {
+  const notebook = panel.content;
+  const cell = notebook.widgets[cellIndexOf(notebook, target)];
+  if (!cell || typeof cell.cloneOutputArea !== "function") return "the chat is not in a code cell of this notebook";
+  const open = [...clones.values()].find((clone) => clone.cell === cell);
+  if (open) {
+    app.shell.activateById(open.widget.id);
+    return "";
+  }
+  const widget = cell.cloneOutputArea();
+  panels += 1;
+  widget.id = `llmsock-chat-panel-${panels}`;
+  widget.addClass("llmsock-panel");
+  widget.title.icon = chatIcon;
+  widget.title.label = "Chat";
+  widget.title.caption = `llmsock chat of ${panel.context.path}`;
+  widget.title.closable = true;
+  clones.set(widget.node, { panel, cell, widget });
+  widget.disposed.connect(() => clones.delete(widget.node));
+  const close = () => widget.dispose();
+  cell.disposed.connect(close);
+  panel.disposed.connect(close);
+  app.shell.add(widget, "right", { rank: 1000 });
+  app.shell.activateById(widget.id);
+  return "";
+}
+
+function onOpenPanel(app, tracker, event) {
+  const detail = event.detail;
+  if (!isPlainObject(detail) || detail.version !== VERSION) return;
+  const panel = panelContaining(tracker, event.target);
+  if (!panel) return;
+  const why = openPanel(app, panel, event.target);
+  detail.ok = why === "";
+  detail.message = why;
   event.preventDefault();
 }
 
@@ -214,7 +286,8 @@ function onInsertCode(tracker, event) {
 /** @type {import("@jupyterlab/application").JupyterFrontEndPlugin<void>} */
 const plugin = {
   id: "llmsock-notebook:plugin",
-  description: "Keeps the llmsock chat widget's sessions in the notebook's metadata; puts its code into cells.",
+  description:
+    "Keeps the llmsock chat widget's sessions in the notebook's metadata; puts its code into cells; shows it in the side panel.",
   autoStart: true,
   // Optional: pages without notebooks (Notebook 7's file browser) have no tracker.
   optional: [INotebookTracker],
@@ -226,6 +299,7 @@ const plugin = {
     tracker.widgetAdded.connect((_, panel) => watchActiveCell(panel));
     document.addEventListener("llmsock:capabilities", (event) => onCapabilities(tracker, event));
     document.addEventListener("llmsock:insert-code", (event) => onInsertCode(tracker, event));
+    document.addEventListener("llmsock:open-panel", (event) => onOpenPanel(app, tracker, event));
   },
 };
 
