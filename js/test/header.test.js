@@ -1,38 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { JSDOM } from "jsdom";
-
 import { currentModel, EXAMPLES, sessionUsage, usageSummary } from "../src/header.js";
-import { createMarkdownRenderer } from "../src/markdown.js";
 import { parse } from "../src/protocol.js";
 import { initialState, reduce } from "../src/reducer.js";
-import { createView } from "../src/view.js";
-import { frames } from "./helpers.js";
+import { frames, mountView } from "./helpers.js";
 
-function setup() {
-  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
-  const el = window.document.getElementById("el");
-  const md = createMarkdownRenderer(window);
-  let queued = [];
-  const view = createView(el, {
-    renderMarkdown: md.render,
-    onSend: () => true,
-    onStop: () => {},
-    requestFrame: (fn) => {
-      queued.push(fn);
-      return queued.length;
-    },
-    cancelFrame: () => {},
-  });
-  const show = (state) => {
-    view.update(state);
-    const fns = queued;
-    queued = [];
-    for (const fn of fns) fn();
-  };
-  return { window, el, view, show };
-}
+const setup = () => mountView();
 
 const open = (s) => reduce(s, { type: "connection", state: "open" });
 const run = (state, ...list) => list.reduce((s, f) => reduce(s, parse(JSON.stringify(f))), state);

@@ -5,6 +5,9 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { JSDOM } from "jsdom";
+
+import { createMarkdownRenderer } from "../src/markdown.js";
 import { createView } from "../src/view.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -246,4 +249,27 @@ export function viewWithFrames(el, renderMarkdown) {
     for (const fn of queued.splice(0)) fn();
   };
   return { view, frame, queued };
+}
+
+/**
+ * A view in a fresh jsdom page, painting with the real Markdown renderer; `options` add to or
+ * replace createView's. `show(state)` updates it and runs the frame it asks for.
+ */
+export function mountView(options = {}) {
+  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
+  const el = window.document.getElementById("el");
+  const queued = [];
+  const view = createView(el, {
+    renderMarkdown: createMarkdownRenderer(window).render,
+    onSend: () => true,
+    onStop: () => {},
+    requestFrame: (fn) => queued.push(fn),
+    cancelFrame: () => {},
+    ...options,
+  });
+  const show = (state) => {
+    view.update(state);
+    for (const fn of queued.splice(0)) fn();
+  };
+  return { window, el, view, show };
 }

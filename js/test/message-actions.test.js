@@ -1,28 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { JSDOM } from "jsdom";
-
 import { clearQuestion } from "../src/clear.js";
-import { createMarkdownRenderer } from "../src/markdown.js";
 import { actionsFor, replacedText, replaceWarning, timeText, usageText } from "../src/message-actions.js";
 import { normalizeMessage, parse, userMessage } from "../src/protocol.js";
 import { initialState, reduce } from "../src/reducer.js";
-import { createView } from "../src/view.js";
-import { envelope, frames } from "./helpers.js";
+import { envelope, frames, mountView } from "./helpers.js";
 
 function setup() {
-  const { window } = new JSDOM("<!doctype html><html><body><div id=el></div></body></html>");
-  const el = window.document.getElementById("el");
-  const md = createMarkdownRenderer(window);
   const resent = [];
   const copied = [];
   let clears = 0;
-  let queued = [];
-  const view = createView(el, {
-    renderMarkdown: md.render,
-    onSend: () => true,
-    onStop: () => {},
+  const mounted = mountView({
     onResend: (text, replaces) => {
       resent.push({ text, replaces });
       return true;
@@ -35,22 +24,8 @@ function setup() {
       copied.push(text);
       return true;
     },
-    requestFrame: (fn) => {
-      queued.push(fn);
-      return queued.length;
-    },
-    cancelFrame: () => {},
   });
-  const frame = () => {
-    const fns = queued;
-    queued = [];
-    for (const fn of fns) fn();
-  };
-  const show = (state) => {
-    view.update(state);
-    frame();
-  };
-  return { window, el, view, resent, copied, clears: () => clears, show };
+  return { ...mounted, resent, copied, clears: () => clears };
 }
 
 const open = (s) => reduce(s, { type: "connection", state: "open" });

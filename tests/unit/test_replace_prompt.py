@@ -29,7 +29,6 @@ from llmsock_widget.core.events import (
 from llmsock_widget.core.session import (
     InteractionState,
     InvalidTransition,
-    apply,
     history,
     new_state,
     replaced_from,
@@ -42,6 +41,7 @@ from llmsock_widget.stores import MemoryStore
 from llmsock_widget.wire.encode import to_envelope, to_llmcore, to_typed
 from llmsock_widget.wire.protocol import Control, SendPrompt, decode
 from tests.conftest import TIMEOUT
+from tests.unit.test_session import step
 
 SID = "s1"
 
@@ -49,27 +49,14 @@ SID = "s1"
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _event(state: InteractionState, cls: type, **fields: Any) -> Any:
-    fields.setdefault("session_id", state.session_id)
-    fields.setdefault("seq", state.seq + 1)
-    fields.setdefault("ts", 1000 + state.seq + 1)
-    if "turn_id" not in fields and state.turn_id is not None:
-        fields["turn_id"] = state.turn_id
-    return cls(**fields)
-
-
-def _step(state: InteractionState, cls: type, **fields: Any) -> InteractionState:
-    return apply(state, _event(state, cls, **fields))
-
-
 def turn(state: InteractionState, n: int, **prompt: Any) -> InteractionState:
     """Return ``state`` after a whole turn whose prompt is ``u<n>`` and answer ``answer <n>``."""
     prompt.setdefault("message_id", f"u{n}")
     prompt.setdefault("text", f"prompt {n}")
-    state = _step(state, UserMessage, turn_id=f"t{n}", **prompt)
-    state = _step(state, ModelStart, model="builtin")
-    state = _step(state, ModelDelta, text=f"answer {n}")
-    return _step(state, ModelEnd, finish_reason="stop", text=f"answer {n}")
+    state = step(state, UserMessage, turn_id=f"t{n}", **prompt)
+    state = step(state, ModelStart, model="builtin")
+    state = step(state, ModelDelta, text=f"answer {n}")
+    return step(state, ModelEnd, finish_reason="stop", text=f"answer {n}")
 
 
 def three_turns() -> InteractionState:
@@ -125,15 +112,15 @@ def test_decoder_takes_128_characters() -> None:
 def test_replacing_the_middle_prompt_cuts_the_transcript_there() -> None:
     """Editing prompt 2 of 3 turns keeps turn 1, drops prompt 2 and everything after it."""
     state = three_turns()
-    state = _step(
+    state = step(
         state, UserMessage, turn_id="t4", text="prompt 2, edited", message_id="u4", replaces="u2", replaced=4
     )
     assert texts(state) == ["prompt 1", "answer 1", "prompt 2, edited"]
     assert state.messages[-1].replaced == 4
     assert [m.replaced for m in state.messages[:-1]] == [0, 0]
-    state = _step(state, ModelStart, model="builtin")
-    state = _step(state, ModelDelta, text="answer 4")
-    state = _step(state, ModelEnd, finish_reason="stop", text="answer 4")
+    state = step(state, ModelStart, model="builtin")
+    state = step(state, ModelDelta, text="answer 4")
+    state = step(state, ModelEnd, finish_reason="stop", text="answer 4")
     assert texts(state) == ["prompt 1", "answer 1", "prompt 2, edited", "answer 4"]
 
 
@@ -144,7 +131,7 @@ def test_regenerate_removes_the_last_turn_two_messages() -> None:
 
 
 def test_replacing_the_first_prompt_empties_the_transcript() -> None:
-    state = _step(
+    state = step(
         three_turns(), UserMessage, turn_id="t4", text="anew", message_id="u4", replaces="u1", replaced=6
     )
     assert texts(state) == ["anew"]
@@ -152,7 +139,7 @@ def test_replacing_the_first_prompt_empties_the_transcript() -> None:
 
 def test_the_model_sees_only_the_new_branch() -> None:
     """history() after an edit holds the kept turns and the new prompt, never the replaced ones."""
-    state = _step(
+    state = step(
         three_turns(),
         UserMessage,
         turn_id="t4",
@@ -175,12 +162,12 @@ def test_the_model_sees_only_the_new_branch() -> None:
 def test_replacing_what_is_not_a_user_message_is_refused(replaces: str, why: str) -> None:
     state = three_turns()
     with pytest.raises(InvalidTransition):
-        _step(state, UserMessage, turn_id="t4", text="x", message_id="u4", replaces=replaces, replaced=1)
+        step(state, UserMessage, turn_id="t4", text="x", message_id="u4", replaces=replaces, replaced=1)
 
 
 def test_a_count_that_disagrees_with_the_cut_is_refused() -> None:
     with pytest.raises(InvalidTransition, match="removes 4, not 2"):
-        _step(three_turns(), UserMessage, turn_id="t4", text="x", message_id="u4", replaces="u2", replaced=2)
+        step(three_turns(), UserMessage, turn_id="t4", text="x", message_id="u4", replaces="u2", replaced=2)
 
 
 def test_the_cut_is_at_the_latest_user_message_of_that_id() -> None:
