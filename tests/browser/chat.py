@@ -73,6 +73,11 @@ class Chat:
         """The messages of ``role`` ("user" or "assistant"), oldest first."""
         return self.transcript.locator(f'[data-role="{role}"]')
 
+    @property
+    def prompts(self) -> Locator:
+        """The text of each prompt, oldest first (without its row of time and actions)."""
+        return self.transcript.locator('[data-role="user"] > .llmsock-body')
+
     def answer(self, index: int) -> Locator:
         """The assistant message at ``index`` (0 = the first answer)."""
         return self.messages("assistant").nth(index)

@@ -60,7 +60,7 @@ def test_widget_streams_an_answer_token_by_token(open_notebook: OpenNotebook, sc
     prompt = "/slow 40 /long 60"
     chat.record_lengths()
     chat.send(prompt)
-    expect(chat.messages("user")).to_have_text([prompt])
+    expect(chat.prompts).to_have_text([prompt])
     expect(chat.answer(0)).to_have_attribute("data-status", "streaming")
     expect(chat.answer(0)).not_to_have_text("")
     screenshot(chat.root, "streaming")
@@ -189,7 +189,7 @@ def test_model_output_is_sanitized(open_notebook: OpenNotebook, screenshot: Scre
     assert "noopener" in rel and "noreferrer" in rel, rel
     for raw in ('<img src=x onerror="window.__xss=1">', "<script>window.__xss=2</script>", "<iframe"):
         assert raw in text, f"{raw!r} is not shown as text in {text!r}"
-    expect(chat.messages("user")).to_have_text([f"/echo {XSS}"])  # the prompt, as plain text
+    expect(chat.prompts).to_have_text([f"/echo {XSS}"])  # the prompt, as plain text
 
 
 SHARED = 'ChatWidget(session="shared")'
@@ -206,7 +206,7 @@ def test_views_of_one_session_stay_in_sync(open_notebook: OpenNotebook, screensh
     first.send("hello from the first view")
     answer = first.wait_for_answer(0)
     assert second.wait_for_answer(0) == answer
-    expect(second.messages("user")).to_have_text(["hello from the first view"])
+    expect(second.prompts).to_have_text(["hello from the first view"])
     assert flat(answer) == flat(builtin_reply("hello from the first view"))
 
     # 200 tokens at 20/s (more on slow machines): long enough to open a third view meanwhile.
@@ -224,7 +224,7 @@ def test_views_of_one_session_stay_in_sync(open_notebook: OpenNotebook, screensh
     long_answer = first.wait_for_answer(1, timeout=TIMEOUT * 3)
     for view in (second, third):
         assert view.wait_for_answer(1) == long_answer
-    expect(third.messages("user")).to_have_text(["hello from the first view", long_prompt])
+    expect(third.prompts).to_have_text(["hello from the first view", long_prompt])
     assert third.answer_text(0) == answer
     assert flat(long_answer) == flat(builtin_reply("hello from the first view", long_prompt))
     screenshot(third.root)  # the late view, caught up

@@ -82,8 +82,11 @@ def test_copy_and_every_insert_put_the_block_into_the_clipboard_and_the_notebook
     expect(chat.root.locator('[data-role="code-announcer"]')).to_have_text("Copied")
     assert notebook.page.evaluate("navigator.clipboard.readText()") == CODE
 
-    # Keyboard only: Tab from the transcript reaches the block's buttons, in order; Enter acts.
+    # Keyboard only: Tab from the transcript reaches the prompt's Edit, then the block's buttons,
+    # in order; Enter acts.
     chat.transcript.focus()
+    notebook.page.keyboard.press("Tab")
+    expect(chat.messages("user").get_by_role("button", name="Edit this prompt")).to_be_focused()
     notebook.page.keyboard.press("Tab")
     expect(toolbar.get_by_role("button", name="Copy code")).to_be_focused()
     notebook.page.keyboard.press("Tab")
@@ -152,6 +155,7 @@ def test_the_toolbar_fits_and_shows_focus_at_420_px(
         assert overflow == 0, "a button sticks out of the code block"
         copy = toolbar.get_by_role("button", name="Copy code")
         chat.transcript.focus()
+        notebook.page.keyboard.press("Tab")  # the prompt's Edit
         notebook.page.keyboard.press("Tab")
         expect(copy).to_be_focused()
         outline = copy.evaluate("el => getComputedStyle(el).outlineStyle")
@@ -184,7 +188,11 @@ def test_the_plugin_ignores_malformed_requests_and_requests_from_outside_a_noteb
         return result
 
     probe = {"version": 1, "insertCode": False}
-    assert fire("capabilities", probe) == {"acked": True, "detail": probe | {"insertCode": True}}
+    # A view in a notebook cell may also be shown in the side panel.
+    assert fire("capabilities", probe) == {
+        "acked": True,
+        "detail": probe | {"insertCode": True, "openPanel": True},
+    }
     assert fire("capabilities", probe, outside=True) == {"acked": False, "detail": probe}
     assert not fire("capabilities", probe | {"version": 2})["acked"]
     request = {"version": 1, "code": "x = 1", "where": "below", "ok": False, "message": ""}

@@ -128,7 +128,7 @@ def test_up_recalls_the_prompts_sent_and_down_goes_forward(open_notebook: OpenNo
     keyboard.press("ArrowUp")
     keyboard.press("Enter")
     expect(chat.messages("user")).to_have_count(3)
-    expect(chat.messages("user").nth(2)).to_have_text("/echo first")
+    expect(chat.prompts.nth(2)).to_have_text("/echo first")
     assert chat.wait_for_answer(2) == "first"
 
 

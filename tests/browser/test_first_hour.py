@@ -112,7 +112,7 @@ def test_the_first_hour_in_the_quickstart(page: Page, jupyter: JupyterServer, sc
     chat = Chat(notebook.output(CHAT_CELL).locator(".llmsock-chat"))
     chat.wait_until_open()
     # Run All asked on the chat's session twice (%%llmsock, ask()); the chat shows both, quietly.
-    expect(chat.messages("user")).to_have_text(RUN_ALL_PROMPTS)
+    expect(chat.prompts).to_have_text(RUN_ALL_PROMPTS)
     expect(chat.messages("assistant")).to_have_count(2)
     expect(chat.transcript.locator(".llmsock-notice")).to_have_count(0)
     prompts = list(RUN_ALL_PROMPTS)
@@ -176,7 +176,7 @@ def test_the_first_hour_in_the_quickstart(page: Page, jupyter: JupyterServer, sc
     chat.wait_until_open()
 
     # The whole transcript is back: every prompt, every answer, the stopped one still stopped.
-    users = chat.messages("user")
+    users = chat.prompts
     expect(users).to_have_count(7)
     expect(chat.messages("assistant")).to_have_count(7)
     for index, prompt in enumerate(prompts):

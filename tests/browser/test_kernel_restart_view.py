@@ -73,4 +73,4 @@ def test_the_old_view_says_the_kernel_restarted_and_stops_retrying(
     notebook.run_cell(1)
     again = Chat(notebook.output(1).locator(".llmsock-chat"))
     again.wait_until_open()
-    expect(again.messages("user")).to_have_text(["remember me"])
+    expect(again.prompts).to_have_text(["remember me"])
