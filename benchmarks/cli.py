@@ -21,10 +21,20 @@ from websockets.exceptions import WebSocketException
 
 from llmsock_widget.models.builtin import MAX_DIRECTIVE_TOKENS
 
-from . import comm, connections, kernel, latency, openai_path, peer, reducer, snapshots, throughput
+from . import comm, connections, context, kernel, latency, openai_path, peer, reducer, snapshots, throughput
 from .common import BenchFailure, describe, machine
 
-SUITES = ("throughput", "reducer", "latency", "connections", "snapshot", "comm", "openai", "kernel")
+SUITES = (
+    "throughput",
+    "reducer",
+    "latency",
+    "connections",
+    "snapshot",
+    "comm",
+    "openai",
+    "kernel",
+    "context",
+)
 EXTRA_SUITES = ("peer",)  # named only: not part of the default run (it needs a peer server)
 _THROUGHPUT_OPTIONS = ("--deltas", "--repeat", "--client")
 
@@ -150,6 +160,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--seconds", type=float, default=4.0, help="seconds each stream lasts (default 4)")
     sub.add_argument("--stops", type=int, default=10, help="Stop trials per scenario and round (default 10)")
 
+    sub = suites.add_parser(
+        "context", parents=[common], help="time to summarize a live object (1M-row DataFrame) for a model"
+    )
+    sub.add_argument("--rows", type=int, default=1_000_000, help="rows of the DataFrame and the list")
+    sub.add_argument("--repeat", type=int, default=20, help="timed runs of each summary (default 20)")
+
     suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
     return parser
 
@@ -167,7 +183,7 @@ def _argv(argv: Sequence[str]) -> list[str]:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.suite in ("throughput", "comm") and not 1 <= args.deltas <= MAX_DIRECTIVE_TOKENS:
         parser.error(f"--deltas must be from 1 to {MAX_DIRECTIVE_TOKENS}")
-    if args.suite in ("throughput", "reducer", "snapshot", "openai", "kernel") and args.repeat < 1:
+    if args.suite in ("throughput", "reducer", "snapshot", "openai", "kernel", "context") and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.suite == "latency" and (not args.sessions or min(args.sessions) < 1 or not args.rate > 0):
         parser.error("--sessions must be counts >= 1 and --rate > 0")
@@ -182,6 +198,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         or min(args.intervals) <= 0
     ):
         parser.error("--kernels and --stops must be at least 1, the other numbers above 0")
+    if args.suite == "context" and args.rows < 1:
+        parser.error("--rows must be at least 1")
     if args.suite == "openai" and args.chunks < 1:
         parser.error("--chunks must be at least 1")
     if args.suite == "reducer" and (not args.lengths or min(args.lengths) < 1):
@@ -246,6 +264,8 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
             rounds=args.rounds,
             timeout=timeout,
         )
+    if suite == "context":
+        return context.run(rows=args.rows, repeat=args.repeat)
     if suite == "openai":
         return openai_path.run(chunks=args.chunks, repeat=args.repeat, timeout=timeout, node=not args.no_node)
     return comm.run(deltas=args.deltas, paces=args.paces, timeout=timeout)
@@ -261,6 +281,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "openai": openai_path.render,
     "peer": peer.render,
     "kernel": kernel.render,
+    "context": context.render,
 }
 
 

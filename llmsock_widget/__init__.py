@@ -20,9 +20,11 @@ __all__ = [
     "Client",
     "ServerThread",
     "__version__",
+    "add_mcp",
     "ask",
     "get_server",
     "load_ipython_extension",
+    "remove_mcp",
     "set_store",
     "start_server",
     "stop_server",
@@ -120,6 +122,33 @@ def tool(fn: Any = None, **options: Any) -> Any:
     from .notebook.kernel import get_server
 
     return get_server().tool(fn, **options)
+
+
+def add_mcp(
+    name: str,
+    command: str | list[str] | None = None,
+    *,
+    url: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Make an MCP server's tools tools of the kernel's server; return their names (``NAME__tool``).
+
+    ``command`` (a list, or one string split like a shell's) starts the server over stdio;
+    ``url`` reaches one over streamable HTTP.  ``env`` adds to the few variables a stdio
+    server inherits.  Adding ``name`` again replaces it.  Needs the ``mcp`` extra.
+    """
+    from .notebook.kernel import get_server
+
+    return list(get_server().add_mcp(name, command, url=url, env=env, cwd=cwd, timeout=timeout))
+
+
+def remove_mcp(name: str) -> list[str]:
+    """Close the MCP server ``name`` and unregister its tools; return their names."""
+    from .notebook.kernel import get_server
+
+    return list(get_server().remove_mcp(name))
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -16,6 +16,11 @@
 ``%llmsock save``               save every open chat now (into the notebook's metadata, or files)
 ``%llmsock clear [SESSION]``    clear the history of the current (or the named) session; every open
                                 view of it empties; refused while a turn runs
+``%llmsock mcp``                list the MCP servers added and their tools
+``%llmsock mcp add NAME -- COMMAND [ARG...]`` / ``%llmsock mcp add NAME --url URL``
+                                start an MCP server (stdio) or reach one (streamable HTTP); its
+                                tools become tools of this kernel's server, named ``NAME__tool``
+``%llmsock mcp remove NAME``    close it and unregister its tools
 ``%llmsock stop``               stop the server and free its port
 ``%%llmsock [SESSION] [--tools [NAME,...]|--no-tools] [--timeout S] [--retries N]``
                                 send the cell body as a prompt; stream the answer into the output
@@ -44,6 +49,7 @@ MODEL_USAGE = (
     "usage: %llmsock model SPEC [--base-url URL] [--api-key-env VAR] [--timeout S] "
     "[--connect-timeout S] [--retries N] [--tools|--no-tools]"
 )
+MCP_USAGE = "usage: %llmsock mcp [add NAME -- COMMAND [ARG...] | add NAME --url URL | remove NAME]"
 CELL_USAGE = "usage: %%llmsock [SESSION] [--tools [NAME,...]|--no-tools] [--timeout S] [--retries N]"
 
 
@@ -148,12 +154,52 @@ def _run(line: str, cell: str | None) -> Any:
         return f"saved {count} chat{'s' if count != 1 else ''} to {where}"
     if command == "clear":
         return _clear(rest[0] if rest else _state["session"])
+    if command == "mcp":
+        return _mcp(rest)
     if command == "stop":
         kernel.stop_server()
         return "llmsock server stopped"
     raise ValueError(
-        f"unknown %llmsock command {command!r}; try: status, chat, model, new, store, save, clear, stop"
+        f"unknown %llmsock command {command!r}; try: status, chat, model, new, store, save, clear, stop, mcp"
     )
+
+
+def _mcp(args: list[str]) -> str:
+    """Do ``%llmsock mcp [add NAME -- COMMAND ... | add NAME --url URL | remove NAME]``; say what is there."""
+    from ..tools.mcp import McpToolError
+
+    server = kernel.get_server()
+    action, rest = (args[0], args[1:]) if args else ("list", [])
+    try:
+        if action == "list" and not rest:
+            return _mcp_listing(server.mcp_servers())
+        if action == "remove" and len(rest) == 1:
+            removed = server.remove_mcp(rest[0])
+            if not removed:
+                return f"no MCP server {rest[0]!r} was added"
+            return f"MCP server {rest[0]!r} removed, and its tools: {', '.join(removed)}"
+        if action == "add" and len(rest) >= 3 and rest[1] in ("--", "--url"):
+            name, how, target = rest[0], rest[1], rest[2:]
+            if how == "--url" and len(target) != 1:
+                raise ValueError(MCP_USAGE)
+            added = server.add_mcp(
+                name, target if how == "--" else None, url=target[0] if how == "--url" else None
+            )
+            return f"MCP server {name!r}: {', '.join(added) or 'no tools'}"
+    except McpToolError as exc:
+        raise ValueError(str(exc)) from None
+    raise ValueError(MCP_USAGE)
+
+
+def _mcp_listing(servers: dict[str, dict[str, Any]]) -> str:
+    if not servers:
+        return "no MCP server; add one: %llmsock mcp add NAME -- COMMAND [ARG...]"
+    lines = []
+    for name, info in servers.items():
+        state = "" if info["running"] else f" (not running: {info['problem']})"
+        tools = ", ".join(info["tools"]) or "no tools"
+        lines.append(f"{name}: {info['transport']}{state}\n  tools: {tools}")
+    return "\n".join(lines)
 
 
 def _clear(session: str) -> str:

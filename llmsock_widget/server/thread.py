@@ -227,6 +227,58 @@ class ServerThread(SessionsApi, LoopThread):
         """
         return self.tools.register(fn, **options)
 
+    def add_mcp(
+        self,
+        name: str,
+        command: str | list[str] | None = None,
+        *,
+        url: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float = 30.0,
+    ) -> list[str]:
+        """Start MCP server ``name`` (``command``: stdio; ``url``: streamable HTTP); register its tools.
+
+        Returns the tools' names (``<name>__<tool>``).  Adding ``name`` again replaces it.  Safe
+        from any thread but the server's own; the server must be running, and the MCP session
+        lives on its loop until :meth:`remove_mcp` or :meth:`stop` (see :mod:`..tools.mcp`).
+        """
+        from ..tools.mcp import McpTransport, check_server_name
+
+        check_server_name(name)
+        transport = McpTransport.of(command=command, url=url, env=env, cwd=cwd)
+        names: list[str] = self._mcp_on_loop(self._mcp().add(name, transport, timeout=timeout), timeout + 10)
+        return names
+
+    def remove_mcp(self, name: str, timeout: float = 30.0) -> list[str]:
+        """Close MCP server ``name`` and unregister its tools; return their names ([] if none)."""
+        if not self.running:  # stopping closed every MCP server
+            return []
+        names: list[str] = self._mcp_on_loop(self._mcp().remove(name), timeout)
+        return names
+
+    def mcp_servers(self) -> dict[str, dict[str, Any]]:
+        """Return each MCP server added: its command or URL, whether it runs, and its tools' names."""
+        servers = self.__dict__.get("_mcp_servers")
+        return {} if servers is None else servers.listing()
+
+    def _mcp(self) -> Any:
+        """Return this server's McpServers (made on first use: nothing imports ``mcp`` before)."""
+        from ..tools.mcp import McpServers
+
+        with self._lock:
+            servers = self.__dict__.get("_mcp_servers")
+            if servers is None:
+                servers = self.__dict__["_mcp_servers"] = McpServers(self.tools)
+        return servers
+
+    def _mcp_on_loop(self, coro: Any, timeout: float) -> Any:
+        """Run ``coro`` on the server's loop and return its result (a running server only)."""
+        if self.loop is None or not self.running:
+            coro.close()
+            raise RuntimeError("the llmsock server is not running: start it first")
+        return self.submit(coro).result(timeout)
+
     def set_model(self, model: ChatModel | str, **options: Any) -> None:
         """Set ``model`` up and use it for turns that start from now on; safe from any thread.
 

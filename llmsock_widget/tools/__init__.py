@@ -10,7 +10,8 @@
 
 ``await call_tool(registry, name, arguments_json, timeout=...)`` runs one call
 and returns a :class:`ToolOutcome`; it never raises for the model's or the
-tool's faults.  See ``execution`` for which thread runs what.
+tool's faults.  See ``execution`` for which thread runs what, and ``mcp`` for an MCP
+server's tools as registry entries (that module imports the ``mcp`` package only when used).
 """
 
 from __future__ import annotations

@@ -23,12 +23,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RegisteredTool:
-    """One registered function, its schema and checks, and its own timeout (None: the caller's)."""
+    """One registered function, its schema and checks, and its own timeout (None: the caller's).
+
+    ``origin`` says where the tool comes from: None for a Python function, ``"mcp:<server>"``
+    for a tool of an MCP server (a rule such as which calls need approval may go by it).
+    """
 
     fn: Callable[..., Any]
     spec: ToolSpec
     timeout: float | None
     is_async: bool
+    origin: str | None = None
 
     @property
     def name(self) -> str:
@@ -92,6 +97,19 @@ class ToolRegistry:
             return function
 
         return add if fn is None else add(fn)
+
+    def add(self, tool: RegisteredTool) -> None:
+        """Register a tool described already (e.g. an MCP server's), replacing one of its name."""
+        with self._lock:
+            self._tools[tool.name] = tool
+
+    def discard(self, tool: RegisteredTool) -> bool:
+        """Unregister ``tool`` unless a later registration took its name; say whether it did."""
+        with self._lock:
+            if self._tools.get(tool.name) is not tool:
+                return False
+            del self._tools[tool.name]
+            return True
 
     def unregister(self, name: str) -> None:
         """Remove the tool called ``name``.

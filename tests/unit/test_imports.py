@@ -135,10 +135,11 @@ def test_internal_names_resolve_to_modules() -> None:
 # -- the rules: folders ------------------------------------------------------------------------
 
 # What each folder (or top-level module) may import of ours, besides itself.  The folder tree is
-# the layer diagram: core <- wire <- stores, models, tools, client <- runtime <- server <- notebook.
+# the layer diagram: core <- wire <- stores, models, tools, client <- runtime <- server <- notebook;
+# context (summaries of live objects) stands beside core on errors alone, under runtime.
 _BASE = {"errors", "_version"}
 _PORTS = _BASE | {"core", "wire"}
-_BELOW_RUNTIME = _PORTS | {"stores", "models", "tools"}
+_BELOW_RUNTIME = _PORTS | {"stores", "models", "tools", "context"}
 _BELOW_SERVER = _BELOW_RUNTIME | {"runtime"}
 _BELOW_NOTEBOOK = _BELOW_SERVER | {"server", "client"}
 MAY_IMPORT = {
@@ -146,6 +147,7 @@ MAY_IMPORT = {
     "_version": set(),
     "_moved": set(),  # it names the new paths as strings, imported on demand
     "core": _BASE,
+    "context": _BASE,
     "wire": _BASE | {"core"},
     "stores": _PORTS,
     "models": _PORTS,
@@ -228,7 +230,7 @@ def test_no_import_cycles() -> None:
 
 # -- the rules: what importing a module really loads (a fresh interpreter each) -----------------
 
-LIGHT = {"tornado", "IPython", "ipywidgets", "anywidget", "ipykernel", "comm", "nbformat", "openai"}
+LIGHT = {"tornado", "IPython", "ipywidgets", "anywidget", "ipykernel", "comm", "nbformat", "openai", "mcp"}
 TRANSITIVE = {
     PACKAGE: LIGHT,
     f"{PACKAGE}.core.session": LIGHT | {"asyncio", "websockets"},
@@ -239,6 +241,8 @@ TRANSITIVE = {
     f"{PACKAGE}.stores": LIGHT,
     f"{PACKAGE}.server.commlink": LIGHT,  # a comm link needs the pipeline, not Tornado
     f"{PACKAGE}.server.thread": LIGHT - {"tornado"},
+    # Data frames are recognised by their type's module, never imported.
+    f"{PACKAGE}.context": LIGHT | {"asyncio", "websockets", "pandas", "numpy", "polars"},
 }
 
 
