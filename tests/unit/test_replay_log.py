@@ -74,7 +74,7 @@ def test_a_streamed_answer_adds_no_object_per_delta() -> None:
             assert log.after(seq - 10) == kept[-10:]
             del kept
     gc.collect()
-    assert sum(isinstance(o, ModelDelta) for o in gc.get_objects()) == 0
+    assert sum(type(o) is ModelDelta for o in gc.get_objects()) == 0
     assert list(log) == [_delta(s) for s in range(10_000 - 4095, 10_001)]
 
 
