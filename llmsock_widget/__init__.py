@@ -22,6 +22,7 @@ __all__ = [
     "__version__",
     "add_mcp",
     "ask",
+    "explain",
     "get_server",
     "load_ipython_extension",
     "remove_mcp",
@@ -101,6 +102,23 @@ def ask(
         "model": model,
     }
     return _ask(prompt, session=session, server=server, display=display, timeout=timeout, options=options)
+
+
+def explain(*, session: str = "default", display: bool = True, timeout: float | None = None) -> Any:
+    """Ask ``session`` to explain this kernel's last error (``%llmsock explain``); return the Answer.
+
+    The prompt holds the traceback's frames of the user's code, their source lines and their
+    local variables, summarized and masked (names that look secret).  ``timeout`` is how long to
+    wait for the whole answer.
+
+    Raises:
+        ValueError: no cell has failed yet ("no error to explain yet").
+    """
+    from .notebook.explain import explain_prompt, last_error
+
+    # Read before ask() starts anything: the error is the user's, not one of ours on the way.
+    prompt = explain_prompt(last_error())
+    return ask(prompt, session=session, display=display, timeout=timeout)
 
 
 def set_store(store: Any) -> str:

@@ -16,6 +16,9 @@
 ``%llmsock save``               save every open chat now (into the notebook's metadata, or files)
 ``%llmsock clear [SESSION]``    clear the history of the current (or the named) session; every open
                                 view of it empties; refused while a turn runs
+``%llmsock explain [--session NAME]``
+                                ask the current (or the named) session to explain the last error: its
+                                traceback, source lines and masked locals; the answer streams below
 ``%llmsock mcp``                list the MCP servers added and their tools
 ``%llmsock mcp add NAME -- COMMAND [ARG...]`` / ``%llmsock mcp add NAME --url URL``
                                 start an MCP server (stdio) or reach one (streamable HTTP); its
@@ -50,18 +53,35 @@ MODEL_USAGE = (
     "[--connect-timeout S] [--retries N] [--tools|--no-tools]"
 )
 MCP_USAGE = "usage: %llmsock mcp [add NAME -- COMMAND [ARG...] | add NAME --url URL | remove NAME]"
+EXPLAIN_USAGE = "usage: %llmsock explain [--session NAME]"
 CELL_USAGE = "usage: %%llmsock [SESSION] [--tools [NAME,...]|--no-tools] [--timeout S] [--retries N]"
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Start (or reuse) the kernel's server and register the magics."""
     kernel.get_server()
+    _watch_errors(ipython, True)
     ipython.register_magic_function(_llmsock_magic, magic_kind="line_cell", magic_name="llmsock")
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop the kernel's server (``%reload_ext`` then starts a fresh one)."""
+    _watch_errors(ipython, False)
     kernel.stop_server()
+
+
+def _watch_errors(ipython: Any, on: bool) -> None:
+    """Keep (or stop keeping) each failed cell's exception for ``%llmsock explain``."""
+    from .explain import remember
+
+    events = getattr(ipython, "events", None)
+    if events is None:
+        return
+    registered = remember in events.callbacks.get("post_run_cell", [])
+    if on and not registered:
+        events.register("post_run_cell", remember)
+    elif not on and registered:
+        events.unregister("post_run_cell", remember)
 
 
 def _llmsock_magic(line: str, cell: str | None = None) -> Any:
@@ -154,13 +174,17 @@ def _run(line: str, cell: str | None) -> Any:
         return f"saved {count} chat{'s' if count != 1 else ''} to {where}"
     if command == "clear":
         return _clear(rest[0] if rest else _state["session"])
+    if command == "explain":
+        _explain(rest)
+        return None
     if command == "mcp":
         return _mcp(rest)
     if command == "stop":
         kernel.stop_server()
         return "llmsock server stopped"
     raise ValueError(
-        f"unknown %llmsock command {command!r}; try: status, chat, model, new, store, save, clear, stop, mcp"
+        f"unknown %llmsock command {command!r}; try: status, chat, model, new, store, save, clear, "
+        "stop, mcp, explain"
     )
 
 
@@ -200,6 +224,19 @@ def _mcp_listing(servers: dict[str, dict[str, Any]]) -> str:
         tools = ", ".join(info["tools"]) or "no tools"
         lines.append(f"{name}: {info['transport']}{state}\n  tools: {tools}")
     return "\n".join(lines)
+
+
+def _explain(args: list[str]) -> None:
+    """Send the last error as a prompt, as ``%%llmsock`` sends a cell: the answer streams below."""
+    if args and (len(args) != 2 or args[0] != "--session"):
+        raise ValueError(EXPLAIN_USAGE)
+    session = args[1] if args else _state["session"]
+    # Read before anything else runs: the prompt is about the cell that failed, not about this one.
+    from .answer import ask
+    from .explain import explain_prompt, last_error
+
+    prompt = explain_prompt(last_error())
+    ask(prompt, session=session, server=kernel.get_server())
 
 
 def _clear(session: str) -> str:
