@@ -30,7 +30,7 @@ from typing import Any
 
 from .mcp_session import McpSession, McpToolError, McpTransport
 from .registry import RegisteredTool, ToolRegistry
-from .schema import InvalidArgument, ToolSpec
+from .schema import ToolSpec
 
 __all__ = ["McpServers", "McpToolError", "McpTransport", "tool_name"]
 
@@ -69,13 +69,7 @@ class McpToolSpec(ToolSpec):
 
     def bind(self, arguments: Any) -> tuple[list[Any], dict[str, Any]]:
         """Check the required arguments are given (and no unknown one, if the schema is closed)."""
-        if self.closed:
-            unexpected = sorted(set(arguments) - set(self.checks))
-            if unexpected:
-                raise InvalidArgument(f"unexpected argument {unexpected[0][:80]!r}")
-        missing = sorted(self.required - set(arguments))
-        if missing:
-            raise InvalidArgument(f"missing required argument {missing[0]!r}")
+        self.check_names(arguments, closed=self.closed)
         return [dict(arguments)], {}
 
 

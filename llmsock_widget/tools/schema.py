@@ -72,18 +72,27 @@ class ToolSpec:
             InvalidArgument: a required argument is missing, an unknown one is given, or one has
                 the wrong JSON type; the message names the parameter.
         """
-        unexpected = sorted(set(arguments) - set(self.checks))
-        if unexpected:
-            raise InvalidArgument(f"unexpected argument {_short(unexpected[0])}")
-        missing = sorted(self.required - set(arguments))
-        if missing:
-            raise InvalidArgument(f"missing required argument {missing[0]!r}")
+        self.check_names(arguments)
         values = {key: self.checks[key](value, f"argument {key!r}") for key, value in arguments.items()}
         values.update({key: None for key in self.optional if key not in values})
         args: list[Any] = []
         for key, default in self.positional:
             args.append(values.pop(key) if key in values else default)
         return args, values
+
+    def check_names(self, arguments: Mapping[str, Any], *, closed: bool = True) -> None:
+        """Refuse a missing required argument, and (if ``closed``) an argument no parameter names.
+
+        Raises:
+            InvalidArgument: naming the first such argument.
+        """
+        if closed:
+            unexpected = sorted(set(arguments) - set(self.checks))
+            if unexpected:
+                raise InvalidArgument(f"unexpected argument {_short(unexpected[0])}")
+        missing = sorted(self.required - set(arguments))
+        if missing:
+            raise InvalidArgument(f"missing required argument {missing[0]!r}")
 
 
 def tool_schema(
