@@ -18,6 +18,8 @@
 // The plugin is reached as for snapshots (docs/persistence.md, section 4): DOM events that
 // bubble from the view, acknowledged with preventDefault().
 
+import { askPlugin } from "./plugin.js";
+
 /** Asks whether the plugin can put code into the notebook that holds the view. */
 export const CAPABILITIES_EVENT = "llmsock:capabilities";
 /** Puts a block's code into the notebook. */
@@ -105,10 +107,8 @@ export function followed(node, root) {
  * @returns {boolean}
  */
 export function probeInsert(el) {
-  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const detail = { version: 1, insertCode: false };
-  const event = new win.CustomEvent(CAPABILITIES_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
-  return !el.dispatchEvent(event) && detail.insertCode === true;
+  return askPlugin(el, CAPABILITIES_EVENT, detail) && detail.insertCode === true;
 }
 
 /**
@@ -119,10 +119,8 @@ export function probeInsert(el) {
  * @returns {{ok: boolean, message: string}}  message: why not, when not ok
  */
 export function requestInsert(from, code, where) {
-  const win = /** @type {Window & typeof globalThis} */ (from.ownerDocument.defaultView);
   const detail = { version: 1, code, where, ok: false, message: "" };
-  const event = new win.CustomEvent(INSERT_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
-  if (from.dispatchEvent(event)) return { ok: false, message: "no notebook answered" };
+  if (!askPlugin(from, INSERT_EVENT, detail)) return { ok: false, message: "no notebook answered" };
   return { ok: detail.ok === true, message: typeof detail.message === "string" ? detail.message : "" };
 }
 

@@ -12,9 +12,12 @@
 // Where the llmsock-notebook plugin answers (JupyterLab 4, Notebook 7), the header also has
 // "Open in side panel": the plugin shows another view of the same widget (the same session,
 // the same code) in the right side panel, where a long chat has the window's height. The
-// plugin is reached as for code blocks (code-actions.js): DOM events that bubble from the view,
+// plugin is reached as for code blocks (plugin.js): DOM events that bubble from the view,
 // acknowledged with preventDefault(); "llmsock:capabilities" says whether it can
 // (`openPanel`), "llmsock:open-panel" asks it to.
+
+import { CAPABILITIES_EVENT } from "./code-actions.js";
+import { askPlugin } from "./plugin.js";
 
 /** Asks the plugin to show this chat in the side panel. */
 export const OPEN_PANEL_EVENT = "llmsock:open-panel";
@@ -80,15 +83,8 @@ export function currentModel(messages, kernelModel) {
  * @returns {boolean}
  */
 export function probePanel(el) {
-  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const detail = { version: 1, insertCode: false, openPanel: false };
-  const event = new win.CustomEvent("llmsock:capabilities", {
-    bubbles: true,
-    composed: true,
-    cancelable: true,
-    detail,
-  });
-  return !el.dispatchEvent(event) && detail.openPanel === true;
+  return askPlugin(el, CAPABILITIES_EVENT, detail) && detail.openPanel === true;
 }
 
 /**
@@ -97,10 +93,8 @@ export function probePanel(el) {
  * @returns {{ok: boolean, message: string}}
  */
 export function requestPanel(el) {
-  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const detail = { version: 1, ok: false, message: "" };
-  const event = new win.CustomEvent(OPEN_PANEL_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
-  if (el.dispatchEvent(event)) return { ok: false, message: "no notebook answered" };
+  if (!askPlugin(el, OPEN_PANEL_EVENT, detail)) return { ok: false, message: "no notebook answered" };
   return { ok: detail.ok === true, message: typeof detail.message === "string" ? detail.message : "" };
 }
 

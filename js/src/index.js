@@ -27,6 +27,7 @@ import { createClient } from "./client.js";
 import { commSocketFactory } from "./commsocket.js";
 import { buildLadder, readPageConfig } from "./ladder.js";
 import { createMarkdownRenderer } from "./markdown.js";
+import { askPlugin } from "./plugin.js";
 import { control, createIdGenerator, userMessage, WIDGET_PROTOCOL } from "./protocol.js";
 import { initialState, reduce } from "./reducer.js";
 import { adoptable, promptOptions, readSettings, TRAIT_OF } from "./settings.js";
@@ -44,10 +45,8 @@ const SETTINGS_TRAITS = Object.values(TRAIT_OF);
  * @returns {{plugin: boolean, sessions: Record<string, unknown>, notebook: string | null}}
  */
 export function requestSnapshots(el) {
-  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
   const detail = { version: 1, sessions: null, notebook: null };
-  const event = new win.CustomEvent(RESTORE_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
-  const answered = !el.dispatchEvent(event);
+  const answered = askPlugin(el, RESTORE_EVENT, detail);
   const sessions = answered && detail.sessions !== null && typeof detail.sessions === "object" ? detail.sessions : {};
   return { plugin: answered, sessions, notebook: typeof detail.notebook === "string" ? detail.notebook : null };
 }
@@ -60,10 +59,7 @@ export function requestSnapshots(el) {
  * @returns {boolean}
  */
 export function offerSnapshot(el, session, snapshot) {
-  const win = /** @type {Window & typeof globalThis} */ (el.ownerDocument.defaultView);
-  const detail = { version: 1, session, snapshot };
-  const event = new win.CustomEvent(SNAPSHOT_EVENT, { bubbles: true, composed: true, cancelable: true, detail });
-  return !el.dispatchEvent(event);
+  return askPlugin(el, SNAPSHOT_EVENT, { version: 1, session, snapshot });
 }
 
 /**
