@@ -120,8 +120,11 @@ export function timeText(ts) {
  * @param {(text: string) => void} options.say
  */
 export function createMessageActions({ document, copy, onResend, say }) {
-  /** @type {WeakMap<Element, {message: object, key: string, row: HTMLElement}>} */
+  /** @type {WeakMap<Element, {message: object, ready: boolean, last: boolean, prompt: object | null,
+   *   after: number, open: boolean, row: HTMLElement}>} */
   const painted = new WeakMap();
+  /** @type {WeakSet<Element>} prompts whose editor is open (no DOM query per frame to know) */
+  const editing = new WeakSet();
   /** @type {WeakMap<Element, {message: import("./reducer.js").Message, context: RowContext}>} */
   const latest = new WeakMap();
 
@@ -144,7 +147,8 @@ export function createMessageActions({ document, copy, onResend, say }) {
    */
   function openEditor(node, editButton) {
     const now = latest.get(node);
-    if (!now || node.querySelector(".llmsock-editor")) return;
+    if (!now || editing.has(node)) return;
+    editing.add(node);
     const body = /** @type {HTMLElement} */ (node.querySelector(".llmsock-body"));
     const editor = h("div", { class: "llmsock-editor", role: "group", "aria-label": "Edit prompt" });
     const area = /** @type {HTMLTextAreaElement} */ (
@@ -171,6 +175,7 @@ export function createMessageActions({ document, copy, onResend, say }) {
 
     const close = () => {
       editor.remove();
+      editing.delete(node);
       body.hidden = false;
       const again = latest.get(node);
       if (again) repaint(node, again.message, again.context, true);
@@ -181,6 +186,7 @@ export function createMessageActions({ document, copy, onResend, say }) {
       if (!current?.context.ready || area.value.trim() === "") return;
       if (onResend(area.value, current.message.id)) {
         editor.remove();
+        editing.delete(node);
         body.hidden = false;
         say("Sent again");
       }
@@ -205,9 +211,9 @@ export function createMessageActions({ document, copy, onResend, say }) {
 
   /** Keep an open editor's Send and warning in step with the chat (a turn elsewhere, a new answer). */
   function syncEditor(node) {
-    const editor = node.querySelector(".llmsock-editor");
     const now = latest.get(node);
-    if (!editor || !now) return;
+    if (!editing.has(node) || !now) return;
+    const editor = /** @type {HTMLElement} */ (node.querySelector(".llmsock-editor"));
     const send = /** @type {HTMLButtonElement} */ (editor.querySelector(".llmsock-editor-send"));
     send.disabled = !now.context.ready;
     const warning = /** @type {HTMLElement} */ (editor.querySelector(".llmsock-editor-note"));
@@ -246,11 +252,19 @@ export function createMessageActions({ document, copy, onResend, say }) {
    * @param {boolean} [force]
    */
   function repaint(node, message, context, force = false) {
-    const actions = actionsFor(message, context);
-    const editing = node.querySelector(".llmsock-editor") !== null;
-    const key = JSON.stringify([actions, editing, context.after]);
+    // Called for every message at every frame of a stream: an unchanged row costs a few compares.
+    const open = editing.has(node);
     const before = painted.get(node);
-    if (!force && before && before.message === message && before.key === key) return;
+    const same =
+      before &&
+      before.message === message &&
+      before.ready === context.ready &&
+      before.last === context.last &&
+      before.prompt === context.prompt &&
+      before.after === context.after &&
+      before.open === open;
+    if (same && !force) return;
+    const actions = actionsFor(message, context);
     const row = h("div", { class: "llmsock-actions", "data-role": "message-actions", "aria-live": "off" });
     const info = h("span", { class: "llmsock-meta" });
     const time = timeText(/** @type {any} */ (message).ts);
@@ -276,7 +290,7 @@ export function createMessageActions({ document, copy, onResend, say }) {
           action.label,
         )
       );
-      button.disabled = !action.enabled || (action.id === "edit" && editing);
+      button.disabled = !action.enabled || (action.id === "edit" && open);
       button.addEventListener("click", () => void act(node, button, action));
       row.append(button);
     }
@@ -287,7 +301,8 @@ export function createMessageActions({ document, copy, onResend, say }) {
     if (before) before.row.replaceWith(row);
     else node.append(row);
     if (focused) /** @type {HTMLElement | null} */ (row.querySelector(`[data-action="${focused}"]`))?.focus();
-    painted.set(node, { message, key, row });
+    const { ready, last, prompt, after } = context;
+    painted.set(node, { message, ready, last, prompt, after, open, row });
   }
 
   /**
