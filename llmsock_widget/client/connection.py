@@ -42,6 +42,7 @@ from .core import (
     Cursor,
     Message,
     RequestFailed,
+    approval_frame,
     control_frame,
     ping_frame,
     prompt_frame,
@@ -273,6 +274,20 @@ class Client:
     async def abort(self) -> dict[str, Any]:
         """Abort the session's running turn; return the control result."""
         return await self.control("abort")
+
+    async def approve(self, call_id: str, approved: bool = True) -> dict[str, Any]:
+        """Answer tool call ``call_id``, which waits for approval: run it (``approved``) or not.
+
+        Returns the result ``{"action": "approval", "ok", "message", "data"}``: ``ok`` is False
+        when that call was not waiting (already answered, timed out, or unknown).
+
+        Raises:
+            RequestFailed: the server refused the message (an older server: ``unknown_type``).
+            ConnectionLost: the connection dropped before the reply.
+            TimeoutError: no reply within ``request_timeout``.
+        """
+        request_id = _new_id("a")
+        return await self._request(request_id, approval_frame(call_id, approved, request_id))
 
     async def ping(self) -> float:
         """Send an application-level ping; return the round trip in seconds."""

@@ -184,6 +184,13 @@ def control_frame(action: str, request_id: str) -> str:
     return _dumps({"type": "control", "id": request_id, "data": {"type": action}})
 
 
+def approval_frame(call_id: str, approved: bool, request_id: str) -> str:
+    """Return an ``approval`` frame: the answer to a tool call that waits for the user's approval."""
+    return _dumps(
+        {"type": "approval", "id": request_id, "data": {"toolCallId": call_id, "approved": approved}}
+    )
+
+
 def ping_frame(request_id: str) -> str:
     """Return a seed-004 ``ping`` frame."""
     return _dumps({"type": "ping", "id": request_id})

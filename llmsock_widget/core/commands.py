@@ -35,4 +35,14 @@ class Ping:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Command = Union[SendPrompt, Control, Ping]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Approve:
+    """Answer a tool call that waits for the user's approval: run it (``approved``) or not."""
+
+    kind: ClassVar[str] = "approval"
+    call_id: str
+    approved: bool
+    request_id: str | None = None
+
+
+Command = Union[SendPrompt, Control, Ping, Approve]

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Union
 
 FinishReason = Literal["stop", "length", "aborted"]
+ApprovalReason = Literal["user", "timeout", "aborted"]
 Status = Literal["idle", "generating", "paused"]
 Level = Literal["info", "warning", "error"]
 
 FINISH_REASONS = ("stop", "length", "aborted")
+APPROVAL_REASONS = ("user", "timeout", "aborted")
+"""Why a :class:`ToolApproved` decision was made: the user's answer, the timeout, or a stop."""
 STATUSES = ("idle", "generating", "paused")
 LEVELS = ("info", "warning", "error")
 DIAGNOSTIC_CODES = (
@@ -140,6 +143,42 @@ class ToolResult(_SessionEvent):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ToolApproval(_SessionEvent):
+    """A tool call waits for the user's approval, at most ``timeout_ms``; ``arguments`` as written."""
+
+    call_id: str
+    name: str
+    arguments: str
+    timeout_ms: int
+    message_id: str = ""
+
+    def __post_init__(self) -> None:
+        _SessionEvent.__post_init__(self)
+        _check(type(self.timeout_ms) is int and self.timeout_ms >= 0, "timeout_ms must be an integer >= 0")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolApproved(_SessionEvent):
+    """The decision on a tool call that waited for approval: ``approved``, and why (``reason``).
+
+    Only the user approves: a timeout or a stop (``"aborted"``) always denies.
+    """
+
+    call_id: str
+    name: str
+    approved: bool
+    reason: ApprovalReason
+    message_id: str = ""
+
+    def __post_init__(self) -> None:
+        _SessionEvent.__post_init__(self)
+        if self.reason not in APPROVAL_REASONS:
+            raise ValueError(f"bad approval reason {self.reason!r}")
+        _check(type(self.approved) is bool, "approved must be True or False")
+        _check(not self.approved or self.reason == "user", "only the user approves a call")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ModelUsage(_SessionEvent):
     """Token counts for the turn."""
 
@@ -216,6 +255,8 @@ SessionEvent = Union[
     ModelReasoning,
     ToolCall,
     ToolResult,
+    ToolApproval,
+    ToolApproved,
     ModelUsage,
     ModelEnd,
     ModelError,

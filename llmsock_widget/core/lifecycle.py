@@ -30,7 +30,15 @@ PAUSE = "StatusChanged(paused)"
 RESUME = "StatusChanged(generating)"
 END = "ModelEnd"
 
-_STEP_EVENTS = ("ModelDelta", "ModelReasoning", "ModelUsage", "ToolCall", "ToolResult")
+_STEP_EVENTS = (
+    "ModelDelta",
+    "ModelReasoning",
+    "ModelUsage",
+    "ToolCall",
+    "ToolApproval",
+    "ToolApproved",
+    "ToolResult",
+)
 
 
 def _in_answer(status: Status) -> dict[str, Stage]:
@@ -82,8 +90,11 @@ _TABLE: dict[Stage, dict[str, Stage]] = {
         "ModelEnd": ("idle", "generating"),
         "ModelError": ("idle", "generating"),
     },
-    # Paused: the model is held, so nothing of it comes; a tool already running still finishes.
+    # Paused: the model is held, so nothing of it comes; a tool already running still finishes,
+    # and a call waiting for the user's approval may still be answered.
     ("streaming", "paused"): {
+        "ToolApproval": ("streaming", "paused"),
+        "ToolApproved": ("streaming", "paused"),
         "ToolResult": ("streaming", "paused"),
         "StatusChanged(generating)": ("streaming", "generating"),
         "ModelEnd": ("idle", "paused"),

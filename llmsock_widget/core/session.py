@@ -12,6 +12,7 @@ does not list for the session's phase and status are refused with
     streaming   ModelDelta / ModelReasoning    streaming
     streaming   ModelUsage / ToolCall          streaming
     streaming   ToolResult (of a known call)   streaming
+    streaming   ToolApproval / ToolApproved    streaming  (of a known running call; also while paused)
     streaming   ModelEnd / ModelError          idle
     idle        HistoryCleared                 idle
     any         Diagnostic                     same
@@ -43,6 +44,8 @@ from .events import (
     SessionEvent,
     Status,
     StatusChanged,
+    ToolApproval,
+    ToolApproved,
     ToolCall,
     ToolResult,
     UserMessage,
@@ -64,11 +67,14 @@ class InvalidTransition(LocalError):
 
 
 ToolStatus = Literal["running", "complete", "error"]
+Approval = Literal["", "pending", "approved", "denied", "timeout", "aborted"]
+APPROVALS: tuple[Approval, ...] = ("", "pending", "approved", "denied", "timeout", "aborted")
+"""A tool record's approval: ``""`` none needed, ``"pending"`` waiting for the user, then the decision."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ToolRecord:
-    """One tool call of an answer: what was asked and what came back."""
+    """One tool call of an answer: what was asked and what came back (and, if asked, the user's approval)."""
 
     id: str
     name: str
@@ -76,6 +82,7 @@ class ToolRecord:
     status: ToolStatus = "running"
     result: Any = None
     error: dict[str, str] | None = None
+    approval: Approval = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,6 +100,7 @@ class Message:
     reasoning: str = ""
     tools: tuple[ToolRecord, ...] = ()
     replaced: int = 0  # user: how many messages this prompt took the place of (an edit, a regenerate)
+    attachments: tuple[tuple[str, str], ...] = ()  # user: (name, text) of each mention the model also reads
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -184,12 +192,36 @@ def history(state: InteractionState, *, native_tools: bool = True) -> list[dict[
         if message.role == "user":
             if waiting:
                 out.append({"role": "assistant", "content": NO_ANSWER})
-            out.append({"role": "user", "content": message.text})
+            out.append({"role": "user", "content": user_content(message)})
             waiting = True
         elif waiting:
             out += answer_messages(message) if native_tools else [answer_said(message)]
             waiting = False
     return out
+
+
+def user_content(message: Message) -> str:
+    """Return a prompt as its model reads it: the text, then one block per attachment (a mention).
+
+    The blocks follow the text, each after a blank line: ``Context `@NAME`:`` and the attachment's
+    text in a ``text`` code fence.
+    """
+    if not message.attachments:
+        return message.text
+    blocks = [f"Context `@{name}`:\n```text\n{text}\n```" for name, text in message.attachments]
+    return "\n\n".join([message.text, *blocks])
+
+
+def attachments_of(options: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Return the ``(name, text)`` pairs of a prompt's ``attachments`` option (none if it has none)."""
+    value = options.get("attachments")
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        (item["name"], item["text"])
+        for item in value
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("text"), str)
+    )
 
 
 NO_ANSWER = "(no answer)"
@@ -296,6 +328,7 @@ def _user_message(state: InteractionState, event: Any) -> dict[str, Any]:
         turn_id=event.turn_id,
         ts=event.ts,
         replaced=event.replaced,
+        attachments=attachments_of(event.options),
     )
     return {"turn_id": event.turn_id, "messages": (*kept, message), "settings": settings_of(event.options)}
 
@@ -341,15 +374,53 @@ def _tool_result(state: InteractionState, event: Any) -> dict[str, Any]:
     return {"current": replace(state.current, tools=(*tools[:index], done, *tools[index + 1 :]))}
 
 
+def _tool_index(message: Message, call_id: str) -> int:
+    for index, record in enumerate(message.tools):
+        if record.id == call_id:
+            return index
+    raise InvalidTransition(f"approval for unknown tool call {call_id!r}")
+
+
+def _with_approval(message: Message, call_id: str, expected: str, approval: Approval) -> Message:
+    # Only a running call is asked, once; only a call being asked gets a decision.
+    tools = message.tools
+    index = _tool_index(message, call_id)
+    record = tools[index]
+    if record.status != "running" or record.approval != expected:
+        raise InvalidTransition(f"tool call {call_id!r} is {record.status} with approval {record.approval!r}")
+    return replace(message, tools=(*tools[:index], replace(record, approval=approval), *tools[index + 1 :]))
+
+
+def _tool_approval(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ToolApproval) and state.current is not None
+    return {"current": _with_approval(state.current, event.call_id, "", "pending")}
+
+
+def _decision(event: ToolApproved) -> Approval:
+    if event.approved:
+        return "approved"
+    return "denied" if event.reason == "user" else event.reason
+
+
+def _tool_approved(state: InteractionState, event: Any) -> dict[str, Any]:
+    assert isinstance(event, ToolApproved) and state.current is not None
+    return {"current": _with_approval(state.current, event.call_id, "pending", _decision(event))}
+
+
 def _stop_tools(message: Message) -> Message:
-    # A turn that ends while tools still run (abort, failure): those calls end as errors.
-    if not any(r.status == "running" for r in message.tools):
+    # A turn that ends while tools still run (abort, failure): those calls end as errors, and a
+    # call still waiting for the user's approval is no longer waiting (a restart's recovery too).
+    if not any(r.status == "running" or r.approval == "pending" for r in message.tools):
         return message
     stopped = {"code": "aborted", "message": "the turn ended before the tool finished"}
-    tools = tuple(
-        replace(r, status="error", error=stopped) if r.status == "running" else r for r in message.tools
-    )
+    tools = tuple(_stopped(r, stopped) for r in message.tools)
     return replace(message, tools=tools)
+
+
+def _stopped(record: ToolRecord, stopped: dict[str, str]) -> ToolRecord:
+    if record.approval == "pending":
+        record = replace(record, approval="aborted")
+    return replace(record, status="error", error=stopped) if record.status == "running" else record
 
 
 def _model_usage(state: InteractionState, event: Any) -> dict[str, Any]:
@@ -399,6 +470,8 @@ _HANDLERS = {
     ModelReasoning: _model_reasoning,
     ToolCall: _tool_call,
     ToolResult: _tool_result,
+    ToolApproval: _tool_approval,
+    ToolApproved: _tool_approved,
     ModelEnd: _model_end,
     ModelError: _model_error,
     HistoryCleared: _history_cleared,

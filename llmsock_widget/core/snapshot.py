@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..errors import CorruptSnapshot, SnapshotVersionError
-from .session import InteractionState, Message, ToolRecord
+from .session import APPROVALS, InteractionState, Message, ToolRecord
 from .settings import SETTINGS, check_setting, settings_of
 
 SCHEMA = 1
@@ -279,6 +279,8 @@ def _encode_message(m: Message) -> dict[str, Any]:
         out["tools"] = [_encode_tool(r) for r in m.tools]
     if m.replaced:
         out["replaced"] = m.replaced
+    if m.attachments:
+        out["attachments"] = [{"name": name, "text": text} for name, text in m.attachments]
     return out
 
 
@@ -288,6 +290,8 @@ def _encode_tool(r: ToolRecord) -> dict[str, Any]:
         out["result"] = r.result
     if r.error is not None:
         out["error"] = dict(r.error)
+    if r.approval:  # only a call that needed approval has one (and old readers see nothing new)
+        out["approval"] = r.approval
     return out
 
 
@@ -306,6 +310,7 @@ def _decode_tool(data: Any) -> ToolRecord:
         status=_choice(data, "status", ("running", "complete", "error")),  # type: ignore[arg-type]
         result=data.get("result"),
         error=dict(error) if error is not None else None,
+        approval=_choice(data, "approval", APPROVALS) if "approval" in data else "",  # type: ignore[arg-type]
     )
 
 
@@ -332,7 +337,17 @@ def _decode_message(data: Any) -> Message:
         reasoning=_str(data, "reasoning", allow_empty=True) if "reasoning" in data else "",
         tools=tuple(_decode_tool(r) for r in _list(data, "tools")) if "tools" in data else (),
         replaced=_int(data, "replaced") if "replaced" in data else 0,
+        attachments=_attachments(data["attachments"]) if "attachments" in data else (),
     )
+
+
+def _attachments(data: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(data, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("name"), str) and isinstance(a.get("text"), str)
+        for a in data
+    ):
+        raise TypeError("attachments must be a list of {name, text} strings")
+    return tuple((a["name"], a["text"]) for a in data)
 
 
 def _settings(data: Any) -> dict[str, Any]:

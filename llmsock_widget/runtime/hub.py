@@ -47,10 +47,11 @@ from ..models.base import ChatModel
 from ..models.builtin import BuiltinModel
 from ..stores.base import Merged, SessionStore, resolve, session_key
 from ..tools import ToolRegistry
-from ..wire.protocol import Command, Control, Ping, SendPrompt
+from ..wire.protocol import APPROVAL_ACTION, Approve, Command, Control, Ping, SendPrompt
 from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession, Waiting
 from .replay import ReplayLog
+from .results import Results
 from .turns import TurnSettings, new_id, open_turn, run_turns
 
 log = logging.getLogger("llmsock")
@@ -84,6 +85,7 @@ class Hub:
         max_steps: int = 8,
         tool_timeout: float = 30.0,
         pause_timeout: float | None = 600.0,
+        approval_timeout: float = 120.0,
     ) -> None:
         self.store = store
         self.pause_timeout = pause_timeout
@@ -94,8 +96,11 @@ class Hub:
         self.model = model
         self.fanout: Fanout = fanout if fanout is not None else LocalFanout()
         self.clock = clock
-        if max_steps < 0 or not tool_timeout > 0:
-            raise ValueError("max_steps must be >= 0 and tool_timeout > 0")
+        if max_steps < 0 or not tool_timeout > 0 or not approval_timeout > 0:
+            raise ValueError("max_steps must be >= 0, tool_timeout and approval_timeout > 0")
+        self.approval_timeout = approval_timeout
+        # The live objects tools returned, by call id (the last 100): the user's, never the wire's.
+        self.results = Results()
         self.max_queue = max_queue
         self.tools = tools
         self.max_steps = max_steps
@@ -225,6 +230,8 @@ class Hub:
                 reply(self._control(live, command))
             elif isinstance(command, Ping):
                 reply(Pong(ts=self.clock(), request_id=command.request_id, data=command.data))
+            elif isinstance(command, Approve):
+                reply(self._approve(live, command))
         except LlmsockError as exc:
             if not isinstance(exc, ClientError):
                 log.exception("llmsock: command failed in session %s", session_id)
@@ -417,6 +424,8 @@ class Hub:
             tools=self.tools,
             max_steps=self.max_steps,
             tool_timeout=self.tool_timeout,
+            approval_timeout=self.approval_timeout,
+            results=self.results,
         )
 
     def _count_turn(self) -> None:
@@ -469,6 +478,22 @@ class Hub:
                 settings=dict(live.state.settings),  # the last prompt's: a view restores its own from it
             )
         return result(True, "", **self.status(live.key))
+
+    def _approve(self, live: LiveSession, command: Approve) -> ControlResult:
+        """Pass the user's decision to the tool call waiting for it; ok false if none waits."""
+        ok = live.approve(command.call_id, command.approved)
+        if ok:
+            message = "approved" if command.approved else "denied"
+        else:
+            message = f"no tool call {command.call_id!r} is waiting for approval"
+        return ControlResult(
+            action=APPROVAL_ACTION,
+            ok=ok,
+            ts=self.clock(),
+            request_id=command.request_id,
+            message=message,
+            data={"toolCallId": command.call_id, "approved": command.approved},
+        )
 
     def _clear(self, live: LiveSession) -> int:
         """Clear the session's history and save it; return how many messages went.

@@ -32,7 +32,7 @@ class LiveSession:
 
     The hub and the turns change it only through its methods: :meth:`start_worker`,
     :meth:`take`, :meth:`begin_turn`, :meth:`start_stream`, :meth:`pause`,
-    :meth:`resume`, :meth:`abort`, :meth:`mark_saved` and the like; what it holds
+    :meth:`resume`, :meth:`abort`, :meth:`approve`, :meth:`mark_saved` and the like; what it holds
     they read through read-only properties.  Whether a pause, a resume or an abort
     applies is the lifecycle table's answer (:mod:`llmsock_widget.core.lifecycle`).
 
@@ -79,6 +79,8 @@ class LiveSession:
         self._recent = ReplayLog(REPLAY_EVENTS)
         # The state (and kind of event) the lifecycle last allowed a delta in: see _keep.
         self._allowed: tuple[InteractionState, type] | None = None
+        # Tool calls of the running turn that wait for the user's approval: call id -> decision.
+        self._approvals: dict[str, asyncio.Future[bool]] = {}
         self.state = state
 
     def __repr__(self) -> str:
@@ -288,6 +290,36 @@ class LiveSession:
         """Return once the session is not paused (at once if it is not)."""
         if not self._running.is_set():
             await self._running.wait()
+
+    # -- approvals -----------------------------------------------------------------------
+
+    def expect_approval(self, call_id: str) -> asyncio.Future[bool]:
+        """Return the future that the user's decision on tool call ``call_id`` will settle."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._approvals[call_id] = future
+        return future
+
+    def forget_approval(self, call_id: str) -> None:
+        """Stop waiting for a decision on ``call_id`` (decided, timed out, or the turn stopped)."""
+        future = self._approvals.pop(call_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    def approve(self, call_id: str, approved: bool) -> bool:
+        """Settle the decision on tool call ``call_id``; return False if it does not wait for one.
+
+        The first answer wins: a second one (from any client of the session) finds nothing waiting.
+        """
+        future = self._approvals.pop(call_id, None)
+        if future is None or future.done():
+            return False
+        future.set_result(approved)
+        return True
+
+    @property
+    def waiting_approval(self) -> tuple[str, ...]:
+        """The ids of the tool calls that wait for the user's approval now."""
+        return tuple(self._approvals)
 
     # -- events --------------------------------------------------------------------------
 

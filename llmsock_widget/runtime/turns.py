@@ -12,7 +12,12 @@ end if the model finishes meanwhile: a pause lasts until resume or abort.
 
 Plain-function tools run on a worker thread (:mod:`.tools`), never on the server's
 loop nor on the kernel's main thread, so a slow tool neither stalls other sessions
-nor waits for the user's cells; ``async def`` tools run on the server's loop.
+nor waits for the user's cells; ``async def`` tools run on the server's loop.  A call
+of a tool registered with ``approval=True`` first asks the session's users
+(``ToolApproval``) and waits, on a future the session keeps, for the first answer
+or ``approval_timeout`` (``ToolApproved``); only an approved call runs.  A tool's
+result that is not plain JSON is kept in ``TurnSettings.results`` by call id; the
+model reads its summary.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from ..core.events import (
     ModelReasoning,
     ModelStart,
     ModelUsage,
+    ToolApproval,
+    ToolApproved,
     ToolCall,
     ToolResult,
     UserMessage,
@@ -49,6 +56,7 @@ from ..models.base import (
 from ..tools import ToolOutcome, ToolRegistry, call_tool
 from ..wire.protocol import SendPrompt, well_formed
 from .live import LiveSession, Refuse
+from .results import Results
 
 log = logging.getLogger("llmsock")
 
@@ -70,6 +78,8 @@ class TurnSettings:
     tools: ToolRegistry | None = None
     max_steps: int = 8  # model calls after the first that tool results may cause
     tool_timeout: float = 30.0
+    approval_timeout: float = 120.0  # seconds a call that needs approval waits for it; then denied
+    results: Results | None = None  # where the live objects tools return are kept, by call id
 
 
 def new_id(prefix: str = "") -> str:
@@ -380,8 +390,51 @@ async def _run_tool(
         message = f"unknown tool {call.name!r}: it is not offered in this turn"
         outcome = ToolOutcome(ok=False, error={"code": "unknown_tool", "message": message})
     else:
-        outcome = await call_tool(tools, call.name, call.arguments, timeout=settings.tool_timeout)
+        tool = tools.get(call.name)
+        refused = await _approval(live, settings, call) if tool is not None and tool.approval else None
+        if refused is not None:
+            outcome = ToolOutcome(ok=False, error={"code": "denied", "message": refused})
+        else:
+            outcome = await call_tool(tools, call.name, call.arguments, timeout=settings.tool_timeout)
+    if outcome.value is not None and settings.results is not None:
+        # The object for the user; the model read its summary.
+        settings.results.keep(call.id, outcome.value, session=live.key)
     _tool_result(live, call, outcome)
+
+
+async def _approval(live: LiveSession, settings: TurnSettings, call: ToolCallChunk) -> str | None:
+    """Ask the session's users to approve ``call`` and wait; return None if approved, else why not.
+
+    Any client of the session may answer (:meth:`LiveSession.approve`), the first answer wins;
+    no answer within ``approval_timeout`` denies.  A stop while waiting tells the decision
+    (``aborted``) and lets the cancellation through.
+    """
+    limit = settings.approval_timeout
+    ids: dict[str, Any] = {"turn_id": live.turn_id, "message_id": live.message_id, "call_id": call.id}
+    decision = live.expect_approval(call.id)
+    live.emit(
+        ToolApproval(
+            **live.stamp(),
+            **ids,
+            name=call.name,
+            arguments=well_formed(call.arguments),
+            timeout_ms=int(limit * 1000),
+        )
+    )
+    try:
+        approved = await asyncio.wait_for(asyncio.shield(decision), limit)
+    except asyncio.TimeoutError:
+        if not decision.done() or decision.cancelled():
+            live.emit(ToolApproved(**live.stamp(), **ids, name=call.name, approved=False, reason="timeout"))
+            return f"the call was not approved within {limit:g} s"
+        approved = decision.result()  # answered as the time ran out: the user was told it counted
+    except asyncio.CancelledError:
+        live.emit(ToolApproved(**live.stamp(), **ids, name=call.name, approved=False, reason="aborted"))
+        raise
+    finally:
+        live.forget_approval(call.id)
+    live.emit(ToolApproved(**live.stamp(), **ids, name=call.name, approved=approved, reason="user"))
+    return None if approved else "the user denied this call"
 
 
 def _tool_result(live: LiveSession, call: ToolCallChunk, outcome: ToolOutcome) -> None:

@@ -89,6 +89,7 @@ class ServerThread(SessionsApi, LoopThread):
         tools: ToolRegistry | Iterable[Callable[..., Any]] | None = None,
         max_tool_steps: int = 8,
         tool_timeout: float = 30.0,
+        approval_timeout: float = 120.0,
         start_timeout: float = 10.0,
         max_connections: int = 100,
         messages_per_second: float = 20.0,
@@ -144,6 +145,7 @@ class ServerThread(SessionsApi, LoopThread):
             tools=self.tools,
             max_steps=max_tool_steps,
             tool_timeout=tool_timeout,
+            approval_timeout=approval_timeout,
             pause_timeout=pause_timeout,
         )
         self._models_lock = threading.Lock()
@@ -236,10 +238,13 @@ class ServerThread(SessionsApi, LoopThread):
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         timeout: float = 30.0,
+        approval: bool | Iterable[str] = False,
     ) -> list[str]:
         """Start MCP server ``name`` (``command``: stdio; ``url``: streamable HTTP); register its tools.
 
-        Returns the tools' names (``<name>__<tool>``).  Adding ``name`` again replaces it.  Safe
+        Returns the tools' names (``<name>__<tool>``).  Adding ``name`` again replaces it.
+        ``approval``: True, each call of its tools waits for the user's approval; a list of the
+        server's own tool names, calls of those.  Safe
         from any thread but the server's own; the server must be running, and the MCP session
         lives on its loop until :meth:`remove_mcp` or :meth:`stop` (see :mod:`..tools.mcp`).
         """
@@ -247,7 +252,8 @@ class ServerThread(SessionsApi, LoopThread):
 
         check_server_name(name)
         transport = McpTransport.of(command=command, url=url, env=env, cwd=cwd)
-        names: list[str] = self._mcp_on_loop(self._mcp().add(name, transport, timeout=timeout), timeout + 10)
+        adding = self._mcp().add(name, transport, timeout=timeout, approval=approval)
+        names: list[str] = self._mcp_on_loop(adding, timeout + 10)
         return names
 
     def remove_mcp(self, name: str, timeout: float = 30.0) -> list[str]:

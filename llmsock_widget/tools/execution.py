@@ -31,6 +31,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..context import summarize
 from ..errors import InvalidFrame
 from ..wire.protocol import parse_arguments
 from .registry import ToolRegistry, check_timeout
@@ -43,7 +44,7 @@ THREAD_NAME_PREFIX = "llmsock-tool"
 MAX_ERROR_CHARS = 500
 """An exception's message is cut to this many characters in ``tool_error``."""
 
-ERROR_CODES = ("unknown_tool", "invalid_arguments", "tool_error", "timeout")
+ERROR_CODES = ("unknown_tool", "invalid_arguments", "tool_error", "timeout", "denied")
 
 log = logging.getLogger("llmsock.tools")
 
@@ -51,18 +52,42 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+class LiveResult:
+    """What a tool returns to hand the user a live object: ``value``, and what the model also sees.
+
+    The model gets ``{**extra, "summary": <value's summary>}`` (just ``extra`` when ``value`` is
+    None); the object itself is kept for the user by the call's id (``Hub.results``), never sent.
+
+    >>> def load(path: str) -> LiveResult:
+    ...     frame = read_table(path)
+    ...     return LiveResult(frame, rows=len(frame))
+    """
+
+    __slots__ = ("extra", "value")
+
+    def __init__(self, value: Any, **extra: Any) -> None:
+        self.value = value
+        self.extra = extra
+
+    def __repr__(self) -> str:
+        return f"LiveResult({type(self.value).__name__}, extra={sorted(self.extra)})"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ToolOutcome:
     """How one tool call went: its JSON result, or an error ``{"code", "message"}``.
 
-    ``code`` is one of :data:`ERROR_CODES`.  ``result`` is a JSON value (a
-    result that JSON cannot hold is given as its ``str()``).
+    ``code`` is one of :data:`ERROR_CODES`.  ``result`` is a JSON value, what the model reads.
+    A tool that returned an object that is not plain JSON (a data frame, a model, a datetime)
+    has that object in ``value`` and its summary in ``result`` (``{"summary": ...}``); ``value``
+    is None for a plain JSON result.
     """
 
     ok: bool
     result: Any = None
     error: dict[str, str] | None = None
     duration_ms: float = 0.0
+    value: Any = None
 
     def __post_init__(self) -> None:
         if self.ok != (self.error is None):
@@ -131,7 +156,8 @@ async def call_tool(
     if raised:
         log.info("tool %r failed", tool.name, exc_info=value)
         return _failed("tool_error", _describe_exception(value), started)
-    return ToolOutcome(ok=True, result=value, duration_ms=_since(started))
+    result, live = value
+    return ToolOutcome(ok=True, result=result, value=live, duration_ms=_since(started))
 
 
 def shutdown_pool(*, wait: bool = False) -> None:
@@ -168,35 +194,81 @@ def _decode(arguments_json: str) -> dict[str, Any]:
 
 
 def _run_sync(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    """Call ``fn`` on this worker thread; return ``(raised, exception_or_json_result)``."""
+    """Call ``fn`` on this worker thread; return ``(raised, exception or (json result, live object))``.
+
+    A live object is summarized here too, so a slow summary never runs on the server's loop.
+    """
     try:
         result = fn(*args, **kwargs)
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()  # never awaited: no "was never awaited" warning
             raise TypeError("the tool returned an awaitable; register an async def function instead")
-        return False, _jsonable(result)
+        return False, returned(result)
     except BaseException as exc:  # on a worker thread even SystemExit is only this tool's failure
         return True, exc
 
 
 async def _run_async(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    """Await ``fn`` on this loop; return ``(raised, exception_or_json_result)``.
+    """Await ``fn`` on this loop; return ``(raised, exception or (json result, live object))``.
 
     CancelledError (the timeout, or the call being cancelled) passes through.
     """
     try:
-        return False, _jsonable(await fn(*args, **kwargs))
+        return False, returned(await fn(*args, **kwargs))
     except (Exception, SystemExit) as exc:
         return True, exc
 
 
-def _jsonable(value: Any) -> Any:
-    """Return ``value`` as a fresh JSON value; what JSON cannot hold becomes its ``str()``."""
+def returned(value: Any) -> tuple[Any, Any]:
+    """Return what a tool returned as ``(the JSON result the model reads, the live object or None)``.
+
+    Plain JSON (dict with string keys, list, str, int, float, bool, None all the way down) is
+    the result itself, copied; anything else is a live object, which the model sees as its
+    summary; a :class:`LiveResult` says both.
+    """
+    if isinstance(value, LiveResult):
+        extra = _plain_copy(value.extra)
+        if not isinstance(extra, dict):  # an extra that is not plain JSON is said in words
+            extra = {"extra": summarize("extra", value.extra).text}
+        if value.value is None:
+            return extra, None
+        return {**extra, "summary": summarize("result", value.value).text}, value.value
+    plain = _plain_copy(value)
+    if plain is not _NOT_PLAIN:
+        return plain, None
+    return {"summary": summarize("result", value).text}, value
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_copy(value: Any) -> Any:
+    """Return a fresh copy of ``value`` if it is plain JSON all the way down, else :data:`_NOT_PLAIN`."""
+    if not _is_plain(value, 0):
+        return _NOT_PLAIN
     try:
-        return json.loads(json.dumps(value, default=str, allow_nan=False))
+        return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError, RecursionError):
-        return str(value)
+        return _NOT_PLAIN
+
+
+def _is_plain(value: Any, depth: int) -> bool:
+    if value is None or type(value) in (str, int, bool):
+        return True
+    if type(value) is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    if depth > MAX_PLAIN_DEPTH:
+        return False
+    if type(value) is list:
+        return all(_is_plain(item, depth + 1) for item in value)
+    if type(value) is dict:
+        return all(type(key) is str and _is_plain(item, depth + 1) for key, item in value.items())
+    return False
+
+
+MAX_PLAIN_DEPTH = 64
+"""Deeper results are live objects: their summary, not their nesting, goes to the model."""
 
 
 def _describe_exception(exc: BaseException) -> str:

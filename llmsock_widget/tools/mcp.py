@@ -26,7 +26,7 @@ import hashlib
 import importlib.util
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from .mcp_session import McpSession, McpToolError, McpTransport
 from .registry import RegisteredTool, ToolRegistry
@@ -81,10 +81,19 @@ class McpServers:
         self._sessions: dict[str, McpSession] = {}
         self._tools: dict[str, list[RegisteredTool]] = {}
 
-    async def add(self, name: str, transport: McpTransport, *, timeout: float | None = None) -> list[str]:
+    async def add(
+        self,
+        name: str,
+        transport: McpTransport,
+        *,
+        timeout: float | None = None,
+        approval: bool | Iterable[str] = False,
+    ) -> list[str]:
         """Start MCP server ``name`` and register its tools; return their llmsock names.
 
         A server already added under ``name`` is closed first (re-running a cell replaces it).
+        ``approval``: True, every call of its tools waits for the user's approval; a list of the
+        server's own tool names, calls of those.
 
         Raises:
             ValueError: ``name`` is not allowed.
@@ -96,7 +105,8 @@ class McpServers:
         await self.remove(name)
         session = McpSession(name, transport)
         await (session.open() if timeout is None else session.open(timeout))
-        tools = [_registered(session, tool) for tool in session.tools]
+        needs = _approval_rule(approval)
+        tools = [_registered(session, tool, approval=needs(tool.name)) for tool in session.tools]
         self._sessions[name] = session
         self._tools[name] = tools
         # Closed by the llmsock server's stop (not by remove): its tools go too.
@@ -139,7 +149,19 @@ class McpServers:
         }
 
 
-def _registered(session: McpSession, tool: Any) -> RegisteredTool:
+def _approval_rule(approval: bool | Iterable[str]) -> Callable[[str], bool]:
+    """Return whether a tool (by the server's own name) needs approval, from ``add``'s ``approval``."""
+    if isinstance(approval, bool):
+        return lambda _name: approval
+    if isinstance(approval, str):
+        raise TypeError("approval must be True, False or a list of tool names, not one string")
+    named = frozenset(approval)
+    if not all(isinstance(item, str) for item in named):
+        raise TypeError("approval must be True, False or a list of tool names")
+    return lambda name: name in named
+
+
+def _registered(session: McpSession, tool: Any, *, approval: bool = False) -> RegisteredTool:
     """Return ``session``'s MCP ``tool`` as a registry entry whose call goes to the server."""
     name = tool_name(session.name, tool.name)
     parameters = dict(tool.input_schema or {"type": "object", "properties": {}})
@@ -166,7 +188,9 @@ def _registered(session: McpSession, tool: Any) -> RegisteredTool:
         return await session.call(mcp_name, arguments)
 
     call.__name__ = name
-    return RegisteredTool(fn=call, spec=spec, timeout=None, is_async=True, origin=f"mcp:{session.name}")
+    return RegisteredTool(
+        fn=call, spec=spec, timeout=None, is_async=True, origin=f"mcp:{session.name}", approval=approval
+    )
 
 
 def _as_is(value: Any, path: str) -> Any:

@@ -26,7 +26,7 @@ class RegisteredTool:
     """One registered function, its schema and checks, and its own timeout (None: the caller's).
 
     ``origin`` says where the tool comes from: None for a Python function, ``"mcp:<server>"``
-    for a tool of an MCP server (a rule such as which calls need approval may go by it).
+    for a tool of an MCP server.  ``approval``: each call runs only after the user approves it.
     """
 
     fn: Callable[..., Any]
@@ -34,6 +34,7 @@ class RegisteredTool:
     timeout: float | None
     is_async: bool
     origin: str | None = None
+    approval: bool = False
 
     @property
     def name(self) -> str:
@@ -50,7 +51,13 @@ class ToolRegistry:
 
     @overload
     def register(
-        self, fn: F, *, name: str | None = None, description: str | None = None, timeout: float | None = None
+        self,
+        fn: F,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+        approval: bool = False,
     ) -> F: ...
 
     @overload
@@ -61,6 +68,7 @@ class ToolRegistry:
         name: str | None = None,
         description: str | None = None,
         timeout: float | None = None,
+        approval: bool = False,
     ) -> Callable[[F], F]: ...
 
     def register(
@@ -70,6 +78,7 @@ class ToolRegistry:
         name: str | None = None,
         description: str | None = None,
         timeout: float | None = None,
+        approval: bool = False,
     ) -> Any:
         """Register ``fn`` as a tool and return it unchanged; without ``fn``, return a decorator.
 
@@ -82,16 +91,21 @@ class ToolRegistry:
             name: The tool's name (default ``fn.__name__``).
             description: The tool's description (default: the docstring's first paragraph).
             timeout: Seconds this tool may run; overrides the timeout of each call.
+            approval: Run each call only after the user approves it (a tool that changes state).
 
         Raises:
             TypeError: ``fn`` cannot be described as a tool (see :func:`tool_schema`).
             ValueError: the name or the timeout is not allowed.
         """
         check_timeout(timeout)
+        if not isinstance(approval, bool):
+            raise TypeError(f"approval must be True or False, not {approval!r}")
 
         def add(function: F) -> F:
             spec = describe(function, name=name, description=description)
-            tool = RegisteredTool(fn=function, spec=spec, timeout=timeout, is_async=_is_async(function))
+            tool = RegisteredTool(
+                fn=function, spec=spec, timeout=timeout, is_async=_is_async(function), approval=approval
+            )
             with self._lock:
                 self._tools[spec.name] = tool
             return function

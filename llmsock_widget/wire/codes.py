@@ -37,8 +37,10 @@ SUBPROTOCOL_DIALECTS: tuple[tuple[str, Dialect], ...] = (
     (SUBPROTOCOL_ENVELOPE, "envelope"),
 )
 
-CLIENT_TYPES = ("user_message", "control", "ping")
+CLIENT_TYPES = ("user_message", "control", "ping", "approval")
 CONTROL_ACTIONS = ("abort", "pause", "resume", "clear_history", "get_history", "get_status")
+# The action of the control result that answers an ``approval`` message (not a control action).
+APPROVAL_ACTION = "approval"
 
 # Sent on /ws (section 12); a comm link's ``unlinked`` message carries the same codes
 # (docs/widget-comm.md, section 2).

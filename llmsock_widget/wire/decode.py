@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..core.commands import Command, Control, Ping, SendPrompt
+from ..core.commands import Approve, Command, Control, Ping, SendPrompt
 from ..core.settings import SETTINGS, check_setting
 from ..errors import InvalidFrame, UnknownType
 from .codes import CLIENT_TYPES, CONTROL_ACTIONS, DIALECTS, Dialect
@@ -117,6 +117,8 @@ def _decode_message(message: dict[str, Any], kind: str, request_id: str | None) 
         return Control(action=action, request_id=request_id)
     if kind == "ping":
         return Ping(request_id=request_id, data=data)
+    if kind == "approval":
+        return _decode_approval(data, request_id)
     raise UnknownType(f"unknown message type: {kind!r}")
 
 
@@ -135,6 +137,20 @@ def _decode_user_message(data: dict[str, Any], request_id: str | None) -> SendPr
     # are read, and data.options wins over data for an option given in both.
     merged = {**prompt_options(data, "data"), **prompt_options(options, "options")}
     return SendPrompt(text=text, message_id=request_id, options=merged, replaces=_replaces(data))
+
+
+def _decode_approval(data: dict[str, Any], request_id: str | None) -> Approve:
+    call_id = data.get("toolCallId")
+    if not isinstance(call_id, str) or not 1 <= len(call_id) <= MAX_CALL_ID:
+        raise InvalidFrame(f"approval needs data.toolCallId as a string of 1 to {MAX_CALL_ID} characters")
+    approved = data.get("approved")
+    if not isinstance(approved, bool):
+        raise InvalidFrame("approval needs data.approved as true or false")
+    return Approve(call_id=call_id, approved=approved, request_id=request_id)
+
+
+MAX_CALL_ID = 256
+"""The longest ``toolCallId`` an ``approval`` may name (the ids come from the model)."""
 
 
 def _replaces(data: dict[str, Any]) -> str | None:
@@ -178,7 +194,48 @@ def prompt_options(options: dict[str, Any], where: str = "options") -> dict[str,
         if type(n) is not int or not 0 <= n <= MAX_RETRIES:
             raise InvalidFrame(f"{where}.retries must be an integer from 0 to {MAX_RETRIES}")
         out["retries"] = n
+    if "attachments" in options and options["attachments"] is not None:
+        out["attachments"] = _attachments(options["attachments"], where)
     return out
+
+
+def _attachments(value: Any, where: str) -> list[dict[str, str]]:
+    """Return a prompt's attachments (mentions) as ``[{"name", "text"}]``, their other keys left out.
+
+    Raises:
+        InvalidFrame: not a list of at most :data:`MAX_ATTACHMENTS` objects with a name and a
+            text, or a name or a text too long.
+    """
+    name = f"{where}.attachments"
+    if not isinstance(value, list):
+        raise InvalidFrame(f"{name} must be a list of {{name, text}} objects")
+    if len(value) > MAX_ATTACHMENTS:
+        raise InvalidFrame(f"{name} holds {len(value)} attachments; at most {MAX_ATTACHMENTS} are allowed")
+    out = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidFrame(f"{name}[{index}] must be an object {{name, text}}")
+        label, text = item.get("name"), item.get("text")
+        if not isinstance(label, str) or not 1 <= len(label) <= MAX_ATTACHMENT_NAME:
+            raise InvalidFrame(
+                f"{name}[{index}].name must be a string of 1 to {MAX_ATTACHMENT_NAME} characters"
+            )
+        if not isinstance(text, str):
+            raise InvalidFrame(f"{name}[{index}].text must be a string")
+        if len(text) > MAX_ATTACHMENT_CHARS:
+            raise InvalidFrame(
+                f"{name}[{index}].text has {len(text)} characters; at most {MAX_ATTACHMENT_CHARS} are allowed"
+            )
+        out.append({"name": label, "text": text})
+    return out
+
+
+MAX_ATTACHMENTS = 8
+"""The most attachments (mentions) a prompt may carry."""
+MAX_ATTACHMENT_CHARS = 8000
+"""The longest text of one attachment, in characters."""
+MAX_ATTACHMENT_NAME = 128
+"""The longest name of one attachment, in characters."""
 
 
 MAX_TIMEOUT = 3600

@@ -26,6 +26,8 @@ from ..core.events import (
     Pong,
     SessionReady,
     StatusChanged,
+    ToolApproval,
+    ToolApproved,
     ToolCall,
     ToolResult,
     UserMessage,
@@ -402,6 +404,19 @@ def _tool_call(event: ToolCall) -> dict[str, Any]:
     return {"id": event.call_id, "name": event.name, "arguments": _arguments(event.arguments)}
 
 
+def _approval(event: ToolApproval, args: str) -> dict[str, Any]:
+    return {
+        "toolCallId": event.call_id,
+        "toolName": event.name,
+        args: _arguments(event.arguments),
+        "timeoutMs": event.timeout_ms,
+    }
+
+
+# The decision on a call that waited for approval, the same in every dialect.
+_APPROVED = (("toolCallId", "call_id"), ("toolName", "name"), ("approved", "approved"), ("reason", "reason"))
+
+
 def _pick(event: Any, fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """Return ``{wire key: event attribute}`` for the ``(key, attribute)`` pairs, in their order."""
     return {key: getattr(event, attribute) for key, attribute in fields}
@@ -442,6 +457,7 @@ _REPLY_STATUS = {
     "clear_history": "cleared",
     "get_history": "history",
     "get_status": "status_info",
+    "approval": "approval",
 }
 
 
@@ -527,6 +543,19 @@ _RULES: dict[type, _Rule] = {
         "tool_result",
         lambda e: _pick(e, _TOOL_RESULT_TYPED),
         llmcore=lambda e: {"type": "delta", "toolResult": _llmcore_tool_result(e)},
+    ),
+    # A call that waits for the user's approval, and the decision (docs/protocol.md, section 9.9).
+    ToolApproval: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "approval": _approval(e, "arguments")},
+        "tool_approval",
+        lambda e: _approval(e, "args"),
+    ),
+    ToolApproved: _Rule(
+        _MODEL,
+        lambda e: {"type": "delta", "approvalResult": _pick(e, _APPROVED)},
+        "tool_approval_result",
+        lambda e: _pick(e, _APPROVED),
     ),
     ModelEnd: _Rule(
         _MODEL,

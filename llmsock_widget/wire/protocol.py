@@ -16,8 +16,9 @@ are ``core.commands``.
 
 from __future__ import annotations
 
-from ..core.commands import Command, Control, Ping, SendPrompt
+from ..core.commands import Approve, Command, Control, Ping, SendPrompt
 from .codes import (
+    APPROVAL_ACTION,
     CLIENT_TYPES,
     CONTROL_ACTIONS,
     DIALECT_PARAMETER,
@@ -37,6 +38,7 @@ from .encode import encode, frames, sse_message, to_envelope, to_llmcore, to_typ
 from .strictjson import MAX_DEPTH, MAX_INT_DIGITS, parse_arguments, parse_json, well_formed
 
 __all__ = [
+    "APPROVAL_ACTION",
     "CLIENT_TYPES",
     "CONTROL_ACTIONS",
     "DIALECTS",
@@ -51,6 +53,7 @@ __all__ = [
     "SUBPROTOCOL_SEED004",
     "SUBPROTOCOL_TOKEN_PREFIX",
     "SUBPROTOCOL_TYPED",
+    "Approve",
     "ClientFrame",
     "Command",
     "Control",

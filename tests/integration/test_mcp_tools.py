@@ -236,3 +236,32 @@ def test_an_openai_compatible_model_sees_and_calls_the_mcp_tool(make_server: Mak
         assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_t"
         assert json.loads(tool_message["content"]) == result["result"]
         server.stop()  # before the provider goes
+
+
+def test_approval_applies_to_the_mcp_tools_it_names(make_server: MakeServer, run: Any) -> None:
+    """add_mcp(approval=[...]): a named tool's call waits for the user; denied, the server is never asked."""
+    server = make_server(model=BuiltinModel(tokens_per_second=None))
+    server.add_mcp("time", TIME_SERVER, approval=["get_current_time"])
+    assert server.tools.get("time__get_current_time").approval is True
+    assert server.tools.get("time__convert_time").approval is False
+
+    async def answered(approved: bool) -> list[dict[str, Any]]:
+        client = await open_client(server, dialect="envelope")
+        await client.recv()
+        await client.send({"type": "user_message", "id": "u1", "data": {"text": NOW}})
+        asked = await client.recv_until(lambda m: "approval" in m.get("data", {}).get("event", {}))
+        request = asked[-1]["data"]["event"]["approval"]
+        assert request["toolName"] == "time__get_current_time" and request["arguments"] == {"timezone": "UTC"}
+        decision = {"toolCallId": request["toolCallId"], "approved": approved}
+        await client.send({"type": "approval", "id": "a1", "data": decision})
+        messages = await client.recv_until(is_turn_end)
+        await client.ws.close()
+        return [m["data"]["event"] for m in asked + messages if m.get("name") == "interaction.model"]
+
+    denied = run(answered(False))
+    _, result = call_and_result(denied)
+    assert result["ok"] is False and result["error"]["code"] == "denied"
+    assert "returned" in denied[-1]["text"] and ISO_UTC.search(denied[-1]["text"]) is None
+    approved = run(answered(True))
+    _, result = call_and_result(approved)
+    assert result["ok"] is True and ISO_UTC.fullmatch(result["result"]["datetime"])

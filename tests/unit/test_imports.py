@@ -136,7 +136,8 @@ def test_internal_names_resolve_to_modules() -> None:
 
 # What each folder (or top-level module) may import of ours, besides itself.  The folder tree is
 # the layer diagram: core <- wire <- stores, models, tools, client <- runtime <- server <- notebook;
-# context (summaries of live objects) stands beside core on errors alone, under runtime.
+# context (summaries of live objects) stands beside core on errors alone, under tools (a tool's
+# live result is summarized for the model) and runtime.
 _BASE = {"errors", "_version"}
 _PORTS = _BASE | {"core", "wire"}
 _BELOW_RUNTIME = _PORTS | {"stores", "models", "tools", "context"}
@@ -151,7 +152,7 @@ MAY_IMPORT = {
     "wire": _BASE | {"core"},
     "stores": _PORTS,
     "models": _PORTS,
-    "tools": _PORTS,
+    "tools": _PORTS | {"context"},
     "client": _PORTS,
     "runtime": _BELOW_RUNTIME,
     "server": _BELOW_SERVER,

@@ -27,22 +27,9 @@ from llmsock_widget.core.session import (
     new_state,
 )
 from llmsock_widget.errors import LocalError
+from tests.unit.steps import step
 
 SID = "s1"
-
-
-def ev(state: InteractionState, cls: type, **fields: Any) -> Any:
-    """Return an event of ``cls`` that follows ``state`` (next seq, same session and turn)."""
-    fields.setdefault("session_id", state.session_id)
-    fields.setdefault("seq", state.seq + 1)
-    fields.setdefault("ts", 1000 + state.seq + 1)
-    if "turn_id" not in fields and state.turn_id is not None:
-        fields["turn_id"] = state.turn_id
-    return cls(**fields)
-
-
-def step(state: InteractionState, cls: type, **fields: Any) -> InteractionState:
-    return apply(state, ev(state, cls, **fields))
 
 
 def idle() -> InteractionState:

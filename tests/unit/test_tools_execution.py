@@ -138,16 +138,22 @@ def test_positional_only_parameters() -> None:
     assert run(tools, "sqrt", '{"x": 16}').result == 4.0
 
 
-def test_non_json_result_becomes_text() -> None:
-    """A result JSON cannot hold becomes its str(); inside containers only the odd value does."""
+def test_non_json_result_is_a_live_object() -> None:
+    """A result that is not plain JSON is kept as the object; the model reads its summary."""
     tools = ToolRegistry()
     when = dt.datetime(2024, 5, 1, 12, 0)
     tools.register(lambda: {"when": when, "n": 1}, name="nested")
     tools.register(lambda: math.nan, name="nan")
     tools.register(lambda: (1, 2), name="pair")
-    assert run(tools, "nested", "{}").result == {"when": str(when), "n": 1}
-    assert run(tools, "nan", "{}").result == "nan"
-    assert run(tools, "pair", "{}").result == [1, 2]
+    tools.register(lambda: {"n": [1, 2.5, None, True]}, name="plain")
+    nested = run(tools, "nested", "{}")
+    assert nested.value == {"when": when, "n": 1} and set(nested.result) == {"summary"}
+    assert "datetime.datetime(2024, 5, 1, 12, 0)" in nested.result["summary"]
+    assert math.isnan(run(tools, "nan", "{}").value)
+    pair = run(tools, "pair", "{}")
+    assert pair.value == (1, 2) and pair.result["summary"].startswith("result: ")
+    plain = run(tools, "plain", "{}")
+    assert plain.result == {"n": [1, 2.5, None, True]} and plain.value is None
 
 
 def test_content_is_the_tool_message_text(registry: ToolRegistry) -> None:
