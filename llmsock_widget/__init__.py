@@ -16,6 +16,7 @@ _install_moved_paths()
 
 __all__ = [
     "Answer",
+    "Chat",
     "ChatWidget",
     "Client",
     "ServerThread",
@@ -26,6 +27,7 @@ __all__ = [
     "get_server",
     "load_ipython_extension",
     "remove_mcp",
+    "results",
     "set_store",
     "start_server",
     "stop_server",
@@ -36,12 +38,14 @@ __all__ = [
 if TYPE_CHECKING:
     from .client import Client
     from .notebook.answer import Answer
+    from .notebook.chat import Chat
     from .notebook.kernel import get_server, stop_server
     from .notebook.widget import ChatWidget
     from .server.thread import ServerThread, start_server
 
 _LAZY = {
     "Answer": "notebook.answer",
+    "Chat": "notebook.chat",
     "Client": "client",
     "ChatWidget": "notebook.widget",
     "ServerThread": "server.thread",
@@ -86,21 +90,22 @@ def ask(
     import sys
 
     from .notebook.answer import ask as _ask
+    from .notebook.answer import options_of
     from .notebook.kernel import get_server, runtime
 
     server = get_server()
     note = runtime.announce_store(server.store)
     if note is not None:
         print(note, file=sys.stderr)
-    options = {
-        "tools": tools,
-        "timeout": model_timeout,
-        "retries": retries,
-        "temperature": temperature,
-        "maxTokens": max_tokens,
-        "system": system,
-        "model": model,
-    }
+    options = options_of(
+        tools=tools,
+        model_timeout=model_timeout,
+        retries=retries,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        system=system,
+        model=model,
+    )
     return _ask(prompt, session=session, server=server, display=display, timeout=timeout, options=options)
 
 
@@ -119,6 +124,17 @@ def explain(*, session: str = "default", display: bool = True, timeout: float | 
     # Read before ask() starts anything: the error is the user's, not one of ours on the way.
     prompt = explain_prompt(last_error())
     return ask(prompt, session=session, display=display, timeout=timeout)
+
+
+def results() -> Any:
+    """Return the live objects the kernel's server's tools returned, by tool call id (read-only).
+
+    ``results()[call_id]`` is the object itself, for the next cell; the model saw its summary.
+    ``Chat(name).results`` is the same mapping.
+    """
+    from .notebook.chat import results as _results
+
+    return _results()
 
 
 def set_store(store: Any) -> str:
@@ -150,16 +166,20 @@ def add_mcp(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     timeout: float = 30.0,
+    approval: bool | list[str] = False,
 ) -> list[str]:
     """Make an MCP server's tools tools of the kernel's server; return their names (``NAME__tool``).
 
     ``command`` (a list, or one string split like a shell's) starts the server over stdio;
     ``url`` reaches one over streamable HTTP.  ``env`` adds to the few variables a stdio
-    server inherits.  Adding ``name`` again replaces it.  Needs the ``mcp`` extra.
+    server inherits.  ``approval``: True, every call of its tools waits for the user's
+    approval in the chat; a list of the server's tool names, calls of those.  Adding ``name``
+    again replaces it.  Needs the ``mcp`` extra.
     """
     from .notebook.kernel import get_server
 
-    return list(get_server().add_mcp(name, command, url=url, env=env, cwd=cwd, timeout=timeout))
+    server = get_server()
+    return list(server.add_mcp(name, command, url=url, env=env, cwd=cwd, timeout=timeout, approval=approval))
 
 
 def remove_mcp(name: str) -> list[str]:

@@ -21,9 +21,32 @@ from ..server.thread import ServerThread
 from ..wire.decode import prompt_options
 from ..wire.protocol import Control, SendPrompt
 from ..wire.safehtml import neutralize, render_answer
+from .kerneltools import cell_waits_for_chat
 
 _RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer, at least
 _RENDER_SHARE = 0.2  # and re-rendering takes at most this share of the time (long answers)
+
+
+def options_of(
+    *,
+    tools: bool | list[str] | None = None,
+    model_timeout: float | None = None,
+    retries: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    system: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """Return the Python API's prompt settings (``ask()``, ``Chat.send``) as the wire's option names."""
+    return {
+        "tools": tools,
+        "timeout": model_timeout,
+        "retries": retries,
+        "temperature": temperature,
+        "maxTokens": max_tokens,
+        "system": system,
+        "model": model,
+    }
 
 
 def ask(
@@ -52,43 +75,53 @@ def ask(
     out = _Output(display)
     text = ""
     deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                event = events.get(timeout=remaining if remaining is not None else 3600)
-            except queue.Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    _abort(server, key)
-                    raise TimeoutError(f"no answer within {timeout} s; the turn was aborted") from None
-                continue
-            if isinstance(event, ModelDelta) and event.message_id == message_id:
-                text += event.text
-                out.update(text)
-            elif isinstance(event, ModelEnd) and event.message_id == message_id:
-                out.finish(event.text, event.finish_reason)
-                return Answer(
-                    text=event.text, finish_reason=event.finish_reason, session=key, message_id=message_id
-                )
-            elif isinstance(event, ModelError) and event.message_id == message_id:
-                error = f"{event.code}: {event.message}"
-                out.finish(event.text, "error", error)
-                return Answer(
-                    text=event.text, finish_reason="error", error=error, session=key, message_id=message_id
-                )
-            elif isinstance(event, ErrorReply):
-                out.finish("", "error", f"{event.code}: {event.message}")
-                return Answer(
-                    text="", finish_reason="error", error=event.message, session=key, message_id=message_id
-                )
-            elif isinstance(event, Diagnostic) and event.level != "info":
-                out.note(f"{event.code}: {event.message}")
-    except KeyboardInterrupt:
-        _abort(server, key)
-        out.finish(text, "aborted")
-        return Answer(text=text, finish_reason="aborted", session=key, message_id=message_id)
-    finally:
-        server.submit(detach()).result(30)
+    # The cell only waits for the answer: a run_code the user approves meanwhile need not wait for it.
+    with cell_waits_for_chat():
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    event = events.get(timeout=remaining if remaining is not None else 3600)
+                except queue.Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        _abort(server, key)
+                        raise TimeoutError(f"no answer within {timeout} s; the turn was aborted") from None
+                    continue
+                if isinstance(event, ModelDelta) and event.message_id == message_id:
+                    text += event.text
+                    out.update(text)
+                elif isinstance(event, ModelEnd) and event.message_id == message_id:
+                    out.finish(event.text, event.finish_reason)
+                    return Answer(
+                        text=event.text, finish_reason=event.finish_reason, session=key, message_id=message_id
+                    )
+                elif isinstance(event, ModelError) and event.message_id == message_id:
+                    error = f"{event.code}: {event.message}"
+                    out.finish(event.text, "error", error)
+                    return Answer(
+                        text=event.text,
+                        finish_reason="error",
+                        error=error,
+                        session=key,
+                        message_id=message_id,
+                    )
+                elif isinstance(event, ErrorReply):
+                    out.finish("", "error", f"{event.code}: {event.message}")
+                    return Answer(
+                        text="",
+                        finish_reason="error",
+                        error=event.message,
+                        session=key,
+                        message_id=message_id,
+                    )
+                elif isinstance(event, Diagnostic) and event.level != "info":
+                    out.note(f"{event.code}: {event.message}")
+        except KeyboardInterrupt:
+            _abort(server, key)
+            out.finish(text, "aborted")
+            return Answer(text=text, finish_reason="aborted", session=key, message_id=message_id)
+        finally:
+            server.submit(detach()).result(30)
 
 
 async def _attach(server: ServerThread, session: str, deliver: Any, command: SendPrompt) -> Any:

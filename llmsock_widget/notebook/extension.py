@@ -44,7 +44,7 @@ from typing import Any
 from ..errors import InvalidRequest, LlmsockError
 from ..models import resolve_model
 from ..runtime.turns import new_id
-from . import kernel
+from . import kernel, kerneltools
 
 _state: dict[str, str] = {"session": kernel.DEFAULT_SESSION}
 SAVE_TIMEOUT = 30.0
@@ -52,21 +52,25 @@ MODEL_USAGE = (
     "usage: %llmsock model SPEC [--base-url URL] [--api-key-env VAR] [--timeout S] "
     "[--connect-timeout S] [--retries N] [--tools|--no-tools]"
 )
-MCP_USAGE = "usage: %llmsock mcp [add NAME -- COMMAND [ARG...] | add NAME --url URL | remove NAME]"
+MCP_USAGE = (
+    "usage: %llmsock mcp [add NAME [--approval] -- COMMAND [ARG...] | add NAME [--approval] --url URL"
+    " | remove NAME]"
+)
 EXPLAIN_USAGE = "usage: %llmsock explain [--session NAME]"
 CELL_USAGE = "usage: %%llmsock [SESSION] [--tools [NAME,...]|--no-tools] [--timeout S] [--retries N]"
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Start (or reuse) the kernel's server and register the magics."""
+    """Start (or reuse) the kernel's server (with the kernel tools) and register the magics."""
     kernel.get_server()
     _watch_errors(ipython, True)
     ipython.register_magic_function(_llmsock_magic, magic_kind="line_cell", magic_name="llmsock")
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Stop the kernel's server (``%reload_ext`` then starts a fresh one)."""
+    """Stop the kernel's server (``%reload_ext`` then starts a fresh one); remove the kernel tools."""
     _watch_errors(ipython, False)
+    kerneltools.uninstall()
     kernel.stop_server()
 
 
@@ -202,14 +206,21 @@ def _mcp(args: list[str]) -> str:
             if not removed:
                 return f"no MCP server {rest[0]!r} was added"
             return f"MCP server {rest[0]!r} removed, and its tools: {', '.join(removed)}"
+        approval = bool(rest) and action == "add" and "--approval" in rest[:2]
+        if approval:
+            rest = [word for i, word in enumerate(rest) if not (i < 2 and word == "--approval")]
         if action == "add" and len(rest) >= 3 and rest[1] in ("--", "--url"):
             name, how, target = rest[0], rest[1], rest[2:]
             if how == "--url" and len(target) != 1:
                 raise ValueError(MCP_USAGE)
             added = server.add_mcp(
-                name, target if how == "--" else None, url=target[0] if how == "--url" else None
+                name,
+                target if how == "--" else None,
+                url=target[0] if how == "--url" else None,
+                approval=approval,
             )
-            return f"MCP server {name!r}: {', '.join(added) or 'no tools'}"
+            asks = " (each call waits for your approval)" if approval and added else ""
+            return f"MCP server {name!r}: {', '.join(added) or 'no tools'}{asks}"
     except McpToolError as exc:
         raise ValueError(str(exc)) from None
     raise ValueError(MCP_USAGE)

@@ -32,6 +32,8 @@ from ..core.session import InteractionState
 from ..server.thread import ServerThread
 from ..stores import MemoryStore, SessionStore
 from ..stores.notebook import NotebookStore, sidecar_dir
+from ..tools import ToolRegistry
+from . import kerneltools
 from .logs import isolate_logging
 from .settings import TRANSPORTS, Settings
 from .storage import (
@@ -153,6 +155,8 @@ class KernelRuntime:
             start["allowed_origins"] = [*start.get("allowed_origins", ()), *(origin for origin, _ in pages)]
             start["allowed_hosts"] = [*start.get("allowed_hosts", ()), *(host for _, host in pages if host)]
             server = self._server = ServerThread(**start).start()
+        if not isinstance(options.get("tools"), ToolRegistry):  # a registry given is used as it is
+            kerneltools.install(server.tools, _ipython())
         for watcher in list(self._watchers):
             watcher.server_started(server)
         return server

@@ -243,12 +243,15 @@ def _message_lines(m: Message) -> list[str]:
     for record in m.tools:
         lines += _tool_lines(record)
     lines.append(m.text if m.text else "*(no text)*")
+    for name, text in m.attachments:  # what a mention sent the model, as the prompt's chip shows it
+        lines += ["", f"Attached {_code_span('@' + name)}:", "", *_fenced(text, "text")]
     return lines
 
 
 def _tool_lines(r: ToolRecord) -> list[str]:
     status = _error_text(r.error) if r.status == "error" else r.status
-    lines = [f"Tool call {_code_span(r.name)} ({status})", "", "Arguments:", ""]
+    asked = f", {_APPROVAL_SAID.get(r.approval, r.approval)}" if r.approval else ""
+    lines = [f"Tool call {_code_span(r.name)} ({status}{asked})", "", "Arguments:", ""]
     try:
         lines += _fenced(json.dumps(json.loads(r.arguments), indent=2, ensure_ascii=False), "json")
     except (ValueError, RecursionError):  # a model's arguments may be nested thousands deep
@@ -257,6 +260,15 @@ def _tool_lines(r: ToolRecord) -> list[str]:
         shown = json.dumps(r.result, indent=2, ensure_ascii=False, default=str)
         lines += ["", "Result:", "", *_fenced(shown, "json")]
     return [*lines, ""]
+
+
+_APPROVAL_SAID = {
+    "pending": "waiting for approval",
+    "approved": "approved by the user",
+    "denied": "denied by the user",
+    "timeout": "not approved in time",
+    "aborted": "stopped while waiting for approval",
+}
 
 
 def _error_text(error: dict[str, str] | None) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from ..stores.notebook import NotebookStore
 from ..wire import protocol
 from ..wire.codes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNAVAILABLE
 from ..wire.decode import prompt_options
-from . import kernel
+from ..wire.protocol import SendPrompt
+from . import chatturn, kernel, mentions
+from .explain import NoErrorToExplain, explain_prompt, last_error
 from .settings import Settings
 
 log = logging.getLogger("llmsock")
@@ -137,10 +140,16 @@ class ChatWidget(anywidget.AnyWidget):
     # the one thread-safe door; the link table and every CommLink are touched on that loop
     # only.  Nothing else of ours reacts to the comm: the synced ``session`` trait has no
     # observers, and the settings traits only a pure validator.  This is what lets Stop over
-    # the comm end an answer while a cell is busy.
+    # the comm end an answer while a cell is busy.  The view's requests about the kernel
+    # (``complete``, ``describe``, ``explain``) are answered on the comm's thread itself: they
+    # read a copy of the user's namespace (or the last error) and change nothing, so they too
+    # answer while a cell runs; ``explain``'s prompt goes to the loop through ``server.submit``.
 
     def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict):
+            return
+        if "type" in content:  # a view's request about the kernel itself (docs/widget-comm.md, section 3)
+            self._request(content)
             return
         kind = content.get("kind")
         if kind == "hello":
@@ -161,6 +170,53 @@ class ChatWidget(anywidget.AnyWidget):
                     "reason": "no server in this kernel",
                 }
             )
+
+    def _request(self, content: dict[str, Any]) -> None:
+        """Answer ``complete`` and ``describe`` here, on the comm's thread; start ``explain``.
+
+        They only read the user's namespace (notebook/mentions.py), so they answer while a cell
+        runs when the comm is on a subshell.  Nothing here touches the server's state.
+        """
+        if content.get("type") == "explain":
+            self._explain(content)
+            return
+        reply = mentions.answer(content)
+        if reply is not None:
+            self.send(reply)
+
+    def _explain(self, content: dict[str, Any]) -> None:
+        """Send the last error to this widget's session as a prompt (as ``%llmsock explain`` does)."""
+        request_id = content.get("id")
+        said: dict[str, Any] = {"type": "explained"}
+        if isinstance(request_id, str) and len(request_id) <= mentions.MAX_ID:
+            said["id"] = request_id
+        try:
+            # Read at once: the prompt is about the cell that failed, whatever runs now.
+            prompt = explain_prompt(last_error())
+        except NoErrorToExplain as exc:
+            self.send({**said, "ok": False, "message": str(exc)})
+            return
+        try:
+            server = kernel.get_server()
+            options = prompt_options(self._prompt_options(), "ChatWidget")
+        except Exception as exc:  # no server could start, or a setting the wire refuses
+            self.send({**said, "ok": False, "message": f"not sent: {exc}"})
+            return
+        command = SendPrompt(text=prompt, message_id=f"explain-{secrets.token_urlsafe(9)}", options=options)
+        try:
+            # As a cell's Chat(session).send: the hub has it when this returns, and every view shows it.
+            pending = chatturn.start(server, self.session, command, inherit_system=False)
+        except Exception as exc:  # the server stopped meanwhile, or did not take it in time
+            self.send({**said, "ok": False, "message": f"not sent: {exc}"})
+            return
+        refused = pending.done() and pending.result(0).finish_reason == "error"
+        message = f"not sent: {pending.result(0).error}" if refused else ""
+        self.send({**said, "ok": not refused, "message": message})
+
+    def _prompt_options(self) -> dict[str, Any]:
+        """Return the chat's settings as a prompt's options, as a view sends them with its prompts."""
+        values = {name: getattr(self, name) for name in SETTINGS}
+        return {_OPTION_OF.get(name, name): value for name, value in values.items() if value is not None}
 
     def _hello(self, content: dict[str, Any]) -> None:
         try:

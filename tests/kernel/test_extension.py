@@ -154,6 +154,10 @@ def test_cell_magic_remembers_the_session(kernel: Kernel) -> None:
     assert "my cat is called Miso" in answer
 
 
+# The built-in tools, then the kernel tools %load_ext registers.
+ALL_TOOLS = "get_current_time, calculate, list_variables, describe_variable, get_source, read_cell, run_code"
+
+
 def test_cell_magic_flags_choose_the_prompts_tools(kernel: Kernel) -> None:
     """%%llmsock --no-tools / --tools NAMES: the builtin model's /tools lists what the prompt offered."""
     kernel.run("%load_ext llmsock")
@@ -165,14 +169,14 @@ def test_cell_magic_flags_choose_the_prompts_tools(kernel: Kernel) -> None:
         ]
         return str(updates[-1]["content"]["data"]["text/plain"])
 
-    assert "Tools I can call: get_current_time, calculate." in said("")
+    assert f"Tools I can call: {ALL_TOOLS}." in said("")
     assert "Tools I can call: none." in said("--no-tools")
     assert "Tools I can call: calculate." in said("--tools calculate")
     kernel.run("%llmsock model builtin:0 --no-tools")
     assert "Tools I can call: none." in said("")
     out = text_of(kernel.run("%llmsock"))
-    assert "tools: get_current_time, calculate (offered only to prompts that ask" in out
-    assert "Tools I can call: get_current_time, calculate." in said("--tools")
+    assert f"tools: {ALL_TOOLS} (offered only to prompts that ask" in out
+    assert f"Tools I can call: {ALL_TOOLS}." in said("--tools")
 
 
 def test_status_magic_shows_url_model_and_counters(kernel: Kernel) -> None:

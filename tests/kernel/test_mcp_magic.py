@@ -35,6 +35,12 @@ def test_mcp_magic_adds_lists_calls_and_removes(kernel: Kernel) -> None:
     removed = said(kernel, "%llmsock mcp remove time")
     assert removed == "MCP server 'time' removed, and its tools: time__get_current_time, time__convert_time"
     assert said(kernel, "%llmsock mcp").startswith("no MCP server")
+    asks = said(kernel, f"%llmsock mcp add time --approval -- {COMMAND}")
+    assert (
+        asks
+        == "MCP server 'time': time__get_current_time, time__convert_time (each call waits for your approval)"
+    )
+    assert kernel.value("__import__('llmsock_widget').get_server().tools.get('time__convert_time').approval")
 
 
 def test_a_server_that_cannot_start_is_one_line(kernel: Kernel) -> None:

@@ -373,6 +373,25 @@ def test_markdown_fences_outlast_backticks_in_the_content() -> None:
     assert '````json\n"```\\nhi"\n````' in text
 
 
+def test_markdown_shows_what_a_mention_sent_and_how_a_call_was_approved() -> None:
+    """A prompt's attachments follow it, fenced; a tool call says the user's decision."""
+    prompt = Message(
+        id="t:u", role="user", text="look at @df", turn_id="t", ts=0, attachments=(("df", "df: 3 rows\n```"),)
+    )
+    denied = ToolRecord(
+        id="c",
+        name="run_code",
+        arguments='{"code": "del df"}',
+        status="error",
+        error={"code": "denied", "message": "the user denied this call"},
+        approval="denied",
+    )
+    answer = Message(id="t:a", role="assistant", text="ok", turn_id="t", ts=0, tools=(denied,))
+    text = notebookfile.markdown(dataclasses.replace(new_state("s"), messages=(prompt, answer)))
+    assert "look at @df\n\nAttached `@df`:\n\n````text\ndf: 3 rows\n```\n````" in text
+    assert "Tool call `run_code` (error: denied: the user denied this call, denied by the user)" in text
+
+
 def test_export_json(nb_dir: Path) -> None:
     """The JSON export is the pretty-printed snapshot, which decodes to the same state."""
     text = notebookfile.export_session(nb_dir / "two_sessions.ipynb", "analysis-1", format="json")
