@@ -17,6 +17,14 @@
 //   a streaming answer from anywhere in the chat, as the Stop button does.
 // - A message over LARGE_CHARS characters is not sent at the first Send: a polite line says
 //   its size and asks for Send again; typing clears the line and the confirmation.
+// - With the kernel's requests (kernel-requests.js): `@name` completion (mentions.js), which
+//   takes the keys it needs while its list is open; and at Send, each name the text mentions is
+//   described by the kernel and goes with the prompt as an attachment (attachments.js). The box
+//   waits read-only meanwhile, and the polite line says what is being read, then what was cut
+//   or left as text.
+
+import { buildAttachments, mentionedNames } from "./attachments.js";
+import { createMentions } from "./mentions.js";
 
 /** The Stop shortcut, as aria-keyshortcuts spells it. */
 export const STOP_KEYS = "Control+Shift+Backspace";
@@ -72,10 +80,13 @@ function onLastLine(box) {
  *   textarea, stopButton: the message box and the Stop button view.js made;
  *   submit(): send the box's text, as the Send button does;
  *   stop(): stop the streaming answer (called only when the Stop button is enabled);
- *   changed(): the text changed (view.js repaints its buttons).
- * Returns {warning, mayGo(text), sent(text), resize(), destroy()}: `warning` is the polite
- * line to place under the composer; mayGo(text) is false the first time a large text is
- * sent (the warning is then shown); sent(text) empties the box and remembers the prompt.
+ *   changed(): the text changed (view.js repaints its buttons);
+ *   kernel: the kernel's requests (kernel-requests.js), for `@name` mentions; none: no mentions.
+ * Returns {warning, mayGo(text), send(text, onSend), sent(text), resize(), destroy()}:
+ * `warning` is the polite line to place under the composer; mayGo(text) is false the first
+ * time a large text is sent (the warning is then shown); send(text, onSend) calls
+ * onSend(text, attachments) with the mentions described (at once when there are none) and,
+ * when that returns true, does sent(text); sent(text) empties the box and remembers the prompt.
  *
  * @param {object} options
  * @param {HTMLElement} options.root
@@ -84,8 +95,9 @@ function onLastLine(box) {
  * @param {() => void} options.submit
  * @param {() => unknown} options.stop
  * @param {() => void} options.changed
+ * @param {import("./kernel-requests.js").KernelRequests | null} [options.kernel]
  */
-export function createComposer({ root, textarea, stopButton, submit, stop, changed }) {
+export function createComposer({ root, textarea, stopButton, submit, stop, changed, kernel = null }) {
   const document = textarea.ownerDocument;
   const warning = document.createElement("div");
   warning.className = "llmsock-composer-warning";
@@ -101,6 +113,8 @@ export function createComposer({ root, textarea, stopButton, submit, stop, chang
   let recalled = -1; // index into history of the prompt shown, -1 when none is
   let confirmed = ""; // the large text whose warning was shown: the next Send sends it
   let border = -1; // the box's top and bottom borders, read at the first resize
+  let attaching = false; // the mentions of a prompt are being described: it is not sent yet
+  const mentions = kernel ? createMentions({ textarea, complete: kernel.complete }) : null;
 
   // Height = the text's height: "auto" first so a box that shrinks reports its new height.
   function resize() {
@@ -155,6 +169,7 @@ export function createComposer({ root, textarea, stopButton, submit, stop, chang
 
   /** @param {KeyboardEvent} event */
   const onKeydown = (event) => {
+    if (mentions?.keydown(event)) return; // the completion list's keys, while it is open
     const plain = !event.ctrlKey && !event.metaKey && !event.altKey && !event.shiftKey;
     if (event.key === "Escape" && plain && !event.isComposing) {
       leave(); // not stopped: the host sees the Escape too
@@ -211,6 +226,43 @@ export function createComposer({ root, textarea, stopButton, submit, stop, chang
     show("", 0);
   }
 
+  /**
+   * Send `text` with the attachments of its mentions: `onSend(text, attachments)`, true if it went.
+   * @param {string} text
+   * @param {(text: string, attachments: {name: string, text: string}[]) => boolean} onSend
+   * @returns {Promise<void>}
+   */
+  async function send(text, onSend) {
+    if (attaching) return; // a second Send while the first one's mentions are read
+    const names = kernel ? mentionedNames(text) : [];
+    if (kernel === null || names.length === 0) {
+      if (onSend(text, [])) sent(text);
+      return;
+    }
+    attaching = true;
+    mentions?.close();
+    textarea.readOnly = true;
+    textarea.setAttribute("aria-busy", "true");
+    warning.textContent = `Reading ${names.map((name) => `@${name}`).join(", ")} from the kernel…`;
+    /** @type {{attachments: {name: string, text: string}[], notes: string[]}} */
+    let built = { attachments: [], notes: [] };
+    try {
+      built = await buildAttachments(text, kernel.describe);
+    } catch {
+      built.notes = ["The kernel could not be asked (its comm is closed); the mentions went as text."];
+    } finally {
+      attaching = false;
+      textarea.readOnly = false;
+      textarea.removeAttribute("aria-busy");
+      warning.textContent = "";
+    }
+    if (onSend(text, built.attachments)) {
+      sent(text);
+      warning.textContent = built.notes.join(" ");
+    }
+    changed();
+  }
+
   textarea.addEventListener("keydown", onKeydown);
   textarea.addEventListener("input", onInput);
   root.addEventListener("keydown", onRootKeydown);
@@ -219,7 +271,8 @@ export function createComposer({ root, textarea, stopButton, submit, stop, chang
     textarea.removeEventListener("keydown", onKeydown);
     textarea.removeEventListener("input", onInput);
     root.removeEventListener("keydown", onRootKeydown);
+    mentions?.destroy();
   }
 
-  return { warning, mayGo, sent, resize, destroy };
+  return { warning, mayGo, send, sent, resize, destroy };
 }

@@ -15,6 +15,12 @@
 // plugin is reached as for code blocks (plugin.js): DOM events that bubble from the view,
 // acknowledged with preventDefault(); "llmsock:capabilities" says whether it can
 // (`openPanel`), "llmsock:open-panel" asks it to.
+//
+// "Explain the last error" (where the view can ask the kernel, kernel-requests.js) asks the
+// kernel to send its last traceback to this chat as a prompt; the answer streams into the
+// transcript like any other. It sits here, with the chat's other actions, not in the composer's
+// row: it does not use the message box's text, and the header shows in the side panel too. When
+// the kernel refuses (no cell has failed yet), the line next to it says why.
 
 import { CAPABILITIES_EVENT } from "./code-actions.js";
 import { askPlugin } from "./plugin.js";
@@ -103,7 +109,8 @@ export function requestPanel(el) {
  *
  * Args (one object): document; host, the view's element (the plugin's events go from it);
  * onExample(text) puts an example into the message box; say(text) reads a result out;
- * onModel(name | null) sets the chat's model setting.
+ * onModel(name | null) sets the chat's model setting; onExplain(), when given, asks the kernel
+ * to explain the last error and resolves {ok, message} (the button is hidden without it).
  * Returns {header, empty, paint({session, model, messages, synced})}: `header` goes above the
  * transcript; `empty` is shown (by the view) when `paint` says the chat is empty.
  *
@@ -113,8 +120,9 @@ export function requestPanel(el) {
  * @param {(text: string) => void} options.onExample
  * @param {(text: string) => void} options.say
  * @param {(name: string | null) => void} options.onModel
+ * @param {(() => Promise<{ok: boolean, message: string}>) | null} [options.onExplain]
  */
-export function createHeader({ document, host, onExample, say, onModel }) {
+export function createHeader({ document, host, onExample, say, onModel, onExplain = null }) {
   /**
    * @param {string} tag
    * @param {Record<string, string>} [attrs]
@@ -150,7 +158,29 @@ export function createHeader({ document, host, onExample, say, onModel }) {
     const { ok, message } = requestPanel(panel);
     say(ok ? "The chat is open in the side panel" : `Not opened: ${message || "the notebook refused"}`);
   });
-  header.append(title, model, picker, usage, panel);
+  const explain = /** @type {HTMLButtonElement} */ (
+    h("button", { type: "button", class: "llmsock-explain", "data-action": "explain" }, "Explain the last error")
+  );
+  const explainNote = h("span", { class: "llmsock-explain-note", role: "status", "data-role": "explain-note" });
+  explain.hidden = onExplain === null;
+  explainNote.hidden = true;
+  explain.addEventListener("click", async () => {
+    if (onExplain === null) return;
+    explain.disabled = true;
+    explainNote.textContent = "";
+    explainNote.hidden = true;
+    try {
+      const { ok, message } = await onExplain();
+      if (ok) say("Explaining the last error");
+      else {
+        explainNote.textContent = message || "The kernel did not send the error.";
+        explainNote.hidden = false;
+      }
+    } finally {
+      explain.disabled = false;
+    }
+  });
+  header.append(title, model, picker, usage, explain, explainNote, panel);
   /** @type {boolean | null} whether the plugin can open a side panel (null: not asked in the page yet) */
   let canOpen = null;
 

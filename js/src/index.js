@@ -23,12 +23,14 @@
 // code-actions.js adds two more, "llmsock:capabilities" and "llmsock:insert-code", for an
 // answer's code blocks (docs/persistence.md, section 4.1).
 
+import { withAttachments } from "./attachments.js";
 import { createClient } from "./client.js";
 import { commSocketFactory } from "./commsocket.js";
+import { createKernelRequests } from "./kernel-requests.js";
 import { buildLadder, readPageConfig } from "./ladder.js";
 import { createMarkdownRenderer } from "./markdown.js";
 import { askPlugin } from "./plugin.js";
-import { control, createIdGenerator, userMessage, WIDGET_PROTOCOL } from "./protocol.js";
+import { approval, control, createIdGenerator, userMessage, WIDGET_PROTOCOL } from "./protocol.js";
 import { initialState, reduce } from "./reducer.js";
 import { adoptable, promptOptions, readSettings, TRAIT_OF } from "./settings.js";
 import { createView } from "./view.js";
@@ -70,6 +72,7 @@ export function offerSnapshot(el, session, snapshot) {
  * @property {() => number} now  milliseconds, monotonic enough for a timeout
  * @property {(fn: () => void) => unknown} requestFrame  requestAnimationFrame
  * @property {(handle: any) => void} cancelFrame  cancelAnimationFrame
+ * @property {() => number} [epochNow]  ms since the epoch: a countdown against the server's timestamps
  */
 
 /**
@@ -84,6 +87,7 @@ function windowTiming(win) {
     now: () => win.performance?.now() ?? Date.now(),
     requestFrame: (fn) => win.requestAnimationFrame(fn),
     cancelFrame: (handle) => win.cancelAnimationFrame(handle),
+    epochNow: () => Date.now(),
   };
 }
 
@@ -170,6 +174,8 @@ function render({ model, el }, timing) {
     newId,
   });
   const createComm = commSocketFactory(model, newId);
+  // Names, summaries and Explain: asked over the comm whatever carries the chat (kernel-requests.js).
+  const kernel = createKernelRequests({ model, newId, timing });
   const markdown = createMarkdownRenderer(win);
   view = createView(el, {
     renderMarkdown: markdown.render,
@@ -177,12 +183,21 @@ function render({ model, el }, timing) {
     cancelFrame: timing.cancelFrame,
     // No optimistic echo: the prompt appears when the server's user-message event comes back,
     // so every view on the session shows the same transcript.
-    onSend: (text) => client.send(userMessage(text, newId(), promptOptions(readSettings(getTrait)))),
+    onSend: (text, attachments) =>
+      client.send(userMessage(text, newId(), withAttachments(promptOptions(readSettings(getTrait)), attachments))),
+    kernel,
     onStop: () => client.send(control("abort", newId())),
     // Edit, Regenerate, Retry: a prompt that replaces an earlier one (protocol section 9.8).
     onResend: (text, replaces) =>
       client.send(userMessage(text, newId(), promptOptions(readSettings(getTrait)), replaces)),
     onClear: () => client.send(control("clear_history", newId())),
+    // The answer to a tool call that waits for approval; a refusal comes back as a notice.
+    onApprove: (callId, approved) => client.send(approval(callId, approved, newId())),
+    timers: {
+      setTimeout: timing.setTimeout,
+      clearTimeout: timing.clearTimeout,
+      now: timing.epochNow ?? (() => Date.now()),
+    },
     settings: readSettings(getTrait),
     onSettings: changeSettings,
   });
@@ -280,6 +295,7 @@ function render({ model, el }, timing) {
     model.off("change:session", onSession);
     for (const name of SETTINGS_TRAITS) model.off(`change:${name}`, onSettings);
     client.close();
+    kernel.destroy();
     view.destroy();
     server = null;
   };

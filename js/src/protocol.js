@@ -2,6 +2,8 @@
 // Pure: no DOM, no WebSocket, no clock. parse() turns a server frame into one normalized event;
 // userMessage()/control() build client frames. Unknown fields are ignored (protocol rule 5).
 
+import { attachmentsOf } from "./attachments.js";
+
 /** Subprotocol that fixes the envelope dialect for this connection. */
 export const DIALECT_SUBPROTOCOL = "llmsock.envelope.v1";
 /** Version of the kernel <-> widget message contract (docs/widget-comm.md). */
@@ -17,6 +19,14 @@ export const WIDGET_PROTOCOL = "llmsock-widget/1";
  * @property {unknown} result
  * @property {{code: string, message: string} | null} error
  * @property {number | null} durationMs
+ * @property {Approval} [approval]  only on a call that needs the user's approval
+ * @property {number | null} [timeoutMs]  how long the server waits for that approval
+ * @property {number | null} [askedAt]  when the server asked, in ms since the epoch (its clock)
+ */
+
+/**
+ * Where a call that needs the user's approval stands (docs/protocol.md, "Approval").
+ * @typedef {"pending" | "approved" | "denied" | "timeout" | "aborted"} Approval
  */
 
 /**
@@ -34,6 +44,7 @@ export const WIDGET_PROTOCOL = "llmsock-widget/1";
  * @property {number | null} [ts]  when it was sent or began, in ms since the epoch
  * @property {number} [replaced]  a prompt: how many earlier messages it replaced (section 9.8)
  * @property {string} [model]  an answer: the model that gave it (from model.start; not in a history)
+ * @property {{name: string, text: string}[]} [attachments]  a prompt: what its `@name` mentions sent (section 7.1)
  */
 
 /**
@@ -51,6 +62,10 @@ export const WIDGET_PROTOCOL = "llmsock-widget/1";
 const SESSION_STATUSES = new Set(["idle", "generating", "paused"]);
 const MESSAGE_STATUSES = new Set(["complete", "streaming", "aborted", "error", "length"]);
 const TOOL_STATUSES = new Set(["running", "complete", "error"]);
+/** @type {ReadonlySet<unknown>} */
+export const APPROVALS = new Set(["pending", "approved", "denied", "timeout", "aborted"]);
+/** @type {Record<string, Approval>} an approval's outcome by the reason the server gave */
+const REFUSED = { timeout: "timeout", aborted: "aborted" };
 /** @type {Record<string, Message["status"]>} */
 const FINISH_STATUS = { stop: "complete", length: "length", aborted: "aborted" };
 
@@ -133,12 +148,46 @@ function toolResultOf(value) {
   };
 }
 
+/**
+ * The approval a decision gives: approved, or denied by a user, a timeout or a stop.
+ * @param {boolean} approved
+ * @param {string} reason  "user" | "timeout" | "aborted" (another reason counts as "user")
+ * @returns {Approval}
+ */
+export function approvalOf(approved, reason) {
+  return approved ? "approved" : (REFUSED[reason] ?? "denied");
+}
+
+// A call waits for the user's approval: {toolCallId, toolName, arguments, timeoutMs}.
+/** @param {unknown} value */
+function approvalRequestOf(value) {
+  if (!isObject(value)) return null;
+  return {
+    id: str(value.toolCallId),
+    name: str(value.toolName),
+    arguments: argumentsText(value.arguments),
+    timeoutMs: int(value.timeoutMs),
+  };
+}
+
+// The decision on such a call: {toolCallId, toolName, approved, reason}.
+/** @param {unknown} value */
+function approvalResultOf(value) {
+  if (!isObject(value)) return null;
+  return {
+    id: str(value.toolCallId),
+    name: str(value.toolName),
+    approval: approvalOf(value.approved === true, str(value.reason)),
+  };
+}
+
 // One tool record of a history message (its arguments are the JSON text the model wrote).
 /** @param {unknown} value */
 function toolRecordOf(value) {
   if (!isObject(value)) return null;
   const error = errorOf(value.error, "tool_error");
-  return {
+  /** @type {ToolRecord} */
+  const record = {
     id: str(value.id),
     name: str(value.name),
     arguments: argumentsText(value.arguments),
@@ -147,6 +196,9 @@ function toolRecordOf(value) {
     error,
     durationMs: int(value.durationMs),
   };
+  // Only a call that needed approval says where it stands (the server sends no "" either).
+  if (APPROVALS.has(value.approval)) record.approval = value.approval;
+  return record;
 }
 
 /**
@@ -171,6 +223,7 @@ export function normalizeMessage(raw) {
     tools: Array.isArray(raw.tools) ? raw.tools.map(toolRecordOf).filter((t) => t !== null) : [],
     ts: int(raw.ts),
     replaced: role === "user" ? (int(raw.replaced) ?? 0) : 0,
+    attachments: role === "user" ? attachmentsOf(raw.attachments) : [],
   };
 }
 
@@ -213,16 +266,21 @@ const BUILDERS = {
     // messages went with it (section 9.8).
     replaces: str(e.replaces),
     replaced: int(e.replaced) ?? 0,
+    // The context its mentions carried (section 7.1): the chips under the prompt.
+    attachments: attachmentsOf(isObject(e.options) ? e.options.attachments : null),
   }),
   "status.status": (e) => ({ status: SESSION_STATUSES.has(e.status) ? e.status : "idle" }),
   "model.start": (e) => ({ model: str(e.model), messageId: str(e.messageId) }),
-  // A delta carries answer text, reasoning text, a tool call or a tool result (the server sends
-  // one per event; each missing part is ""/null so the reducer can apply them all).
+  // A delta carries answer text, reasoning text, a tool call, a tool result, a call that waits
+  // for approval or the decision on it (the server sends one per event; each missing part is
+  // ""/null so the reducer can apply them all).
   "model.delta": (e) => ({
     text: str(e.text),
     reasoning: str(e.reasoning),
     toolCall: toolCallOf(e.toolCall),
     toolResult: toolResultOf(e.toolResult),
+    approval: approvalRequestOf(e.approval),
+    approvalResult: approvalResultOf(e.approvalResult),
   }),
   "model.usage": (e) => ({ usage: usageOf(e) }),
   "model.end": (e) => ({
@@ -339,6 +397,18 @@ export function userMessage(text, id, options = {}, replaces = null) {
  */
 export function control(action, id) {
   return { type: "control", id, data: { type: action } };
+}
+
+/**
+ * Build the answer to a tool call that waits for approval (any view of the session may answer;
+ * the first answer wins, the others are refused with a control result that is not ok).
+ * @param {string} toolCallId
+ * @param {boolean} approved
+ * @param {string} id
+ * @returns {ClientMessage}
+ */
+export function approval(toolCallId, approved, id) {
+  return { type: "approval", data: { toolCallId: String(toolCallId), approved: approved === true }, id };
 }
 
 /**

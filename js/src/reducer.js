@@ -156,8 +156,9 @@ function cutAt(state, id) {
   };
 }
 
-// Tool records: {id, name, arguments (text), status, result, error, durationMs}. A changed
-// record is a new object; the others (and the array, if nothing changed) are kept.
+// Tool records: {id, name, arguments (text), status, result, error, durationMs; for a call that
+// needs approval also approval, timeoutMs, askedAt}. A changed record is a new object; the
+// others (and the array, if nothing changed) are kept.
 /**
  * @param {ToolRecord[] | undefined} tools
  * @param {string} id
@@ -205,8 +206,40 @@ function applyToolResult(tools, result) {
   }));
 }
 
+/**
+ * A call waits for the user's approval: its record says so, with how long the server waits and
+ * when it asked (the event's timestamp), so the view can count down. A record whose decision
+ * came first (events out of order cannot happen on one connection, but a history can hold it)
+ * keeps that decision.
+ * @param {ToolRecord[] | undefined} tools
+ * @param {{id: string, name: string, arguments: string, timeoutMs: number | null}} request
+ * @param {number | null} askedAt
+ * @returns {ToolRecord[]}
+ */
+function applyApproval(tools, request, askedAt) {
+  return upsertTool(tools, request.id, (t) => ({
+    ...t,
+    name: t.name || request.name,
+    arguments: t.arguments || request.arguments,
+    approval: t.approval && t.approval !== "pending" ? t.approval : "pending",
+    timeoutMs: request.timeoutMs,
+    askedAt,
+  }));
+}
+
+/**
+ * The decision on a call that waited: approved, or denied (by a user, a timeout, a stop).
+ * @param {ToolRecord[] | undefined} tools
+ * @param {{id: string, name: string, approval: import("./protocol.js").Approval}} decision
+ * @returns {ToolRecord[]}
+ */
+function applyApprovalResult(tools, decision) {
+  return upsertTool(tools, decision.id, (t) => ({ ...t, name: t.name || decision.name, approval: decision.approval }));
+}
+
 // A turn that ends while tools still run (abort, failure): those calls end as errors, as the
-// server's session records them. Returns the same message if no tool is running.
+// server's session records them, and a call still waiting for approval was stopped. Returns
+// the same message if no tool is running.
 /**
  * @param {Message} message
  * @returns {Message}
@@ -216,7 +249,13 @@ function stopTools(message) {
     return message;
   }
   /** @type {ToolRecord[]} */
-  const tools = message.tools.map((t) => (t.status === "running" ? { ...t, status: "error", error: TOOL_ABORTED } : t));
+  const tools = message.tools.map((t) => {
+    if (t.status !== "running") return t;
+    /** @type {ToolRecord} */
+    const stopped = { ...t, status: "error", error: TOOL_ABORTED };
+    if (t.approval === "pending") stopped.approval = "aborted";
+    return stopped;
+  });
   return { ...message, tools };
 }
 
@@ -230,12 +269,18 @@ function applyDelta(state, event) {
   const reasoning = typeof event.reasoning === "string" ? event.reasoning : "";
   const call = event.toolCall ?? null;
   const result = event.toolResult ?? null;
-  if (text === "" && reasoning === "" && call === null && result === null) return state;
+  const asked = event.approval ?? null;
+  const decided = event.approvalResult ?? null;
+  if (text === "" && reasoning === "" && call === null && result === null && asked === null && decided === null) {
+    return state;
+  }
   return updateAssistant(state, event, (m) => {
     let next = m;
     if (text !== "") next = { ...next, text: next.text + text };
     if (reasoning !== "") next = { ...next, reasoning: (next.reasoning ?? "") + reasoning };
     if (call !== null) next = { ...next, tools: applyToolCall(next.tools, call) };
+    if (asked !== null) next = { ...next, tools: applyApproval(next.tools, asked, event.ts ?? null) };
+    if (decided !== null) next = { ...next, tools: applyApprovalResult(next.tools, decided) };
     if (result !== null) next = { ...next, tools: applyToolResult(next.tools, result) };
     return next;
   });
@@ -407,6 +452,7 @@ function applySessionEvent(state, event) {
         tools: [],
         ts: event.ts,
         replaced: event.replaced ?? 0,
+        attachments: event.attachments ?? [],
       };
       const kept = cutAt(state, event.replaces);
       return applyTurnStart({ ...kept, messages: [...kept.messages, message] }, event);
@@ -465,6 +511,16 @@ export function reduce(state, event) {
       return applyReady(state, event);
     case "history":
       return applyHistory(state, event);
+    case "control.result":
+      // An answer to an approval that came too late (another view answered first, the call
+      // timed out) is refused: say so, as an error reply is.
+      if (event.action !== "approval" || event.ok) return state;
+      return addNotice(state, {
+        kind: "reply",
+        level: "error",
+        code: "approval",
+        message: event.message || "the approval was refused",
+      });
     case "error.reply":
       return addNotice(state, {
         kind: "reply",

@@ -1,12 +1,18 @@
 // The steps of an assistant message shown before its text: the model's reasoning and its tool
 // calls, each a collapsible <details>. DOM only, like view.js. Tool names, arguments, results
 // and reasoning come from the model or from tools, so all of it reaches the DOM as textContent,
-// never as HTML, with invisible and reordering characters shown as markers (invisible.js).
+// never as HTML, with invisible and reordering characters shown as markers (invisible.js); only
+// run_code's code is HTML, from the sanitizing Markdown renderer (approval.js). A call that
+// waits for the user's approval opens its card, which asks (approval.js); once decided, the
+// card says how it went.
 // The <details> elements are updated in place (tool calls matched by id), so a block the
 // reader opened stays open while the answer streams.
 
+import { approvalText } from "./approval.js";
 import { reveal } from "./invisible.js";
 import { breakLongRuns } from "./wrap.js";
+
+/** @typedef {ReturnType<typeof import("./approval.js").createApprovals>} Approvals */
 
 // U+2699 (gear) is in the common text fonts; an emoji wrench shows as a box where no emoji font is installed.
 const WRENCH = "\u2699";
@@ -41,14 +47,19 @@ export function argumentsDisplay(text) {
 }
 
 /**
- * The status shown in a tool call's summary: `running…`, `done in 12 ms` or `error CODE`.
+ * The status shown in a tool call's summary: `running…`, `done in 12 ms` or `error CODE`; a
+ * call that needed approval says where that stands: `waiting for approval`, `approved ·
+ * done in 12 ms`, `denied by you`, `not approved in time`, `stopped`.
  * @param {import("./protocol.js").ToolRecord} tool
  * @returns {string}
  */
 export function toolStatusText(tool) {
-  if (tool.status === "running") return "running…";
-  if (tool.status === "error") return `error ${tool.error?.code || "tool_error"}`;
-  return Number.isInteger(tool.durationMs) ? `done in ${tool.durationMs} ms` : "done";
+  if (tool.approval && tool.approval !== "approved") return approvalText(tool.approval);
+  let text = "";
+  if (tool.status === "running") text = "running…";
+  else if (tool.status === "error") text = `error ${tool.error?.code || "tool_error"}`;
+  else text = Number.isInteger(tool.durationMs) ? `done in ${tool.durationMs} ms` : "done";
+  return tool.approval === "approved" ? `approved · ${text}` : text;
 }
 
 /**
@@ -70,19 +81,56 @@ function h(document, tag, className, text = null) {
   return node;
 }
 
-function paintTool(details, tool) {
-  const document = details.ownerDocument;
-  const status = ["running", "complete", "error"].includes(tool.status) ? tool.status : "complete";
-  details.setAttribute("data-tool-status", status);
-  const summary = details.firstElementChild;
-  summary.querySelector(".llmsock-tool-name").textContent = reveal(tool.name || "(unnamed tool)");
-  summary.querySelector(".llmsock-tool-state").textContent = toolStatusText(tool);
-  const body = details.lastElementChild;
-  const parts = [
+/**
+ * The body's first part: what the call does (run_code's code highlighted, when there is an
+ * approvals part to render it; otherwise the arguments as text).
+ * @param {Document} document
+ * @param {import("./protocol.js").ToolRecord} tool
+ * @param {Approvals | null} approvals
+ */
+function whatItDoes(document, tool, approvals) {
+  const code = approvals?.code(tool) ?? null;
+  if (code !== null) return [h(document, "div", "llmsock-tool-label", "Code"), code];
+  return [
     h(document, "div", "llmsock-tool-label", "Arguments"),
     h(document, "pre", "llmsock-tool-args", argumentsDisplay(tool.arguments)),
   ];
-  if (status === "complete") {
+}
+
+/**
+ * Paint `tool` into its card; `previous` is the record painted before (none: a new card).
+ * @param {HTMLDetailsElement} details
+ * @param {import("./protocol.js").ToolRecord} tool
+ * @param {import("./protocol.js").ToolRecord | undefined} previous
+ * @param {Approvals | null} approvals
+ */
+function paintTool(details, tool, previous, approvals) {
+  const document = details.ownerDocument;
+  const status = ["running", "complete", "error"].includes(tool.status) ? tool.status : "complete";
+  details.setAttribute("data-tool-status", status);
+  if (tool.approval) details.setAttribute("data-approval", tool.approval);
+  else details.removeAttribute("data-approval");
+  const summary = /** @type {HTMLElement} */ (details.firstElementChild);
+  /** @type {HTMLElement} */ (summary.querySelector(".llmsock-tool-name")).textContent = reveal(
+    tool.name || "(unnamed tool)",
+  );
+  /** @type {HTMLElement} */ (summary.querySelector(".llmsock-tool-state")).textContent = toolStatusText(tool);
+  const body = /** @type {HTMLElement} */ (details.lastElementChild);
+  const parts = whatItDoes(document, tool, approvals);
+  const pending = tool.approval === "pending" && status === "running";
+  if (pending && approvals) {
+    parts.push(approvals.ask(tool));
+    // A call that starts waiting opens its card (the user may close it again).
+    if (previous?.approval !== "pending") details.open = true;
+  } else {
+    approvals?.settled(tool.id);
+  }
+  const refused = tool.approval !== undefined && tool.approval !== "approved" && tool.approval !== "pending";
+  if (refused) {
+    const line = h(document, "div", "llmsock-approval-status", `Not run: ${approvalText(tool.approval)}.`);
+    line.setAttribute("data-approval", String(tool.approval));
+    parts.push(line);
+  } else if (status === "complete") {
     parts.push(
       h(document, "div", "llmsock-tool-label", "Result"),
       h(document, "pre", "llmsock-tool-result", resultText(tool.result)),
@@ -91,7 +139,10 @@ function paintTool(details, tool) {
     const error = tool.error || { code: "tool_error", message: "" };
     parts.push(h(document, "div", "llmsock-tool-error", `Error: ${error.code}: ${error.message}`));
   }
+  // A keyboard user who just answered keeps the focus on this card, not on a removed button.
+  const focused = body.contains(document.activeElement);
   body.replaceChildren(...parts);
+  if (focused && !body.contains(document.activeElement)) summary.focus();
 }
 
 function createTool(document, tool) {
@@ -108,11 +159,14 @@ function createTool(document, tool) {
 /**
  * Make the painter of one message's steps inside `container` (an element of its own).
  *
+ * `approvals` (approval.js, one per view) paints what a call that waits for approval asks,
+ * and run_code's code; without it the cards show arguments only.
  * Returns: {paintReasoning(text), paintTools(tools)}; each may be called on every change.
  * @param {HTMLElement} container
+ * @param {Approvals | null} [approvals]
  * @returns {{paintReasoning: (text: string) => void, paintTools: (tools: import("./protocol.js").ToolRecord[]) => void}}
  */
-export function createSteps(container) {
+export function createSteps(container, approvals = null) {
   const document = container.ownerDocument;
   let reasoning = null; // the <details> of the reasoning, once there is some
   const painted = new WeakMap(); // tool <details> -> the tool record painted into it
@@ -143,8 +197,9 @@ export function createSteps(container) {
     }
     const wanted = (tools ?? []).map((tool) => {
       const node = existing.get(tool.id)?.shift() ?? createTool(document, tool);
-      if (painted.get(node) !== tool) {
-        paintTool(node, tool);
+      const previous = painted.get(node);
+      if (previous !== tool) {
+        paintTool(node, tool, previous, approvals);
         painted.set(node, tool);
       }
       return node;

@@ -16,9 +16,12 @@
 //
 // The message box's keys (Enter, Esc, Up/Down recall, the Stop shortcut), its growth and the
 // warning before a very large message are composer.js's; this module wires them. So are each
-// message's actions (Copy, Regenerate or Retry, Edit; message-actions.js) and the Clear button
-// with its confirmation (clear.js).
+// message's actions (Copy, Regenerate or Retry, Edit; message-actions.js), the Clear button
+// with its confirmation (clear.js), and the question of a tool call that waits for the user's
+// approval (approval.js, in the call's card).
 
+import { createApprovals } from "./approval.js";
+import { paintChips } from "./chips.js";
 import { createClearControl } from "./clear.js";
 import { copyText, createCodeActions } from "./code-actions.js";
 import { createComposer } from "./composer.js";
@@ -127,12 +130,19 @@ function interleave(messages, notices) {
  * Args (second argument, one object):
  *   renderMarkdown(text) -> sanitized HTML string; when it has `into(element, text, streaming)`
  *     (markdown.js), answers are painted with that, incrementally, instead.
- *   onSend(text) -> true if the prompt was sent (the textarea is then cleared).
+ *   onSend(text, attachments) -> true if the prompt was sent (the textarea is then cleared);
+ *     attachments: the `@name` mentions the kernel described ([] without `kernel`).
+ *   kernel: the kernel's requests (kernel-requests.js): `@name` completion and attachments, and
+ *     "Explain the last error"; none (the default): neither.
  *   onStop() -> asks the server to abort the running turn.
  *   requestFrame / cancelFrame: requestAnimationFrame and its cancel (injectable).
  *   settings: the model settings to show first; onSettings(change): the user changed some.
  *   onResend(text, replaces) -> true if a prompt replacing the user message `replaces` was sent.
  *   onClear() -> true if the request to clear the chat was sent.
+ *   onApprove(callId, approved) -> true if the answer to a tool call that waits for approval
+ *     was sent (approval.js paints the question in the call's card).
+ *   timers: {setTimeout, clearTimeout, now} for the approvals' countdown (now: ms since the
+ *     epoch; the page's by default).
  * Returns: {update(state), flush(), destroy(), setStore(), markSaved(), setSettings(settings),
  *   setIdentity({session, model, models})} (the header's session name, the kernel's default
  *   model and the models set up there).
@@ -149,6 +159,9 @@ function interleave(messages, notices) {
  * @param {(text: string, replaces: string) => boolean} [options.onResend]
  * @param {() => boolean} [options.onClear]
  * @param {(near: Element, text: string) => Promise<boolean>} [options.copy]
+ * @param {import("./kernel-requests.js").KernelRequests | null} [options.kernel]
+ * @param {(callId: string, approved: boolean) => boolean} [options.onApprove]
+ * @param {{setTimeout: (fn: () => void, ms: number) => any, clearTimeout: (handle: any) => void, now: () => number}} [options.timers]
  */
 export function createView(
   el,
@@ -163,6 +176,9 @@ export function createView(
     onResend = () => false,
     onClear = () => false,
     copy = copyText,
+    kernel = null,
+    onApprove = () => false,
+    timers,
   },
 ) {
   const document = el.ownerDocument;
@@ -227,6 +243,7 @@ export function createView(
   composer.append(textarea, buttons);
   // The session's name, its model and tokens over the transcript; the empty state in it.
   const header = createHeader({
+    onExplain: kernel ? () => kernel.explain() : null,
     document,
     host: el,
     say: (text) => say(text),
@@ -252,6 +269,18 @@ export function createView(
   // Copy (and, with the notebook plugin, insert) on each finished code block of an answer.
   const codeActions = createCodeActions({ host: el, announcer: root });
   const messageActions = createMessageActions({ document, copy, onResend, say });
+  // What a tool call that waits for approval asks, in its card (steps.js places it).
+  const approvals = createApprovals({
+    document,
+    renderMarkdown,
+    onApprove,
+    say,
+    timers: timers ?? {
+      setTimeout: (fn, ms) => win.setTimeout(fn, ms),
+      clearTimeout: (handle) => win.clearTimeout(handle),
+      now: () => Date.now(),
+    },
+  });
 
   let current = null; // the state last painted
   let pending = null; // the state to paint at the next frame
@@ -287,6 +316,7 @@ export function createView(
     if (message.role === "user") body.textContent = reveal(message.text);
     else body.innerHTML = renderMarkdown(message.text);
     breakLongRuns(body);
+    if (message.role === "user") paintChips(node, message.attachments); // the context it carried
     if (message.role !== "user") codeActions.decorate(body, message.status !== "streaming");
   }
 
@@ -341,7 +371,7 @@ export function createView(
     if (message.role === "assistant") {
       const container = h(document, "div", { class: "llmsock-steps" });
       node.append(container);
-      stepsOf.set(node, createSteps(container));
+      stepsOf.set(node, createSteps(container, approvals));
     }
     node.append(h(document, "div", { class: message.role === "user" ? "llmsock-body" : "llmsock-body llmsock-md" }));
     paintMessage(node, message, null);
@@ -489,6 +519,8 @@ export function createView(
     painted = new Set();
     let grew = false;
     if (state !== null && state !== current) {
+      // Before the transcript: the cards that ask for approval paint their buttons by it.
+      approvals.setConnected(state.connection.state === "open");
       if (current === null || state.messages !== current.messages || state.notices !== current.notices) {
         paintTranscript(state);
         grew = true;
@@ -525,7 +557,7 @@ export function createView(
   function submit() {
     const text = textarea.value;
     if (!canSend() || !composerKeys.mayGo(text)) return;
-    if (onSend(text)) composerKeys.sent(text);
+    composerKeys.send(text, onSend); // with the attachments of its mentions (composer.js)
     paintControls();
   }
 
@@ -538,6 +570,7 @@ export function createView(
     submit,
     stop: () => onStop(),
     changed: paintControls,
+    kernel,
   });
   root.insertBefore(composerKeys.warning, bar);
   const onSendClick = () => submit();
@@ -559,6 +592,7 @@ export function createView(
     settingsPanel.destroy();
     clear.destroy();
     codeActions.destroy();
+    approvals.destroy();
     root.remove();
   }
 

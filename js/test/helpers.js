@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { JSDOM } from "jsdom";
-
+import { createWidget } from "../src/index.js";
 import { createMarkdownRenderer } from "../src/markdown.js";
 import { createView } from "../src/view.js";
 
@@ -273,3 +273,39 @@ export function mountView(options = {}) {
   };
   return { window, el, view, show };
 }
+
+/**
+ * A whole widget (index.js's render) in a fresh jsdom page, connected: the kernel's connect
+ * message played over a fake model's comm, the server's ready and empty history over a fake
+ * WebSocket. `status` is the session's status in those frames.
+ */
+export function connectedWidget({ status = "idle" } = {}) {
+  const { window } = new JSDOM("<!doctype html><html><body></body></html>", { url: "http://localhost:8888/lab" });
+  const { FakeWebSocket, instances } = fakeWebSocketClass();
+  window.WebSocket = FakeWebSocket;
+  const model = fakeModel();
+  const timers = fakeTimers();
+  const paint = fakeFrames();
+  const { render } = createWidget({
+    timing: { ...timers, requestFrame: paint.requestFrame, cancelFrame: paint.cancelFrame, epochNow: timers.now },
+  });
+  const el = window.document.createElement("div");
+  window.document.body.append(el);
+  const cleanup = render({ model, el });
+  model.emit("msg:custom", CONNECT_MESSAGE);
+  const ws = instances[0];
+  ws.serverOpen();
+  ws.serverSend(frames.ready(0, status, "sess-1"));
+  ws.serverSend(frames.history(0, [], null, status, ws.sentJson().at(-1).id));
+  paint.flush();
+  return { window, model, el, ws, timers, paint, cleanup };
+}
+
+/** The kernel's answer to a view's hello: a server on port 7000, session "sess-1". */
+export const CONNECT_MESSAGE = {
+  kind: "connect",
+  url: "ws://127.0.0.1:7000/ws",
+  port: 7000,
+  token: "t",
+  session: "sess-1",
+};
