@@ -261,3 +261,44 @@ def test_run_code_approved_during_a_cell_that_asks_the_chat_runs_at_once(kernel:
     assert len(seen) == 1
     assert kernel.value("asked") == 42
     assert "run_code returned" in shown and "a cell has been running" not in shown
+
+
+def test_an_openai_compatible_model_uses_the_kernel_tools_and_never_sees_a_secret(kernel: Kernel) -> None:
+    """A provider's calls: list and describe (a secret masked), then run_code once the user approves."""
+    from tests import fakeopenai
+    from tests.fakeopenai import FakeOpenAI
+
+    with FakeOpenAI() as provider:
+        provider.enqueue(
+            fakeopenai.tool_calls(
+                [
+                    {"id": "c1", "name": "list_variables", "arguments": "{}"},
+                    {"id": "c2", "name": "describe_variable", "arguments": '{"name": "api_key"}'},
+                    {"id": "c3", "name": "describe_variable", "arguments": '{"name": "df"}'},
+                ]
+            ),
+            fakeopenai.tool_calls(
+                [{"id": "c4", "name": "run_code", "arguments": '{"code": "hot = df.temp.max()"}'}]
+            ),
+            fakeopenai.text(["The hottest is 31.25."]),
+        )
+        kernel.run("%load_ext llmsock")
+        kernel.run(SETUP + "import os\nos.environ['LLMSOCK_TEST_KEY'] = 'sk-test'")
+        options = f"--base-url {provider.base_url} --api-key-env LLMSOCK_TEST_KEY --tools"
+        kernel.run(f"%llmsock model openai:test-model {options}")
+        server = kernel.value(SERVER)
+        seen: list[dict[str, Any]] = []
+        answer = ask(
+            server["url"], server["token"], "Which city is hottest?", on_event=answer_approvals(True, seen)
+        )
+        assert answer == "The hottest is 31.25."
+        assert [s["toolName"] for s in seen] == ["run_code"]  # only the call that changes state asked
+        assert kernel.value("hot") == 31.25
+        bodies = [json.dumps(r.body) for r in provider.chat_requests]
+    assert len(bodies) == 3 and all(SECRET not in body for body in bodies)
+    results = {
+        m["tool_call_id"]: m["content"] for m in json.loads(bodies[1])["messages"] if m["role"] == "tool"
+    }
+    assert '"name": "df"' in results["c1"] and '"name": "_scratch"' not in results["c1"]
+    assert results["c2"] == "<masked: the name looks secret>"
+    assert results["c3"].startswith("df: pandas.DataFrame, 3 rows x 2 columns") and "Pune" in results["c3"]
