@@ -176,21 +176,19 @@ export function createMentions({ textarea, complete }) {
     if (index !== -1) pick(index);
   };
 
-  textarea.addEventListener("input", onInput);
-  textarea.addEventListener("click", onMoved);
-  textarea.addEventListener("keyup", onMoved);
-  textarea.addEventListener("blur", onBlur);
-  listbox.addEventListener("mousedown", onListMousedown);
-  listbox.addEventListener("click", onListClick);
+  // destroy() removes every listener at once; the page's own AbortController (a test's jsdom has its own).
+  const listening = new (textarea.ownerDocument.defaultView?.AbortController ?? AbortController)();
+  const { signal } = listening;
+  textarea.addEventListener("input", onInput, { signal });
+  textarea.addEventListener("click", onMoved, { signal });
+  textarea.addEventListener("keyup", onMoved, { signal });
+  textarea.addEventListener("blur", onBlur, { signal });
+  listbox.addEventListener("mousedown", onListMousedown, { signal });
+  listbox.addEventListener("click", onListClick, { signal });
 
   function destroy() {
     close();
-    textarea.removeEventListener("input", onInput);
-    textarea.removeEventListener("click", onMoved);
-    textarea.removeEventListener("keyup", onMoved);
-    textarea.removeEventListener("blur", onBlur);
-    listbox.removeEventListener("mousedown", onListMousedown);
-    listbox.removeEventListener("click", onListClick);
+    listening.abort();
     listbox.remove();
   }
 

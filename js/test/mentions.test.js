@@ -436,3 +436,13 @@ test("Explain the last error asks the kernel and shows its refusal", async () =>
   const without = createHeader({ document, host, onExample: () => {}, say: () => {}, onModel: () => {} });
   assert.equal(without.header.querySelector('[data-action="explain"]')?.hidden, true, "no kernel: no button");
 });
+
+test("a destroyed composer stops listening: typing @ asks the kernel nothing and shows no list", async () => {
+  const { composer, type, asked, document } = setup();
+  await type("look at @d");
+  assert.deepEqual(asked, ["d"]);
+  composer.destroy();
+  assert.equal(document.querySelector('[role="listbox"]'), null, "the list went with it");
+  await type("look at @da");
+  assert.deepEqual(asked, ["d"], "no request after destroy");
+});
