@@ -142,7 +142,8 @@ def set_store(store: Any) -> str:
 
     ``store`` is a SessionStore (``MemoryStore()``, ``JsonFileStore(dir)``, your own) or a
     spec: ``"notebook"`` (the notebook's metadata; files next to it without the plugin),
-    ``"memory"``, ``"file"`` or ``"file:<directory>"``.  Chats the old store holds are copied.
+    ``"memory"``, ``"file"``, ``"file:<directory>"``, ``"redis"`` (``LLMSOCK_REDIS_URL``) or
+    ``"redis://..."``.  Chats the old store holds are copied.
     """
     from .notebook import kernel
 

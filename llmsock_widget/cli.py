@@ -1,6 +1,6 @@
 """Command line.
 
-``python -m llmsock_widget serve [--host --port --model --store memory|file:DIR --token-env VAR]``
+``python -m llmsock_widget serve [--host --port --model --store KIND --token-env VAR]``
 runs the server (``--base-url --api-key-env --timeout --connect-timeout --retries --tools`` set up
 an ``openai:<model>``);
 ``python -m llmsock_widget sessions NOTEBOOK.ipynb [list|show|export|remove]`` works on the
@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         "--store",
         default="memory",
         metavar="KIND",
-        help="where sessions are kept: memory (default) or file:<directory>",
+        help="where sessions are kept: memory (default), file:<directory>, redis (the URL of "
+        "$LLMSOCK_REDIS_URL, so no password is on the command line) or redis://[:password@]host:port/db",
     )
     serve.add_argument("--store-dir", default=None, help="same as --store file:<directory>")
     serve.add_argument(
@@ -170,18 +171,11 @@ def _add_sessions_parser(sub: Any) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT or SIGTERM; print its address as one JSON line first."""
     from .server.thread import ServerThread
-    from .stores import JsonFileStore, MemoryStore
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(message)s")
-    kind, _, directory = args.store.partition(":")
-    if args.store_dir:
-        kind, directory = "file", args.store_dir
-    if kind == "file" and directory:
-        store: Any = JsonFileStore(directory)
-    elif kind == "memory" and not directory:
-        store = MemoryStore()
-    else:
-        print(f"llmsock: unknown store {args.store!r}; use memory or file:<directory>", file=sys.stderr)
+    store = _store(args)
+    if isinstance(store, str):
+        print(f"llmsock: {store}", file=sys.stderr)
         return 2
     model_options = _model_options(args)
     if isinstance(model_options, str):
@@ -221,6 +215,37 @@ def serve(args: argparse.Namespace) -> int:
     server.stop()
     logging.getLogger("llmsock").info("llmsock: stopped")
     return 0
+
+
+def _store(args: argparse.Namespace) -> Any:
+    """Return the store ``serve``'s flags ask for, or what is wrong with them (a Redis is pinged)."""
+    from .errors import StoreError
+    from .stores import JsonFileStore, MemoryStore
+
+    kind, _, directory = args.store.partition(":")
+    if args.store_dir:
+        kind, directory = "file", args.store_dir
+    if kind == "file" and directory:
+        return JsonFileStore(directory)
+    if kind == "memory" and not directory:
+        return MemoryStore()
+    if kind.lower() in ("redis", "rediss"):
+        from .notebook.settings import Settings  # the one reader of LLMSOCK_REDIS_URL
+        from .stores.redis import RedisStore
+
+        url = args.store if directory else Settings.current().redis_url
+        if url is None:
+            return "--store redis takes its URL from LLMSOCK_REDIS_URL, which is not set"
+        try:
+            store = RedisStore(url)
+            store.ping_sync()
+        except (ValueError, ImportError, StoreError) as exc:
+            return str(exc)
+        return store
+    from .stores.redis import shown_url  # a mistyped URL may still hold a password
+
+    shown = shown_url(args.store)
+    return f"unknown store {shown!r}; use memory or file:<directory>, or redis or redis://[:password@]host:port/db"
 
 
 def _model_options(args: argparse.Namespace) -> dict[str, Any] | str:

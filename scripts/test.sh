@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything (a .venv, the JS toolchain, Chromium if missing) and run the whole test suite:
+# Set up everything (a .venv, the JS toolchain, Chromium and redis-server if missing) and run the
+# whole test suite:
 # lint, format, types, JS unit tests and bundle check, Python unit/integration/kernel/browser tests,
 # the notebooks under nbval, and a benchmark smoke run.
 # Every stage runs even when an earlier one failed; the end lists the failed stages, and the exit
@@ -49,6 +50,15 @@ stage_chromium() {
   if [ "$(id -u)" = 0 ]; then sudo=""; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+}
+
+stage_redis() {
+  command -v redis-server >/dev/null && return 0
+  echo "installing Debian's redis-server for the Redis tests"
+  local sudo=sudo
+  if [ "$(id -u)" = 0 ]; then sudo=""; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 }
 
 stage_js() {
@@ -114,6 +124,7 @@ stage_benchmark() {
 main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.." || return 1
   stage "chromium" stage_chromium
+  stage "redis-server" stage_redis
   stage "js: install, unit tests, bundle" stage_js
   stage "labextension: build, check the committed build" stage_labextension
   stage "python environment (.venv)" stage_venv

@@ -59,3 +59,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def _time_limit_given(config: pytest.Config) -> bool:
     """Whether ``--timeout`` or PYTEST_TIMEOUT was given, which then applies to every test."""
     return config.getoption("timeout", None) is not None or "PYTEST_TIMEOUT" in os.environ
+
+
+# The real redis-server of the Redis tests (a fixture module: imported last, it needs TIMEOUT above).
+from tests.redisserver import redis_prefix, redis_server  # noqa: E402, F401

@@ -12,7 +12,7 @@
 ``%llmsock new [SESSION]``      make SESSION (or a fresh id) the default for ``%%llmsock`` and ``chat``
 ``%llmsock store [KIND [DIR]]`` say where chats are kept, or keep them from now on in ``notebook``
                                 (the notebook's metadata; files next to it without the plugin),
-                                ``memory``, or ``file [DIR]``
+                                ``memory``, ``file [DIR]``, ``redis`` or ``redis://...``
 ``%llmsock save``               save every open chat now (into the notebook's metadata, or files)
 ``%llmsock clear [SESSION]``    clear the history of the current (or the named) session; every open
                                 view of it empties; refused while a turn runs

@@ -211,7 +211,8 @@ class KernelRuntime:
         """
         with self._lock:
             if self._store is None:
-                self._store = make_store(default_spec())
+                # Not pinged: a kernel must start while a configured Redis is down (chats say so).
+                self._store = make_store(default_spec(), check=False)
             return self._store
 
     def set_store(self, store: SessionStore) -> int:

@@ -13,11 +13,12 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TRANSPORTS = ("auto", "proxy", "direct", "comm")
 
 STORE = "LLMSOCK_STORE"
+REDIS_URL = "LLMSOCK_REDIS_URL"
 TRANSPORT = "LLMSOCK_TRANSPORT"
 PROXY_URL = "LLMSOCK_PROXY_URL"
 CONNECT_TIMEOUT = "LLMSOCK_CONNECT_TIMEOUT"
@@ -36,8 +37,11 @@ class Settings:
 
     Attributes:
         store: the store spec of ``$LLMSOCK_STORE`` (``notebook``, ``memory``, ``file``,
-            ``file:<directory>``); checked when the store is made.
+            ``file:<directory>``, ``redis``, ``redis://...``); checked when the store is made.
         store_chosen: whether ``$LLMSOCK_STORE`` names a store (else the default applies).
+        redis_url: ``$LLMSOCK_REDIS_URL``, the Redis the ``redis`` store spec means, and the
+            default store when ``$LLMSOCK_STORE`` names none; None when unset or empty.  Its
+            password is never shown (not in ``repr`` either).
         transport: the only transport chat views may use (``$LLMSOCK_TRANSPORT``), ``auto``
             when unset or not one of :data:`TRANSPORTS`.
         proxy_url: ``$LLMSOCK_PROXY_URL`` with ``{NAME}`` filled in from the environment,
@@ -54,6 +58,7 @@ class Settings:
 
     store: str = "notebook"
     store_chosen: bool = False
+    redis_url: str | None = field(default=None, repr=False)
     transport: str = "auto"
     proxy_url: str | None = None
     jupyter_notebook: str | None = None
@@ -80,6 +85,7 @@ class Settings:
         return cls(
             store=environ.get(STORE, "notebook"),
             store_chosen=bool(environ.get(STORE, "").strip()),
+            redis_url=environ.get(REDIS_URL, "").strip() or None,
             transport=transport,
             proxy_url=_proxy_url(environ.get(PROXY_URL), environ),
             jupyter_notebook=environ.get(JUPYTER_NOTEBOOK),

@@ -20,11 +20,14 @@ from ..stores import JsonFileStore, MemoryStore, SessionStore
 from ..stores.base import Merged, SessionId, session_key
 from ..stores.jsonfile import save_over_older
 from ..stores.notebook import NotebookStore, sidecar_dir
+from ..stores.redis import RedisStore, shown_url
 from .settings import Settings
 
 log = logging.getLogger("llmsock")
 
 WAITING = "notebook metadata (waiting for the notebook plugin)"
+# The store specs, as an unknown one is answered.
+USAGE = "notebook, memory, file, file:<directory>, redis://[:password@]host:port/db or rediss://..."
 
 
 def notebook_path() -> Path | None:
@@ -54,23 +57,42 @@ def in_notebook_kernel() -> bool:
 def default_spec() -> str:
     """Return the spec of the store a kernel starts with: ``$LLMSOCK_STORE``, else the default.
 
-    The default is ``notebook`` in a notebook's kernel and ``memory`` anywhere else: a script
-    has no notebook, and files in its working directory would let unrelated scripts run
-    there continue each other's chat.
+    The default is ``redis`` when ``$LLMSOCK_REDIS_URL`` is set, else ``notebook`` in a
+    notebook's kernel and ``memory`` anywhere else: a script has no notebook, and files in
+    its working directory would let unrelated scripts run there continue each other's chat.
     """
     settings = Settings.current()
     if settings.store_chosen:
         return settings.store.strip()
+    if settings.redis_url is not None:
+        return "redis"
     return "notebook" if in_notebook_kernel() else "memory"
 
 
-def make_store(spec: str) -> SessionStore:
-    """Return the store ``spec`` names: ``notebook``, ``memory``, ``file`` or ``file:<directory>``.
+def make_store(spec: str, *, check: bool = True) -> SessionStore:
+    """Return the store ``spec`` names.
 
-    ``notebook`` keeps sessions in the notebook's metadata through the front-end
-    plugin, falling back to files in ``.llmsock/<notebook name>/`` next to the
-    notebook; ``file`` uses that same directory (or the one given).
+    The specs: ``notebook``, ``memory``, ``file``, ``file:<directory>``, ``redis`` (the
+    URL of ``$LLMSOCK_REDIS_URL``) and ``redis://...`` / ``rediss://...``.  ``notebook``
+    keeps sessions in the notebook's metadata through the front-end plugin, falling back
+    to files in ``.llmsock/<notebook name>/`` next to the notebook; ``file`` uses that
+    same directory (or the one given).  A Redis store is asked for a PING first unless
+    ``check`` is false, so a Redis that cannot be reached is said at once.
+
+    Raises:
+        ValueError: an unknown spec, a Redis URL that is not one (shown without its password),
+            or a Redis store without the ``redis`` package.
+        StoreError: Redis does not answer (the URL without its password, and why).
     """
+    redis_url = _redis_url(spec)
+    if redis_url is not None:
+        try:
+            redis = RedisStore(redis_url)
+        except ImportError as exc:  # said in one line, like a model whose package is missing
+            raise ValueError(str(exc)) from None
+        if check:
+            redis.ping_sync()
+        return redis
     kind, _, arg = spec.strip().partition(":")
     kind = kind.lower()
     notebook = notebook_path()
@@ -85,7 +107,24 @@ def make_store(spec: str) -> SessionStore:
         store = NotebookStore(sidecar_dir(notebook), read_saved=reader)
         store.fallback = HeldFiles(store.fallback.directory)
         return store
-    raise ValueError(f"unknown llmsock store {spec!r}; use notebook, memory, file or file:<directory>")
+    raise ValueError(f"unknown llmsock store {_shown(spec)}; use {USAGE}")
+
+
+def _redis_url(spec: str) -> str | None:
+    """Return the Redis URL ``spec`` means (``redis``: ``$LLMSOCK_REDIS_URL``), or None if not Redis."""
+    text = spec.strip()
+    if text.lower() == "redis":
+        url = Settings.current().redis_url
+        if url is None:
+            raise ValueError(f"unknown llmsock store 'redis' (LLMSOCK_REDIS_URL is not set); use {USAGE}")
+        return url
+    scheme = text.partition("://")[0].lower()
+    return text if scheme in ("redis", "rediss") and "://" in text else None
+
+
+def _shown(spec: str) -> str:
+    # A spec with "://" or "@" may carry a password.
+    return repr(shown_url(spec) if "://" in spec or "@" in spec else spec)
 
 
 def describe_store(store: SessionStore) -> str:
@@ -98,6 +137,8 @@ def describe_store(store: SessionStore) -> str:
         return f"files in {store.directory}"
     if isinstance(store, MemoryStore):
         return "memory (lost when the kernel stops)"
+    if isinstance(store, RedisStore):
+        return f"Redis at {store.shown_url} (keys {store.prefix}:{{<session>}}:snapshot)"
     return type(store).__name__
 
 

@@ -35,8 +35,8 @@ class SessionStore(Protocol):
     Revisions: ``save`` refuses a state whose ``revision`` is not greater than
     the revision of the state already stored under that id, raising
     :class:`~llmsock_widget.errors.StoreConflict`; the caller bumps ``revision``
-    before each save.  This is how two writers (two kernels on one directory, a
-    future Redis store shared by servers) notice a stale write instead of
+    before each save.  This is how two writers (two kernels on one directory, the
+    Redis store shared by servers) notice a stale write instead of
     silently losing the newer transcript.  With nothing stored, any revision
     is accepted.
 

@@ -238,7 +238,7 @@ def test_cli_serve_prints_json_line_and_stops_on_sigterm(tmp_path: Path, store: 
 def test_cli_unknown_store_exits_2() -> None:
     """`serve --store` with an unknown kind says which ones exist and exits 2."""
     result = subprocess.run(
-        [sys.executable, "-m", "llmsock_widget", "serve", "--store", "redis://x"],
+        [sys.executable, "-m", "llmsock_widget", "serve", "--store", "sqlite:x"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

@@ -52,6 +52,7 @@ DOORS = {
         "from llmsock_widget.models import resolve_model\nresolve_model('openai:gpt-4o-mini')",
         "openai",
     ),
+    "RedisStore": ("from llmsock_widget.stores import RedisStore\nRedisStore('redis://h:1/0')", "redis"),
 }
 
 # Run in a child: optional packages cannot be imported (as if never installed); each module is
