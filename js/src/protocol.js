@@ -196,8 +196,13 @@ function toolRecordOf(value) {
     error,
     durationMs: int(value.durationMs),
   };
-  // Only a call that needed approval says where it stands (the server sends no "" either).
+  // Only a call that needed approval says where it stands (the server sends no "" either);
+  // a waiting one also when it was asked and for how long, so a late view counts down too.
   if (APPROVALS.has(value.approval)) record.approval = value.approval;
+  if (record.approval === "pending") {
+    record.timeoutMs = int(value.timeoutMs);
+    record.askedAt = int(value.askedAt);
+  }
   return record;
 }
 

@@ -297,6 +297,38 @@ test("another tool shows its arguments; a late view counts down from the server'
   assert.equal(card.querySelector('[role="timer"]').textContent, "1:30 left");
 });
 
+test("a view that loads a waiting call from the history counts down from when the server asked", () => {
+  const ctx = mount();
+  ctx.timers.advance(45000); // this page's clock: 45 s after the server asked at 0
+  const current = {
+    id: "t1:a",
+    role: "assistant",
+    text: "",
+    turnId: "t1",
+    ts: 0,
+    status: "streaming",
+    tools: [
+      {
+        id: "c1",
+        name: "run_code",
+        arguments: JSON.stringify({ code: CODE }),
+        status: "running",
+        approval: "pending",
+        askedAt: 0,
+        timeoutMs: 120000,
+      },
+    ],
+  };
+  const user = { id: "t1:u", role: "user", text: "/tool", turnId: "t1", ts: 0 };
+  ctx.show(run(open(initialState()), frames.ready(0, "generating"), frames.history(4, [user], current, "generating")));
+  assert.ok(ctx.button("Approve run_code"));
+  assert.equal(ctx.card().querySelector('[role="timer"]').textContent, "1:15 left");
+  const [record] = normalizeMessage(current).tools;
+  assert.deepEqual([record.askedAt, record.timeoutMs], [0, 120000]);
+  const decided = normalizeMessage({ ...current, tools: [{ ...current.tools[0], approval: "denied" }] });
+  assert.ok(!("timeoutMs" in decided.tools[0]), "only a waiting record says how long it waits");
+});
+
 test("Approve answers once and disables both buttons; the decision, then the result, show", () => {
   const ctx = mount();
   const state = waiting();

@@ -83,6 +83,10 @@ class ToolRecord:
     result: Any = None
     error: dict[str, str] | None = None
     approval: Approval = ""
+    # While ``pending``: when the approval was asked (ms, the server's clock) and how long it waits,
+    # so a view that opens meanwhile shows the time left.
+    asked_at: int = 0
+    timeout_ms: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -388,12 +392,19 @@ def _with_approval(message: Message, call_id: str, expected: str, approval: Appr
     record = tools[index]
     if record.status != "running" or record.approval != expected:
         raise InvalidTransition(f"tool call {call_id!r} is {record.status} with approval {record.approval!r}")
-    return replace(message, tools=(*tools[:index], replace(record, approval=approval), *tools[index + 1 :]))
+    # The time a call was asked matters only while it waits: a decided record drops it.
+    decided = replace(record, approval=approval, asked_at=0, timeout_ms=0)
+    return replace(message, tools=(*tools[:index], decided, *tools[index + 1 :]))
 
 
 def _tool_approval(state: InteractionState, event: Any) -> dict[str, Any]:
     assert isinstance(event, ToolApproval) and state.current is not None
-    return {"current": _with_approval(state.current, event.call_id, "", "pending")}
+    asked = _with_approval(state.current, event.call_id, "", "pending")
+    tools = tuple(
+        replace(r, asked_at=event.ts, timeout_ms=event.timeout_ms) if r.id == event.call_id else r
+        for r in asked.tools
+    )
+    return {"current": replace(asked, tools=tools)}
 
 
 def _decision(event: ToolApproved) -> Approval:
@@ -419,7 +430,7 @@ def _stop_tools(message: Message) -> Message:
 
 def _stopped(record: ToolRecord, stopped: dict[str, str]) -> ToolRecord:
     if record.approval == "pending":
-        record = replace(record, approval="aborted")
+        record = replace(record, approval="aborted", asked_at=0, timeout_ms=0)
     return replace(record, status="error", error=stopped) if record.status == "running" else record
 
 

@@ -292,6 +292,9 @@ def _encode_tool(r: ToolRecord) -> dict[str, Any]:
         out["error"] = dict(r.error)
     if r.approval:  # only a call that needed approval has one (and old readers see nothing new)
         out["approval"] = r.approval
+    if r.approval == "pending":  # a view that opens while it waits shows the time left
+        out["askedAt"] = r.asked_at
+        out["timeoutMs"] = r.timeout_ms
     return out
 
 
@@ -311,6 +314,8 @@ def _decode_tool(data: Any) -> ToolRecord:
         result=data.get("result"),
         error=dict(error) if error is not None else None,
         approval=_choice(data, "approval", APPROVALS) if "approval" in data else "",  # type: ignore[arg-type]
+        asked_at=_int(data, "askedAt") if "askedAt" in data else 0,
+        timeout_ms=_int(data, "timeoutMs") if "timeoutMs" in data else 0,
     )
 
 

@@ -280,6 +280,9 @@ def test_a_late_view_finds_the_waiting_call_in_the_history(server: ServerThread,
         "pending",
         "running",
     )
+    # The time left, for the late view's countdown: how long the server waits, and since when.
+    assert record["timeoutMs"] == request["timeoutMs"] == 120_000
+    assert data["current"]["ts"] <= record["askedAt"]  # asked after the answer started
 
 
 def test_an_unknown_call_id_gets_ok_false(server: ServerThread, run) -> None:

@@ -142,6 +142,17 @@ def test_snapshot_round_trip_keeps_the_approval_and_only_when_set() -> None:
     assert "approval" not in plain["current"]["tools"][0]
 
 
+def test_a_waiting_call_keeps_when_it_was_asked_and_for_how_long_until_decided() -> None:
+    """A view that opens while a call waits reads the time left from history: askedAt and timeoutMs."""
+    waiting = record(asked())
+    assert (waiting.asked_at, waiting.timeout_ms) == (1000 + asked().seq, 500)  # the ToolApproval's ts
+    data = snapshot.encode(asked())["current"]["tools"][0]
+    assert (data["askedAt"], data["timeoutMs"]) == (waiting.asked_at, 500)
+    assert snapshot.decode(snapshot.encode(asked())) == asked()
+    decided = step(asked(), ToolApproved, call_id="c1", name="run_code", approved=True, reason="user")
+    assert not {"askedAt", "timeoutMs"} & set(snapshot.encode(decided)["current"]["tools"][0])
+
+
 def test_an_old_snapshot_without_approval_loads() -> None:
     data = snapshot.encode(calling())
     assert record(snapshot.decode(data)).approval == ""
