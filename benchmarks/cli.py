@@ -1,7 +1,7 @@
 """The command line: ``python -m benchmarks [SUITE] [options]``.
 
 Without a suite every suite runs, with its defaults (about eight minutes on two cores; ``peer``
-runs only when named).  The form ``python -m benchmarks --deltas N --repeat N`` (no suite,
+and ``redis`` run only when named).  The form ``python -m benchmarks --deltas N --repeat N`` (no suite,
 throughput options) runs the throughput suite alone, as earlier versions did;
 ``scripts/test.sh`` uses it as a smoke run.  Each suite prints a table, or with ``--json``
 everything goes out as one JSON object.
@@ -22,6 +22,7 @@ from websockets.exceptions import WebSocketException
 from llmsock_widget.models.builtin import MAX_DIRECTIVE_TOKENS
 
 from . import comm, connections, context, kernel, latency, openai_path, peer, reducer, snapshots, throughput
+from . import redis as redis_suite
 from .common import BenchFailure, describe, machine
 
 SUITES = (
@@ -35,7 +36,7 @@ SUITES = (
     "kernel",
     "context",
 )
-EXTRA_SUITES = ("peer",)  # named only: not part of the default run (it needs a peer server)
+EXTRA_SUITES = ("peer", "redis")  # named only: not part of the default run (a peer server, redis-server)
 _THROUGHPUT_OPTIONS = ("--deltas", "--repeat", "--client")
 
 
@@ -166,6 +167,17 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--rows", type=int, default=1_000_000, help="rows of the DataFrame and the list")
     sub.add_argument("--repeat", type=int, default=20, help="timed runs of each summary (default 20)")
 
+    sub = suites.add_parser(
+        "redis", parents=[common], help="the Redis session store: round trips, conflicts, memory, per turn"
+    )
+    sub.add_argument("--turns", type=int, default=20, help="turns in the stored session (default 20)")
+    sub.add_argument("--reply-chars", type=int, default=500, help="characters per answer (default 500)")
+    sub.add_argument("--sessions", type=_numbers(int), default=[1, 8, 64], help="sessions at once (1,8,64)")
+    sub.add_argument("--seconds", type=float, default=2.0, help="seconds of each round-trip run (default 2)")
+    sub.add_argument("--rounds", type=int, default=500, help="rounds of blind saves in turn (default 500)")
+    sub.add_argument("--memory-sessions", type=int, default=1000, help="sessions stored for memory (1000)")
+    sub.add_argument("--prompts", type=int, default=100, help="prompts asked of the server (default 100)")
+
     suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
     return parser
 
@@ -198,6 +210,13 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         or min(args.intervals) <= 0
     ):
         parser.error("--kernels and --stops must be at least 1, the other numbers above 0")
+    if args.suite == "redis" and not (
+        min(args.turns, args.reply_chars, args.rounds, args.memory_sessions, args.prompts) >= 1
+        and args.sessions
+        and min(args.sessions) >= 1
+        and args.seconds > 0
+    ):
+        parser.error("--seconds must be above 0, the other numbers at least 1")
     if args.suite == "context" and args.rows < 1:
         parser.error("--rows must be at least 1")
     if args.suite == "openai" and args.chunks < 1:
@@ -266,6 +285,9 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
         )
     if suite == "context":
         return context.run(rows=args.rows, repeat=args.repeat)
+    if suite == "redis":
+        options = ("turns", "reply_chars", "sessions", "seconds", "rounds", "memory_sessions", "prompts")
+        return redis_suite.run(**{name: getattr(args, name) for name in options}, timeout=timeout)
     if suite == "openai":
         return openai_path.run(chunks=args.chunks, repeat=args.repeat, timeout=timeout, node=not args.no_node)
     return comm.run(deltas=args.deltas, paces=args.paces, timeout=timeout)
@@ -282,6 +304,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "peer": peer.render,
     "kernel": kernel.render,
     "context": context.render,
+    "redis": redis_suite.render,
 }
 
 
