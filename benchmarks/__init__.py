@@ -10,4 +10,6 @@ says what each suite measures and gives the figures of this version.
 * ``connections`` (:mod:`.connections`): server memory per idle WebSocket, and how many it holds.
 * ``snapshot`` (:mod:`.snapshots`): save, load and fit a 1,000-turn session's snapshot.
 * ``comm`` (:mod:`.comm`): the comm fallback's messages against Jupyter's IOPub rate limit.
+* ``redis`` (:mod:`.redis`, named only): the Redis store's saves, loads, conflicts and memory, on a
+  real ``redis-server`` started as the tests start theirs (:mod:`.redisprocess`).
 """

@@ -30,11 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import secrets
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -54,106 +50,13 @@ from llmsock_widget.stores.memory import MemoryStore
 from llmsock_widget.stores.redis import RedisStore
 
 from .common import BenchFailure, load_1m, percentile, start_server, table
+from .redisprocess import RedisProcess, RedisUnavailable
 from .snapshots import build_session
 
-MISSING_SERVER = "redis-server is not installed (apt-get install redis-server)"
 MISSING_PACKAGE = "the redis package is not installed: pip install 'llmsock[redis]'"
 
 
 # -- the redis-server -----------------------------------------------------------------------------
-
-
-class RedisProcess:
-    """A ``redis-server`` on a free loopback port with a random password and no persistence."""
-
-    def __init__(self, folder: Path, *, timeout: float = 10.0) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise BenchFailure(MISSING_SERVER)
-        self.binary = binary
-        self.folder = folder
-        self.timeout = timeout
-        self.password = secrets.token_urlsafe(16)
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise BenchFailure("redis-server is not running")
-        return self.proc.pid
-
-    def start(self) -> RedisProcess:
-        """Start the server; return once it answers PING."""
-        command = [
-            self.binary,
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--requirepass", self.password,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.folder),
-            "--logfile", str(self.folder / "redis.log"),
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        self._wait_until_ready()
-        return self
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and wait for it."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(self.timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def client(self) -> Any:
-        """Return a synchronous client of this server (INFO, MEMORY USAGE)."""
-        import redis
-
-        return redis.Redis.from_url(self.url, socket_timeout=self.timeout)
-
-    def _wait_until_ready(self) -> None:
-        import redis
-
-        assert self.proc is not None
-        deadline = time.monotonic() + self.timeout
-        client = redis.Redis.from_url(
-            self.url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout
-        )
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise BenchFailure(
-                        f"redis-server on port {self.port} did not answer PING in {self.timeout:g} s"
-                    )
-                try:  # wait on the process: it may have exited (the port was taken, say)
-                    code = self.proc.wait(0.02)
-                except subprocess.TimeoutExpired:
-                    continue
-                log = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
-                raise BenchFailure(f"redis-server exited with {code}:\n{log}")
-        finally:
-            client.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- save and load ----------------------------------------------------------------------------------
@@ -508,7 +411,10 @@ def run(
     state = build_session(turns, reply_chars=reply_chars)
     text = snapshot.dumps(state)
     with tempfile.TemporaryDirectory(prefix="llmsock-bench-redis-") as folder:
-        server = RedisProcess(Path(folder), timeout=timeout).start()
+        try:
+            server = RedisProcess(Path(folder), timeout=timeout).start()
+        except RedisUnavailable as exc:
+            raise BenchFailure(str(exc)) from None
         try:
             return _measure(server, state, text, loads, seconds, rounds, memory_sessions, prompts, timeout)
         except StoreError as exc:
