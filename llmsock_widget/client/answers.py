@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.events import ModelEnd, ModelError
 from ..wire.protocol import Dialect
 
 Message = dict[str, Any]
@@ -36,6 +37,25 @@ class Answer:
 
     def __str__(self) -> str:
         return self.text
+
+
+def answer_ending(event: object, message_id: str, session: str = "") -> Answer | None:
+    """Return the Answer if session event ``event`` ends prompt ``message_id``'s turn, else None.
+
+    In-process readers of a session's events (``llmsock_widget.ask``, ``Chat.send``) take
+    a turn's end here; a client reading frames uses :class:`AnswerCollector`.
+    """
+    if getattr(event, "message_id", None) != message_id:
+        return None
+    reason: str
+    error: str | None = None
+    if isinstance(event, ModelEnd):
+        reason = event.finish_reason
+    elif isinstance(event, ModelError):
+        reason, error = "error", f"{event.code}: {event.message}"
+    else:
+        return None
+    return Answer(text=event.text, finish_reason=reason, error=error, session=session, message_id=message_id)
 
 
 class AnswerCollector:

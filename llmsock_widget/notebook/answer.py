@@ -16,7 +16,8 @@ from typing import Any
 
 # One Answer for both ways of asking (here and the Python client); re-exported under its old path.
 from ..client.answers import Answer as Answer
-from ..core.events import Diagnostic, ErrorReply, Event, ModelDelta, ModelEnd, ModelError
+from ..client.answers import answer_ending
+from ..core.events import Diagnostic, ErrorReply, Event, ModelDelta
 from ..server.thread import ServerThread
 from ..wire.decode import prompt_options
 from ..wire.protocol import Control, SendPrompt
@@ -90,21 +91,9 @@ def ask(
                 if isinstance(event, ModelDelta) and event.message_id == message_id:
                     text += event.text
                     out.update(text)
-                elif isinstance(event, ModelEnd) and event.message_id == message_id:
-                    out.finish(event.text, event.finish_reason)
-                    return Answer(
-                        text=event.text, finish_reason=event.finish_reason, session=key, message_id=message_id
-                    )
-                elif isinstance(event, ModelError) and event.message_id == message_id:
-                    error = f"{event.code}: {event.message}"
-                    out.finish(event.text, "error", error)
-                    return Answer(
-                        text=event.text,
-                        finish_reason="error",
-                        error=error,
-                        session=key,
-                        message_id=message_id,
-                    )
+                elif (ended := answer_ending(event, message_id, key)) is not None:
+                    out.finish(ended.text, ended.finish_reason, ended.error)
+                    return ended
                 elif isinstance(event, ErrorReply):
                     out.finish("", "error", f"{event.code}: {event.message}")
                     return Answer(

@@ -13,8 +13,8 @@ from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import Any
 
-from ..client.answers import Answer
-from ..core.events import ErrorReply, Event, ModelDelta, ModelEnd, ModelError
+from ..client.answers import Answer, answer_ending
+from ..core.events import ErrorReply, Event, ModelDelta
 from ..server.thread import ServerThread
 from ..wire.protocol import Control, SendPrompt
 from .chatevents import ATTACH_TIMEOUT, on_loop
@@ -72,23 +72,21 @@ class PendingAnswer:
 
     def take(self, event: Event) -> bool:
         """Take one event of the session; return whether it ended this prompt's turn."""
-        mine = getattr(event, "message_id", None) == self.message_id
-        if isinstance(event, ModelDelta) and mine:
+        if isinstance(event, ModelDelta) and event.message_id == self.message_id:
             self.text += event.text
-        elif isinstance(event, ModelEnd) and mine:
-            self._finish(event.text, event.finish_reason)
-        elif isinstance(event, ModelError) and mine:
-            self._finish(event.text, "error", f"{event.code}: {event.message}")
+        elif (ended := answer_ending(event, self.message_id, self.session)) is not None:
+            self._finish(ended)
         elif isinstance(event, ErrorReply) and event.request_id == self.message_id:
-            self._finish("", "error", f"{event.code}: {event.message}")
+            error = f"{event.code}: {event.message}"
+            refused = Answer(
+                text="", finish_reason="error", error=error, session=self.session, message_id=self.message_id
+            )
+            self._finish(refused)
         return self.done()
 
-    def _finish(self, text: str, reason: str, error: str | None = None) -> None:
-        self.text = text
+    def _finish(self, answer: Answer) -> None:
+        self.text = answer.text
         if not self._future.done():
-            answer = Answer(
-                text=text, finish_reason=reason, error=error, session=self.session, message_id=self.message_id
-            )
             self._future.set_result(answer)
 
 
