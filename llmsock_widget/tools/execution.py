@@ -25,6 +25,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import threading
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -243,28 +244,36 @@ def returned(value: Any) -> tuple[Any, Any]:
 _NOT_PLAIN = object()
 
 
-def _plain_copy(value: Any) -> Any:
-    """Return a fresh copy of ``value`` if it is plain JSON all the way down, else :data:`_NOT_PLAIN`."""
-    if not _is_plain(value, 0):
-        return _NOT_PLAIN
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError, RecursionError):
-        return _NOT_PLAIN
+def _plain_copy(value: Any, depth: int = 0) -> Any:
+    """Return a fresh copy of ``value`` if it is plain JSON all the way down, else :data:`_NOT_PLAIN`.
 
-
-def _is_plain(value: Any, depth: int) -> bool:
-    if value is None or type(value) in (str, int, bool):
-        return True
-    if type(value) is float:
-        return value == value and value not in (float("inf"), float("-inf"))
+    Plain: None, str, int, bool, a finite float, and lists and string-keyed dicts of those (exact
+    types, at most :data:`MAX_PLAIN_DEPTH` deep), checked and copied in one walk.
+    """
+    kind = type(value)
+    if value is None or kind in (str, int, bool):
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_PLAIN
     if depth > MAX_PLAIN_DEPTH:
-        return False
-    if type(value) is list:
-        return all(_is_plain(item, depth + 1) for item in value)
-    if type(value) is dict:
-        return all(type(key) is str and _is_plain(item, depth + 1) for key, item in value.items())
-    return False
+        return _NOT_PLAIN
+    if kind is list:
+        items = []
+        for item in value:
+            copied = _plain_copy(item, depth + 1)
+            if copied is _NOT_PLAIN:
+                return _NOT_PLAIN
+            items.append(copied)
+        return items
+    if kind is dict:
+        entries = {}
+        for key, item in value.items():
+            copied = _plain_copy(item, depth + 1) if type(key) is str else _NOT_PLAIN
+            if copied is _NOT_PLAIN:
+                return _NOT_PLAIN
+            entries[key] = copied
+        return entries
+    return _NOT_PLAIN
 
 
 MAX_PLAIN_DEPTH = 64

@@ -59,6 +59,28 @@ def test_plain_json_is_the_result_itself_and_no_live_object() -> None:
     assert outcome.result == {"a": [1, 2.5, None, True, "x"]} and outcome.value is None
 
 
+def test_plain_json_is_copied_and_only_to_its_depth_limit() -> None:
+    """The result is a fresh copy; past MAX_PLAIN_DEPTH levels, or with an infinity, it is a live object."""
+    from llmsock_widget.tools.execution import MAX_PLAIN_DEPTH
+
+    def nested(levels: int) -> Any:
+        value: Any = 1
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    shared = {"rows": [[1, 2]]}
+    tools = ToolRegistry()
+    tools.register(lambda: shared, name="shared")
+    tools.register(lambda: nested(MAX_PLAIN_DEPTH + 1), name="deepest")
+    tools.register(lambda: nested(MAX_PLAIN_DEPTH + 2), name="deeper")
+    tools.register(lambda: {"x": float("inf")}, name="inf")
+    copied = run(tools, "shared").result
+    assert copied == shared and copied["rows"][0] is not shared["rows"][0]
+    assert run(tools, "deepest").value is None
+    assert run(tools, "deeper").value is not None and run(tools, "inf").value is not None
+
+
 @pytest.mark.parametrize(
     "value",
     [dt.datetime(2024, 5, 1, 12, 0), (1, 2), {"when": dt.date(2024, 1, 1)}, {1: "int key"}, float("nan")],
