@@ -17,25 +17,34 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..core.events import Event
+from ..core.events import (
+    Event,
+    ModelDelta,
+    ModelEnd,
+    ModelError,
+    ToolApproval,
+    ToolApproved,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
 from ..server.thread import ServerThread
 
 log = logging.getLogger("llmsock")
 
 Callback = Callable[[Any], object]
 
-EVENTS: dict[str, tuple[str, ...]] = {
-    "message": ("UserMessage",),
-    "delta": ("ModelDelta",),
-    "end": ("ModelEnd",),
-    "error": ("ModelError",),
-    "tool_call": ("ToolCall",),
-    "tool_result": ("ToolResult",),
-    "approval": ("ToolApproval", "ToolApproved"),
+EVENTS: dict[str, tuple[type, ...]] = {
+    "message": (UserMessage,),
+    "delta": (ModelDelta,),
+    "end": (ModelEnd,),
+    "error": (ModelError,),
+    "tool_call": (ToolCall,),
+    "tool_result": (ToolResult,),
+    "approval": (ToolApproval, ToolApproved),
 }
-"""The event names of ``Chat.on`` and the session events (their class names) each one gets."""
+"""The event names of ``Chat.on`` and the session events each one gets."""
 
-# By class name: the approval events come with tool approval, and a name costs no import.
 _NAME_OF = {cls: name for name, classes in EVENTS.items() for cls in classes}
 
 ATTACH_TIMEOUT = 30.0  # seconds to load a session and attach to it
@@ -96,7 +105,7 @@ class ChatEvents:
 
     def deliver(self, event: Event) -> None:
         """Queue ``event`` for the callbacks that want it (on the server's loop: never blocks)."""
-        name = _NAME_OF.get(type(event).__name__)
+        name = _NAME_OF.get(type(event))
         callbacks = self._callbacks.get(name) if name is not None else None
         if callbacks:
             _dispatcher().put((callbacks, event))
