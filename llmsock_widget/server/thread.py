@@ -323,7 +323,7 @@ class ServerThread(SessionsApi, LoopThread):
     async def _move_store(self, old: SessionStore, new: SessionStore) -> int:
         self.hub.store = new
         copied = 0
-        keys = getattr(old, "keys", None) or getattr(old, "list_sessions", None)  # RedisStore's is async
+        keys = getattr(old, "keys", None)  # a list, or (RedisStore) an awaitable of one
         for key in (await resolve(keys())) if callable(keys) else ():
             if key in self.hub.sessions:
                 continue  # saved below, from its live state

@@ -173,8 +173,10 @@ class RedisStore:
             removed = await client.redis.delete(self._name(key))
         return bool(removed)
 
-    async def list_sessions(self) -> list[str]:
+    async def keys(self) -> list[str]:
         """Return the ids of the sessions stored under this prefix, sorted (plain ids only).
+
+        The other stores' ``keys()``, asynchronous here (callers ``resolve`` it, as a load or save).
 
         Walks the keyspace with ``SCAN``, so it never blocks Redis; ``userId~sessionId``
         keys are left out, as :meth:`JsonFileStore.keys` leaves them out.

@@ -67,7 +67,7 @@ def test_a_saved_state_loads_back_and_is_deleted(store: RedisStore, run: Any) ->
         assert await store.save("abc", _state()) is True
         assert await store.save(user_id, _state(text="ann's")) is True
         loaded, theirs = await store.load("abc"), await store.load(user_id)
-        listed = await store.list_sessions()
+        listed = await store.keys()
         deleted, again = await store.delete("abc"), await store.delete("abc")
         return missing, loaded, theirs, listed, deleted, again, await store.load("abc")
 
@@ -417,3 +417,22 @@ def test_serve_keeps_sessions_in_the_redis_of_llmsock_redis_url(
     redis_server.client().delete("llmsock:{cli}:snapshot")
     assert stored is not None and snapshot.loads(stored).messages[0].text == "from the command line"
     assert redis_server.password not in err
+
+
+def test_leaving_redis_copies_every_chat_it_holds(
+    make_server: MakeServer, redis_server: RedisServer, redis_prefix: str, run: Any
+) -> None:
+    """set_store away from Redis copies the chats Redis holds, not only the open ones."""
+    from llmsock_widget.stores.memory import MemoryStore
+
+    redis_store = RedisStore(redis_server.url, prefix=redis_prefix)
+    server = _server(make_server, redis_store)
+
+    async def fill() -> None:
+        for name in ("one", "two"):
+            assert await redis_store.save(name, _state(name))
+
+    server.submit(fill()).result(TIMEOUT)
+    memory = MemoryStore()
+    assert server.set_store(memory) == 2
+    assert sorted(memory.keys()) == ["one", "two"] and memory.load("one") == _state("one")
