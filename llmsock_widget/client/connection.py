@@ -29,6 +29,7 @@ try:
 except ImportError as exc:  # an install without the client extra
     raise ImportError(EXTRA_MISSING) from exc
 
+from ..aio import within
 from ..wire.protocol import Dialect
 from .answers import Answer, AnswerCollector
 from .core import (
@@ -316,7 +317,7 @@ class Client:
         try:
             message_id = await self.send_prompt(text, replaces=replaces, **options)
             collector = AnswerCollector(message_id, dialect=self.dialect, session=self.session or "")
-            return await asyncio.wait_for(collect(stream, collector), timeout)
+            return await within(collect(stream, collector), timeout)
         finally:
             stream.close()
 
@@ -467,7 +468,7 @@ class Client:
             if remaining <= 0:
                 raise ConnectionLost(f"not connected within {self.request_timeout} s")
             try:
-                await asyncio.wait_for(self._connected.wait(), remaining)
+                await within(self._connected.wait(), remaining)
             except asyncio.TimeoutError:
                 continue
 
@@ -481,7 +482,7 @@ class Client:
 
         try:
             await self._send(frame, sent)
-            return await asyncio.wait_for(asyncio.shield(future), self.request_timeout)
+            return await within(asyncio.shield(future), self.request_timeout)
         finally:
             self._pending.pop(request_id, None)
 

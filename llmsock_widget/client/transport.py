@@ -19,6 +19,7 @@ try:
 except ImportError as exc:  # an install without the client extra
     raise ImportError(EXTRA_MISSING) from exc
 
+from ..aio import within
 from ..wire.protocol import Dialect
 from .core import (
     SUBPROTOCOLS,
@@ -92,7 +93,7 @@ async def open_connection(
         await ws.close()
         raise ConnectFailed(f"the server did not accept the subprotocol {subprotocol}")
     try:
-        text = await asyncio.wait_for(ws.recv(), open_timeout)
+        text = await within(ws.recv(), open_timeout)
     except ConnectionClosed as exc:
         code, reason = close_of(exc)
         if not should_reconnect(code):

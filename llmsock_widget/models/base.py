@@ -75,7 +75,8 @@ class ChatModel(Protocol):
 
     ``stream`` is an async generator.  It raises
     :class:`~llmsock_widget.errors.ModelFailure` for a failure it can name;
-    cancelling the task that iterates it (abort) must stop all its work.
+    cancelling the task that iterates it (abort) must stop all its work (a cancellation
+    it loses is sent again every second until the stream ends).
     An optional ``offers_tools`` attribute says whether a prompt that does not choose its
     tools (``options.tools``) is offered the registered ones; a model without it is.
     """

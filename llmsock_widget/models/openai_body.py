@@ -20,6 +20,7 @@ from typing import Any
 
 import openai
 
+from ..aio import within
 from .base import ReasoningChunk, TextChunk
 from .openai_chunks import ChunkReader
 from .openai_sse import EventReader
@@ -155,4 +156,4 @@ async def drain(blocks: AsyncIterator[bytes]) -> None:
             pass
 
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(read_all(), DRAIN_TIMEOUT)
+        await within(read_all(), DRAIN_TIMEOUT)

@@ -29,6 +29,7 @@ from typing import Any
 import h11
 import openai
 
+from ..aio import within
 from .http1 import Body, ClosedBody, FramingError, framing
 
 __all__ = ["KEEPALIVE", "Http1Transport", "mounts"]
@@ -36,7 +37,6 @@ __all__ = ["KEEPALIVE", "Http1Transport", "mounts"]
 # The httpx the installed openai is built on: httpx, or its successor httpx2 (same API).
 httpx: Any = importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0])
 
-_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
 
 READ_SIZE = 16384  # bytes asked of the socket per read: about 80 chunks, a fraction of a millisecond to parse
 KEEPALIVE = 5.0  # seconds an idle connection is kept (httpx's default too)
@@ -223,9 +223,7 @@ def _request_bytes(request: Any, content: bytes) -> tuple[h11.Connection, bytes]
 
 async def _connect(request: Any, origin: tuple[str, int], timeout: float | None) -> _Connection:
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(*origin, limit=2 * READ_SIZE), timeout
-        )
+        reader, writer = await within(asyncio.open_connection(*origin, limit=2 * READ_SIZE), timeout)
     except asyncio.TimeoutError:
         raise httpx.ConnectTimeout("timed out connecting", request=request) from None
     except OSError as exc:
@@ -245,7 +243,7 @@ async def _exchange(
     writer = connection.writer
     try:
         writer.write(message)
-        await asyncio.wait_for(writer.drain(), timeouts.get("write"))
+        await within(writer.drain(), timeouts.get("write"))
     except asyncio.TimeoutError:
         raise httpx.WriteTimeout("timed out sending the request", request=request) from None
     except OSError as exc:
@@ -284,14 +282,9 @@ async def _exchange(
 
 async def _read(request: Any, connection: _Connection, timeout: float | None) -> bytes:
     try:
-        if timeout is None:
-            return await connection.reader.read(READ_SIZE)
-        if _timeout is None:  # Python 3.10
-            return await asyncio.wait_for(connection.reader.read(READ_SIZE), timeout)
-        # A stream that comes token by token reads once per token: asyncio.timeout costs about
-        # 7 µs a read, wait_for (which wraps the read in a task) about 21 µs.
-        async with _timeout(timeout):
-            return await connection.reader.read(READ_SIZE)
+        # A stream that comes token by token reads once per token: within() (asyncio.timeout)
+        # costs about 7 µs a read, asyncio.wait_for (which wraps the read in a task) about 21 µs.
+        return await within(connection.reader.read(READ_SIZE), timeout)
     except asyncio.TimeoutError:
         raise httpx.ReadTimeout("timed out reading", request=request) from None
     except OSError as exc:

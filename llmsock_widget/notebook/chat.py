@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
+from ..aio import within
 from ..client.answers import Answer
 from ..core import snapshot
 from ..core.session import InteractionState
@@ -129,7 +130,7 @@ class Chat:
         try:
             # Shielded: a timeout stops the turn, and the PendingAnswer still gets its end.
             with cell_waits_for_chat():  # a cell that awaits the answer does not hold run_code back
-                answer = await asyncio.wait_for(asyncio.shield(waiting), timeout)
+                answer = await within(asyncio.shield(waiting), timeout)
         except asyncio.TimeoutError:
             await asyncio.to_thread(pending.stop)
             raise TimeoutError(f"no answer within {timeout} s; the turn was stopped") from None

@@ -28,6 +28,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Mapping
 
+from ..aio import within
 from ..core.events import (
     ModelDelta,
     ModelEnd,
@@ -422,7 +423,7 @@ async def _approval(live: LiveSession, settings: TurnSettings, call: ToolCallChu
         )
     )
     try:
-        approved = await asyncio.wait_for(asyncio.shield(decision), limit)
+        approved = await within(asyncio.shield(decision), limit)
     except asyncio.TimeoutError:
         if not decision.done() or decision.cancelled():
             live.emit(ToolApproved(**live.stamp(), **ids, name=call.name, approved=False, reason="timeout"))

@@ -32,6 +32,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..aio import within
 from ..context import summarize
 from ..errors import InvalidFrame
 from ..wire.protocol import parse_arguments
@@ -144,11 +145,11 @@ async def call_tool(
     limit = tool.timeout if tool.timeout is not None else timeout
     try:
         if tool.is_async:
-            raised, value = await asyncio.wait_for(_run_async(tool.fn, args, kwargs), limit)
+            raised, value = await within(_run_async(tool.fn, args, kwargs), limit)
         else:
             loop = asyncio.get_running_loop()
             pending = loop.run_in_executor(executor or _shared_pool(), _run_sync, tool.fn, args, kwargs)
-            raised, value = await asyncio.wait_for(pending, limit)
+            raised, value = await within(pending, limit)
     except asyncio.TimeoutError:
         # Only wait_for raises it here: the runners return the tool's own exceptions as values.
         straggler = "" if tool.is_async else "; if it started, its thread runs on and its result is discarded"

@@ -6,6 +6,7 @@ Against the fake OpenAI server (Python's own HTTP/1.1 server, keep-alive on); Li
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from llmsock_widget.models.base import ModelRequest, TextChunk
 from llmsock_widget.models.openai_compat import OpenAICompatModel
 from llmsock_widget.models.openai_transport import Http1Transport, mounts
 from tests.conftest import TIMEOUT
-from tests.fakeopenai import FakeOpenAI, dropped, text
+from tests.fakeopenai import FakeOpenAI, dropped, stall, text
 
 REQUEST = ModelRequest(messages=({"role": "user", "content": "Hi"},))
 
@@ -85,3 +86,42 @@ def test_the_transport_is_left_out_where_a_proxy_is_set(monkeypatch: pytest.Monk
         monkeypatch.setenv(name, "http://proxy.example:3128")
         assert mounts() == {}, f"{name} is set: httpx must send through the proxy"
         monkeypatch.delenv(name)
+
+
+def test_a_request_cancelled_at_any_step_ends_at_once(fake: FakeOpenAI, run: Any) -> None:
+    """Stop cancels the answer's task wherever it waits: connecting, sending, or for the head.
+
+    The server never answers, so a cancellation the transport lost would leave the task waiting
+    for good. Before Python 3.12, ``asyncio.wait_for`` loses a cancellation that arrives in the
+    loop step in which its awaited result lands (CPython gh-86296), so the cancel is sent at each
+    of the first loop steps of a request in turn.
+    """
+    steps = 60
+    fake.enqueue(*[stall() for _ in range(steps)])
+    model = _model(fake)
+
+    async def consume() -> None:
+        async for _ in model.stream(REQUEST):
+            pass
+
+    async def cancelled_after(step: int) -> bool:
+        task = asyncio.ensure_future(consume())
+        for _ in range(step):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=TIMEOUT)
+        if not done:
+            task.cancel()  # let the loop close; the step is reported below
+            await asyncio.wait({task}, timeout=TIMEOUT)
+        return bool(done) and task.cancelled()
+
+    async def first_lost() -> int | None:
+        try:
+            for step in range(steps):
+                if not await cancelled_after(step):
+                    return step
+            return None
+        finally:
+            await model.aclose()
+
+    assert run(first_lost()) is None, "a cancel sent at this loop step was lost"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from llmsock_widget.models import BuiltinModel
+from llmsock_widget.models.base import TextChunk
 from llmsock_widget.server.thread import ServerThread
 from tests import fakeopenai
 from tests.conftest import TIMEOUT
@@ -140,3 +142,45 @@ def test_an_abort_right_after_a_prompt_over_a_comm_link(server_paced: ServerThre
 def server_paced(make_server: MakeServer) -> ServerThread:
     """A server whose builtin model streams 200 tokens a second."""
     return make_server(model=BuiltinModel(tokens_per_second=200), message_burst=BURST)
+
+
+class LosesOneCancel:
+    """A model whose code loses the first cancellation, as ``asyncio.wait_for`` before Python 3.12
+    does when the awaited result lands in the same loop step (CPython gh-86296)."""
+
+    name = "loses-one-cancel"
+
+    def __init__(self) -> None:
+        self.cancels_lost = 0
+
+    async def stream(self, request: Any) -> Any:
+        yield TextChunk(text="thinking")
+        try:
+            await asyncio.Event().wait()  # never set
+        except asyncio.CancelledError:
+            self.cancels_lost += 1  # swallowed: the model waits again
+        await asyncio.Event().wait()
+        yield TextChunk(text="never")
+
+
+def test_a_stop_the_model_code_loses_still_ends_the_turn(make_server: MakeServer, run: Any) -> None:
+    """Stop cancels the answer again while it goes on: the turn ends aborted and the chat goes on."""
+    model = LosesOneCancel()
+    server = make_server(model=model)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        client = await open_client(server, dialect="envelope")
+        await client.recv()
+        await client.send(prompt(1, "hello"))
+        await client.recv_until(is_model("delta"))
+        await client.send(control("a", "abort"))
+        end = (await client.recv_until(is_turn_end))[-1]["data"]["event"]
+        await client.send(control("s", "get_status"))
+        status = (await client.recv_until(is_result("s")))[-1]["data"]["event"]["data"]
+        await client.ws.close()
+        return end, status
+
+    end, status = run(scenario())
+    assert (end["type"], end["finishReason"], end["text"]) == ("end", "aborted", "thinking")
+    assert model.cancels_lost == 1  # the first cancel was lost, and the turn ended all the same
+    assert status["phase"] == "idle"

@@ -139,13 +139,14 @@ def test_internal_names_resolve_to_modules() -> None:
 # context (summaries of live objects) stands beside core on errors alone, under tools (a tool's
 # live result is summarized for the model) and runtime.
 _BASE = {"errors", "_version"}
-_PORTS = _BASE | {"core", "wire"}
+_PORTS = _BASE | {"core", "wire", "aio"}  # aio: waiting with a time limit (the I/O layers)
 _BELOW_RUNTIME = _PORTS | {"stores", "models", "tools", "context"}
 _BELOW_SERVER = _BELOW_RUNTIME | {"runtime"}
 _BELOW_NOTEBOOK = _BELOW_SERVER | {"server", "client"}
 MAY_IMPORT = {
     "errors": set(),
     "_version": set(),
+    "aio": set(),
     "_moved": set(),  # it names the new paths as strings, imported on demand
     "core": _BASE,
     "context": _BASE,
