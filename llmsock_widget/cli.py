@@ -81,6 +81,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--store-dir", default=None, help="same as --store file:<directory>")
     serve.add_argument(
+        "--redis-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="with a Redis store: the namespace of its keys (default llmsock); servers that share "
+        "sessions use the same one",
+    )
+    serve.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with a Redis store: how long this server's hold on a session it runs lasts unless "
+        "renewed; a server that dies has its sessions taken over within about this long (default 5)",
+    )
+    serve.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -198,6 +213,7 @@ def serve(args: argparse.Namespace) -> int:
             compression=args.compression,
             allowed_origins=args.allow_origin,
             allowed_hosts=args.allow_host,
+            lease=args.lease,
         ).start()
     except (ServerStartError, ValueError) as exc:
         print(f"llmsock: {exc}", file=sys.stderr)
@@ -237,7 +253,7 @@ def _store(args: argparse.Namespace) -> Any:
         if url is None:
             return "--store redis takes its URL from LLMSOCK_REDIS_URL, which is not set"
         try:
-            store = RedisStore(url)
+            store = RedisStore(url, **({"prefix": args.redis_prefix} if args.redis_prefix else {}))
             store.ping_sync()
         except (ValueError, ImportError, StoreError) as exc:
             return str(exc)

@@ -46,3 +46,13 @@ class Approve:
 
 
 Command = Union[SendPrompt, Control, Ping, Approve]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Notice:
+    """Tell a session's users something (a diagnostic); the server's own, never a client's."""
+
+    kind: ClassVar[str] = "notice"
+    level: str
+    code: str
+    message: str

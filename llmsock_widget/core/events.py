@@ -38,6 +38,8 @@ DIAGNOSTIC_CODES = (
     "history_kept_in_file",  # notebook store: the chat passed the notebook's cap; kept whole in a file
     "history_restored",  # notebook store: a chat cut in the notebook came back whole from its file
     "history_truncated",  # notebook store: older turns of a chat could not be kept or restored
+    "sharing_unavailable",  # Redis sharing: the shared session's Redis cannot be reached; events wait
+    "sharing_restored",  # Redis sharing: Redis answers again; the events that waited were shared
 )
 """The codes a :class:`Diagnostic` carries (docs/protocol.md, "Error codes")."""
 

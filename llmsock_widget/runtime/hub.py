@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from ..core import snapshot
+from ..core.commands import Notice
 from ..core.events import (
     ControlResult,
     ErrorReply,
@@ -31,9 +32,8 @@ from ..core.events import (
     Reply,
     SessionEvent,
     SessionReady,
-    StatusChanged,
 )
-from ..core.session import InteractionState, Message, apply, new_state
+from ..core.session import InteractionState, Message, new_state
 from ..errors import (
     ClientError,
     CorruptSnapshot,
@@ -52,6 +52,7 @@ from .fanout import Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession, Waiting
 from .replay import ReplayLog
 from .results import Results
+from .sharing import Alone, Sharing, Submitted
 from .turns import TurnSettings, new_id, open_turn, run_turns
 
 log = logging.getLogger("llmsock")
@@ -61,6 +62,7 @@ ReplyTo = Callable[[Reply], None]
 __all__ = ["Hub", "new_id", "now_ms"]
 
 
+READ_ONLY = ("get_history", "get_status")  # controls any server answers from its own copy
 PARKED_SESSIONS = 256  # evicted sessions whose recent events are kept for resuming
 HISTORY_CACHE_SESSIONS = 16  # sessions whose encoded transcript is kept for get_history
 
@@ -86,6 +88,7 @@ class Hub:
         tool_timeout: float = 30.0,
         pause_timeout: float | None = 600.0,
         approval_timeout: float = 120.0,
+        sharing: Sharing | None = None,
     ) -> None:
         self.store = store
         self.pause_timeout = pause_timeout
@@ -107,6 +110,8 @@ class Hub:
         self.tool_timeout = tool_timeout
         self.sessions: dict[str, LiveSession] = {}
         self.epoch = new_id("e-")  # a new one each run: a client resuming from another run must reload
+        # How sessions opened from now on are shared with other servers (Alone: with none).
+        self.sharing: Sharing = sharing if sharing is not None else Alone(self.epoch)
         self._parked: dict[str, ReplayLog] = {}  # recent events of evicted sessions, oldest first
         self._loading: dict[str, asyncio.Future[LiveSession]] = {}
         # session -> (its transcript, that transcript encoded): see _history
@@ -156,10 +161,12 @@ class Hub:
         """
         key = new_id() if session_id is None else session_key(session_id)
         live, created = await self._get(key, fresh=session_id is None)
+        if resume is not None and resume[0] == live.link.epoch and resume[1] > live.seq:
+            await live.link.reach(resume[1])  # the client came from a server that was ahead of ours
         unsubscribe = await self.fanout.subscribe(key, deliver)
         live.add_subscriber()
         # From here to the last replayed event nothing awaits, so no live event can slip in between.
-        same_run = resume is not None and resume[0] == self.epoch and session_id is not None
+        same_run = resume is not None and resume[0] == live.link.epoch and session_id is not None
         missed = live.missed(resume[1]) if resume is not None and same_run else None
         if missed is not None and max_replay is not None and _weight(missed) > max_replay:
             missed = None  # more than the connection can take at once: the client reloads instead
@@ -202,7 +209,7 @@ class Hub:
             status=state.status,
             ts=self.clock(),
             created=created,
-            epoch=self.epoch,
+            epoch=self.sessions[key].link.epoch,
         )
 
     def handle(self, session_id: str, command: Command, reply: ReplyTo) -> None:
@@ -223,21 +230,32 @@ class Hub:
                 )
             )
             return
+        if isinstance(command, Ping):
+            reply(Pong(ts=self.clock(), request_id=command.request_id, data=command.data))
+        elif isinstance(command, Control) and command.action in READ_ONLY:
+            self._act(live, command, reply)  # answered from this server's copy of the session
+        else:  # it changes the session: the server that runs the session acts on it
+            live.link.submit(command, reply)
+
+    def _act(self, live: LiveSession, command: Submitted, reply: ReplyTo) -> None:
+        """Act on ``command`` here, where the session's turns run (or a read-only control)."""
         try:
             if isinstance(command, SendPrompt):
                 self._enqueue(live, command, reply)
             elif isinstance(command, Control):
                 reply(self._control(live, command))
-            elif isinstance(command, Ping):
-                reply(Pong(ts=self.clock(), request_id=command.request_id, data=command.data))
             elif isinstance(command, Approve):
                 reply(self._approve(live, command))
+            elif isinstance(command, Notice):
+                live.diagnose(command.level, command.code, command.message)  # type: ignore[arg-type]
+                if not live.in_turn:  # a turn saves at its end
+                    live.spawn(self._save(live), then=lambda: self._settle(live))
         except LlmsockError as exc:
             if not isinstance(exc, ClientError):
-                log.exception("llmsock: command failed in session %s", session_id)
+                log.exception("llmsock: command failed in session %s", live.key)
             reply(self._refusal(command, exc))
 
-    def _refusal(self, command: Command, exc: LlmsockError) -> ErrorReply:
+    def _refusal(self, command: Command | Notice, exc: LlmsockError) -> ErrorReply:
         """Return the error reply that refuses ``command`` for ``exc``."""
         request_id = getattr(command, "request_id", None) or getattr(command, "message_id", None)
         code, message, recoverable = wire_error(exc)
@@ -265,6 +283,7 @@ class Hub:
             await asyncio.gather(*late, return_exceptions=True)
         pending = [task for live in self.sessions.values() for task in live.tasks]
         await asyncio.gather(*pending, return_exceptions=True)
+        await self.sharing.aclose()  # the events of the turns just ended reach the other servers
 
     # -- loading and saving ----------------------------------------------------------
 
@@ -294,6 +313,11 @@ class Hub:
             parked = self._parked.pop(key, None)
             if parked:
                 live.restore_recent(parked)
+            # Joined before it is visible: it then holds what other servers did with it meanwhile.
+            live.link = await self.sharing.join(key, _Member(self, live), self.fanout)
+            live.publish = live.link.publish
+            if live.link.runs_here and not fresh:
+                self._close_cut_turn(live)
             self.sessions[key] = live
             future.set_result(live)
             return live, saved_seq == 0 and state.seq == 0
@@ -321,21 +345,65 @@ class Hub:
             return state, 0, notes
         if state is None:
             return new_state(key, ts=self.clock(), model=self.model.name), 0, notes
-        stored_seq = state.seq
+        # A turn left open is closed once the session is joined: it may still run on another server.
+        return state, state.seq, notes
+
+    def _close_cut_turn(self, live: LiveSession) -> bool:
+        """End, marked aborted, a turn that a server which stopped or died left open; say if one was.
+
+        Called where the session runs: on loading it, and when this server takes it over.
+        """
+        state = live.state
+        if live.active is not None or (state.phase == "idle" and state.status == "idle"):
+            return False
         if state.phase != "idle":
-            notes.append(
-                ("recovered", "the last turn was interrupted when the server stopped; it is marked aborted")
+            current = state.current
+            live.emit(
+                ModelEnd(
+                    **live.stamp(),
+                    turn_id=state.turn_id,
+                    finish_reason="aborted",
+                    text=current.text if current else "",
+                    usage=current.usage if current else None,
+                )
             )
-        return _recover(state, self.clock()), stored_seq, notes
+            live.notes.append(
+                ("recovered", "the last turn was interrupted when its server stopped; it is marked aborted")
+            )
+        if live.state.status != "idle":
+            live.set_status("idle")
+        return True
+
+    async def _take_over(self, live: LiveSession) -> None:
+        """Run a session whose last runner went away: close the turn it left open, and save."""
+        # Our copy's revision is the one this server last saved: the last runner's may be newer.
+        revision_of = getattr(self.store, "revision", None)
+        if callable(revision_of):
+            revision = await resolve(revision_of(live.key))
+        else:
+            stored = await resolve(self.store.load(live.key))
+            revision = stored.revision if stored is not None else 0
+        if revision > live.state.revision:
+            live.adopt_revision(revision)
+        if self._close_cut_turn(live):
+            notes: list[tuple[Level, str, str]] = [
+                ("warning", code, message) for code, message in live.take_notes()
+            ]
+            await self._tell(live, notes)
 
     async def _tell(self, live: LiveSession, notes: list[tuple[Level, str, str]]) -> None:
         for level, code, message in notes:
-            live.diagnose(level, code, message)
+            live.link.submit(Notice(level=level, code=code, message=message), _ignore)
         if live.unsaved and not live.in_turn:
             await self._save(live)
 
     async def _save(self, live: LiveSession) -> bool:
-        """Save the session's state; return whether the store took it."""
+        """Save the session's state; return whether the store took it.
+
+        Only the server that runs the session saves it: another one's copy may lag behind.
+        """
+        if not live.link.runs_here:
+            return True
         async with live.save_lock:  # saves of one session never overlap, so revisions never race
             base = live.state
             state = replace(base, revision=base.revision + 1)
@@ -366,9 +434,7 @@ class Hub:
         live = self.sessions.get(key)
         if live is None:
             return 0
-        live.diagnose(level, code, message)
-        if not live.in_turn:
-            live.spawn(self._save(live), then=lambda: self._maybe_evict(live))
+        live.link.submit(Notice(level=level, code=code, message=message), _ignore)
         return max(live.subscribers, 0)
 
     async def save_all(self) -> int:
@@ -384,6 +450,7 @@ class Hub:
         idle = live.worker is None and not live.tasks and not live.in_turn
         if live.subscribers <= 0 and idle and not live.unsaved and self.sessions.get(live.key) is live:
             del self.sessions[live.key]
+            live.link.leave()
             # Keep its last events a while, so a client whose socket dropped as the turn ended
             # can still resume when it comes back (the state itself is in the store).
             self._parked[live.key] = live.recent
@@ -413,6 +480,12 @@ class Hub:
 
     async def _work(self, live: LiveSession, first: SendPrompt) -> None:
         await run_turns(live, self._settings, first)
+        self._settle(live)
+
+    def _settle(self, live: LiveSession) -> None:
+        """Nothing more to do here for now: let another server run the session, or let it go."""
+        if not live.in_turn and live.worker is None:
+            live.link.settled()
         self._maybe_evict(live)
 
     def _settings(self) -> TurnSettings:
@@ -505,7 +578,7 @@ class Hub:
             raise InvalidRequest("cannot clear history while a turn is running; abort it first")
         count = len(live.state.messages)
         live.emit(HistoryCleared(**live.stamp()))
-        live.spawn(self._save(live), then=lambda: self._maybe_evict(live))
+        live.spawn(self._save(live), then=lambda: self._settle(live))
         return count
 
     async def clear(self, session_id: str) -> int:
@@ -521,6 +594,9 @@ class Hub:
         """
         live, _ = await self._get(session_key(session_id), fresh=False)
         try:
+            if not live.link.runs_here and not live.in_turn:  # the server that runs it clears it
+                live.link.submit(Control(action="clear_history"), _ignore)
+                return len(live.state.messages)
             return self._clear(live) if live.state.messages or live.in_turn else 0
         finally:
             self._maybe_evict(live)  # a session loaded only for this leaves memory again (once saved)
@@ -577,30 +653,55 @@ def _weight(events: list[SessionEvent]) -> int:
     return total
 
 
-def _recover(state: InteractionState, ts: int) -> InteractionState:
-    """Close a turn that a stopped process left open, marked aborted, so the session can go on."""
-    if state.phase != "idle":
-        current = state.current
-        state = apply(
-            state,
-            ModelEnd(
-                session_id=state.session_id,
-                seq=state.seq + 1,
-                ts=ts,
-                turn_id=state.turn_id,
-                finish_reason="aborted",
-                text=current.text if current else "",
-                usage=current.usage if current else None,
-            ),
-        )
-    if state.status != "idle":
-        state = apply(
-            state, StatusChanged(session_id=state.session_id, seq=state.seq + 1, ts=ts, status="idle")
-        )
-    return state
-
-
 def _store_notes(store: SessionStore, key: str) -> list[tuple[Level, str, str]]:
     """Return what the store has to tell the session's chat (NotebookStore.take_notes: its size cap)."""
     take = getattr(store, "take_notes", None)
     return [(note.level, note.code, note.message) for note in take(key)] if callable(take) else []
+
+
+def _ignore(reply: Reply) -> None:
+    """The reply to a command of the server's own (a notice): nobody waits for it."""
+
+
+class _Member:
+    """One open session as its link sees it (:class:`~.sharing.Member`)."""
+
+    __slots__ = ("_hub", "_live")
+
+    def __init__(self, hub: Hub, live: LiveSession) -> None:
+        self._hub = hub
+        self._live = live
+
+    @property
+    def seq(self) -> int:
+        return self._live.seq
+
+    @property
+    def turn_open(self) -> bool:
+        return self._live.state.phase != "idle"
+
+    def remember(self, events: list[SessionEvent]) -> None:
+        kept = ReplayLog()
+        for event in events:
+            kept.append(event)
+        self._live.restore_recent(kept)
+
+    def recent_after(self, seq: int) -> list[SessionEvent]:
+        recent = self._live.recent
+        return recent.after(max(seq, recent.first_seq - 1)) if recent else []
+
+    def follow(self, event: SessionEvent) -> None:
+        live = self._live
+        live.follow(event)
+        if live.state.phase == "idle" and live.subscribers <= 0:
+            self._hub._maybe_evict(live)
+
+    def act(self, command: Submitted, reply: ReplyTo) -> None:
+        self._hub._act(self._live, command, reply)
+
+    async def take_over(self) -> None:
+        await self._hub._take_over(self._live)
+
+    def busy(self) -> bool:
+        live = self._live
+        return live.worker is not None or bool(live.queue) or live.active is not None

@@ -14,6 +14,12 @@ from ..errors import ClientError
 from ..wire.protocol import SendPrompt
 from .replay import REPLAY_EVENTS as REPLAY_EVENTS
 from .replay import ReplayLog
+from .sharing import Link
+
+# Seconds between two cancels of an aborted turn's stream that has not ended: code under a model
+# may lose a cancellation (asyncio.wait_for before Python 3.12 does, CPython gh-86296), and Stop
+# must end the turn all the same.
+ABORT_AGAIN_AFTER = 1.0
 
 Refuse = Callable[[ClientError], None]
 """Tells the sender of a prompt that it was refused (an error reply to its connection)."""
@@ -81,6 +87,7 @@ class LiveSession:
         self._allowed: tuple[InteractionState, type] | None = None
         # Tool calls of the running turn that wait for the user's approval: call id -> decision.
         self._approvals: dict[str, asyncio.Future[bool]] = {}
+        self.link: Link  # set by the hub as it opens the session (runtime.sharing)
         self.state = state
 
     def __repr__(self) -> str:
@@ -155,6 +162,10 @@ class LiveSession:
         else:
             self.state = replace(self.state, revision=state.revision)
         self._saved_seq = state.seq
+
+    def adopt_revision(self, revision: int) -> None:
+        """Take the store's revision of this session (another server saved it meanwhile)."""
+        self.state = replace(self.state, revision=revision)
 
     def stamp(self) -> dict[str, Any]:
         """Return the session id, next seq and time for the next event."""
@@ -279,8 +290,15 @@ class LiveSession:
         self._aborting = True
         self.release()
         if self._stream is not None:
-            self._stream.cancel()
+            self._cancel_stream(self._stream)
         return True
+
+    def _cancel_stream(self, stream: asyncio.Task[None]) -> None:
+        """Cancel ``stream``, and again every :data:`ABORT_AGAIN_AFTER` s until it has ended."""
+        if stream.done() or stream is not self._stream:
+            return
+        stream.cancel()
+        asyncio.get_running_loop().call_later(ABORT_AGAIN_AFTER, self._cancel_stream, stream)
 
     def release(self) -> None:
         """Stop holding the model (the turn is ending: nothing may wait on a pause any more)."""
@@ -333,6 +351,11 @@ class LiveSession:
             self.state = apply(self.state, event)
         self._recent.append(event)
         self.publish(self.key, event)
+
+    def follow(self, event: SessionEvent) -> None:
+        """Apply an event another server emitted (and saves): as :meth:`emit`, but nothing to save."""
+        self.emit(event)
+        self._saved_seq = self._seq
 
     def _keep(self, event: ModelDelta | ModelReasoning, pieces: list[str]) -> None:
         # The reducer's own checks, without folding: a delta it would refuse raises the same error.

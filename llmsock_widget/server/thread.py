@@ -19,11 +19,13 @@ import tornado.iostream
 import tornado.netutil
 import tornado.web
 
+from ..aio import within
 from ..core.events import ErrorReply, Event, ModelDelta
 from ..errors import ServerStartError
 from ..models import ChatModel, resolve_model
 from ..runtime.fanout import ObservedFanout
 from ..runtime.hub import Hub
+from ..runtime.sharing import Alone
 from ..stores.base import SessionStore, resolve
 from ..stores.memory import MemoryStore
 from ..tools import ToolRegistry, default_registry
@@ -96,6 +98,7 @@ class ServerThread(SessionsApi, LoopThread):
         message_burst: int = 40,
         handshake_timeout: float = 10.0,
         pause_timeout: float | None = 600.0,
+        lease: float | None = None,
         auth_failure_burst: int = 20,
         auth_failures_per_second: float = 1.0,
         max_pending_connections: int = 128,
@@ -148,6 +151,8 @@ class ServerThread(SessionsApi, LoopThread):
             approval_timeout=approval_timeout,
             pause_timeout=pause_timeout,
         )
+        self.lease = lease
+        self._share_by(self.store)
         self._models_lock = threading.Lock()
         self._models = dict(self.hub.models)  # what the hub will hold once it has taken every set_model
         self.stats = Stats()
@@ -317,11 +322,18 @@ class ServerThread(SessionsApi, LoopThread):
         old, self.store = self.store, store
         if self.loop is None:
             self.hub.store = store
+            self._share_by(store)
             return 0
         return int(self.submit(self._move_store(old, store)).result(timeout))
 
+    def _share_by(self, store: SessionStore) -> None:
+        """Share sessions opened from now on as ``store`` can (RedisStore: live, across servers)."""
+        sharing = getattr(store, "sharing", None)
+        self.hub.sharing = sharing(lease=self.lease) if callable(sharing) else Alone(self.hub.epoch)
+
     async def _move_store(self, old: SessionStore, new: SessionStore) -> int:
         self.hub.store = new
+        self._share_by(new)
         copied = 0
         keys = getattr(old, "keys", None)  # a list, or (RedisStore) an awaitable of one
         for key in (await resolve(keys())) if callable(keys) else ():
@@ -487,7 +499,7 @@ class ServerThread(SessionsApi, LoopThread):
                 except Exception:
                     log.warning("llmsock: closing the model %s failed", model.name, exc_info=True)
         if self._http is not None:
-            await asyncio.wait_for(self._http.close_all_connections(), 5)
+            await within(self._http.close_all_connections(), 5)
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in pending:
             task.cancel()

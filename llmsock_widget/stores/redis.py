@@ -165,6 +165,21 @@ class RedisStore:
             raise StoreConflict(f"session {key}: revision {state.revision} is not newer than stored {stored}")
         return True
 
+    def sharing(self, *, lease: float | None = None) -> Any:
+        """Return a :class:`~.redisshare.RedisSharing` on this Redis: sessions shared live with the
+        other servers that use it (the ``runtime.sharing`` port). ``lease``: seconds (default 5)."""
+        from .redisshare import LEASE, RedisSharing
+
+        return RedisSharing(self, lease=LEASE if lease is None else lease)
+
+    async def revision(self, session_id: SessionId) -> int:
+        """Return the stored revision of ``session_id`` (0: none), without reading its snapshot."""
+        key = session_key(session_id)
+        client = self._client()
+        async with self._errors("load", key):
+            raw = await client.redis.hget(self._name(key), "revision")
+        return int(raw) if raw is not None and raw.isdigit() else 0
+
     async def delete(self, session_id: SessionId) -> bool:
         """Forget ``session_id``; return whether Redis had its snapshot."""
         key = session_key(session_id)

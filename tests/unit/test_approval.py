@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from llmsock_widget.core.events import (
 )
 from llmsock_widget.core.session import InteractionState, InvalidTransition, history, new_state
 from llmsock_widget.errors import ClientError, CorruptSnapshot
-from llmsock_widget.runtime.hub import _recover
+from llmsock_widget.models import BuiltinModel
+from llmsock_widget.runtime.hub import Hub
+from llmsock_widget.stores.memory import MemoryStore
 from llmsock_widget.wire import protocol
 from tests.unit.steps import step
 
@@ -169,7 +172,17 @@ def test_a_pending_call_in_a_loaded_snapshot_is_aborted_after_recovery() -> None
     """A restart cannot ask anybody any more: the waiting call of the cut turn ends aborted."""
     loaded = snapshot.decode(snapshot.encode(asked()))
     assert record(loaded).approval == "pending"
-    recovered = _recover(loaded, 9999)
+    store = MemoryStore()
+    store.save(loaded.session_id, loaded)
+    hub = Hub(store=store, model=BuiltinModel())
+
+    async def reopen() -> InteractionState:
+        _, detach, _ = await hub.attach(loaded.session_id, lambda event: None)
+        state = hub.sessions[loaded.session_id].state
+        await detach()
+        return state
+
+    recovered = asyncio.run(reopen())
     tool = recovered.messages[-1].tools[0]
     assert (recovered.phase, tool.approval, tool.status) == ("idle", "aborted", "error")
 
