@@ -114,12 +114,20 @@ async def send(
 
 async def _stop(server: ServerThread, session: str, message_id: str) -> bool:
     live = server.hub.sessions.get(session)
-    active = live.active if live is not None else None
-    if active is None or active.message_id != message_id:
-        return False  # its turn has not started (it waits in the queue) or has ended
+    if live is None:
+        return False
+    if live.link.runs_here:
+        active = live.active
+        if active is None or active.message_id != message_id:
+            return False  # its turn has not started (it waits in the queue) or has ended
+    else:  # another server runs the chat (shared on Redis): its turn is our copy's last prompt
+        prompts = [message for message in live.state.messages if message.role == "user"]
+        if live.state.phase == "idle" or not prompts or prompts[-1].id != message_id:
+            return False
     result: list[Any] = []
     server.hub.handle(session, Control(action="abort"), result.append)
-    return bool(result and getattr(result[0], "ok", False))
+    # Handed to the server that runs the chat, the Stop's answer comes later: it was sent.
+    return bool(result and getattr(result[0], "ok", False)) if live.link.runs_here else True
 
 
 def start(server: ServerThread, session: str, command: SendPrompt, *, inherit_system: bool) -> PendingAnswer:

@@ -114,6 +114,7 @@ class Hub:
         self.sharing: Sharing = sharing if sharing is not None else Alone(self.epoch)
         self._parked: dict[str, ReplayLog] = {}  # recent events of evicted sessions, oldest first
         self._loading: dict[str, asyncio.Future[LiveSession]] = {}
+        self._saving_soon: set[str] = set()  # sessions whose save is on its way (_save_soon)
         # session -> (its transcript, that transcript encoded): see _history
         self._histories: dict[str, tuple[tuple[Message, ...], list[dict[str, Any]]]] = {}
         self.turns_run = 0
@@ -249,7 +250,7 @@ class Hub:
             elif isinstance(command, Notice):
                 live.diagnose(command.level, command.code, command.message)  # type: ignore[arg-type]
                 if not live.in_turn:  # a turn saves at its end
-                    live.spawn(self._save(live), then=lambda: self._settle(live))
+                    self._save_soon(live)
         except LlmsockError as exc:
             if not isinstance(exc, ClientError):
                 log.exception("llmsock: command failed in session %s", live.key)
@@ -395,7 +396,19 @@ class Hub:
         for level, code, message in notes:
             live.link.submit(Notice(level=level, code=code, message=message), _ignore)
         if live.unsaved and not live.in_turn:
+            self._save_soon(live)
+
+    def _save_soon(self, live: LiveSession) -> None:
+        """Save the session in a moment: the notices (and the like) of this loop step, in one save."""
+        if live.key in self._saving_soon:
+            return
+        self._saving_soon.add(live.key)
+
+        async def save() -> None:
+            self._saving_soon.discard(live.key)  # what comes during the save is saved by another
             await self._save(live)
+
+        live.spawn(save(), then=lambda: self._settle(live))
 
     async def _save(self, live: LiveSession) -> bool:
         """Save the session's state; return whether the store took it.

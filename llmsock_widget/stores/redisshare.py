@@ -20,7 +20,8 @@ refuses while commands wait) when it has none.
 through a script that checks the lease and that the stream's last entry is the previous
 seq: a runner that lost its lease, or two writers, can never add a gap or a duplicate
 (Redis refuses ids that do not grow). Every server with the session open reads the events
-stream (``XREAD BLOCK``) and applies the others' events to its copy of the state.
+stream and applies the others' events to its copy of the state: one ``XREAD BLOCK`` per
+server reads every stream of every session it shares (:meth:`RedisSharing._read`).
 
 **Failover.** A runner that dies stops renewing; its lease expires. A server whose copy
 shows a turn open (or commands waiting) and finds no lease takes it, reads the events to
@@ -111,6 +112,11 @@ class RedisSharing:
         self._links: set[_Link] = set()
         self._closing: set[asyncio.Task[None]] = set()  # links that left, handing on their last events
         self._closed = False
+        self._reader: asyncio.Task[None] | None = None
+        # The reader's own stream: a join adds to it, so a blocked XREAD returns and reads the new
+        # session's streams too.
+        self._wake_key = f"{store.prefix}:server:{self.server_id}:wake"
+        self._wake_id = "0-0"
 
     def __repr__(self) -> str:
         return f"RedisSharing({self.store!r}, lease={self.lease!r})"
@@ -120,6 +126,10 @@ class RedisSharing:
         link = _Link(self, session_id, member, fanout)
         await link.open()
         self._links.add(link)
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read(), name="llmsock-share-read")
+        else:
+            await self._wake()
         return link
 
     async def aclose(self) -> None:
@@ -127,6 +137,55 @@ class RedisSharing:
         self._closed = True
         links, self._links = list(self._links), set()
         await asyncio.gather(*(link.close() for link in links), *self._closing, return_exceptions=True)
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def _wake(self) -> None:
+        """Make the reader's blocked XREAD return, so it reads the streams of every open session."""
+        redis = self.store._client().redis
+        async with self.store._errors("share", "*"):
+            await redis.xadd(self._wake_key, {"w": "1"}, maxlen=1)
+            await redis.pexpire(self._wake_key, 60_000)
+
+    async def _read(self) -> None:
+        """Follow every shared session with one blocking ``XREAD``: others' events, commands to act
+        on, replies to ours; then let each session keep its lease (one Redis connection in all)."""
+        failures = 0
+        block = max(1, min(round(self.lease * 1000) // 3, int(self.store.timeout * 1000) // 2))
+        # Checked as well as cancelled: a cancel may be lost under a blocking read (see aio.py).
+        while not self._closed:
+            try:
+                redis = self.store._client().redis
+                links = list(self._links)
+                streams: dict[str, str] = {self._wake_key: self._wake_id}
+                owner: dict[str, _Link] = {}
+                for link in links:
+                    for name, last in link.cursors().items():
+                        streams[name] = last
+                        owner[name] = link
+                answer = await redis.xread(streams, block=block, count=BATCH)
+                commands: set[_Link] = set()
+                for stream, entries in answer or ():
+                    name = _id(stream)
+                    if name == self._wake_key:
+                        self._wake_id = _id(entries[-1][0])
+                    elif name in owner and not owner[name].closed:
+                        if owner[name].take(name, entries):
+                            commands.add(owner[name])
+                for link in links:
+                    if not link.closed and not self._closed:
+                        await link.keep_up(redis, link in commands)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                wait = RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)]
+                failures += 1
+                log.warning(
+                    "llmsock: reading shared sessions from Redis failed (%s); again in %g s", exc, wait
+                )
+                await asyncio.sleep(wait)
 
     def left(self, link: _Link) -> None:
         """``link``'s session left memory: close it (after ``aclose``, it only stops reading)."""
@@ -164,7 +223,6 @@ class _Link:
         self._lost = False  # Redis lost events it had taken: they were added again (users are told)
         self._jobs: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # what the writer sends, in order
         self._writer: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._renewed = 0.0  # when the lease was last renewed (monotonic s)
         self._checked = 0.0  # when a follower last looked for a session nobody runs
         self._vacant_since: float | None = None  # since when it has found nobody running it
@@ -188,7 +246,6 @@ class _Link:
             await self._catch_up(redis)
         loop = asyncio.get_running_loop()
         self._writer = loop.create_task(self._write(), name=f"llmsock-share-write-{self._key}")
-        self._reader = loop.create_task(self._read(), name=f"llmsock-share-read-{self._key}")
 
     async def _catch_up(self, redis: Any) -> None:
         """Apply the stream's events after our copy's seq (and remember a few before it, for resume)."""
@@ -265,22 +322,19 @@ class _Link:
     def stop(self) -> None:
         """Stop reading and writing at once (the server is gone; a lease it holds expires)."""
         self._closed = True
-        for task in (self._reader, self._writer):
-            if task is not None:
-                task.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
 
     async def close(self) -> None:
         """Hand on the events still queued, give the lease back, stop reading."""
         if self._closed:
             return
         self._closed = True
-        if self._reader is not None:
-            self._reader.cancel()
         if self.runs_here:
             self._jobs.put_nowait(("release", None))
         self._jobs.put_nowait(("stop", None))
-        tasks = [task for task in (self._writer, self._reader) if task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -395,38 +449,24 @@ class _Link:
 
     # -- reading -----------------------------------------------------------------------
 
-    async def _read(self) -> None:
-        """Follow the session: others' events, commands to act on, replies to ours; keep the lease."""
-        failures = 0
-        block = max(1, min(self._lease_ms // 3, int(self._store.timeout * 1000) // 2))
-        # Checked as well as cancelled: a cancel may be lost under a blocking read (see aio.py).
-        while not self._closed:
-            try:
-                redis = self._store._client().redis
-                answer = await redis.xread(self._ids, block=block, count=BATCH)
-                commands = False
-                for stream, entries in answer or ():
-                    name = stream.decode() if isinstance(stream, bytes) else stream
-                    self._ids[name] = _id(entries[-1][0])
-                    if name == self._events:
-                        self._apply(entries)
-                    elif name == self._replies:
-                        self._route(entries)
-                    else:
-                        commands = True
-                if self._closed:
-                    return
-                await self._keep_up(redis, commands)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                wait = RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)]
-                failures += 1
-                log.warning(
-                    "llmsock: session %s: reading from Redis failed (%s); again in %g s", self._key, exc, wait
-                )
-                await asyncio.sleep(wait)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def cursors(self) -> dict[str, str]:
+        """The session's streams and the last entry read of each, for the server's ``XREAD``."""
+        return self._ids
+
+    def take(self, name: str, entries: list[Any]) -> bool:
+        """Take entries the reader read from stream ``name``; return whether they are commands."""
+        self._ids[name] = _id(entries[-1][0])
+        if name == self._events:
+            self._apply(entries)
+        elif name == self._replies:
+            self._route(entries)
+        else:
+            return True
+        return False
 
     def _apply(self, entries: list[Any]) -> None:
         for entry_id, fields in entries:
@@ -471,7 +511,7 @@ class _Link:
             if reply is not None:
                 reply(valuecodec.decode(data["v"]))
 
-    async def _keep_up(self, redis: Any, commands: bool) -> None:
+    async def keep_up(self, redis: Any, commands: bool) -> None:
         """Run the session if nobody does and there is work; act on waiting commands; keep the lease."""
         now = time.monotonic()
         if not self.runs_here:

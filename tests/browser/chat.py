@@ -144,6 +144,13 @@ class Chat:
         """Start recording the last answer's length at every change into ``window.__lengths``."""
         self.transcript.evaluate(_RECORD_LENGTHS)
 
+    def streamed_lengths(self, index: int) -> tuple[list[int], int]:
+        """Return the lengths answer ``index`` had while streaming (since :meth:`record_lengths`),
+        in order, and its final length."""
+        final = len(self.answer(index).locator(".llmsock-body").text_content() or "")
+        recorded = self.root.page.evaluate("window.__lengths")
+        return [entry["length"] for entry in recorded if entry["status"] == "streaming"], final
+
 
 def flat(text: str) -> str:
     """Return ``text`` with every run of whitespace made one space (markdown re-flows whitespace)."""

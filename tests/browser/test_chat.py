@@ -56,7 +56,7 @@ def open_chat(open_notebook: OpenNotebook, *more_cells: str) -> tuple[Notebook, 
 
 def test_widget_streams_an_answer_token_by_token(open_notebook: OpenNotebook, screenshot: Screenshot) -> None:
     """The widget shows a paced answer growing through several lengths before it is complete."""
-    notebook, chat = open_chat(open_notebook)
+    _, chat = open_chat(open_notebook)
     prompt = "/slow 40 /long 60"
     chat.record_lengths()
     chat.send(prompt)
@@ -67,12 +67,7 @@ def test_widget_streams_an_answer_token_by_token(open_notebook: OpenNotebook, sc
     text = chat.wait_for_answer(0)
     screenshot(chat.root)
 
-    final = len(chat.answer(0).locator(".llmsock-body").text_content() or "")
-    streaming = [
-        entry["length"]
-        for entry in notebook.page.evaluate("window.__lengths")
-        if entry["status"] == "streaming"
-    ]
+    streaming, final = chat.streamed_lengths(0)
     assert streaming == sorted(streaming), f"the text shrank while streaming: {streaming}"
     partial = {length for length in streaming if 0 < length < final}
     assert len(partial) >= 3, f"lengths seen while streaming: {streaming} (final {final})"

@@ -63,10 +63,7 @@ def test_an_answer_asked_in_one_notebook_streams_live_into_the_other(
         screenshot(second.root, "other-kernel-view-mid-answer")
         text_second = second.wait_for_answer(0, timeout=TIMEOUT * 3)
         text_first = first.wait_for_answer(0, timeout=TIMEOUT * 3)
-        final = len(second.answer(0).locator(".llmsock-body").text_content() or "")
-        streaming = [
-            entry["length"] for entry in other.evaluate("window.__lengths") if entry["status"] == "streaming"
-        ]
+        streaming, final = second.streamed_lengths(0)
         # Answered by the first notebook's kernel; the second showed it as it grew.
         assert len({length for length in streaming if 0 < length < final}) >= 3, streaming
         assert flat(text_second) == flat(text_first) == flat(builtin_reply(prompt))
