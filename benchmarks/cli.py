@@ -1,8 +1,8 @@
 """The command line: ``python -m benchmarks [SUITE] [options]``.
 
-Without a suite every suite runs, with its defaults (about eight minutes on two cores; ``peer``
-and ``redis`` run only when named).  The form ``python -m benchmarks --deltas N --repeat N`` (no suite,
-throughput options) runs the throughput suite alone, as earlier versions did;
+Without a suite every suite runs, with its defaults (about eight minutes on two cores; ``peer``,
+``redis`` and ``shared`` run only when named).  The form ``python -m benchmarks --deltas N --repeat N``
+(no suite, throughput options) runs the throughput suite alone, as earlier versions did;
 ``scripts/test.sh`` uses it as a smoke run.  Each suite prints a table, or with ``--json``
 everything goes out as one JSON object.
 """
@@ -23,6 +23,7 @@ from llmsock_widget.models.builtin import MAX_DIRECTIVE_TOKENS
 
 from . import comm, connections, context, kernel, latency, openai_path, peer, reducer, snapshots, throughput
 from . import redis as redis_suite
+from . import shared as shared_suite
 from .common import BenchFailure, describe, machine
 
 SUITES = (
@@ -36,7 +37,7 @@ SUITES = (
     "kernel",
     "context",
 )
-EXTRA_SUITES = ("peer", "redis")  # named only: not part of the default run (a peer server, redis-server)
+EXTRA_SUITES = ("peer", "redis", "shared")  # named only: not in the default run (a peer server, redis-server)
 _THROUGHPUT_OPTIONS = ("--deltas", "--repeat", "--client")
 
 
@@ -178,6 +179,24 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--memory-sessions", type=int, default=1000, help="sessions stored for memory (1000)")
     sub.add_argument("--prompts", type=int, default=100, help="prompts asked of the server (default 100)")
 
+    sub = suites.add_parser(
+        "shared", parents=[common], help="two servers sharing sessions through Redis: delivery, load, memory"
+    )
+    sub.add_argument(
+        "--deltas", type=int, default=10_000, help="deltas in the unpaced answer (default 10000)"
+    )
+    sub.add_argument("--repeat", type=int, default=3, help="measured runs of that answer (default 3)")
+    sub.add_argument(
+        "--sessions",
+        type=_numbers(int),
+        default=list(shared_suite.LOADS),
+        help="sessions streaming at once, the loads to run (default 10,50,70,90,200)",
+    )
+    sub.add_argument("--rate", type=float, default=20.0, help="deltas a second per session (default 20)")
+    sub.add_argument("--seconds", type=float, default=5.0, help="seconds each session streams (default 5)")
+    sub.add_argument("--memory-sessions", type=int, default=10, help="sessions stored for memory (10)")
+    sub.add_argument("--memory-tokens", type=int, default=1000, help="tokens per such answer (default 1000)")
+
     suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
     return parser
 
@@ -217,6 +236,19 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         and args.seconds > 0
     ):
         parser.error("--seconds must be above 0, the other numbers at least 1")
+    if args.suite == "shared" and not (
+        1 <= min(args.deltas, args.memory_tokens)
+        and max(args.deltas, args.memory_tokens) <= MAX_DIRECTIVE_TOKENS
+        and min(args.repeat, args.memory_sessions) >= 1
+        and args.sessions
+        and min(args.sessions) >= 1
+        and args.rate > 0
+        and args.seconds > 0
+    ):
+        parser.error(
+            f"--deltas and --memory-tokens must be from 1 to {MAX_DIRECTIVE_TOKENS}, --rate and --seconds "
+            "above 0, the other numbers at least 1"
+        )
     if args.suite == "context" and args.rows < 1:
         parser.error("--rows must be at least 1")
     if args.suite == "openai" and args.chunks < 1:
@@ -288,6 +320,9 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
     if suite == "redis":
         options = ("turns", "reply_chars", "sessions", "seconds", "rounds", "memory_sessions", "prompts")
         return redis_suite.run(**{name: getattr(args, name) for name in options}, timeout=timeout)
+    if suite == "shared":
+        options = ("deltas", "repeat", "sessions", "rate", "seconds", "memory_sessions", "memory_tokens")
+        return shared_suite.run(**{name: getattr(args, name) for name in options}, timeout=timeout)
     if suite == "openai":
         return openai_path.run(chunks=args.chunks, repeat=args.repeat, timeout=timeout, node=not args.no_node)
     return comm.run(deltas=args.deltas, paces=args.paces, timeout=timeout)
@@ -305,6 +340,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "kernel": kernel.render,
     "context": context.render,
     "redis": redis_suite.render,
+    "shared": shared_suite.render,
 }
 
 

@@ -45,6 +45,7 @@ SCHEMES = ("redis", "rediss")
 DEFAULT_PREFIX = "llmsock"
 DEFAULT_TIMEOUT = 5.0  # seconds to connect, and to wait for any one reply
 CLIENT_NAME = "llmsock"
+POOL_CONNECTIONS = 32  # connections a loop's client opens to Redis, at most (then commands wait)
 EXTRA_MISSING = "the Redis store needs the redis package: pip install 'llmsock[redis]'"
 
 # Compare-and-set: KEYS[1] the snapshot hash; ARGV revision, snapshot text, time to live in ms (0: none).
@@ -249,7 +250,16 @@ class RedisStore:
                 # A loop closed without cancelling its tasks never ran its keeper: forget it here.
                 for closed in [other for other in self._clients if other.is_closed()]:
                     del self._clients[closed]
-                client = redis.asyncio.Redis.from_url(self._url, **self._options(Retry, retries=2))
+                # A pool that makes a command wait for a free connection (at most ``timeout``),
+                # not fail at once: a busy server (hundreds of shared sessions saving together)
+                # queues its commands instead of losing saves.
+                pool = redis.asyncio.BlockingConnectionPool.from_url(
+                    self._url,
+                    max_connections=POOL_CONNECTIONS,
+                    timeout=self.timeout,
+                    **self._options(Retry, retries=2),
+                )
+                client = redis.asyncio.Redis.from_pool(pool)  # owns it: closing the client closes it
                 keeper = loop.create_task(self._close_at_end(loop, client), name="llmsock-redis-store")
                 entry = self._clients[loop] = _Client(client, client.register_script(_SAVE), keeper)
             return entry
