@@ -9,6 +9,7 @@ snapshots (:class:`~.redis.RedisStore`). Per session, in one Redis Cluster slot:
     <prefix>:{<key>}:lease      the id of the server that runs the session now (SET NX PX)
     <prefix>:{<key>}:done       the id of the last command the runner acted on
     <prefix>:{<key>}:epoch      the name of this series of events (resume works within it)
+    <prefix>:{<key>}:queued     the prompts the runner took that wait for their turn (a hash)
 
 **One runner.** A server that hands over a command (a prompt, Stop, an approval...) adds it
 to the commands stream; whoever holds the lease acts on the commands after ``done``, in
@@ -24,8 +25,10 @@ stream and applies the others' events to its copy of the state: one ``XREAD BLOC
 server reads every stream of every session it shares (:meth:`RedisSharing._read`).
 
 **Failover.** A runner that dies stops renewing; its lease expires. A server whose copy
-shows a turn open (or commands waiting) and finds no lease takes it, reads the events to
-the end, and has the hub close the cut turn as aborted; the chat goes on from there.
+shows a turn open (or commands or queued prompts waiting) and finds no lease takes it,
+reads the events to the end, has the hub close the cut turn as aborted, and takes the
+prompts the dead runner had queued (each is in ``queued`` from the moment the runner took
+it until its turn starts or it is refused); the chat goes on from there.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from typing import Any, Callable
 
 from ..aio import within
 from ..core import valuecodec
-from ..core.commands import Notice
-from ..core.events import SessionEvent
+from ..core.commands import Notice, SendPrompt
+from ..core.events import ErrorReply, SessionEvent, UserMessage
 from ..errors import StoreError
 
 log = logging.getLogger("llmsock")
@@ -51,6 +54,7 @@ LEASE = 5.0  # seconds a runner's lease lasts unless renewed (renewed every thir
 EVENTS_KEPT = 100_000  # about how many events a session's stream keeps (MAXLEN ~)
 COMMANDS_KEPT = 1_000  # likewise for its commands and replies
 BATCH = 512  # events added to the stream in one script call, at most
+QUEUED_FOR = 600.0  # seconds a queued prompt is taken over by the next runner; older ones are dropped
 ROUTES_KEPT = 4_096  # commands of this server whose reply may still come
 CLOSING_TRIES = 3  # tries of a job that Redis refuses while the server stops
 RETRY_AFTER = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # seconds before reading again after Redis failed
@@ -212,6 +216,7 @@ class _Link:
         base = f"{self._store.prefix}:{{{key}}}:"
         self._events, self._commands, self._replies = base + "events", base + "commands", base + "replies"
         self._lease_key, self._done_key, self._epoch_key = base + "lease", base + "done", base + "epoch"
+        self._queued_key = base + "queued"
         self.epoch = ""
         self.runs_here = False
         self._done = ""  # the last command acted on, as this server knows it
@@ -295,6 +300,8 @@ class _Link:
         """Deliver ``event`` here; if this server runs the session, add it to the events stream."""
         self._fanout.publish(session_id, event)
         if self.runs_here:
+            if type(event) is UserMessage:  # its turn starts: no longer waiting (after the event is in)
+                self._unqueue(event.message_id)
             if not self._outbox:
                 self._first_seq = event.seq
                 self._jobs.put_nowait(("events", None))
@@ -384,6 +391,8 @@ class _Link:
         async with self._store._errors("share", self._key):
             if kind == "command":
                 await redis.xadd(self._commands, {"c": payload}, maxlen=COMMANDS_KEPT, approximate=True)
+            elif kind == "unqueue":
+                await redis.hdel(self._queued_key, payload)
             elif kind == "reply":
                 await redis.xadd(self._replies, {"v": payload}, maxlen=COMMANDS_KEPT, approximate=True)
             elif kind == "events":
@@ -528,6 +537,7 @@ class _Link:
             self.runs_here = True
             self._done = (await redis.get(self._done_key) or b"").decode()
             await self._member.take_over()
+            await self._take_queued(redis)
             commands = True
         if commands:
             await self._act(redis)
@@ -557,7 +567,7 @@ class _Link:
         waiting = await redis.xrange(self._commands, min=f"({done}" if done else "-", count=1)
         if waiting and json.loads(waiting[0][1][b"c"]).get("o") == self._me:
             return True
-        if not waiting and not self._member.turn_open:
+        if not waiting and not self._member.turn_open and not await redis.hlen(self._queued_key):
             self._vacant_since = None
             return False
         if self._vacant_since is None:
@@ -574,12 +584,48 @@ class _Link:
             except Exception as exc:
                 log.warning("llmsock: session %s: a shared command could not be read: %s", self._key, exc)
                 continue
-            self._member.act(command, self._reply_to(data.get("o"), data.get("r")))
+            reply = self._reply_to(data.get("o"), data.get("r"))
+            if isinstance(command, SendPrompt) and command.message_id:
+                # Kept until its turn starts (or it is refused): a runner that dies meanwhile
+                # leaves it to the next one, not lost.
+                await redis.hset(self._queued_key, command.message_id, _dumps({"id": _id(entry_id), **data}))
+                await redis.pexpire(self._queued_key, round(QUEUED_FOR * 1000))
+                reply = self._unqueue_if_refused(command.message_id, reply)
+            self._member.act(command, reply)
         if entries:
             await redis.eval(_RENEW, 2, self._lease_key, self._done_key, self._me, self._lease_ms, self._done)
             self._renewed = time.monotonic()
             if not self._member.busy():
                 self.settled()
+
+    async def _take_queued(self, redis: Any) -> None:
+        """Act, in their order, on the prompts a runner that went away had taken and not started."""
+        queued = [json.loads(value) for value in (await redis.hgetall(self._queued_key)).values()]
+        started = {e.message_id for e in self._member.recent_after(0) if type(e) is UserMessage}
+        now_ms = time.time() * 1000
+        for item in sorted(queued, key=lambda item: tuple(int(part) for part in item["id"].split("-"))):
+            command = valuecodec.decode(item["c"])
+            if command.message_id in started or now_ms - int(item["id"].split("-")[0]) > QUEUED_FOR * 1000:
+                self._unqueue(command.message_id)  # it ran, or waited too long to run now
+                continue
+            log.info(
+                "llmsock: session %s: prompt %s taken over from the last runner",
+                self._key,
+                command.message_id,
+            )
+            reply = self._unqueue_if_refused(command.message_id, self._reply_to(item.get("o"), item.get("r")))
+            self._member.act(command, reply)
+
+    def _unqueue(self, message_id: str) -> None:
+        self._jobs.put_nowait(("unqueue", message_id))
+
+    def _unqueue_if_refused(self, message_id: str, reply: Callable[[Any], None]) -> Callable[[Any], None]:
+        def refused(answer: Any) -> None:
+            if type(answer) is ErrorReply and answer.request_id == message_id:
+                self._unqueue(message_id)
+            reply(answer)
+
+        return refused
 
     def _reply_to(self, origin: Any, route: Any) -> Callable[[Any], None]:
         if origin == self._me:

@@ -229,6 +229,10 @@ def test_prompts_sent_at_once_from_both_servers_run_one_after_the_other(
     assert prompts.index("/slow 400 /long 30 b1") < prompts.index("b2")
 
 
+def _is_diagnostic(code: str) -> Any:
+    return lambda m: m.get("name") == "interaction.diagnostic" and m["data"]["event"]["code"] == code
+
+
 async def _history(client: Client) -> list[dict[str, Any]]:
     await client.send({"type": "control", "id": "h", "data": {"type": "get_history"}})
     messages = await client.recv_until(lambda m: m.get("name") == "interaction.control")
@@ -348,3 +352,40 @@ def test_redis_restarted_mid_answer_loses_and_repeats_nothing(
     assert _shown(seen_b)[0] == _model_events(seen_b)[-1]["text"] == _model_events(seen_a)[-1]["text"]
     codes = [m["data"]["event"]["code"] for m in seen_a if m.get("name") == "interaction.diagnostic"]
     assert "sharing_restored" in codes, codes  # after sharing_unavailable if Redis was away long enough
+
+
+def test_a_prompt_queued_on_a_server_that_dies_is_answered_by_the_next(
+    redis_server: RedisServer, redis_prefix: str, make_server: MakeServer, run: Any
+) -> None:
+    """B's client asks while ``serve`` (A) runs a long answer, so A queues the prompt; kill -9 A.
+    B takes the session over: the cut answer ends aborted, then the queued prompt is answered."""
+    proc = _serve(redis_server, redis_prefix)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        doomed = Remote(proc, info["url"], info["token"], redis_prefix)
+        b = make_server(store=RedisStore(redis_server.url, prefix=redis_prefix), lease=1.0)
+
+        async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            on_a, on_b = await _open(doomed, "queued"), await _open(b, "queued")
+            await on_a.send(_prompt("/long 5000", "u1"))
+            seen = await on_b.recv_until(is_model("delta"))
+            await on_b.send(_prompt("waiting behind it", "u2"))
+            seen += await on_b.recv_until(_is_diagnostic("queued"))  # A took it and queued it
+            proc.kill()
+            proc.wait(TIMEOUT)
+            seen += await on_b.recv_until(is_turn_end)  # the cut answer
+            seen += await on_b.recv_until(is_turn_end)  # the queued prompt's
+            history = await _history(on_b)
+            await on_b.ws.close()
+            on_a.ws.transport.abort()
+            return seen, history
+
+        seen, history = run(scenario())
+    finally:
+        proc.kill()
+        proc.communicate(timeout=TIMEOUT)
+    ends = [e for e in _model_events(seen) if e["type"] in ("end", "error")]
+    assert [(e["type"], e.get("finishReason")) for e in ends] == [("end", "aborted"), ("end", "stop")]
+    assert "waiting behind it" in ends[1]["text"]
+    assert [m["text"] for m in history if m["role"] == "user"] == ["/long 5000", "waiting behind it"]
