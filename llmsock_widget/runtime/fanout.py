@@ -1,10 +1,10 @@
 """The fan-out port: how a session's events reach every connection watching it.
 
-:class:`LocalFanout` keeps subscribers in this process.  A networked backend
-(Redis pub/sub, for teams across kernels) implements the same two methods:
-``subscribe`` is async (it may need a round trip) and returns an async
-``unsubscribe``; ``publish`` must not block — it hands the event on in order
-and returns, so the streaming path never waits on the network.
+:class:`LocalFanout` keeps subscribers in this process: the connections of this server.
+Other servers that have a session open are reached through the sharing port
+(:mod:`.sharing`), which applies their events to this server's copy and then publishes
+them here.  ``subscribe`` is async and returns an async ``unsubscribe``; ``publish``
+must not block — it hands the event on in order and returns.
 """
 
 from __future__ import annotations
