@@ -54,6 +54,7 @@ LEASE = 5.0  # seconds a runner's lease lasts unless renewed (renewed every thir
 EVENTS_KEPT = 100_000  # about how many events a session's stream keeps (MAXLEN ~)
 COMMANDS_KEPT = 1_000  # likewise for its commands and replies
 BATCH = 512  # events added to the stream in one script call, at most
+REMEMBERED = 4096  # events before our copy's seq read on joining, for clients that resume (a replay log)
 QUEUED_FOR = 600.0  # seconds a queued prompt is taken over by the next runner; older ones are dropped
 ROUTES_KEPT = 4_096  # commands of this server whose reply may still come
 CLOSING_TRIES = 3  # tries of a job that Redis refuses while the server stops
@@ -220,7 +221,8 @@ class _Link:
         self.epoch = ""
         self.runs_here = False
         self._done = ""  # the last command acted on, as this server knows it
-        self._ids = {self._events: "0-0", self._commands: "$", self._replies: "$"}
+        # The last entry read of each stream (open() starts the commands and replies at their end).
+        self._ids = {self._events: "0-0", self._commands: "0-0", self._replies: "0-0"}
         self._routes: OrderedDict[str, Callable[[Any], None]] = OrderedDict()
         self._outbox: list[str] = []  # payloads of events emitted here, not yet in the stream
         self._first_seq = 0  # the seq of the first of them
@@ -254,8 +256,7 @@ class _Link:
 
     async def _catch_up(self, redis: Any) -> None:
         """Apply the stream's events after our copy's seq (and remember a few before it, for resume)."""
-        seq = self._member.seq
-        start = max(1, seq - 4095)
+        start = max(1, self._member.seq - REMEMBERED + 1)
         entries = await redis.xrange(self._events, min=f"0-{start}")
         kept: list[SessionEvent] = []
         for entry_id, fields in entries:
@@ -266,7 +267,7 @@ class _Link:
             if entry_seq <= self._member.seq:
                 kept.append(event)
                 continue
-            if kept is not None and kept:
+            if kept:
                 self._member.remember(kept)
                 kept = []
             if entry_seq != self._member.seq + 1:
@@ -291,21 +292,19 @@ class _Link:
         self._routes[route] = reply
         while len(self._routes) > ROUTES_KEPT:
             self._routes.popitem(last=False)
-        payload = json.dumps(
-            {"o": self._me, "r": route, "c": valuecodec.encode(command)}, separators=(",", ":")
-        )
+        payload = _dumps({"o": self._me, "r": route, "c": valuecodec.encode(command)})
         self._jobs.put_nowait(("command", payload))
 
     def publish(self, session_id: str, event: SessionEvent) -> None:
         """Deliver ``event`` here; if this server runs the session, add it to the events stream."""
         self._fanout.publish(session_id, event)
         if self.runs_here:
-            if type(event) is UserMessage:  # its turn starts: no longer waiting (after the event is in)
-                self._unqueue(event.message_id)
             if not self._outbox:
                 self._first_seq = event.seq
                 self._jobs.put_nowait(("events", None))
             self._outbox.append(_dumps(valuecodec.encode(event)))
+            if type(event) is UserMessage:  # its turn starts: no longer waiting, once the event is in
+                self._unqueue(event.message_id)
 
     async def reach(self, seq: int) -> None:
         """Return once our copy has applied the events up to ``seq``, or after the store's timeout."""
@@ -603,9 +602,9 @@ class _Link:
         queued = [json.loads(value) for value in (await redis.hgetall(self._queued_key)).values()]
         started = {e.message_id for e in self._member.recent_after(0) if type(e) is UserMessage}
         now_ms = time.time() * 1000
-        for item in sorted(queued, key=lambda item: tuple(int(part) for part in item["id"].split("-"))):
+        for item in sorted(queued, key=lambda item: _id_parts(item["id"])):
             command = valuecodec.decode(item["c"])
-            if command.message_id in started or now_ms - int(item["id"].split("-")[0]) > QUEUED_FOR * 1000:
+            if command.message_id in started or now_ms - _id_parts(item["id"])[0] > QUEUED_FOR * 1000:
                 self._unqueue(command.message_id)  # it ran, or waited too long to run now
                 continue
             log.info(
@@ -651,5 +650,12 @@ def _id(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+def _id_parts(raw: Any) -> tuple[int, int]:
+    """Return a stream entry id's two numbers: (milliseconds, sequence), as Redis orders them."""
+    ms, _, seq = _id(raw).partition("-")
+    return int(ms), int(seq)
+
+
 def _seq(raw: Any) -> int:
-    return int(_id(raw).partition("-")[2])
+    """Return the event seq an events stream entry id ``0-<seq>`` carries."""
+    return _id_parts(raw)[1]

@@ -47,19 +47,12 @@ class Remote:
 @pytest.fixture(scope="module")
 def remote(redis_server: RedisServer) -> Iterator[Remote]:
     """A ``serve`` process for the module's tests (each uses sessions of its own), lease 1 s."""
-    prefix = f"t{secrets.token_hex(6)}"
-    proc = _serve(redis_server, prefix)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise AssertionError(f"serve did not start: {proc.communicate(timeout=TIMEOUT)[1]}")
-    info = json.loads(line)
+    server = _start_remote(redis_server, f"t{secrets.token_hex(6)}")
     try:
-        yield Remote(proc, info["url"], info["token"], prefix)
+        yield server
     finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=TIMEOUT)
+        server.proc.terminate()
+        _, err = server.proc.communicate(timeout=TIMEOUT)
         assert redis_server.password not in err
 
 
@@ -74,9 +67,10 @@ def pair(redis_server: RedisServer, remote: Remote, make_server: MakeServer) -> 
     return remote, here
 
 
-def _serve(redis_server: RedisServer, prefix: str) -> subprocess.Popen[str]:
-    """Start ``serve`` with the Redis URL in its environment (no password on the command line)."""
-    return subprocess.Popen(
+def _start_remote(redis_server: RedisServer, prefix: str) -> Remote:
+    """Start ``serve`` with the Redis URL in its environment (no password on the command line);
+    return it once it printed its address."""
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -94,6 +88,13 @@ def _serve(redis_server: RedisServer, prefix: str) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "LLMSOCK_REDIS_URL": redis_server.url},
     )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise AssertionError(f"serve did not start: {proc.communicate(timeout=TIMEOUT)[1]}")
+    info = json.loads(line)
+    return Remote(proc, info["url"], info["token"], prefix)
 
 
 def _prompt(text: str, request: str) -> dict[str, Any]:
@@ -281,11 +282,9 @@ def test_a_server_killed_mid_turn_is_taken_over_and_the_chat_goes_on(
 ) -> None:
     """``serve`` runs a long answer; kill -9 it. The other server takes the session over within
     the lease (1 s here): the cut answer ends marked aborted, and the next prompt is answered."""
-    proc = _serve(redis_server, redis_prefix)
+    doomed = _start_remote(redis_server, redis_prefix)
+    proc = doomed.proc
     try:
-        assert proc.stdout is not None
-        info = json.loads(proc.stdout.readline())
-        doomed = Remote(proc, info["url"], info["token"], redis_prefix)
         b = make_server(store=RedisStore(redis_server.url, prefix=redis_prefix), lease=1.0)
 
         async def scenario() -> tuple[str, dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
@@ -359,11 +358,9 @@ def test_a_prompt_queued_on_a_server_that_dies_is_answered_by_the_next(
 ) -> None:
     """B's client asks while ``serve`` (A) runs a long answer, so A queues the prompt; kill -9 A.
     B takes the session over: the cut answer ends aborted, then the queued prompt is answered."""
-    proc = _serve(redis_server, redis_prefix)
+    doomed = _start_remote(redis_server, redis_prefix)
+    proc = doomed.proc
     try:
-        assert proc.stdout is not None
-        info = json.loads(proc.stdout.readline())
-        doomed = Remote(proc, info["url"], info["token"], redis_prefix)
         b = make_server(store=RedisStore(redis_server.url, prefix=redis_prefix), lease=1.0)
 
         async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
