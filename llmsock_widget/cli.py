@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         default="memory",
         metavar="KIND",
         help="where sessions are kept: memory (default), file:<directory>, redis (the URL of "
-        "$LLMSOCK_REDIS_URL, so no password is on the command line) or redis://[:password@]host:port/db",
+        "$LLMSOCK_REDIS_URL, so no password is on the command line), redis://[:password@]host:port/db "
+        "or redis+cluster://... (any node of a Redis Cluster)",
     )
     serve.add_argument("--store-dir", default=None, help="same as --store file:<directory>")
     serve.add_argument(
@@ -245,7 +246,9 @@ def _store(args: argparse.Namespace) -> Any:
         return JsonFileStore(directory)
     if kind == "memory" and not directory:
         return MemoryStore()
-    if kind.lower() in ("redis", "rediss"):
+    from .stores.redis import SCHEMES  # the redis package is imported only when a client is made
+
+    if kind.lower() in ("redis", *SCHEMES):
         from .notebook.settings import Settings  # the one reader of LLMSOCK_REDIS_URL
         from .stores.redis import RedisStore
 

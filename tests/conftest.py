@@ -62,4 +62,4 @@ def _time_limit_given(config: pytest.Config) -> bool:
 
 
 # The real redis-server of the Redis tests (a fixture module: imported last, it needs TIMEOUT above).
-from tests.redisserver import redis_prefix, redis_server  # noqa: E402, F401
+from tests.redisserver import redis_cluster, redis_prefix, redis_server  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""A real ``redis-server`` for the tests: on a free loopback port, with a password, in a temp folder.
+"""A real ``redis-server`` for the tests: on a free loopback port, with a password, in a temp folder;
+and a real Redis Cluster of three of them (``redis_cluster``), started only by the tests that ask.
 
 One server is shared by the whole run (``redis_server``, session scope) and each test gets
 keys of its own through a fresh prefix (``redis_prefix``), which keeps the suite fast.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.redisprocess import RedisProcess, RedisUnavailable
+from benchmarks.redisprocess import RedisClusterProcess, RedisProcess, RedisUnavailable
 from tests.conftest import TIMEOUT
 
 
@@ -37,6 +38,27 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+class RedisCluster(RedisClusterProcess):
+    """The tests' Redis Cluster: three primaries, with the run's TIMEOUT."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            super().__init__(folder, timeout=TIMEOUT)
+        except RedisUnavailable as exc:
+            pytest.fail(f"the Redis tests need a real redis-server: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real Redis Cluster (three redis-server processes) shared by the run; stopped at the end."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -20,14 +20,17 @@ from ..stores import JsonFileStore, MemoryStore, SessionStore
 from ..stores.base import Merged, SessionId, session_key
 from ..stores.jsonfile import save_over_older
 from ..stores.notebook import NotebookStore, sidecar_dir
-from ..stores.redis import RedisStore, shown_url
+from ..stores.redis import SCHEMES, RedisStore, shown_url
 from .settings import Settings
 
 log = logging.getLogger("llmsock")
 
 WAITING = "notebook metadata (waiting for the notebook plugin)"
 # The store specs, as an unknown one is answered.
-USAGE = "notebook, memory, file, file:<directory>, redis://[:password@]host:port/db or rediss://..."
+USAGE = (
+    "notebook, memory, file, file:<directory>, redis://[:password@]host:port/db, rediss://...,"
+    " or redis+cluster://... (any node of a Redis Cluster)"
+)
 
 
 def notebook_path() -> Path | None:
@@ -119,7 +122,7 @@ def _redis_url(spec: str) -> str | None:
             raise ValueError(f"unknown llmsock store 'redis' (LLMSOCK_REDIS_URL is not set); use {USAGE}")
         return url
     scheme = text.partition("://")[0].lower()
-    return text if scheme in ("redis", "rediss") and "://" in text else None
+    return text if scheme in SCHEMES and "://" in text else None
 
 
 def _shown(spec: str) -> str:

@@ -18,6 +18,11 @@ event loop that made it (``redis.asyncio``): each loop that uses the store gets 
 own, closed by :meth:`RedisStore.aclose` or when that loop's tasks are cancelled at
 its end (a ``ServerThread`` stopping, ``asyncio.run`` returning).
 
+**Redis Cluster**: a ``redis+cluster://`` (or ``rediss+cluster://``) URL names any node of a
+cluster; the client is then the ``redis`` package's ``RedisCluster``, which sends each command
+to the node of its key's slot. Nothing else changes here: every command and script of this
+store touches one session's keys, so one slot.
+
 Errors never show the URL's password: a bad URL is a ``ValueError`` and an
 unreachable Redis (refused, timed out, wrong password) a
 :class:`~llmsock_widget.errors.StoreError`, both naming the URL as
@@ -41,11 +46,14 @@ from ..core.session import InteractionState
 from ..errors import CorruptSnapshot, StoreConflict, StoreError
 from .base import SessionId, session_key
 
-SCHEMES = ("redis", "rediss")
+SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 DEFAULT_PREFIX = "llmsock"
 DEFAULT_TIMEOUT = 5.0  # seconds to connect, and to wait for any one reply
 CLIENT_NAME = "llmsock"
 POOL_CONNECTIONS = 32  # connections a loop's client opens to Redis, at most (then commands wait)
+# On a Redis Cluster: connections to each node, at most. Each session shared with other servers
+# holds one while it waits for their events (an XREAD cannot span slots: see redisshare.py).
+CLUSTER_NODE_CONNECTIONS = 1024
 EXTRA_MISSING = "the Redis store needs the redis package: pip install 'llmsock[redis]'"
 
 # Compare-and-set: KEYS[1] the snapshot hash; ARGV revision, snapshot text, time to live in ms (0: none).
@@ -81,7 +89,8 @@ class RedisStore:
     """An asynchronous :class:`~llmsock_widget.stores.base.SessionStore` keeping snapshots in Redis.
 
     Args:
-        url: ``redis://[[user]:password@]host[:port][/db]``, or ``rediss://`` for TLS.
+        url: ``redis://[[user]:password@]host[:port][/db]``, or ``rediss://`` for TLS;
+            ``redis+cluster://`` or ``rediss+cluster://`` for any node of a Redis Cluster (db 0).
         prefix: the namespace of every key (no ``{}``, glob characters or blanks).
         ttl: seconds each session's snapshot lives after its last save; None keeps it.
         timeout: seconds to connect, and to wait for each reply.
@@ -111,6 +120,10 @@ class RedisStore:
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self._url = url
+        scheme, _, rest = url.partition("://")
+        self.cluster = scheme.lower().endswith("+cluster")
+        # What the redis package parses: the scheme without "+cluster".
+        self._client_url = f"{scheme[: -len('+cluster')]}://{rest}" if self.cluster else url
         self.prefix = prefix
         self.ttl = ttl
         self.timeout = timeout
@@ -217,13 +230,18 @@ class RedisStore:
         import redis
         from redis.retry import Retry
 
-        client = redis.Redis.from_url(self._url, **self._options(Retry, retries=0))
-        try:
+        client: Any = None
+        try:  # a cluster client reaches the cluster's nodes as it is made
+            if self.cluster:
+                client = redis.RedisCluster.from_url(self._client_url, **self._options(Retry, retries=0))
+            else:
+                client = redis.Redis.from_url(self._client_url, **self._options(Retry, retries=0))
             client.ping()
-        except redis.RedisError as exc:
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
             raise self._unavailable(exc) from None
         finally:
-            client.close()
+            if client is not None:
+                client.close()
 
     async def aclose(self) -> None:
         """Close the client of the running loop (others close with their loops)."""
@@ -250,19 +268,26 @@ class RedisStore:
                 # A loop closed without cancelling its tasks never ran its keeper: forget it here.
                 for closed in [other for other in self._clients if other.is_closed()]:
                     del self._clients[closed]
-                # A pool that makes a command wait for a free connection (at most ``timeout``),
-                # not fail at once: a busy server (hundreds of shared sessions saving together)
-                # queues its commands instead of losing saves.
-                pool = redis.asyncio.BlockingConnectionPool.from_url(
-                    self._url,
-                    max_connections=POOL_CONNECTIONS,
-                    timeout=self.timeout,
-                    **self._options(Retry, retries=2),
-                )
-                client = redis.asyncio.Redis.from_pool(pool)  # owns it: closing the client closes it
+                client = self._new_client(redis.asyncio, Retry)
                 keeper = loop.create_task(self._close_at_end(loop, client), name="llmsock-redis-store")
                 entry = self._clients[loop] = _Client(client, client.register_script(_SAVE), keeper)
             return entry
+
+    def _new_client(self, module: Any, retry: Any) -> Any:
+        if self.cluster:
+            return module.RedisCluster.from_url(
+                self._client_url, max_connections=CLUSTER_NODE_CONNECTIONS, **self._options(retry, retries=2)
+            )
+        # A pool that makes a command wait for a free connection (at most ``timeout``), not fail
+        # at once: a busy server (hundreds of shared sessions saving together) queues its
+        # commands instead of losing saves.
+        pool = module.BlockingConnectionPool.from_url(
+            self._client_url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=self.timeout,
+            **self._options(retry, retries=2),
+        )
+        return module.Redis.from_pool(pool)  # owns it: closing the client closes it
 
     async def _close_at_end(self, loop: asyncio.AbstractEventLoop, client: Any) -> None:
         """Wait until cancelled (the loop's end, or ``aclose``), then forget and close ``client``."""
@@ -302,10 +327,11 @@ class RedisStore:
     async def _errors(self, action: str, key: str) -> AsyncIterator[None]:
         """Turn the redis package's errors into StoreError (never showing the password)."""
         import redis
+        from redis.exceptions import RedisClusterException
 
         try:
             yield
-        except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (redis.RedisError, RedisClusterException, OSError, asyncio.TimeoutError) as exc:
             raise self._unavailable(exc, action, key) from None
 
     def _unavailable(self, exc: BaseException, action: str = "reach", key: str = "*") -> StoreError:
@@ -318,6 +344,16 @@ class RedisStore:
             why = f"no answer within {self.timeout:g} s"
         elif isinstance(exc, (redis.ConnectionError, OSError)):
             why = self._connection_reason(exc)
+        elif isinstance(exc, redis.exceptions.MovedError) and not self.cluster:
+            why = "it is a node of a Redis Cluster (it answered MOVED); use a redis+cluster:// URL"
+        elif isinstance(exc, redis.exceptions.RedisClusterException):  # the cluster client's own
+            text = self._scrub(str(exc))
+            if "cluster mode is not enabled" in text.lower():
+                why = "it is not a Redis Cluster; use a redis:// URL"
+            elif "refused" in text.lower() or "error 111 " in text.lower():
+                why = "connection refused"
+            else:
+                why = f"Redis Cluster: {text[:160]}"
         else:  # a reply of Redis: WRONGTYPE, OOM, READONLY, NOPERM...
             reason = self._scrub(str(exc))[:160]
             return StoreError(f"Redis at {self.shown_url} could not {action} session {key}: {reason}")
@@ -352,7 +388,9 @@ def check_url(url: str) -> None:
     except ValueError:
         raise ValueError(f"not a Redis URL: {shown}; use redis://[:password@]host:port/db") from None
     if parts.scheme not in SCHEMES:
-        raise ValueError(f"not a Redis URL: {shown}; use redis:// or rediss:// (TLS)")
+        raise ValueError(
+            f"not a Redis URL: {shown}; use redis:// or rediss:// (TLS), redis+cluster:// for a cluster"
+        )
     if not parts.hostname:
         raise ValueError(f"no host in the Redis URL {shown}; use redis://[:password@]host:port/db")
     if port == 0:
@@ -360,6 +398,8 @@ def check_url(url: str) -> None:
     db = parts.path.lstrip("/")
     if db and not db.isdigit():
         raise ValueError(f"the database of the Redis URL {shown} must be a number (/0, /1, ...)")
+    if db and int(db) != 0 and parts.scheme.endswith("+cluster"):
+        raise ValueError(f"a Redis Cluster has only database 0, not /{db} (in {shown})")
 
 
 def shown_url(url: str) -> str:
@@ -411,4 +451,5 @@ def _is_plain_id(text: str) -> bool:
 
 def _says_auth(exc: BaseException) -> bool:
     text = str(exc)
-    return text.startswith(("WRONGPASS", "NOAUTH")) or "invalid password" in text.lower()
+    lower = text.lower()
+    return text.startswith(("WRONGPASS", "NOAUTH")) or "invalid password" in lower or "password pair" in lower

@@ -22,7 +22,14 @@ through a script that checks the lease and that the stream's last entry is the p
 seq: a runner that lost its lease, or two writers, can never add a gap or a duplicate
 (Redis refuses ids that do not grow). Every server with the session open reads the events
 stream and applies the others' events to its copy of the state: one ``XREAD BLOCK`` per
-server reads every stream of every session it shares (:meth:`RedisSharing._read`).
+server reads every stream of every session it shares (:meth:`RedisSharing._read`). On a
+Redis Cluster an ``XREAD`` cannot span slots, so each session has a reader of its own there
+(one blocking connection per shared session, to the node of its slot).
+
+**Redis away.** Events wait on the runner and are sent, in order, when Redis answers again.
+A command (a prompt, Stop...) that cannot reach Redis within the store's timeout is refused with
+a ``sharing_unavailable`` error reply, on any server: its user is told it was not sent, never
+left waiting in silence.
 
 **Failover.** A runner that dies stops renewing; its lease expires. A server whose copy
 shows a turn open (or commands or queued prompts waiting) and finds no lease takes it,
@@ -117,7 +124,7 @@ class RedisSharing:
         self._links: set[_Link] = set()
         self._closing: set[asyncio.Task[None]] = set()  # links that left, handing on their last events
         self._closed = False
-        self._reader: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None  # the one reader (not on a cluster)
         # The reader's own stream: a join adds to it, so a blocked XREAD returns and reads the new
         # session's streams too.
         self._wake_key = f"{store.prefix}:server:{self.server_id}:wake"
@@ -131,8 +138,11 @@ class RedisSharing:
         link = _Link(self, session_id, member, fanout)
         await link.open()
         self._links.add(link)
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read(), name="llmsock-share-read")
+        loop = asyncio.get_running_loop()
+        if self.store.cluster:  # its streams are in its own slot: read alone
+            link.reader = loop.create_task(self._read(link), name=f"llmsock-share-read-{session_id}")
+        elif self._reader is None:
+            self._reader = loop.create_task(self._read(), name="llmsock-share-read")
         else:
             await self._wake()
         return link
@@ -153,17 +163,20 @@ class RedisSharing:
             await redis.xadd(self._wake_key, {"w": "1"}, maxlen=1)
             await redis.pexpire(self._wake_key, 60_000)
 
-    async def _read(self) -> None:
+    async def _read(self, alone: _Link | None = None) -> None:
         """Follow every shared session with one blocking ``XREAD``: others' events, commands to act
-        on, replies to ours; then let each session keep its lease (one Redis connection in all)."""
+        on, replies to ours; then let each session keep its lease (one Redis connection in all).
+
+        ``alone``: follow that session only (on a Redis Cluster, where each session has a reader).
+        """
         failures = 0
         block = max(1, min(round(self.lease * 1000) // 3, int(self.store.timeout * 1000) // 2))
         # Checked as well as cancelled: a cancel may be lost under a blocking read (see aio.py).
-        while not self._closed:
+        while not self._closed and not (alone is not None and alone.closed):
             try:
                 redis = self.store._client().redis
-                links = list(self._links)
-                streams: dict[str, str] = {self._wake_key: self._wake_id}
+                links = list(self._links) if alone is None else [alone]
+                streams: dict[str, str] = {self._wake_key: self._wake_id} if alone is None else {}
                 owner: dict[str, _Link] = {}
                 for link in links:
                     for name, last in link.cursors().items():
@@ -229,6 +242,7 @@ class _Link:
         self._flushed = 0  # the seq of the last event Redis took from this server
         self._lost = False  # Redis lost events it had taken: they were added again (users are told)
         self._jobs: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # what the writer sends, in order
+        self._away_since: float | None = None  # since when Redis refuses the writer (monotonic s)
         self._writer: asyncio.Task[None] | None = None
         self._renewed = 0.0  # when the lease was last renewed (monotonic s)
         self._checked = 0.0  # when a follower last looked for a session nobody runs
@@ -236,6 +250,7 @@ class _Link:
         self._period = sharing.lease / 3
         self._closed = False
         self._advanced = asyncio.Event()  # set (and replaced) each time others' events were applied
+        self.reader: asyncio.Task[None] | None = None  # this session's own reader, on a cluster
 
     # -- opening ---------------------------------------------------------------------
 
@@ -293,7 +308,7 @@ class _Link:
         while len(self._routes) > ROUTES_KEPT:
             self._routes.popitem(last=False)
         payload = _dumps({"o": self._me, "r": route, "c": valuecodec.encode(command)})
-        self._jobs.put_nowait(("command", payload))
+        self._jobs.put_nowait(("command", (route, command, payload)))
 
     def publish(self, session_id: str, event: SessionEvent) -> None:
         """Deliver ``event`` here; if this server runs the session, add it to the events stream."""
@@ -328,8 +343,9 @@ class _Link:
     def stop(self) -> None:
         """Stop reading and writing at once (the server is gone; a lease it holds expires)."""
         self._closed = True
-        if self._writer is not None:
-            self._writer.cancel()
+        for task in (self._writer, self.reader):
+            if task is not None:
+                task.cancel()
 
     async def close(self) -> None:
         """Hand on the events still queued, give the lease back, stop reading."""
@@ -341,6 +357,9 @@ class _Link:
         self._jobs.put_nowait(("stop", None))
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        if self.reader is not None:
+            self.reader.cancel()
+            await asyncio.gather(self.reader, return_exceptions=True)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -359,10 +378,16 @@ class _Link:
             while True:
                 try:
                     await self._send(kind, payload)
+                    self._away_since = None
                     break
                 except asyncio.CancelledError:
                     raise
                 except StoreError as exc:  # Redis is away: wait, then send the same job again
+                    now = time.monotonic()
+                    self._away_since = now if self._away_since is None else self._away_since
+                    if kind == "command" and now - self._away_since >= self._store.timeout:
+                        self._refuse(payload, exc)  # its user is told; the next command is refused at once
+                        break
                     if self._closed and failures >= CLOSING_TRIES:  # the server stops: not forever
                         log.error("llmsock: session %s: a %s was not shared: %s", self._key, kind, exc)
                         break
@@ -379,6 +404,26 @@ class _Link:
                 self._tell("info", "sharing_restored", said if self._lost else "Redis answers again")
                 self._lost = False
 
+    def _refuse(self, job: tuple[str, Any, str], exc: StoreError) -> None:
+        """Refuse a command that could not reach Redis in time: its sender gets an error reply."""
+        route, command, _ = job
+        reply = self._routes.pop(route, None)
+        log.warning("llmsock: session %s: a %s was not handed on: %s", self._key, command.kind, exc)
+        if reply is None or type(command) is Notice:
+            return
+        request_id = getattr(command, "request_id", None) or getattr(command, "message_id", None)
+        what = {"user_message": "prompt", "control": "request"}.get(command.kind, command.kind)
+        message = f"{exc.message}; the {what} was not sent, try again"
+        reply(
+            ErrorReply(
+                code="sharing_unavailable",
+                message=message,
+                ts=int(time.time() * 1000),
+                request_id=request_id,
+                refused=command.kind,
+            )
+        )
+
     def _tell(self, level: str, code: str, message: str) -> None:
         """Tell the session's users (through a diagnostic of the runner's) that sharing stalls or goes on."""
         if self.runs_here and not self._closed:
@@ -389,7 +434,7 @@ class _Link:
         redis = client.redis
         async with self._store._errors("share", self._key):
             if kind == "command":
-                await redis.xadd(self._commands, {"c": payload}, maxlen=COMMANDS_KEPT, approximate=True)
+                await redis.xadd(self._commands, {"c": payload[2]}, maxlen=COMMANDS_KEPT, approximate=True)
             elif kind == "unqueue":
                 await redis.hdel(self._queued_key, payload)
             elif kind == "reply":

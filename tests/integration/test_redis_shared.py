@@ -1,7 +1,9 @@
 """One session open on two servers that share a real Redis: live events, hand-over, one runner.
 
 Each server has its own RedisStore on the same Redis and prefix, as two kernels (or a kernel and
-``serve``) would. Clients are plain WebSocket clients on each server.
+``serve``) would. Clients are plain WebSocket clients on each server. Every test that does not
+restart Redis runs twice: on one redis-server, and on a Redis Cluster of three (where each
+session's keys live on the node of its slot, and each shared session has a reader of its own).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from llmsock_widget.models import BuiltinModel
 from llmsock_widget.server.thread import ServerThread
 from llmsock_widget.stores.redis import RedisStore
 from tests.conftest import TIMEOUT
-from tests.redisserver import RedisServer
+from tests.redisserver import RedisCluster, RedisServer
 
 from .conftest import Client, MakeServer, assert_no_event_lost, is_model, is_turn_end
 
@@ -44,30 +46,40 @@ class Remote:
     prefix: str
 
 
+Redis = RedisServer | RedisCluster
+
+
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def shared_redis(request: pytest.FixtureRequest) -> Redis:
+    """The Redis the module's servers share: one redis-server, or a Redis Cluster of three."""
+    redis: Redis = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster")
+    return redis
+
+
 @pytest.fixture(scope="module")
-def remote(redis_server: RedisServer) -> Iterator[Remote]:
+def remote(shared_redis: Redis) -> Iterator[Remote]:
     """A ``serve`` process for the module's tests (each uses sessions of its own), lease 1 s."""
-    server = _start_remote(redis_server, f"t{secrets.token_hex(6)}")
+    server = _start_remote(shared_redis, f"t{secrets.token_hex(6)}")
     try:
         yield server
     finally:
         server.proc.terminate()
         _, err = server.proc.communicate(timeout=TIMEOUT)
-        assert redis_server.password not in err
+        assert shared_redis.password not in err
 
 
 @pytest.fixture
-def pair(redis_server: RedisServer, remote: Remote, make_server: MakeServer) -> tuple[Remote, ServerThread]:
+def pair(shared_redis: Redis, remote: Remote, make_server: MakeServer) -> tuple[Remote, ServerThread]:
     """Two servers on one Redis and prefix: ``serve`` in its own process, and one here (lease 1 s)."""
     here = make_server(
         model=BuiltinModel(tokens_per_second=400),
-        store=RedisStore(redis_server.url, prefix=remote.prefix),
+        store=RedisStore(shared_redis.url, prefix=remote.prefix),
         lease=1.0,
     )
     return remote, here
 
 
-def _start_remote(redis_server: RedisServer, prefix: str) -> Remote:
+def _start_remote(redis_server: Redis, prefix: str) -> Remote:
     """Start ``serve`` with the Redis URL in its environment (no password on the command line);
     return it once it printed its address."""
     proc = subprocess.Popen(
@@ -182,7 +194,7 @@ def test_stop_from_the_other_server_stops_the_turn(pair: Any, run: Any) -> None:
 
 
 def test_prompts_sent_at_once_from_both_servers_run_one_after_the_other(
-    pair: Any, redis_server: RedisServer, run: Any
+    pair: Any, shared_redis: Redis, run: Any
 ) -> None:
     """Each server's client sends two prompts at once: four turns, one at a time, none lost.
 
@@ -220,7 +232,7 @@ def test_prompts_sent_at_once_from_both_servers_run_one_after_the_other(
     # was refused, and Redis holds the whole transcript.
     codes = {m["data"]["event"]["code"] for m in seen_a + seen_b if m.get("name") == "interaction.diagnostic"}
     assert not codes & {"store_conflict", "store_error"}, codes
-    stored = snapshot.loads(redis_server.client().hget(f"{a.prefix}:{{both}}:snapshot", "snapshot"))
+    stored = snapshot.loads(shared_redis.client().hget(f"{a.prefix}:{{both}}:snapshot", "snapshot"))
     assert [m.text for m in stored.messages if m.role == "user"] == [
         m["text"] for m in history if m["role"] == "user"
     ]
@@ -278,14 +290,14 @@ def test_a_client_dropped_from_one_server_resumes_on_the_other_exactly(
 
 
 def test_a_server_killed_mid_turn_is_taken_over_and_the_chat_goes_on(
-    redis_server: RedisServer, redis_prefix: str, make_server: MakeServer, run: Any
+    shared_redis: Redis, redis_prefix: str, make_server: MakeServer, run: Any
 ) -> None:
     """``serve`` runs a long answer; kill -9 it. The other server takes the session over within
     the lease (1 s here): the cut answer ends marked aborted, and the next prompt is answered."""
-    doomed = _start_remote(redis_server, redis_prefix)
+    doomed = _start_remote(shared_redis, redis_prefix)
     proc = doomed.proc
     try:
-        b = make_server(store=RedisStore(redis_server.url, prefix=redis_prefix), lease=1.0)
+        b = make_server(store=RedisStore(shared_redis.url, prefix=redis_prefix), lease=1.0)
 
         async def scenario() -> tuple[str, dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
             on_a, on_b = await _open(doomed), await _open(b)
@@ -310,7 +322,7 @@ def test_a_server_killed_mid_turn_is_taken_over_and_the_chat_goes_on(
     assert cut["text"] == streamed and streamed  # what was streamed before the kill is kept
     assert answered["type"] == "end" and "still there?" in answered["text"]
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
-    assert redis_server.password not in err
+    assert shared_redis.password not in err
 
 
 def test_redis_restarted_mid_answer_loses_and_repeats_nothing(
@@ -354,14 +366,14 @@ def test_redis_restarted_mid_answer_loses_and_repeats_nothing(
 
 
 def test_a_prompt_queued_on_a_server_that_dies_is_answered_by_the_next(
-    redis_server: RedisServer, redis_prefix: str, make_server: MakeServer, run: Any
+    shared_redis: Redis, redis_prefix: str, make_server: MakeServer, run: Any
 ) -> None:
     """B's client asks while ``serve`` (A) runs a long answer, so A queues the prompt; kill -9 A.
     B takes the session over: the cut answer ends aborted, then the queued prompt is answered."""
-    doomed = _start_remote(redis_server, redis_prefix)
+    doomed = _start_remote(shared_redis, redis_prefix)
     proc = doomed.proc
     try:
-        b = make_server(store=RedisStore(redis_server.url, prefix=redis_prefix), lease=1.0)
+        b = make_server(store=RedisStore(shared_redis.url, prefix=redis_prefix), lease=1.0)
 
         async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             on_a, on_b = await _open(doomed, "queued"), await _open(b, "queued")
@@ -386,3 +398,42 @@ def test_a_prompt_queued_on_a_server_that_dies_is_answered_by_the_next(
     assert [(e["type"], e.get("finishReason")) for e in ends] == [("end", "aborted"), ("end", "stop")]
     assert "waiting behind it" in ends[1]["text"]
     assert [m["text"] for m in history if m["role"] == "user"] == ["/long 5000", "waiting behind it"]
+
+
+def test_a_prompt_sent_while_redis_is_down_is_refused_then_works_once_it_is_back(
+    tmp_path: Path, make_server: MakeServer, run: Any
+) -> None:
+    """Redis stops; a prompt from either server's client cannot be handed on: within the store's
+    timeout it is refused with ``sharing_unavailable`` (the URL shown without its password), never
+    left waiting in silence. Once Redis is back, the same prompt is answered in both views."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        a, b = (
+            make_server(store=RedisStore(redis.url, prefix="p", timeout=1.0), lease=1.0) for _ in range(2)
+        )
+
+        async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+            on_a, on_b = await _open(a, "away"), await _open(b, "away")
+            await asyncio.to_thread(redis.stop)
+            refused = []
+            for client, request in ((on_b, "u1"), (on_a, "u2")):
+                await client.send(_prompt("while redis is away", request))
+                refused.append((await client.recv_until(lambda m: m.get("name") == "interaction.error"))[-1])
+            await asyncio.to_thread(redis.start)
+            await on_b.send(_prompt("and now?", "u3"))
+            seen_b = await on_b.recv_until(is_turn_end)
+            seen_a = await on_a.recv_until(is_turn_end)
+            for client in (on_a, on_b):
+                await client.ws.close()
+            return refused, seen_a, seen_b
+
+        refused, seen_a, seen_b = run(scenario())
+    finally:
+        redis.stop()
+    for reply, request in zip(refused, ("u1", "u2"), strict=True):
+        error = reply["data"]["event"]
+        assert (error["code"], error["requestId"]) == ("sharing_unavailable", request), error
+        assert "the prompt was not sent" in error["message"] and redis.password not in error["message"]
+    assert _model_events(seen_b)[-1]["text"] == _model_events(seen_a)[-1]["text"]
+    assert "and now?" in _model_events(seen_b)[-1]["text"]
