@@ -54,6 +54,11 @@ while the code may still start."""
 CUT = "\n…[cut: {} more characters]"
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
+# A summary's label with nothing after it on its line (``source:``), and the kinds whose second
+# line is the value's own text or repr, which may end in a colon and is never a label.
+_LABEL = re.compile(r"[A-Za-z][A-Za-z ]*:")
+_VERBATIM = frozenset({"str", "object"})
+
 
 class KernelTools:
     """The five tools over one namespace; the methods are what the model calls (their docstrings, its help).
@@ -289,11 +294,17 @@ def _tools_of(shell: Any) -> KernelTools:
 
 
 def _line(name: str, value: Any) -> dict[str, str]:
-    """Return a variable's name, kind and summary on one line (its first two lines, joined)."""
+    """Return a variable's name, kind and summary on one line (its first two lines, joined).
+
+    A second line that is only a label (``source:`` over a function's source, ``dtypes:`` of a
+    frame without columns) heads lines the one line leaves out, so it is left out too.
+    """
     summary = summarize(name=name, value=value, max_chars=LINE_CHARS * 4)
     body = summary.text[len(name) + 2 :] if summary.text.startswith(f"{name}: ") else summary.text
     first, _, rest = body.partition("\n")
     second = rest.split("\n", 1)[0].strip()
+    if summary.kind not in _VERBATIM and _LABEL.fullmatch(second):
+        second = ""
     text = f"{first}: {second}" if second else first
     if len(text) > LINE_CHARS:
         text = text[: LINE_CHARS - 1] + "…"

@@ -93,6 +93,16 @@ def test_list_variables_is_capped_and_one_line_each() -> None:
         assert "\n" not in variable["summary"] and len(variable["summary"]) <= kerneltools.LINE_CHARS
 
 
+def test_list_variables_never_ends_a_line_on_a_label_without_its_text(ns: dict[str, Any]) -> None:
+    """A function without a docstring reads ``function load(path)``, not ``... source:``."""
+    exec('def documented(path):\n    """Read the rows at path."""\n    return path\n', ns)
+    ns["note"] = "source:\nsee the cell above"
+    by_name = {v["name"]: v["summary"] for v in KernelTools(lambda: ns).list_variables()["variables"]}
+    assert by_name["load"] == "function load(path)"
+    assert by_name["documented"] == "function documented(path): doc: Read the rows at path."
+    assert by_name["note"] == "str, 26 chars: source:"  # a text's own words are kept, colon and all
+
+
 def test_describe_variable_is_the_summary_masked(tools: KernelTools) -> None:
     assert tools.describe_variable("rows") == "rows: list, len 3\n[3, 1, 2]"
     assert tools.describe_variable("api_key") == "<masked: the name looks secret>"
