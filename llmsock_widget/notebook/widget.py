@@ -119,6 +119,17 @@ class ChatWidget(anywidget.AnyWidget):
         """
         return kernel.get_server().tool(fn, **options)
 
+    @traitlets.observe("comm")
+    def _route_by_front_end(self, change: Any) -> None:
+        # ipykernel 7.4 hands a comm's incoming messages to the subshell the comm last published
+        # from (``_reply_subshell_for``, asked by Kernel.shell_channel_thread_main), overriding
+        # the subshell the front end named, so that a cell awaiting a reply on a subshell gets it
+        # there.  A chat awaits nothing, and it publishes from the main shell (its comm_open, a
+        # trait a cell sets): the views' next requests would wait behind a busy cell.  So its
+        # messages go where the front end sends them.
+        if hasattr(change["new"], "_reply_subshell_for"):
+            change["new"]._reply_subshell_for = _named_subshell
+
     @traitlets.validate(*SETTINGS)
     def _check_setting(self, proposal: Any) -> Any:
         # Python and the views (the settings panel) set these; both go through one rule.
@@ -408,6 +419,11 @@ def _link_id(content: dict[str, Any]) -> str | None:
     """Return the view's name for a link, if it is one (a short non-empty string)."""
     link_id = content.get("link")
     return link_id if isinstance(link_id, str) and 0 < len(link_id) <= 64 else None
+
+
+def _named_subshell(data: Any, named: str | None) -> str | None:
+    """Return the subshell a comm message names (None: the main shell), as the kernel's routing."""
+    return named
 
 
 def _soon(server: Any, fn: Any, *args: Any) -> None:
