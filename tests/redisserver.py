@@ -9,6 +9,7 @@ it (``scripts/test.sh`` and CI install Debian's package).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +20,21 @@ from benchmarks.redisprocess import RedisClusterProcess, RedisProcess, RedisUnav
 from tests.conftest import TIMEOUT
 
 
+@contextlib.contextmanager
+def _needs_redis() -> Iterator[None]:
+    """Fail (not skip) the test that needs redis-server where it is missing, saying how to get it."""
+    try:
+        yield
+    except RedisUnavailable as exc:
+        pytest.fail(f"the Redis tests need a real redis-server: {exc}", pytrace=False)
+
+
 class RedisServer(RedisProcess):
     """The tests' redis-server: ``RedisProcess`` with the run's TIMEOUT."""
 
     def __init__(self, folder: Path) -> None:
-        try:
+        with _needs_redis():
             super().__init__(folder, timeout=TIMEOUT)
-        except RedisUnavailable as exc:
-            pytest.fail(f"the Redis tests need a real redis-server: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +52,8 @@ class RedisCluster(RedisClusterProcess):
     """The tests' Redis Cluster: three primaries, with the run's TIMEOUT."""
 
     def __init__(self, folder: Path) -> None:
-        try:
+        with _needs_redis():
             super().__init__(folder, timeout=TIMEOUT)
-        except RedisUnavailable as exc:
-            pytest.fail(f"the Redis tests need a real redis-server: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,7 @@ from tests.conftest import TIMEOUT
 from tests.fakeopenai import FakeOpenAI
 
 from .conftest import Kernel, start_kernel, stop_kernel, text_of
-
-SECRET = "sk-live-0123456789abcdef"
+from .test_explain_magic import FAILING, SECRET
 
 
 class Provider:
@@ -66,14 +65,7 @@ def user_message(body: dict[str, Any]) -> str:
 def test_explain_sends_the_failing_frame_masked_and_shows_the_providers_answer(provider: Provider) -> None:
     """The provider gets the failing line and the frame's locals, a secret masked; its answer is shown."""
     kernel = provider.kernel
-    failing = kernel.submit(
-        "def load_rows(path):\n"
-        f"    api_key = {SECRET!r}\n"
-        "    rows = [3, 1, 2]\n"
-        "    return rows[path]\n"
-        "\n"
-        "load_rows('first')\n"
-    )
+    failing = kernel.submit(FAILING)
     assert any(m["msg_type"] == "error" for m in kernel.collect(failing))
     provider.answer(fakeopenai.text(["`path` is the string 'first'; ", "index rows with an int."]))
 
