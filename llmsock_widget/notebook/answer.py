@@ -27,6 +27,8 @@ from .kerneltools import cell_waits_for_chat
 _RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer, at least
 _RENDER_SHARE = 0.2  # and re-rendering takes at most this share of the time (long answers)
 
+SHARING = "sharing_unavailable"  # said to every view of a shared chat whose server cannot read it
+
 
 def options_of(
     *,
@@ -94,6 +96,8 @@ def ask(
                 elif (ended := answer_ending(event, message_id, key)) is not None:
                     out.finish(ended.text, ended.finish_reason, ended.error)
                     return ended
+                elif isinstance(event, ErrorReply) and event.request_id is None and event.code == SHARING:
+                    out.note(f"{event.code}: {event.message}")  # a notice to every view; the turn goes on
                 elif isinstance(event, ErrorReply):
                     out.finish("", "error", f"{event.code}: {event.message}")
                     return Answer(

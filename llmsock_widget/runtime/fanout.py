@@ -4,7 +4,10 @@
 Other servers that have a session open are reached through the sharing port
 (:mod:`.sharing`), which applies their events to this server's copy and then publishes
 them here.  ``subscribe`` is async and returns an async ``unsubscribe``; ``publish``
-must not block — it hands the event on in order and returns.
+must not block — it hands the event on in order and returns.  What is published is a
+session event, or (rarely) an error reply for every connection of the session: a notice
+of this server's own that has no place in the session's series (the sharing's
+``sharing_unavailable`` when this server lost its link to the others).
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, Protocol
 
-from ..core.events import SessionEvent
+from ..core.events import Event
 
 log = logging.getLogger("llmsock")
 
-Deliver = Callable[[SessionEvent], None]
+Deliver = Callable[[Event], None]
 Unsubscribe = Callable[[], Awaitable[None]]
 
 
@@ -27,7 +30,7 @@ class Fanout(Protocol):
         """Call ``deliver(event)`` for every event published on ``session_id`` from now on."""
         ...
 
-    def publish(self, session_id: str, event: SessionEvent) -> None:
+    def publish(self, session_id: str, event: Event) -> None:
         """Hand ``event`` to every subscriber of ``session_id``; never block."""
         ...
 
@@ -59,7 +62,7 @@ class LocalFanout:
 
         return unsubscribe
 
-    def publish(self, session_id: str, event: SessionEvent) -> None:
+    def publish(self, session_id: str, event: Event) -> None:
         """Call every subscriber; one that raises is logged and the rest still get the event."""
         for deliver in self._subscribers.get(session_id, ()):
             try:

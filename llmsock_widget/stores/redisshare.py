@@ -29,7 +29,9 @@ Redis Cluster an ``XREAD`` cannot span slots, so each session has a reader of it
 **Redis away.** Events wait on the runner and are sent, in order, when Redis answers again.
 A command (a prompt, Stop...) that cannot reach Redis within the store's timeout is refused with
 a ``sharing_unavailable`` error reply, on any server: its user is told it was not sent, never
-left waiting in silence.
+left waiting in silence. A server whose reads have failed for that long tells the views of the
+sessions it follows (those another server runs) the same way, once: they show no new events
+until Redis answers, and then get every event they missed, in order.
 
 **Failover.** A runner that dies stops renewing; its lease expires. A server whose copy
 shows a turn open (or commands or queued prompts waiting) and finds no lease takes it,
@@ -170,6 +172,8 @@ class RedisSharing:
         ``alone``: follow that session only (on a Redis Cluster, where each session has a reader).
         """
         failures = 0
+        failing_since: float | None = None  # since when reading fails (monotonic s)
+        told = False  # the views this reader feeds were told that it cannot read
         block = max(1, min(round(self.lease * 1000) // 3, int(self.store.timeout * 1000) // 2))
         # Checked as well as cancelled: a cancel may be lost under a blocking read (see aio.py).
         while not self._closed and not (alone is not None and alone.closed):
@@ -194,10 +198,17 @@ class RedisSharing:
                 for link in links:
                     if not link.closed and not self._closed:
                         await link.keep_up(redis, link in commands)
-                failures = 0
+                failures, failing_since, told = 0, None, False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if not told and now - failing_since >= self.store.timeout:
+                    told = True
+                    said = self.store._unavailable(exc, "read", "*").message
+                    for link in list(self._links) if alone is None else [alone]:
+                        link.cut_off(said)
                 wait = RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)]
                 failures += 1
                 log.warning(
@@ -422,6 +433,16 @@ class _Link:
                 request_id=request_id,
                 refused=command.kind,
             )
+        )
+
+    def cut_off(self, why: str) -> None:
+        """This server cannot read the session's events: tell its views, unless it runs the session
+        (then they see its events live, and are told by its diagnostics when sharing stalls)."""
+        if self._closed or self.runs_here:
+            return
+        message = f"{why}; this view shows no new events of the shared chat until Redis answers again"
+        self._fanout.publish(
+            self._key, ErrorReply(code="sharing_unavailable", message=message, ts=int(time.time() * 1000))
         )
 
     def _tell(self, level: str, code: str, message: str) -> None:

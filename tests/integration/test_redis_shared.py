@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -419,7 +420,7 @@ def test_a_prompt_sent_while_redis_is_down_is_refused_then_works_once_it_is_back
             refused = []
             for client, request in ((on_b, "u1"), (on_a, "u2")):
                 await client.send(_prompt("while redis is away", request))
-                refused.append((await client.recv_until(lambda m: m.get("name") == "interaction.error"))[-1])
+                refused.append((await client.recv_until(_refusal_of(request)))[-1])
             await asyncio.to_thread(redis.start)
             await on_b.send(_prompt("and now?", "u3"))
             seen_b = await on_b.recv_until(is_turn_end)
@@ -437,3 +438,83 @@ def test_a_prompt_sent_while_redis_is_down_is_refused_then_works_once_it_is_back
         assert "the prompt was not sent" in error["message"] and redis.password not in error["message"]
     assert _model_events(seen_b)[-1]["text"] == _model_events(seen_a)[-1]["text"]
     assert "and now?" in _model_events(seen_b)[-1]["text"]
+
+
+def _refusal_of(request: str) -> Any:
+    return lambda m: m.get("name") == "interaction.error" and m["data"]["event"].get("requestId") == request
+
+
+class _Link:
+    """A TCP path to Redis through this process, on a loopback port of its own, that can be cut
+    (its connections closed and its port refusing) and restored: one server's own network
+    trouble, while the other servers still reach Redis."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.target = redis.port
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = redis.url.replace(f":{redis.port}/", f":{self.port}/")
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self._writers |= {writer, up_writer}
+
+        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+
+
+def test_a_server_cut_off_from_redis_tells_its_views_then_catches_up(
+    redis_server: RedisServer, redis_prefix: str, make_server: MakeServer, run: Any
+) -> None:
+    """B's own link to Redis is cut while A streams an answer: within B's store timeout, B's view
+    gets a ``sharing_unavailable`` error reply (no password in it); once the link is back, the
+    view gets every event it missed, in order, and the whole answer."""
+    link = _Link(redis_server)
+    a = make_server(
+        model=BuiltinModel(tokens_per_second=100), store=RedisStore(redis_server.url, prefix=redis_prefix)
+    )
+    b = make_server(store=RedisStore(link.url, prefix=redis_prefix, timeout=1.0), lease=1.0)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        await link.restore()
+        on_a, on_b = await _open(a, "cut"), await _open(b, "cut")
+        await on_a.send(_prompt("/long 300", "u1"))
+        seen_b = await on_b.recv_until(is_model("delta"))
+        await link.cut()
+        seen_b += await on_b.recv_until(lambda m: m.get("name") == "interaction.error")
+        await link.restore()
+        seen_b += await on_b.recv_until(is_turn_end)
+        seen_a = await on_a.recv_until(is_turn_end)
+        for client in (on_a, on_b):
+            await client.ws.close()
+        await link.cut()
+        return seen_a, seen_b
+
+    seen_a, seen_b = run(scenario())
+    [told] = [m["data"]["event"] for m in seen_b if m.get("name") == "interaction.error"]
+    assert told["code"] == "sharing_unavailable" and "no new events" in told["message"], told
+    assert redis_server.password not in told["message"]
+    assert_no_event_lost(_seqs(seen_b))
+    assert _shown(seen_b)[0] == _model_events(seen_b)[-1]["text"] == _model_events(seen_a)[-1]["text"]
