@@ -196,6 +196,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--seconds", type=float, default=5.0, help="seconds each session streams (default 5)")
     sub.add_argument("--memory-sessions", type=int, default=10, help="sessions stored for memory (10)")
     sub.add_argument("--memory-tokens", type=int, default=1000, help="tokens per such answer (default 1000)")
+    sub.add_argument(
+        "--cluster",
+        action="store_true",
+        help="share through a Redis Cluster of three primaries instead of one redis-server",
+    )
 
     suites.add_parser("all", parents=[common], help="every suite with its defaults (the default)")
     return parser
@@ -322,7 +327,9 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
         return redis_suite.run(**{name: getattr(args, name) for name in options}, timeout=timeout)
     if suite == "shared":
         options = ("deltas", "repeat", "sessions", "rate", "seconds", "memory_sessions", "memory_tokens")
-        return shared_suite.run(**{name: getattr(args, name) for name in options}, timeout=timeout)
+        return shared_suite.run(
+            **{name: getattr(args, name) for name in options}, cluster=args.cluster, timeout=timeout
+        )
     if suite == "openai":
         return openai_path.run(chunks=args.chunks, repeat=args.repeat, timeout=timeout, node=not args.no_node)
     return comm.run(deltas=args.deltas, paces=args.paces, timeout=timeout)

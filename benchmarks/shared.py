@@ -1,7 +1,8 @@
 """Shared: one session open on two servers that share it through Redis (``stores/redisshare.py``).
 
-The suite starts a ``redis-server`` of its own (as the ``redis`` suite does) and two llmsock
-servers on it, with one key prefix, so they share sessions:
+The suite starts a ``redis-server`` of its own (as the ``redis`` suite does), or with ``cluster``
+a Redis Cluster of three primaries (``redis+cluster://``, where each shared session has a reader of
+its own), and two llmsock servers on it, with one key prefix, so they share sessions:
 
 * **server A**, a :class:`~llmsock_widget.server.thread.ServerThread` in the suite's own process:
   it runs every turn (its clients send the prompts);
@@ -20,14 +21,15 @@ the machine, so "arrival minus made" is the time from the model on A to a client
   ``/long deltas`` (default 10,000) unpaced; deltas/s to each client from the prompt to its
   ``end`` (median of ``repeat`` runs after one warm-up, each a new session), checking that both
   got the whole answer; then a paced answer (``/stamp 200 600``, 3 s) and its latency to each;
-* **load**: ``N`` sessions (default 10, 50, 200), each with a client on A that asks for a paced
+* **load**: ``N`` sessions (default 10, 50, 70, 90, 200), each with a client on A that asks for a paced
   answer (``rate`` = 20 deltas/s for ``seconds`` = 5 s, the prompts spread over one delta
   interval) and a watcher on B: deltas delivered per second on each side against those offered,
-  the latency on each side, how late A's loop made the deltas, and the CPU of redis-server, of
-  each server's process and of the clients' process meanwhile;
-* **memory**: ``used_memory`` (``INFO memory``) before and after ``memory_sessions`` sessions each
-  answer one ``/long memory_tokens`` prompt, per session; the ``MEMORY USAGE`` of each key of one
-  of them, and of the events stream of the cross-server sessions (10,000 deltas), per 1,000 events.
+  the latency on each side, how late A's loop made the deltas, and the CPU of redis-server (of its
+  nodes together, on a cluster), of each server's process and of the clients' process meanwhile;
+* **memory**: ``used_memory`` (``INFO memory``, summed over the nodes) before and after
+  ``memory_sessions`` sessions each answer one ``/long memory_tokens`` prompt, per session; the
+  ``MEMORY USAGE`` of each key of one of them (asked of the node of its slot), and of the events
+  stream of the cross-server sessions (10,000 deltas), per 1,000 events.
 
 Every row carries the machine's 1-minute load average when it was measured.
 """
@@ -61,7 +63,7 @@ from llmsock_widget.stores.redisshare import LEASE
 from .common import BenchFailure, ClientProcess, child_recv, load_1m, percentile, start_server, table
 from .latency import StampedModel
 from .redis import MISSING_PACKAGE
-from .redisprocess import RedisProcess, RedisUnavailable
+from .redisprocess import RedisClusterProcess, RedisProcess, RedisUnavailable
 
 PREFIX = "bench"
 OPENING = 64  # connections opened at once (Tornado listens with a backlog of 128)
@@ -260,19 +262,70 @@ async def load_main(
     return {"start": start, "cpu": cpu, "a": side_a.summary(), "b": side_b.summary()}
 
 
+# -- the Redis the servers share -------------------------------------------------------------------
+
+
+class _SharedRedis:
+    """One redis-server or a Redis Cluster, seen the same way by the runs.
+
+    Its processes (for CPU), ``INFO`` figures summed over its nodes, and a client for keys: on a
+    cluster that client sends each command about a key to the node of the key's slot.
+    """
+
+    def __init__(self, server: RedisProcess | RedisClusterProcess) -> None:
+        self.server = server
+        self.url = server.url
+        self.nodes = server.nodes if isinstance(server, RedisClusterProcess) else [server]
+
+    @property
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.nodes]
+
+    def describe(self) -> str:
+        """Return what it is, e.g. ``a Redis Cluster of 3 redis-server 7.2.4 primaries``."""
+        version = self.info("server", "redis_version")[0]
+        if isinstance(self.server, RedisClusterProcess):
+            return f"a Redis Cluster of {len(self.nodes)} redis-server {version} primaries without replicas"
+        return f"redis-server {version}"
+
+    def info(self, section: str, field: str) -> list[Any]:
+        """Return ``field`` of ``INFO section`` on each node."""
+        values = []
+        for node in self.nodes:
+            client = node.client()
+            try:
+                values.append(client.info(section)[field])
+            finally:
+                client.close()
+        return values
+
+    def total(self, section: str, field: str) -> int:
+        """Return ``field`` of ``INFO section`` summed over the nodes."""
+        return sum(int(value) for value in self.info(section, field))
+
+    @contextlib.contextmanager
+    def keys(self) -> Iterator[Any]:
+        """Yield a client to read keys with (a cluster client on a cluster); close it after."""
+        client = self.server.client()
+        try:
+            yield client
+        finally:
+            client.close()
+
+
 # -- measuring ----------------------------------------------------------------------------------------
 
 
 class _Cpu:
-    """CPU seconds of some processes, read at the start and at the end of a run."""
+    """CPU seconds of some groups of processes (a group's summed), read at the start and the end of a run."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.processes = {name: [psutil.Process(pid) for pid in group] for name, group in pids.items()}
         self.before = self._read()
         self.began = time.monotonic()
 
     def _read(self) -> dict[str, float]:
-        return {name: _cpu_seconds(p) for name, p in self.processes.items()}
+        return {name: sum(map(_cpu_seconds, group)) for name, group in self.processes.items()}
 
     def percent(self) -> tuple[dict[str, float], float]:
         """Return each process's CPU % of one core since the start, and the seconds since then."""
@@ -305,7 +358,7 @@ class _Bench:
 
     def __init__(
         self,
-        redis: RedisProcess,
+        redis: _SharedRedis,
         a: ServerThread,
         b: ClientProcess,
         b_target: tuple[str, str],
@@ -322,9 +375,8 @@ class _Bench:
         return {"a": self.logs.take(), "b": on_b}
 
     def cpu(self, clients: ClientProcess) -> _Cpu:
-        return _Cpu(
-            {"redis": self.redis.pid, "a": psutil.Process().pid, "b": self.b.pid, "clients": clients.pid}
-        )
+        pids = {"a": [psutil.Process().pid], "b": [self.b.pid], "clients": [clients.pid]}
+        return _Cpu({"redis": self.redis.pids, **pids})
 
     def burst(self, deltas: int, repeat: int, timeout: float) -> dict[str, Any]:
         clients = ClientProcess(burst_main, self.a_target, self.b_target, deltas, repeat, timeout)
@@ -390,37 +442,27 @@ class _Bench:
         return row
 
     def _clients(self) -> int:
-        client = self.redis.client()
-        try:
-            return int(client.info("clients")["connected_clients"]) - 1  # not this one
-        finally:
-            client.close()
+        return self.redis.total("clients", "connected_clients") - len(self.redis.nodes)  # not the askers
 
     def _commands(self) -> int:
-        client = self.redis.client()
-        try:
-            return int(client.info("stats")["total_commands_processed"])
-        finally:
-            client.close()
+        return self.redis.total("stats", "total_commands_processed")
 
     def _stream_usage(self, session: str) -> dict[str, Any]:
-        client = self.redis.client()
-        try:
+        with self.redis.keys() as client:
             key = f"{PREFIX}:{{{session}}}:events"
             return {
                 "events": int(client.xlen(key)),
                 "bytes": int(client.memory_usage(key, samples=0) or 0),
             }
-        finally:
-            client.close()
 
     def memory(self, sessions: int, tokens: int, timeout: float) -> dict[str, Any]:
-        client = self.redis.client()
-        try:
-            before = int(client.info("memory")["used_memory"])
-            asyncio.run(_ask_each(self.a_target, sessions, tokens, timeout))
+        before, clients_before = self.redis.total("memory", "used_memory"), self._clients()
+        asyncio.run(_ask_each(self.a_target, sessions, tokens, timeout))
+        with self.redis.keys() as client:
             _wait_released(client, sessions, timeout)
-            after = int(client.info("memory")["used_memory"])
+        # Read with no other client of ours open, as before: their buffers count in used_memory.
+        after, clients_after = self.redis.total("memory", "used_memory"), self._clients()
+        with self.redis.keys() as client:
             keys = {}
             for key in sorted(client.scan_iter(match=f"{PREFIX}:{{mem-0}}:*")):
                 name = key.decode().rpartition(":")[2]
@@ -429,18 +471,15 @@ class _Bench:
                     "bytes": int(client.memory_usage(key, samples=0) or 0),
                 }
             events = int(client.xlen(f"{PREFIX}:{{mem-0}}:events"))
-            version = str(client.info("server")["redis_version"])
-        finally:
-            client.close()
         return {
             "sessions": sessions,
             "tokens": tokens,
             "used_before": before,
             "used_after": after,
             "per_session": (after - before) / sessions,
+            "redis_clients": [clients_before, clients_after],
             "keys": keys,
             "events": events,
-            "redis_version": version,
             "load_1m": load_1m(),
         }
 
@@ -486,8 +525,10 @@ def run(
     memory_sessions: int = 10,
     memory_tokens: int = 1000,
     timeout: float = 60.0,
+    cluster: bool = False,
 ) -> dict[str, Any]:
-    """Start a redis-server and two servers sharing sessions through it, measure, stop; return the report.
+    """Start a redis-server (or a Redis Cluster) and two servers sharing sessions through it, measure,
+    stop; return the report.
 
     Each load runs on a new pair of servers (the same Redis), so a load the servers fail (sessions
     that could not be saved stay in memory, and keep reading) leaves the next one alone.
@@ -497,11 +538,12 @@ def run(
     loads = sessions or list(LOADS)
     with tempfile.TemporaryDirectory(prefix="llmsock-bench-shared-") as folder:
         try:
-            redis = RedisProcess(Path(folder), timeout=timeout).start()
+            server = (RedisClusterProcess if cluster else RedisProcess)(Path(folder), timeout=timeout).start()
         except RedisUnavailable as exc:
             raise BenchFailure(str(exc)) from None
+        redis = _SharedRedis(server)
         try:
-            report: dict[str, Any] = {"lease": LEASE, "seconds": seconds}
+            report: dict[str, Any] = {"redis": redis.describe(), "lease": LEASE, "seconds": seconds}
             with _servers(redis, 16, timeout) as bench:
                 report["burst"] = bench.burst(deltas, repeat, timeout) | {"warnings": bench.warnings()}
                 report["paced"] = bench.load("paced", 1, PACED_RATE, PACED_SECONDS, timeout)
@@ -515,11 +557,11 @@ def run(
                     report["load"][-1]["warnings"] = bench.warnings()
             return report
         finally:
-            redis.stop()
+            server.stop()
 
 
 @contextlib.contextmanager
-def _servers(redis: RedisProcess, sessions: int, timeout: float) -> Iterator[_Bench]:
+def _servers(redis: _SharedRedis, sessions: int, timeout: float) -> Iterator[_Bench]:
     """Start server A here and server B in its own process, both on ``redis``; stop both at the end."""
     with contextlib.ExitStack() as stack:
         logs = LogCount()  # counted, not printed: the report says what the servers logged
@@ -579,7 +621,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"shared: servers A (this process) and B (its own process) share sessions through "
-            f"redis-server {mem['redis_version']} (loopback, password, no persistence); lease "
+            f"{report['redis']} (loopback, password, no persistence); lease "
             f"{report['lease']:g} s; clients in a third process",
             f"cross-server delivery: one session, A's client asks for {deltas:,} deltas unpaced; "
             "times from the prompt (median of the runs)",
@@ -599,7 +641,8 @@ def render(report: dict[str, Any]) -> str:
             "",
             f"memory: {mem['sessions']} sessions, each one /long {mem['tokens']} answer: used_memory "
             f"{mem['used_before']:,} -> {mem['used_after']:,} bytes, {mem['per_session']:,.0f} bytes per "
-            f"session; load 1m {mem['load_1m']}",
+            f"session (redis conns {mem['redis_clients'][0]} -> {mem['redis_clients'][1]}); "
+            f"load 1m {mem['load_1m']}",
             f"one session's keys (MEMORY USAGE): {keys}",
             f"events stream: {_per_event(mem['keys'].get('events', {}).get('bytes', 0), mem['events'])}; "
             f"the {deltas:,}-delta session's: {_per_event(stream['bytes'], stream['events'])}",
