@@ -22,6 +22,7 @@ from ..server.thread import ServerThread
 from ..wire.decode import prompt_options
 from ..wire.protocol import Control, SendPrompt
 from ..wire.safehtml import neutralize, render_answer
+from . import mentions
 from .kerneltools import cell_waits_for_chat
 
 _RENDER_EVERY = 0.05  # seconds between two re-renders of the streaming answer, at least
@@ -52,6 +53,14 @@ def options_of(
     }
 
 
+def with_mentions(prompt: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Return ``options`` with the prompt's ``@name`` mentions attached, unless it names its own."""
+    if options.get("attachments") is not None:
+        return options
+    found = mentions.attachments(prompt)
+    return {**options, "attachments": found} if found else options
+
+
 def ask(
     prompt: str,
     *,
@@ -70,7 +79,7 @@ def ask(
         TimeoutError: no end of the turn within ``timeout`` seconds (the turn is aborted).
         InvalidFrame: an option out of its range.
     """
-    checked = prompt_options(options or {})
+    checked = prompt_options(with_mentions(prompt, options or {}))
     events: queue.Queue[Event] = queue.Queue()
     message_id = f"ask-{secrets.token_urlsafe(9)}"
     command = SendPrompt(text=prompt, message_id=message_id, options=checked)

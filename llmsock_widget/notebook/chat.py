@@ -27,7 +27,7 @@ from ..stores.base import session_key
 from ..wire.decode import prompt_options
 from ..wire.protocol import Approve, Control, SendPrompt
 from . import kernel
-from .answer import options_of
+from .answer import options_of, with_mentions
 from .chatevents import EVENTS, Callback, ChatEvents, on_loop
 from .chatturn import PendingAnswer, start
 from .kerneltools import cell_waits_for_chat
@@ -110,7 +110,9 @@ class Chat:
             model=model,
         )
         command = SendPrompt(
-            text=text, message_id=f"chat-{secrets.token_urlsafe(9)}", options=prompt_options(chosen)
+            text=text,
+            message_id=f"chat-{secrets.token_urlsafe(9)}",
+            options=prompt_options(with_mentions(text, chosen)),
         )
         # Neither given nor set here: the prompt keeps the session's system prompt, as a view's does.
         inherit = system is None and self._system is _UNSET

@@ -7,10 +7,16 @@ the thread that handles the comm, which is a kernel subshell while a cell runs o
 thread: so they only read.  The namespace is copied in one step (a dict copy holds the GIL
 throughout, so a cell that adds names meanwhile cannot break it), no value is changed, and no
 code of the user's runs here except what ``summarize`` runs (a repr, ``.head()``, ``.shape``).
+
+A prompt sent from Python (``%%llmsock``, ``ask()``, ``Chat.send``) gets its mentions' summaries
+as the widget sends them (``attachments``; js/src/attachments.js has the same rules): each
+distinct ``@name`` of its prose (not in code) that names a variable, at most 8, each text at most
+8,000 characters.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..context import summarize
@@ -21,6 +27,14 @@ MAX_COMPLETIONS = 50
 """The most names one ``completions`` answer lists."""
 MAX_NAME = 200  # characters of a prefix or a name a view may ask about
 MAX_ID = 64  # characters of a request's id echoed back
+MAX_ATTACHMENTS = 8  # attachments one prompt carries (docs/protocol.md, section 7.1)
+MAX_ATTACHMENT_CHARS = 8000  # characters of one attachment's text
+CUT_NOTE = "\n… (cut at 8,000 characters)"  # what ends a text cut to MAX_ATTACHMENT_CHARS
+
+# A mention: `@` and an identifier, not glued to a word, an `@` or a dot before it (so
+# `me@example.org` is not one); code (a fenced block, an inline span) holds none.
+_MENTION = re.compile(r"(?<![\w@.])@([^\W\d]\w{0,127})")
+_CODE = re.compile(r"```[\s\S]*?(?:```|$)|`[^`\n]*`")
 
 
 def user_namespace(shell: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -59,6 +73,35 @@ def describe(name: str, namespace: dict[str, Any], hidden: dict[str, Any] | None
     if name not in namespace or not is_user_variable(name, namespace[name], hidden or {}):
         return {"name": name, "ok": False, "message": f"no variable {name!r} in the kernel"}
     return {"name": name, "ok": True, "text": summarize(name=name, value=namespace[name]).text}
+
+
+def mentioned_names(text: str) -> list[str]:
+    """Return the distinct names ``text`` mentions (``@name``), in order, code left out."""
+    prose = _CODE.sub(" ", text)
+    return list(dict.fromkeys(match.group(1) for match in _MENTION.finditer(prose)))
+
+
+def attachments(text: str, shell: Any = None) -> list[dict[str, str]]:
+    """Return the attachments of a prompt: ``{"name", "text"}`` for each variable it mentions.
+
+    A mentioned name that is no variable (``@everyone``) is ordinary text. At most
+    :data:`MAX_ATTACHMENTS`; a longer summary is cut with :data:`CUT_NOTE`.
+    """
+    names = mentioned_names(text)
+    if not names:
+        return []
+    namespace, hidden = user_namespace(shell)
+    found = []
+    for name in names:
+        described = describe(name, namespace, hidden)
+        if described["ok"]:
+            summary = described["text"]
+            if len(summary) > MAX_ATTACHMENT_CHARS:
+                summary = summary[: MAX_ATTACHMENT_CHARS - len(CUT_NOTE)] + CUT_NOTE
+            found.append({"name": name, "text": summary})
+            if len(found) == MAX_ATTACHMENTS:
+                break
+    return found
 
 
 def answer(content: dict[str, Any], shell: Any = None) -> dict[str, Any] | None:

@@ -100,3 +100,21 @@ def test_mentions_and_explain_answer_while_a_cpu_bound_cell_runs(kernel: Kernel)
     assert not views.cell_done() and "done" not in views.cell_text(), "the answers waited for the cell"
 
     kernel.manager.interrupt_kernel()  # end the busy cell now rather than when its clock runs out
+
+
+def test_a_cell_prompt_and_chat_send_attach_their_mentions_as_the_widget_does(kernel: Kernel) -> None:
+    """``%%llmsock`` and ``Chat.send`` send the summaries of the variables a prompt mentions (the
+    builtin model's ``/echo`` shows what it received); a secret-looking one is masked."""
+    kernel.run("%load_ext llmsock")
+    kernel.run(SETUP.rsplit("from llmsock_widget", 1)[0])
+    cell = text_of(kernel.run("%%llmsock cellmentions\n/echo what is in @df and @api_key, @everyone?"))
+    assert "Context `@df`:" in cell and "| 2 | Pune | 31.25 |" in cell, cell
+    assert "Context `@api_key`:" in cell and "masked" in cell and SECRET not in cell
+    assert "@everyone" in cell and "Context `@everyone`" not in cell  # not a variable: plain text
+    sent = text_of(
+        kernel.run(
+            "import llmsock_widget\n"
+            "print(llmsock_widget.Chat('chatmentions').send('/echo sum of @data').result(30).text)"
+        )
+    )
+    assert "Context `@data`:" in sent and "list, len 3" in sent, sent

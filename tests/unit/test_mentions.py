@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from llmsock_widget.notebook import mentions
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def shell(**names: Any) -> SimpleNamespace:
@@ -106,3 +114,59 @@ def test_the_namespace_is_read_from_a_copy_while_another_thread_changes_it() -> 
     finally:
         stop.set()
         worker.join()
+
+
+# -- mentions of a prompt sent from Python ------------------------------------------------------
+
+PROMPTS = [
+    "what is in @df and @api_key?",
+    "mail me@example.org about @@x and a.@b",
+    "@df, @df and @rows_2; @_private @2nd",
+    "code: `@not_me` and\n```python\n@dataclass\nclass A: ...\n```\nbut @yes",
+    "an open fence ```@never",
+    "unicode @données and @年 too",
+    "@" + "n" * 130,
+]
+
+
+def test_python_finds_the_mentions_the_widget_finds() -> None:
+    """The names ``mentioned_names`` finds are those of the widget's own ``mentionedNames``
+    (js/src/attachments.js), run by node on the same prompts."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("this test needs node (the widget's code runs in it)")
+    module = (ROOT / "js" / "src" / "attachments.js").as_uri()
+    script = (
+        f"import {{ mentionedNames }} from {json.dumps(module)};\n"
+        "import { readFileSync } from 'node:fs';\n"
+        "const prompts = JSON.parse(readFileSync(0, 'utf8'));\n"
+        "process.stdout.write(JSON.stringify(prompts.map((p) => mentionedNames(p))));\n"
+    )
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", script],
+        input=json.dumps(PROMPTS),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    widget = json.loads(done.stdout)
+    assert [mentions.mentioned_names(p) for p in PROMPTS] == widget
+    assert widget[0] == ["df", "api_key"] and widget[3] == ["yes"]
+
+
+def test_a_prompts_attachments_are_its_variables_summaries_masked_and_capped() -> None:
+    ipython = shell(
+        df=[1, 2, 3],
+        api_key="sk-live-0123456789abcdefghij",
+        big="x" * 20_000,
+        **{f"v{n}": n for n in range(10)},
+    )
+    found = mentions.attachments("@df @api_key @everyone @big", ipython)
+    assert [a["name"] for a in found] == ["df", "api_key", "big"]  # @everyone is plain text
+    assert found[0]["text"] == mentions.describe("df", ipython.user_ns)["text"]
+    assert "sk-live" not in found[1]["text"] and "masked" in found[1]["text"]
+    assert len(found[2]["text"]) <= mentions.MAX_ATTACHMENT_CHARS
+    many = mentions.attachments(" ".join(f"@v{n}" for n in range(10)), ipython)
+    assert [a["name"] for a in many] == [f"v{n}" for n in range(8)]
+    assert mentions.attachments("no mention here", ipython) == []
