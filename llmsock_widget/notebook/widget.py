@@ -14,11 +14,12 @@ them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anywidget
 import traitlets
@@ -126,9 +127,12 @@ class ChatWidget(anywidget.AnyWidget):
         # the subshell the front end named, so that a cell awaiting a reply on a subshell gets it
         # there.  A chat awaits nothing, and it publishes from the main shell (its comm_open, a
         # trait a cell sets): the views' next requests would wait behind a busy cell.  So its
-        # messages go where the front end sends them.
-        if hasattr(change["new"], "_reply_subshell_for"):
-            change["new"]._reply_subshell_for = _named_subshell
+        # messages go where the front end sends them, if that subshell exists: after a restart
+        # JupyterLab still names the old kernel's subshells, which the kernel would refuse.
+        comm = change["new"]
+        kernel_route = getattr(comm, "_reply_subshell_for", None)
+        if kernel_route is not None:
+            comm._reply_subshell_for = functools.partial(_named_subshell, comm, kernel_route)
 
     @traitlets.validate(*SETTINGS)
     def _check_setting(self, proposal: Any) -> Any:
@@ -421,9 +425,20 @@ def _link_id(content: dict[str, Any]) -> str | None:
     return link_id if isinstance(link_id, str) and 0 < len(link_id) <= 64 else None
 
 
-def _named_subshell(data: Any, named: str | None) -> str | None:
-    """Return the subshell a comm message names (None: the main shell), as the kernel's routing."""
-    return named
+def _named_subshell(comm: Any, kernel_route: Any, data: Any, named: str | None) -> str | None:
+    """Return the subshell a comm message names (None: the main shell) if the kernel has it, else
+    the kernel's own choice (``kernel_route``), for the kernel's routing of ``comm``'s messages."""
+    if named is None or named in _subshells(comm):
+        return named
+    return cast("str | None", kernel_route(data, named))
+
+
+def _subshells(comm: Any) -> list[str]:
+    """Return the ids of the kernel's subshells (none where it cannot say)."""
+    try:
+        return list(comm.kernel.shell_channel_thread.manager.list_subshell())
+    except Exception:  # not ipykernel 7's kernel: no subshells to name
+        return []
 
 
 def _soon(server: Any, fn: Any, *args: Any) -> None:

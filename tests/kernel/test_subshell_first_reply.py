@@ -51,3 +51,10 @@ def test_first_request_of_a_fresh_widget_is_answered_while_a_cpu_bound_cell_runs
     # A cell changes a synced trait: the widget publishes from the main shell again.
     kernel.run("w.temperature = 0.5")
     complete_during_a_busy_cell(kernel, views, subshell, "r2")
+
+    # After a kernel restart JupyterLab still names the old kernel's subshell: the kernel has no
+    # such subshell, so the message goes where the kernel would send it (not refused, unanswered).
+    stale = "not-a-subshell-of-this-kernel"
+    view_says(kernel, comm_id, stale, {"type": "complete", "prefix": "d", "id": "r3"})
+    completions = views.wait_for(reply_to("r3"), "the completions r3")
+    assert completions["names"] == [{"name": "data", "kind": "list"}]
