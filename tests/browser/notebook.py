@@ -21,7 +21,6 @@ from tests.conftest import TIMEOUT
 
 from .jupyter_process import JupyterServer
 
-_NUMBERED_PROMPT = re.compile(r"^\s*\[\d+\]:\s*$")
 _RUNNING_PROMPT = re.compile(r"^\s*\[\*\]:\s*$")
 _ERROR_OUTPUT = re.compile(r"^(Traceback|\w*(Error|Exception)\b|KeyboardInterrupt)", re.MULTILINE)
 
@@ -49,6 +48,21 @@ _WATCH_RUNS = """() => {
     new MutationObserver(mark).observe(
         document.querySelector('.jp-Notebook'), {subtree: true, childList: true, characterData: true});
     mark();
+}"""
+# Watch one cell's prompt for "[*]" (a run of it started) from now on; _CELL_RAN: it has ended.
+_WATCH_CELL = """(index) => {
+    const prompt = document.querySelectorAll('.jp-Notebook .jp-Cell')[index].querySelector('.jp-InputPrompt');
+    const watch = {prompt, ran: false};
+    window.__llmsockCell = watch;
+    const observer = new MutationObserver(() => {
+        if (prompt.textContent.includes('[*]')) { watch.ran = true; observer.disconnect(); }
+    });
+    observer.observe(prompt, {subtree: true, childList: true, characterData: true});
+}"""
+_CELL_RAN = """(before) => {
+    const {prompt, ran} = window.__llmsockCell;
+    const text = prompt.textContent.trim();
+    return (ran || text !== before.trim()) && /^\\[\\d+\\]:$/.test(text);
 }"""
 # Run All has ended: every code cell has shown "[*]" since the watch began, and none shows it now
 # (each shows its number, or "[ ]" if an error above stopped the run before it).
@@ -165,13 +179,15 @@ class Notebook:
         editor.scroll_into_view_if_needed()
         editor.focus()
         expect(editor).to_be_focused()
+        self.page.evaluate(_WATCH_CELL, index)
         self.page.keyboard.press("Control+Enter")
         if not wait:
             expect(self.prompt(index)).to_have_text(_RUNNING_PROMPT)
             return
-        if _NUMBERED_PROMPT.match(before):
-            expect(self.prompt(index)).not_to_have_text(before, timeout=timeout * 1000)
-        expect(self.prompt(index)).to_have_text(_NUMBERED_PROMPT, timeout=timeout * 1000)
+        # Ended: the prompt showed "[*]" (or changed) and shows a number now. After a kernel
+        # restart the new count may equal the old one ([1] again), and a short cell can go from
+        # [1] through [*] back to [1] between two polls of the page, so the page watches.
+        self.page.wait_for_function(_CELL_RAN, arg=before, timeout=timeout * 1000)
         self.check_no_error(index)
 
     def run_cells(self, *indices: int) -> None:
