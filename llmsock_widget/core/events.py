@@ -103,6 +103,37 @@ class ModelDelta(_SessionEvent):
     message_id: str = ""
 
 
+_new = object.__new__
+_set_session_id = ModelDelta.session_id.__set__  # type: ignore[attr-defined]
+_set_seq = ModelDelta.seq.__set__  # type: ignore[attr-defined]
+_set_ts = ModelDelta.ts.__set__  # type: ignore[attr-defined]
+_set_turn_id = ModelDelta.turn_id.__set__  # type: ignore[attr-defined]
+_set_message_id = ModelDelta.message_id.__set__  # type: ignore[attr-defined]
+_set_text = ModelDelta.text.__set__  # type: ignore[attr-defined]
+
+
+def model_delta(
+    session_id: str, seq: int, ts: int, turn_id: str | None, message_id: str, text: str
+) -> ModelDelta:
+    """Return ``ModelDelta(session_id=..., seq=..., ...)``, with the same checks, at half the cost.
+
+    The answer's hot path makes one per delta: a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__`` and then runs ``__post_init__``; this sets the slots directly.
+    """
+    if type(seq) is not int or seq < 1:
+        raise ValueError(f"seq must be >= 1, not {seq!r}")
+    if not session_id:
+        raise ValueError("session_id must not be empty")
+    event = _new(ModelDelta)
+    _set_session_id(event, session_id)
+    _set_seq(event, seq)
+    _set_ts(event, ts)
+    _set_turn_id(event, turn_id)
+    _set_message_id(event, message_id)
+    _set_text(event, text)
+    return event
+
+
 def joined_deltas(run: list[ModelDelta]) -> ModelDelta:
     """Return deltas of one message as one: their text, and the last one's sequence, time and ids.
 

@@ -32,6 +32,16 @@ class TextChunk:
     text: str
 
 
+_set_chunk_text = TextChunk.text.__set__  # type: ignore[attr-defined]
+
+
+def text_chunk(text: str) -> TextChunk:
+    """Return ``TextChunk(text=text)`` at less than half the cost (a model yields one per token)."""
+    chunk = object.__new__(TextChunk)
+    _set_chunk_text(chunk, text)
+    return chunk
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReasoningChunk:
     """A piece of the model's reasoning text, when the provider sends it apart from the answer."""

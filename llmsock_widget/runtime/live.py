@@ -8,7 +8,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Coroutine
 
 from ..core import lifecycle
-from ..core.events import Diagnostic, Level, ModelDelta, ModelReasoning, SessionEvent, Status, StatusChanged
+from ..core.events import (
+    Diagnostic,
+    Level,
+    ModelDelta,
+    ModelReasoning,
+    SessionEvent,
+    Status,
+    StatusChanged,
+    model_delta,
+)
 from ..core.session import InteractionState, apply, check
 from ..errors import ClientError
 from ..wire.protocol import SendPrompt
@@ -349,6 +358,26 @@ class LiveSession:
             self._keep(event, self._reasoning)
         else:
             self.state = apply(self.state, event)
+        self._recent.append(event)
+        self.publish(self.key, event)
+
+    def emit_delta(self, text: str) -> None:
+        """Emit the running message's next piece of answer text: :meth:`emit` of a ModelDelta.
+
+        The answer's hot path (one call per delta): the event is made here, from what the
+        session already knows, with the checks :meth:`_keep` makes of every delta.
+        """
+        state = self._state
+        seq = self._seq + 1
+        event = model_delta(self.key, seq, self.clock(), state.turn_id, self._message_id, text)
+        allowed = self._allowed
+        if allowed is None or allowed[0] is not state or allowed[1] is not ModelDelta:
+            self._keep(event, self._text)  # the message's first delta: the full check
+        else:  # _keep's, for a delta made here: its session, turn and seq are right by construction
+            self._text.append(text)
+            self._seq = seq
+            if event.ts > self._updated_at:
+                self._updated_at = event.ts
         self._recent.append(event)
         self.publish(self.key, event)
 

@@ -117,7 +117,7 @@ class ReplayLog:
 
     def _drop_first(self) -> None:
         head = self._items[0]
-        if type(head) is _Run and len(head) > 1:
+        if type(head) is _Run and head.start + 1 < len(head.texts):  # more than one piece left
             head.drop_first()
         else:
             self._items.popleft()

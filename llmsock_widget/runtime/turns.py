@@ -30,7 +30,6 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from ..aio import within
 from ..core.events import (
-    ModelDelta,
     ModelEnd,
     ModelError,
     ModelReasoning,
@@ -347,19 +346,12 @@ class _Step:
     def take(self, chunk: ModelChunk) -> None:
         live = self.live
         if isinstance(chunk, TextChunk):  # the hot path: no dicts, nothing that reads the whole state
-            if chunk.text:
-                text = well_formed(chunk.text)  # what the model sends must fit every wire and file
+            text = chunk.text
+            if text:
+                if not text.isascii():
+                    text = well_formed(text)  # what the model sends must fit every wire and file
                 self.pieces.append(text)
-                live.emit(
-                    ModelDelta(
-                        session_id=live.key,
-                        seq=live.seq + 1,
-                        ts=live.clock(),
-                        turn_id=live.turn_id,
-                        message_id=live.message_id,
-                        text=text,
-                    )
-                )
+                live.emit_delta(text)
             return
         ids: dict[str, Any] = {"turn_id": live.turn_id, "message_id": live.message_id}
         if isinstance(chunk, ReasoningChunk) and chunk.text:

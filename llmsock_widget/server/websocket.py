@@ -243,9 +243,23 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
 
     def _send_event(self, event: Event) -> None:
         if type(event) is ModelDelta:  # the hot path: a delta joins the one waiting before it
-            if self._outbox and self._joined(event):
-                self._queued(len(event.text))
-                return
+            outbox = self._outbox
+            if outbox:
+                tail = outbox[-1]
+                if (  # the next delta of a run (DeltaRun.joins and DeltaRun.add, written out)
+                    type(tail) is DeltaRun
+                    and event.message_id == tail.last.message_id
+                    and event.turn_id == tail.last.turn_id
+                ):
+                    tail.texts.append(event.text)
+                    tail.last = event
+                    size = len(event.text)
+                    tail.size += size
+                    self._queued(size)
+                    return
+                if self._joined(event):
+                    self._queued(len(event.text))
+                    return
             frames = self.server.frames(event, self.dialect)
             if self._closing:
                 return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import re
 from typing import Any
 
@@ -17,6 +19,7 @@ from llmsock_widget.models import (
     ModelRequest,
     TextChunk,
     UsageChunk,
+    builtin,
 )
 from tests.conftest import TIMEOUT
 
@@ -367,3 +370,37 @@ def test_shape_is_lazy_up_to_a_million_tokens() -> None:
 def test_a_malformed_shape_is_a_normal_prompt(prompt: str) -> None:
     """An unknown shape, or a missing or bad count, gets the normal reply that quotes the prompt."""
     assert "".join(texts(collect(request(prompt)))).startswith(f'You said: "{prompt}"')
+
+
+def test_every_sentence_is_tokenized_from_its_parts_as_the_tokenizer_splits_it_whole() -> None:
+    parts = itertools.product(
+        enumerate(builtin._SUBJECTS),
+        enumerate(builtin._VERBS),
+        enumerate(builtin._OBJECTS),
+        enumerate(builtin._TAILS),
+    )
+    checked = 0
+    for (s, subject), (v, verb), (o, obj), (t, tail) in parts:
+        sentence = f"{subject} {verb} {obj}{tail}."
+        rest = builtin._VERB_TOKENS[v] + builtin._OBJECT_TOKENS[o] + builtin._TAIL_TOKENS[t]
+        assert builtin._tokenize("\n\n" + sentence) == builtin._PARAGRAPH_SUBJECT_TOKENS[s] + rest
+        assert builtin._tokenize(" " + sentence) == builtin._SUBJECT_TOKENS[s] + rest
+        checked += 1
+    assert checked == 12 * 9 * 10 * 8
+
+
+@pytest.mark.parametrize("prompt", ["/long 3000", "hello", "a\nb", "é" * 80])
+def test_a_reply_is_its_introduction_and_sentences_as_drawn_and_tokenized_whole(prompt: str) -> None:
+    conversation = builtin._read(request(prompt).messages)
+    rng = random.Random(builtin._seed(f"{conversation.turn}\n{prompt}"))
+    whole = [builtin._intro(prompt, conversation)] + [
+        ("\n\n" if index % builtin._SENTENCES_PER_PARAGRAPH == 0 else " ") + builtin._sentence(rng)
+        for index in range(300)
+    ]
+    expected = [token for piece in whole for token in builtin._tokenize(piece)]
+    got = list(
+        itertools.islice(
+            itertools.chain.from_iterable(builtin._piece_tokens(prompt, conversation)), len(expected)
+        )
+    )
+    assert got == expected

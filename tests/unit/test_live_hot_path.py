@@ -6,7 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from llmsock_widget.core.events import ModelDelta, ModelReasoning, ModelStart, SessionEvent, UserMessage
+from llmsock_widget.core.events import (
+    ModelDelta,
+    ModelReasoning,
+    ModelStart,
+    SessionEvent,
+    UserMessage,
+    model_delta,
+)
 from llmsock_widget.core.session import InvalidTransition, new_state
 from llmsock_widget.runtime import live as live_module
 from llmsock_widget.runtime.live import LiveSession
@@ -88,3 +95,43 @@ def test_a_save_overtaken_by_events_keeps_them_and_takes_the_revision() -> None:
     assert live.state.revision == saved.revision and live.state.seq == 3
     assert live.state.current is not None and live.state.current.text == "<3>"
     assert live.unsaved
+
+
+def test_emit_delta_publishes_and_folds_what_emit_of_the_same_delta_does() -> None:
+    fast, fast_published = streaming()
+    slow, slow_published = streaming()
+    for seq in range(3, 503):
+        fast.emit_delta(f"<{seq}>")
+        slow.emit(delta(seq, ts=1, message_id=slow.message_id))
+    fast.emit(ModelReasoning(session_id=SID, seq=503, ts=1, turn_id="t1", text="hm", message_id="m"))
+    fast.emit_delta("after")  # checked again: the last event was no delta
+    slow.emit(ModelReasoning(session_id=SID, seq=503, ts=1, turn_id="t1", text="hm", message_id="m"))
+    slow.emit(delta(504, ts=1, text="after", message_id=slow.message_id))
+    assert fast_published == slow_published
+    assert fast.state == slow.state
+    assert fast.missed(2) == slow.missed(2)
+
+
+def test_emit_delta_outside_a_streaming_turn_is_refused_and_publishes_nothing() -> None:
+    published: list[SessionEvent] = []
+    live = LiveSession(
+        key=SID, state=new_state(SID, ts=1), publish=lambda _, e: published.append(e), clock=lambda: 1
+    )
+    with pytest.raises(InvalidTransition):
+        live.emit_delta("no turn")
+    assert published == [] and live.seq == 0
+
+
+@pytest.mark.parametrize("seq", [0, -1, True, 1.0])
+def test_model_delta_makes_what_the_dataclass_makes_and_refuses_what_it_refuses(seq: object) -> None:
+    made = model_delta(SID, 7, 3, "t1", "m", "x")
+    assert made == ModelDelta(session_id=SID, seq=7, ts=3, turn_id="t1", message_id="m", text="x")
+    assert hash(made) == hash(ModelDelta(session_id=SID, seq=7, ts=3, turn_id="t1", message_id="m", text="x"))
+    with pytest.raises(ValueError, match="seq must be >= 1"):
+        model_delta(SID, seq, 3, "t1", "m", "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seq must be >= 1"):
+        ModelDelta(session_id=SID, seq=seq, ts=3, turn_id="t1", message_id="m", text="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="session_id"):
+        model_delta("", 7, 3, "t1", "m", "x")
+    with pytest.raises(AttributeError):
+        made.text = "changed"  # type: ignore[misc]
