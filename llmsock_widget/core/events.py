@@ -104,12 +104,19 @@ class ModelDelta(_SessionEvent):
 
 
 _new = object.__new__
-_set_session_id = ModelDelta.session_id.__set__  # type: ignore[attr-defined]
-_set_seq = ModelDelta.seq.__set__  # type: ignore[attr-defined]
-_set_ts = ModelDelta.ts.__set__  # type: ignore[attr-defined]
-_set_turn_id = ModelDelta.turn_id.__set__  # type: ignore[attr-defined]
-_set_message_id = ModelDelta.message_id.__set__  # type: ignore[attr-defined]
-_set_text = ModelDelta.text.__set__  # type: ignore[attr-defined]
+
+
+def _slot_setter(cls: type, name: str) -> Any:
+    """Return the function that sets slot ``name`` of a ``cls`` instance, frozen or not."""
+    return getattr(cls, name).__set__  # the slot's member descriptor (a class's own or inherited)
+
+
+_set_session_id = _slot_setter(ModelDelta, "session_id")
+_set_seq = _slot_setter(ModelDelta, "seq")
+_set_ts = _slot_setter(ModelDelta, "ts")
+_set_turn_id = _slot_setter(ModelDelta, "turn_id")
+_set_message_id = _slot_setter(ModelDelta, "message_id")
+_set_text = _slot_setter(ModelDelta, "text")
 
 
 def model_delta(

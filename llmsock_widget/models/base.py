@@ -32,7 +32,8 @@ class TextChunk:
     text: str
 
 
-_set_chunk_text = TextChunk.text.__set__  # type: ignore[attr-defined]
+_slot: Any = TextChunk.__dict__  # a slots dataclass keeps each field's slot descriptor here
+_set_chunk_text = _slot["text"].__set__  # sets the slot itself: no frozen __setattr__
 
 
 def text_chunk(text: str) -> TextChunk:
