@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Callable, Iterator, Literal
 
 from ..errors import ModelFailure
-from .base import FinishChunk, ModelChunk, ModelRequest, ToolCallChunk, UsageChunk, text_chunk
+from .base import FinishChunk, ModelChunk, ModelRequest, TextChunk, ToolCallChunk, UsageChunk, text_chunk
 
 MAX_DIRECTIVE_TOKENS = 1_000_000
 """The largest count ``/long``, ``/error`` and ``/hold`` accept."""
@@ -181,17 +181,17 @@ class BuiltinModel:
             yield FinishChunk(reason="tool_calls")
             return
         if results is not None:
-            tokens: Iterator[str] = iter(_tokenize(results))
+            chunks: Iterator[TextChunk] = iter(_chunks(results))
         elif directive.kind == "tools":
             names = [tool.get("function", {}).get("name", "?") for tool in request.tools]
-            tokens = iter(_tokenize("Tools I can call: " + (", ".join(names) or "none") + "."))
+            chunks = iter(_chunks("Tools I can call: " + (", ".join(names) or "none") + "."))
         else:
-            tokens = _reply_tokens(directive, conversation, default_tokens=self.default_tokens)
+            chunks = _reply_chunks(directive, conversation, default_tokens=self.default_tokens)
         pace = _Pacer(directive.tokens_per_second if directive.paced else self.tokens_per_second)
         paced = pace.paced
         cap = _max_tokens(request.options)
         sent = 0
-        for token in tokens:
+        for chunk in chunks:
             if cap is not None and sent >= cap:
                 yield UsageChunk(input_tokens=conversation.input_tokens, output_tokens=sent)
                 yield FinishChunk(reason="length")
@@ -200,7 +200,7 @@ class BuiltinModel:
                 await pace.wait(sent)
             elif sent % _YIELD_EVERY == _YIELD_EVERY - 1:  # at full speed: the loop gets a turn now and then
                 await asyncio.sleep(0)
-            yield text_chunk(token)
+            yield chunk
             sent += 1
         if directive.kind == "error":
             raise ModelFailure(f"builtin model failed on purpose after {sent} tokens", code="model_error")
@@ -337,51 +337,53 @@ def _max_tokens(options: dict[str, Any]) -> int | None:
     return None
 
 
-def _reply_tokens(
+def _reply_chunks(
     directive: _Directive, conversation: _Conversation, *, default_tokens: int
-) -> Iterator[str]:
-    """Return the tokens of the whole natural reply (lazily: ``/long`` may be a million)."""
+) -> Iterator[TextChunk]:
+    """Return the tokens of the whole natural reply as chunks (lazily: ``/long`` may be a million)."""
     if directive.kind == "echo":
-        return iter(_ECHO_TOKEN.findall(directive.text))
+        return map(text_chunk, _ECHO_TOKEN.findall(directive.text))
     if directive.kind == "markdown":
-        return iter(_tokenize(_MARKDOWN))
+        return iter(_chunks(_MARKDOWN))
     if directive.kind == "shape":
         tokens = map(_ECHO_TOKEN.findall, SHAPES[directive.text]())
-        return itertools.islice(itertools.chain.from_iterable(tokens), directive.count)
-    pieces = _piece_tokens(directive.text, conversation)
+        return map(text_chunk, itertools.islice(itertools.chain.from_iterable(tokens), directive.count))
+    pieces = _piece_chunks(directive.text, conversation)
     if directive.kind == "chat":
         return _whole_pieces(pieces, at_least=default_tokens)
     return itertools.islice(itertools.chain.from_iterable(pieces), directive.count)
 
 
-def _whole_pieces(pieces: Iterator[list[str]], *, at_least: int) -> Iterator[str]:
+def _whole_pieces(pieces: Iterator[list[TextChunk]], *, at_least: int) -> Iterator[TextChunk]:
     """Yield the tokens of whole pieces until there are at least ``at_least`` (and one piece)."""
     count = 0
-    for tokens in pieces:
-        yield from tokens
-        count += len(tokens)
+    for chunks in pieces:
+        yield from chunks
+        count += len(chunks)
         if count >= at_least:
             return
 
 
-def _piece_tokens(prompt: str, conversation: _Conversation) -> Iterator[list[str]]:
+def _piece_chunks(prompt: str, conversation: _Conversation) -> Iterator[list[TextChunk]]:
     """Yield the introduction's tokens, then each filler sentence's (drawn by :func:`_sentence`) forever.
 
     Each sentence after the first of a paragraph starts with a space, the first with a blank line.
     A sentence's parts never join into one token (each part after the first starts with a space
-    or a mark), so its tokens are its parts' tokens, found once: ``/long`` at full speed spent
-    a tenth of its time in the tokenizer. A test compares both ways for every sentence there is.
+    or a mark), so its tokens are its parts' tokens, found once, and made chunks once (a chunk
+    is a frozen value: one may be yielded any number of times): ``/long`` at full speed spent a
+    tenth of its time in the tokenizer, and a twentieth making chunks. A test compares both ways
+    for every sentence there is.
     """
-    yield _tokenize(_intro(prompt, conversation))
+    yield _chunks(_intro(prompt, conversation))
     rng = random.Random(_seed(f"{conversation.turn}\n{prompt}"))
     for index in itertools.count():
-        subjects = _PARAGRAPH_SUBJECT_TOKENS if index % _SENTENCES_PER_PARAGRAPH == 0 else _SUBJECT_TOKENS
+        subjects = _PARAGRAPH_SUBJECT_CHUNKS if index % _SENTENCES_PER_PARAGRAPH == 0 else _SUBJECT_CHUNKS
         # The same draws, in the same order, as _sentence.
         subject = _pick_index(rng, subjects)
-        verb = _pick_index(rng, _VERB_TOKENS)
-        obj = _pick_index(rng, _OBJECT_TOKENS)
-        tail = _pick_index(rng, _TAIL_TOKENS)
-        yield subjects[subject] + _VERB_TOKENS[verb] + _OBJECT_TOKENS[obj] + _TAIL_TOKENS[tail]
+        verb = _pick_index(rng, _VERB_CHUNKS)
+        obj = _pick_index(rng, _OBJECT_CHUNKS)
+        tail = _pick_index(rng, _TAIL_CHUNKS)
+        yield subjects[subject] + _VERB_CHUNKS[verb] + _OBJECT_CHUNKS[obj] + _TAIL_CHUNKS[tail]
 
 
 def _intro(prompt: str, conversation: _Conversation) -> str:
@@ -425,7 +427,7 @@ def _pick(rng: random.Random, choices: tuple[str, ...]) -> str:
     return choices[int(rng.random() * len(choices))]
 
 
-def _pick_index(rng: random.Random, choices: tuple[list[str], ...]) -> int:
+def _pick_index(rng: random.Random, choices: tuple[list[TextChunk], ...]) -> int:
     """Return the index :func:`_pick` would choose from as many choices."""
     return int(rng.random() * len(choices))
 
@@ -442,12 +444,17 @@ def _tokenize(text: str) -> list[str]:
     return _PROSE_TOKEN.findall(text)
 
 
-# The sentences' parts, tokenized once (see _piece_tokens), each with what goes before it.
-_PARAGRAPH_SUBJECT_TOKENS = tuple(_tokenize("\n\n" + subject) for subject in _SUBJECTS)
-_SUBJECT_TOKENS = tuple(_tokenize(" " + subject) for subject in _SUBJECTS)
-_VERB_TOKENS = tuple(_tokenize(" " + verb) for verb in _VERBS)
-_OBJECT_TOKENS = tuple(_tokenize(" " + obj) for obj in _OBJECTS)
-_TAIL_TOKENS = tuple(_tokenize(tail + ".") for tail in _TAILS)
+# The sentences' parts, tokenized once (see _piece_chunks), each with what goes before it.
+def _chunks(text: str) -> list[TextChunk]:
+    """Return the chunks of ``text``'s tokens (:func:`_tokenize`)."""
+    return [text_chunk(token) for token in _tokenize(text)]
+
+
+_PARAGRAPH_SUBJECT_CHUNKS = tuple(_chunks("\n\n" + subject) for subject in _SUBJECTS)
+_SUBJECT_CHUNKS = tuple(_chunks(" " + subject) for subject in _SUBJECTS)
+_VERB_CHUNKS = tuple(_chunks(" " + verb) for verb in _VERBS)
+_OBJECT_CHUNKS = tuple(_chunks(" " + obj) for obj in _OBJECTS)
+_TAIL_CHUNKS = tuple(_chunks(tail + ".") for tail in _TAILS)
 
 
 def _table_lines() -> Iterator[str]:

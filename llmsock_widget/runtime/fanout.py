@@ -15,23 +15,37 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, Protocol
 
-from ..core.events import Event
+from ..core.events import Event, model_delta
 
 log = logging.getLogger("llmsock")
 
 Deliver = Callable[[Event], None]
+DeliverDelta = Callable[[str, int, int, "str | None", str, str], None]
+"""``(session_id, seq, ts, turn_id, message_id, text)``: a :class:`ModelDelta` given as its fields."""
 Unsubscribe = Callable[[], Awaitable[None]]
 
 
 class Fanout(Protocol):
     """Deliver each session's events, in order, to everyone subscribed to it."""
 
-    async def subscribe(self, session_id: str, deliver: Deliver) -> Unsubscribe:
-        """Call ``deliver(event)`` for every event published on ``session_id`` from now on."""
+    async def subscribe(
+        self, session_id: str, deliver: Deliver, delta: DeliverDelta | None = None
+    ) -> Unsubscribe:
+        """Call ``deliver(event)`` for every event published on ``session_id`` from now on.
+
+        A subscriber that gives ``delta`` gets the deltas of :meth:`publish_delta` as their
+        fields, without an event made for it.
+        """
         ...
 
     def publish(self, session_id: str, event: Event) -> None:
         """Hand ``event`` to every subscriber of ``session_id``; never block."""
+        ...
+
+    def publish_delta(
+        self, session_id: str, seq: int, ts: int, turn_id: str | None, message_id: str, text: str
+    ) -> None:
+        """Publish the :class:`ModelDelta` of these fields (the answer's hot path); never block."""
         ...
 
     def count(self, session_id: str) -> int:
@@ -45,16 +59,19 @@ class LocalFanout:
     def __init__(self) -> None:
         # Tuples, replaced on (un)subscribe: publish, which runs per delta, iterates without copying,
         # and a subscriber added or removed during a publish takes effect from the next event.
-        self._subscribers: dict[str, tuple[Deliver, ...]] = {}
+        self._subscribers: dict[str, tuple[tuple[Deliver, DeliverDelta | None], ...]] = {}
 
-    async def subscribe(self, session_id: str, deliver: Deliver) -> Unsubscribe:
-        """Add ``deliver`` to the session's subscribers."""
-        self._subscribers[session_id] = (*self._subscribers.get(session_id, ()), deliver)
+    async def subscribe(
+        self, session_id: str, deliver: Deliver, delta: DeliverDelta | None = None
+    ) -> Unsubscribe:
+        """Add ``deliver`` (and ``delta``) to the session's subscribers."""
+        entry = (deliver, delta)
+        self._subscribers[session_id] = (*self._subscribers.get(session_id, ()), entry)
 
         async def unsubscribe() -> None:
             subscribers = list(self._subscribers.get(session_id, ()))
-            if deliver in subscribers:
-                subscribers.remove(deliver)
+            if entry in subscribers:
+                subscribers.remove(entry)
             if subscribers:
                 self._subscribers[session_id] = tuple(subscribers)
             else:
@@ -64,8 +81,24 @@ class LocalFanout:
 
     def publish(self, session_id: str, event: Event) -> None:
         """Call every subscriber; one that raises is logged and the rest still get the event."""
-        for deliver in self._subscribers.get(session_id, ()):
+        for deliver, _ in self._subscribers.get(session_id, ()):
             try:
+                deliver(event)
+            except Exception:  # one broken connection must not starve the others
+                log.exception("llmsock: a subscriber of session %s failed", session_id)
+
+    def publish_delta(
+        self, session_id: str, seq: int, ts: int, turn_id: str | None, message_id: str, text: str
+    ) -> None:
+        """As :meth:`publish` of that ModelDelta; made only if a subscriber takes no fields (made once)."""
+        event = None
+        for deliver, delta in self._subscribers.get(session_id, ()):
+            try:
+                if delta is not None:
+                    delta(session_id, seq, ts, turn_id, message_id, text)
+                    continue
+                if event is None:
+                    event = model_delta(session_id, seq, ts, turn_id, message_id, text)
                 deliver(event)
             except Exception:  # one broken connection must not starve the others
                 log.exception("llmsock: a subscriber of session %s failed", session_id)
@@ -92,9 +125,11 @@ class ObservedFanout(LocalFanout):
         self._observe = observe
         self._attached: dict[object, tuple[str, Deliver]] = {}  # told attached, not yet told gone
 
-    async def subscribe(self, session_id: str, deliver: Deliver) -> Unsubscribe:
+    async def subscribe(
+        self, session_id: str, deliver: Deliver, delta: DeliverDelta | None = None
+    ) -> Unsubscribe:
         """Add ``deliver`` to the session's subscribers and tell the observer."""
-        unsubscribe = await super().subscribe(session_id, deliver)
+        unsubscribe = await super().subscribe(session_id, deliver, delta)
         token = object()
         self._attached[token] = (session_id, deliver)
         self._tell(session_id, deliver, True)

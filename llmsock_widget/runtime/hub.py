@@ -48,7 +48,7 @@ from ..models.builtin import BuiltinModel
 from ..stores.base import Merged, SessionStore, resolve, session_key
 from ..tools import ToolRegistry
 from ..wire.protocol import APPROVAL_ACTION, Approve, Command, Control, Ping, SendPrompt
-from .fanout import Fanout, LocalFanout, Unsubscribe
+from .fanout import DeliverDelta, Fanout, LocalFanout, Unsubscribe
 from .live import LiveSession, Waiting
 from .replay import ReplayLog
 from .results import Results
@@ -69,7 +69,7 @@ HISTORY_CACHE_SESSIONS = 16  # sessions whose encoded transcript is kept for get
 
 def now_ms() -> int:
     """Return the wall clock in milliseconds (the hub's default clock)."""
-    return int(time.time() * 1000)
+    return time.time_ns() // 1_000_000  # integers only: half the cost of int(time.time() * 1000)
 
 
 class Hub:
@@ -145,6 +145,7 @@ class Hub:
         *,
         resume: tuple[str, int] | None = None,
         max_replay: int | None = None,
+        delta: DeliverDelta | None = None,
     ) -> tuple[str, Unsubscribe, SessionReady]:
         """Subscribe ``deliver`` to a session (a new one if ``session_id`` is None).
 
@@ -154,6 +155,8 @@ class Hub:
         the events the client missed, then
         the session's events as they happen, in order, with nothing between.  Returns the
         session id, an async ``detach`` to call when the connection closes, and the ready.
+        ``delta``, if given, takes the session's streamed deltas in ``deliver``'s place, as
+        their fields (:data:`~.fanout.DeliverDelta`): no event is made for it.
 
         Raises:
             InvalidSessionId: ``session_id`` is not a valid id.
@@ -164,7 +167,7 @@ class Hub:
         live, created = await self._get(key, fresh=session_id is None)
         if resume is not None and resume[0] == live.link.epoch and resume[1] > live.seq:
             await live.link.reach(resume[1])  # the client came from a server that was ahead of ours
-        unsubscribe = await self.fanout.subscribe(key, deliver)
+        unsubscribe = await self.fanout.subscribe(key, deliver, delta)
         live.add_subscriber()
         # From here to the last replayed event nothing awaits, so no live event can slip in between.
         same_run = resume is not None and resume[0] == live.link.epoch and session_id is not None
@@ -317,6 +320,8 @@ class Hub:
             # Joined before it is visible: it then holds what other servers did with it meanwhile.
             live.link = await self.sharing.join(key, _Member(self, live), self.fanout)
             live.publish = live.link.publish
+            # A link that can publish a delta as its fields (not Redis, which stores events).
+            live.publish_delta = getattr(live.link, "publish_delta", None)
             if live.link.runs_here and not fresh:
                 self._close_cut_turn(live)
             self.sessions[key] = live

@@ -21,6 +21,7 @@ from ..core.events import (
 from ..core.session import InteractionState, apply, check
 from ..errors import ClientError
 from ..wire.protocol import SendPrompt
+from .fanout import DeliverDelta
 from .replay import REPLAY_EVENTS as REPLAY_EVENTS
 from .replay import ReplayLog
 from .sharing import Link
@@ -77,6 +78,8 @@ class LiveSession:
     ) -> None:
         self.key = key
         self.publish = publish
+        # The fan-out's publish of a delta as its fields (set by the hub when the link has one).
+        self.publish_delta: DeliverDelta | None = None
         self.clock = clock
         self.queue: deque[Waiting] = deque()
         self.save_lock = asyncio.Lock()
@@ -369,15 +372,26 @@ class LiveSession:
         """
         state = self._state
         seq = self._seq + 1
-        event = model_delta(self.key, seq, self.clock(), state.turn_id, self._message_id, text)
+        ts = self.clock()
         allowed = self._allowed
-        if allowed is None or allowed[0] is not state or allowed[1] is not ModelDelta:
-            self._keep(event, self._text)  # the message's first delta: the full check
-        else:  # _keep's, for a delta made here: its session, turn and seq are right by construction
+        publish_delta = self.publish_delta
+        if (
+            publish_delta is not None
+            and allowed is not None
+            and allowed[0] is state
+            and allowed[1] is ModelDelta
+            and self._recent.extend_run(seq, ts, state.turn_id, self._message_id, text)
+        ):
+            # The next delta of the message streaming: _keep's work, for a delta whose session,
+            # turn and seq are right by construction; kept and published as its fields.
             self._text.append(text)
             self._seq = seq
-            if event.ts > self._updated_at:
-                self._updated_at = event.ts
+            if ts > self._updated_at:
+                self._updated_at = ts
+            publish_delta(self.key, seq, ts, state.turn_id, self._message_id, text)
+            return
+        event = model_delta(self.key, seq, ts, state.turn_id, self._message_id, text)
+        self._keep(event, self._text)  # the message's first delta: the full check
         self._recent.append(event)
         self.publish(self.key, event)
 

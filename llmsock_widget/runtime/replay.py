@@ -115,6 +115,32 @@ class ReplayLog:
         if self._count > self._maxlen:
             self._drop_first()
 
+    def extend_run(self, seq: int, ts: int, turn_id: str | None, message_id: str, text: str) -> bool:
+        """Keep the delta of these fields if it continues the run of deltas the log ends with.
+
+        :meth:`append` of that ModelDelta, without the event; False (nothing kept) if the log
+        does not end with that message's deltas up to ``seq - 1``.
+        """
+        items = self._items
+        if not items:
+            return False
+        tail = items[-1]
+        if (
+            type(tail) is not _Run
+            or tail.next_seq != seq
+            or tail.kind is not ModelDelta
+            or tail.message_id != message_id
+            or tail.turn_id != turn_id
+        ):
+            return False
+        tail.texts.append(text)
+        tail.stamps.append(ts)
+        tail.next_seq = seq + 1
+        self._count += 1
+        if self._count > self._maxlen:
+            self._drop_first()
+        return True
+
     def _drop_first(self) -> None:
         head = self._items[0]
         if type(head) is _Run and head.start + 1 < len(head.texts):  # more than one piece left

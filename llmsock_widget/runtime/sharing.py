@@ -136,7 +136,7 @@ class Alone:
 
 
 class _AloneLink:
-    __slots__ = ("_member", "epoch", "publish")
+    __slots__ = ("_member", "epoch", "publish", "publish_delta")
 
     runs_here = True
 
@@ -144,6 +144,7 @@ class _AloneLink:
         self.epoch = epoch
         self._member = member
         self.publish = fanout.publish  # the streaming path calls the fan-out itself
+        self.publish_delta = fanout.publish_delta
 
     def submit(self, command: Submitted, reply: ReplyTo) -> None:
         self._member.act(command, reply)

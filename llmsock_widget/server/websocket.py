@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import tornado.iostream
 import tornado.websocket
 
-from ..core.events import ControlResult, Event, ModelDelta
+from ..core.events import ControlResult, Event, ModelDelta, model_delta
 from ..errors import ClientError, LlmsockError
 from ..wire import protocol
 
@@ -162,7 +162,11 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             # A replay goes into the outbox at once: only what it can surely hold (half of it).
             max_replay = self.server.outbound_limit // 2
             key, detach, ready = await self.server.hub.attach(
-                self.session_arg(), self._send_event, resume=resume, max_replay=max_replay
+                self.session_arg(),
+                self._send_event,
+                resume=resume,
+                max_replay=max_replay,
+                delta=self._send_delta,
             )
         except ClientError as exc:
             self.close(CLOSE_SESSION_REFUSED, close_reason(exc.message))
@@ -246,16 +250,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             outbox = self._outbox
             if outbox:
                 tail = outbox[-1]
-                if (  # the next delta of a run (DeltaRun.joins and DeltaRun.add, written out)
-                    type(tail) is DeltaRun
-                    and event.message_id == tail.last.message_id
-                    and event.turn_id == tail.last.turn_id
-                ):
-                    tail.texts.append(event.text)
-                    tail.last = event
-                    size = len(event.text)
-                    tail.size += size
-                    self._queued(size)
+                if type(tail) is DeltaRun and tail.joins(event):
+                    tail.add(event)
+                    self._queued(len(event.text))
                     return
                 if self._joined(event):
                     self._queued(len(event.text))
@@ -278,6 +275,24 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             return
         for frame in self.server.frames(event, self.dialect):  # never raises (protocol.frames)
             self._send(frame)
+
+    def _send_delta(
+        self, session_id: str, seq: int, ts: int, turn_id: str | None, message_id: str, text: str
+    ) -> None:
+        """:meth:`_send_event` of the ModelDelta of these fields: the hot path, with no event made
+        while the delta joins the run the outbox ends with (DeltaRun.joins and .add, written out)."""
+        outbox = self._outbox
+        if outbox:
+            tail = outbox[-1]
+            if type(tail) is DeltaRun and message_id == tail.message_id and turn_id == tail.turn_id:
+                tail.texts.append(text)
+                tail.seq = seq
+                tail.ts = ts
+                size = len(text)
+                tail.size += size
+                self._queued(size)
+                return
+        self._send_event(model_delta(session_id, seq, ts, turn_id, message_id, text))
 
     def _joined(self, delta: ModelDelta) -> bool:
         """Add ``delta`` to the run of deltas the outbox ends with, if it continues it; say if it did."""
@@ -457,33 +472,39 @@ def write_now(stream: tornado.iostream.BaseIOStream, data: bytes) -> Any:
 class DeltaRun:
     """Deltas of one message waiting together in an outbox, to leave as one delta.
 
-    It keeps the deltas' texts and the last delta: a run leaves as one delta with the run's
-    text and the last delta's sequence, time and ids (``joined_deltas``), encoded for this
+    It keeps the deltas' texts and the last delta's fields: a run leaves as one delta with the
+    run's text and the last delta's sequence, time and ids (``joined_deltas``), encoded for this
     connection alone.  A run of one, made only when its delta has several frames (a delta
     alone is queued as its frame), leaves as those frames, which every connection shares.
     """
 
-    __slots__ = ("frames", "last", "size", "texts")
+    __slots__ = ("frames", "message_id", "seq", "session_id", "size", "texts", "ts", "turn_id")
 
     def __init__(self, texts: list[str], last: ModelDelta, frames: tuple[str, ...]) -> None:
         self.texts = texts
-        self.last = last
+        self.session_id = last.session_id
+        self.seq = last.seq
+        self.ts = last.ts
+        self.turn_id = last.turn_id
+        self.message_id = last.message_id
         self.frames = frames  # the frames of a run of one
         self.size = sum(map(len, frames))
 
     def joins(self, delta: ModelDelta) -> bool:
         """Whether ``delta`` continues this run: the same message of the same turn."""
-        return delta.message_id == self.last.message_id and delta.turn_id == self.last.turn_id
+        return delta.message_id == self.message_id and delta.turn_id == self.turn_id
 
     def add(self, delta: ModelDelta) -> None:
         """Append ``delta`` to the run."""
         self.texts.append(delta.text)
-        self.last = delta
+        self.seq = delta.seq
+        self.ts = delta.ts
         self.size += len(delta.text)
 
     def joined(self) -> ModelDelta:
         """Return the run as one delta (as :func:`~llmsock_widget.core.events.joined_deltas` does)."""
-        return replace(self.last, text="".join(self.texts))
+        text = "".join(self.texts)
+        return model_delta(self.session_id, self.seq, self.ts, self.turn_id, self.message_id, text)
 
 
 def _frames_of(item: str | DeltaRun, dialect: protocol.Dialect) -> Sequence[str]:

@@ -382,9 +382,9 @@ def test_every_sentence_is_tokenized_from_its_parts_as_the_tokenizer_splits_it_w
     checked = 0
     for (s, subject), (v, verb), (o, obj), (t, tail) in parts:
         sentence = f"{subject} {verb} {obj}{tail}."
-        rest = builtin._VERB_TOKENS[v] + builtin._OBJECT_TOKENS[o] + builtin._TAIL_TOKENS[t]
-        assert builtin._tokenize("\n\n" + sentence) == builtin._PARAGRAPH_SUBJECT_TOKENS[s] + rest
-        assert builtin._tokenize(" " + sentence) == builtin._SUBJECT_TOKENS[s] + rest
+        rest = builtin._VERB_CHUNKS[v] + builtin._OBJECT_CHUNKS[o] + builtin._TAIL_CHUNKS[t]
+        assert builtin._tokenize("\n\n" + sentence) == texts(builtin._PARAGRAPH_SUBJECT_CHUNKS[s] + rest)
+        assert builtin._tokenize(" " + sentence) == texts(builtin._SUBJECT_CHUNKS[s] + rest)
         checked += 1
     assert checked == 12 * 9 * 10 * 8
 
@@ -400,7 +400,7 @@ def test_a_reply_is_its_introduction_and_sentences_as_drawn_and_tokenized_whole(
     expected = [token for piece in whole for token in builtin._tokenize(piece)]
     got = list(
         itertools.islice(
-            itertools.chain.from_iterable(builtin._piece_tokens(prompt, conversation)), len(expected)
+            itertools.chain.from_iterable(builtin._piece_chunks(prompt, conversation)), len(expected)
         )
     )
-    assert got == expected
+    assert texts(got) == expected
