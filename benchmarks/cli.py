@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = suites.add_parser("connections", parents=[common], help="memory per idle WebSocket, most held")
     sub.add_argument("--connections", type=int, default=5000, help="connections to open (default 5000)")
+    sub.add_argument(
+        "--no-control", action="store_true", help="leave out the plain websockets and bare Tornado servers"
+    )
 
     sub = suites.add_parser("snapshot", parents=[common], help="save, load and fit a long session")
     sub.add_argument("--turns", type=int, default=1000, help="turns in the session (default 1000)")
@@ -294,7 +297,7 @@ def _run(suite: str, args: argparse.Namespace) -> dict[str, Any]:
             burst_deltas=args.burst_deltas,
         )
     if suite == "connections":
-        return connections.run(connections=args.connections, timeout=timeout)
+        return connections.run(connections=args.connections, timeout=timeout, control=not args.no_control)
     if suite == "snapshot":
         return snapshots.run(
             turns=args.turns, repeat=args.repeat, reply_chars=args.reply_chars, directory=args.dir

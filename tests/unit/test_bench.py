@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from benchmarks import cli
 from benchmarks.comm import jupyter_rate_limit, peak_per_second
 from benchmarks.common import percentile, table
-from benchmarks.connections import steps
+from benchmarks.connections import kib_per_connection, ratio, steps
 
 
 def test_the_limiter_passes_3000_of_a_burst_then_drops_until_the_window_empties() -> None:
@@ -51,6 +53,18 @@ def test_connection_steps_end_at_the_count() -> None:
     assert steps(1) == [1]
     assert steps(2000) == [1, 500, 1000, 2000]
     assert steps(750) == [1, 500, 750]
+
+
+def test_memory_per_connection_is_growth_from_the_first_step_to_the_last() -> None:
+    rows = [{"connections": 1, "rss_mib": 30.0}, {"connections": 500, "rss_mib": 35.0}]
+    rows.append({"connections": 2001, "rss_mib": 60.0})
+    assert kib_per_connection(rows) == 30 * 1024 / 2000
+    assert math.isnan(kib_per_connection(rows[:1])) and math.isnan(kib_per_connection([]))
+
+
+def test_the_ratio_needs_two_positive_figures() -> None:
+    assert ratio(23.0, 14.0) == 23.0 / 14.0
+    assert math.isnan(ratio(23.0, 0.0)) and math.isnan(ratio(math.nan, 14.0))
 
 
 @pytest.mark.parametrize(
