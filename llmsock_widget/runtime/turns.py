@@ -124,7 +124,7 @@ def _next(live: LiveSession) -> tuple[SendPrompt | None, Refuse | None]:
     if live.active is not None:
         return live.active, None
     if live.queue:
-        waiting = live.queue.popleft()
+        waiting = live.queue.pop(0)
         return waiting.prompt, waiting.refuse
     return None, None
 

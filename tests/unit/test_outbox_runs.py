@@ -10,7 +10,6 @@ leaves as its own frames.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from typing import Any
 
 import pytest
@@ -40,7 +39,7 @@ def _outbox(dialect: protocol.Dialect) -> Any:
     handler: Any = WebSocketHandler.__new__(WebSocketHandler)
     handler.server = _Server()
     handler.dialect = dialect
-    handler._outbox, handler._outbox_size = deque(), 0
+    handler._outbox, handler._outbox_size = [], 0
     handler._lone_frame, handler._lone_turn_id = None, None
     handler._lone_text = handler._lone_message_id = ""
     handler._closing, handler._flushing = False, True
