@@ -387,7 +387,7 @@ class LiveSession:
             and allowed is not None
             and allowed[0] is state
             and allowed[1] is ModelDelta
-            and self._recent.extend_run(seq, ts, state.turn_id, self._message_id, text)
+            and self._recent.extend_run(ModelDelta, self.key, seq, ts, state.turn_id, self._message_id, text)
         ):
             # The next delta of the message streaming: _keep's work, for a delta whose session,
             # turn and seq are right by construction; kept and published as its fields.

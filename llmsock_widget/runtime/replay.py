@@ -93,44 +93,43 @@ class ReplayLog:
 
     def append(self, event: SessionEvent) -> None:
         """Keep ``event``; once the log holds ``maxlen`` events, the oldest one goes."""
-        items = self._items
         if isinstance(event, _PIECES):
-            tail = items[-1] if items else None
-            if (  # the next piece of the run the log ends with (written out: this runs per delta)
-                type(tail) is _Run
-                and event.seq == tail.next_seq
-                and type(event) is tail.kind
-                and event.message_id == tail.message_id
-                and event.turn_id == tail.turn_id
-                and event.session_id == tail.session_id
-            ):
-                tail.texts.append(event.text)
-                tail.stamps.append(event.ts)
-                tail.next_seq += 1
-            else:
-                items.append(_Run(event))
+            fields = (event.session_id, event.seq, event.ts, event.turn_id, event.message_id, event.text)
+            if self.extend_run(type(event), *fields):  # the next piece of the run the log ends with
+                return
+            self._items.append(_Run(event))
         else:
-            items.append(event)
+            self._items.append(event)
         self._count += 1
         if self._count > self._maxlen:
             self._drop_first()
 
-    def extend_run(self, seq: int, ts: int, turn_id: str | None, message_id: str, text: str) -> bool:
-        """Keep the delta of these fields if it continues the run of deltas the log ends with.
+    def extend_run(
+        self,
+        kind: type[Piece],
+        session_id: str,
+        seq: int,
+        ts: int,
+        turn_id: str | None,
+        message_id: str,
+        text: str,
+    ) -> bool:
+        """Keep the piece of these fields if it continues the run the log ends with; say if it did.
 
-        :meth:`append` of that ModelDelta, without the event; False (nothing kept) if the log
-        does not end with that message's deltas up to ``seq - 1``.
+        :meth:`append` of that ``kind`` of event, without the event (the answer's hot path);
+        False (nothing kept) if the log does not end with that message's pieces up to ``seq - 1``.
         """
         items = self._items
         if not items:
             return False
         tail = items[-1]
-        if (
+        if (  # written out: this runs per delta
             type(tail) is not _Run
             or tail.next_seq != seq
-            or tail.kind is not ModelDelta
+            or tail.kind is not kind
             or tail.message_id != message_id
             or tail.turn_id != turn_id
+            or tail.session_id != session_id
         ):
             return False
         tail.texts.append(text)

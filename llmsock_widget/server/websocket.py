@@ -272,16 +272,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
 
     def _send_event(self, event: Event) -> None:
         if type(event) is ModelDelta:  # the hot path: a delta joins the one waiting before it
-            outbox = self._outbox
-            if outbox:
-                tail = outbox[-1]
-                if type(tail) is DeltaRun and tail.joins(event):
-                    tail.add(event)
-                    self._queued(len(event.text))
-                    return
-                if self._joined(event):
-                    self._queued(len(event.text))
-                    return
+            if self._outbox and self._joined(event):
+                self._queued(len(event.text))
+                return
             frames = self.server.frames(event, self.dialect)
             if self._closing:
                 return
