@@ -365,8 +365,9 @@ def _whole_pieces(pieces: Iterator[list[TextChunk]], *, at_least: int) -> Iterat
 
 
 def _piece_chunks(prompt: str, conversation: _Conversation) -> Iterator[list[TextChunk]]:
-    """Yield the introduction's tokens, then each filler sentence's (drawn by :func:`_sentence`) forever.
+    """Yield the introduction's tokens, then each filler sentence's forever.
 
+    A sentence is "<subject> <verb> <object><tail>.", its parts drawn by ``rng`` in that order.
     Each sentence after the first of a paragraph starts with a space, the first with a blank line.
     A sentence's parts never join into one token (each part after the first starts with a space
     or a mark), so its tokens are its parts' tokens, found once, and made chunks once (a chunk
@@ -378,7 +379,6 @@ def _piece_chunks(prompt: str, conversation: _Conversation) -> Iterator[list[Tex
     rng = random.Random(_seed(f"{conversation.turn}\n{prompt}"))
     for index in itertools.count():
         subjects = _PARAGRAPH_SUBJECT_CHUNKS if index % _SENTENCES_PER_PARAGRAPH == 0 else _SUBJECT_CHUNKS
-        # The same draws, in the same order, as _sentence.
         subject = _pick_index(rng, subjects)
         verb = _pick_index(rng, _VERB_CHUNKS)
         obj = _pick_index(rng, _OBJECT_CHUNKS)
@@ -415,20 +415,9 @@ def _shorten(text: str, limit: int = _QUOTE_CHARS) -> str:
     return cut.rstrip() + "…"
 
 
-def _sentence(rng: random.Random) -> str:
-    """Return one filler sentence chosen by ``rng``."""
-    parts = (_pick(rng, _SUBJECTS), _pick(rng, _VERBS), _pick(rng, _OBJECTS))
-    return " ".join(parts) + _pick(rng, _TAILS) + "."
-
-
-def _pick(rng: random.Random, choices: tuple[str, ...]) -> str:
-    """Return one of ``choices``."""
-    # Only Random.random() is guaranteed the same sequence across Python versions; choice() is not.
-    return choices[int(rng.random() * len(choices))]
-
-
 def _pick_index(rng: random.Random, choices: tuple[list[TextChunk], ...]) -> int:
-    """Return the index :func:`_pick` would choose from as many choices."""
+    """Return the index of one of ``choices``."""
+    # Only Random.random() is guaranteed the same sequence across Python versions; choice() is not.
     return int(rng.random() * len(choices))
 
 
@@ -444,12 +433,12 @@ def _tokenize(text: str) -> list[str]:
     return _PROSE_TOKEN.findall(text)
 
 
-# The sentences' parts, tokenized once (see _piece_chunks), each with what goes before it.
 def _chunks(text: str) -> list[TextChunk]:
     """Return the chunks of ``text``'s tokens (:func:`_tokenize`)."""
     return [text_chunk(token) for token in _tokenize(text)]
 
 
+# The sentences' parts, tokenized once (see _piece_chunks), each with what goes before it.
 _PARAGRAPH_SUBJECT_CHUNKS = tuple(_chunks("\n\n" + subject) for subject in _SUBJECTS)
 _SUBJECT_CHUNKS = tuple(_chunks(" " + subject) for subject in _SUBJECTS)
 _VERB_CHUNKS = tuple(_chunks(" " + verb) for verb in _VERBS)

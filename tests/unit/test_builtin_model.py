@@ -389,12 +389,22 @@ def test_every_sentence_is_tokenized_from_its_parts_as_the_tokenizer_splits_it_w
     assert checked == 12 * 9 * 10 * 8
 
 
+def sentence(rng: random.Random) -> str:
+    """Return one filler sentence as the builtin model draws it, written whole."""
+
+    def pick(choices: tuple[str, ...]) -> str:
+        return choices[int(rng.random() * len(choices))]
+
+    parts = (pick(builtin._SUBJECTS), pick(builtin._VERBS), pick(builtin._OBJECTS))
+    return " ".join(parts) + pick(builtin._TAILS) + "."
+
+
 @pytest.mark.parametrize("prompt", ["/long 3000", "hello", "a\nb", "é" * 80])
 def test_a_reply_is_its_introduction_and_sentences_as_drawn_and_tokenized_whole(prompt: str) -> None:
     conversation = builtin._read(request(prompt).messages)
     rng = random.Random(builtin._seed(f"{conversation.turn}\n{prompt}"))
     whole = [builtin._intro(prompt, conversation)] + [
-        ("\n\n" if index % builtin._SENTENCES_PER_PARAGRAPH == 0 else " ") + builtin._sentence(rng)
+        ("\n\n" if index % builtin._SENTENCES_PER_PARAGRAPH == 0 else " ") + sentence(rng)
         for index in range(300)
     ]
     expected = [token for piece in whole for token in builtin._tokenize(piece)]
