@@ -35,7 +35,7 @@ from llmsock_widget.runtime.hub import new_id, now_ms
 from llmsock_widget.server.websocket import text_frames
 from llmsock_widget.wire import protocol
 
-from .common import BenchFailure, ControlServer
+from .common import BenchFailure, TornadoControl
 
 FIRST_DELTA_SEQUENCE = 4
 """The first delta's sequence in a new session: the full stack sends the user message, the
@@ -143,17 +143,16 @@ class _BareHandler(tornado.websocket.WebSocketHandler):
         self.server.connections.discard(self)
 
 
-class BareServer(ControlServer):
+class BareServer(TornadoControl):
     """A bare Tornado WebSocket server on its own daemon thread and loop, on 127.0.0.1:0."""
 
     label = "the bare server"
+    handler = _BareHandler
 
     def __init__(self, frames: Frames, *, mode: Mode = "frame", timeout: float = 10.0) -> None:
         super().__init__(timeout=timeout)
         self.frames = frames
         self.mode = mode
-        self.connections: set[_BareHandler] = set()
-        self._http: tornado.httpserver.HTTPServer | None = None
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -164,21 +163,3 @@ class BareServer(ControlServer):
         if self.loop is None:
             raise RuntimeError("the bare server is not running")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    async def _startup(self) -> None:
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        app = tornado.web.Application([(r"/ws", _BareHandler, {"server": self})])
-        self._http = tornado.httpserver.HTTPServer(app)
-        self._http.add_sockets(sockets)
-
-    async def _shutdown(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            for conn in list(self.connections):
-                conn.close(1001, "server stopping")
-            await asyncio.wait_for(self._http.close_all_connections(), self.timeout)
-        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)

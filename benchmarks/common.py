@@ -20,6 +20,11 @@ from typing import Any, Callable, Coroutine
 
 import psutil  # type: ignore[import-untyped]
 import tornado
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+import tornado.websocket
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.version import version as websockets_version
 
 from llmsock_widget.server.loopthread import LoopThread
@@ -284,3 +289,70 @@ class ControlServer(LoopThread):
         if loop is not None and loop.is_running():
             loop.call_soon_threadsafe(loop.stop)
         thread.join(self.timeout)
+
+
+class TornadoControl(ControlServer):
+    """A control server whose ``handler`` (a Tornado ``WebSocketHandler``) serves ``/ws``.
+
+    The handler is given ``server=self`` and keeps itself in ``connections`` while open.
+    """
+
+    handler: type[tornado.websocket.WebSocketHandler]
+
+    def __init__(self, *, timeout: float = 10.0) -> None:
+        super().__init__(timeout=timeout)
+        self.connections: set[Any] = set()
+        self._http: tornado.httpserver.HTTPServer | None = None
+
+    def held(self) -> int:
+        """Return the connections open now (call it on the server's loop)."""
+        return len(self.connections)
+
+    async def _startup(self) -> None:
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+        app = tornado.web.Application([(r"/ws", self.handler, {"server": self})])
+        self._http = tornado.httpserver.HTTPServer(app)
+        self._http.add_sockets(sockets)
+
+    async def _shutdown(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+            for handler in list(self.connections):
+                handler.close(1001, "server stopping")
+            await asyncio.wait_for(self._http.close_all_connections(), self.timeout)
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+class WebsocketsControl(ControlServer):
+    """A control server written with the ``websockets`` package; ``_handle`` serves a connection.
+
+    ``serve`` gets its defaults but compression, and ``max_size``.
+    """
+
+    max_size: int | None = 2**20  # the largest message it takes (serve's default; None: any)
+
+    def __init__(self, *, timeout: float = 10.0) -> None:
+        super().__init__(timeout=timeout)
+        self._server: Server | None = None
+
+    def held(self) -> int:
+        """Return the connections open now (call it on the server's loop)."""
+        return len(self._server.connections) if self._server is not None else 0
+
+    async def _startup(self) -> None:
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, compression=None, max_size=self.max_size, backlog=128
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await asyncio.wait_for(self._server.wait_closed(), self.timeout)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        raise NotImplementedError

@@ -10,21 +10,17 @@ so the memory an idle connection takes in them stands beside llmsock's.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
-import tornado.httpserver
-import tornado.netutil
-import tornado.web
 import tornado.websocket
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from llmsock_widget.core.events import SessionReady
 from llmsock_widget.runtime.hub import new_id, now_ms
 from llmsock_widget.wire import protocol
 
-from .common import BenchFailure, ControlServer
+from .common import BenchFailure, TornadoControl, WebsocketsControl
 
 
 def hello_frame() -> str:
@@ -36,29 +32,12 @@ def hello_frame() -> str:
     return frame
 
 
-class IdleWebsocketsServer(ControlServer):
+class IdleWebsocketsServer(WebsocketsControl):
     """A ``websockets`` server (``websockets.asyncio.server.serve``, its defaults but compression)."""
 
     token = ""  # no authentication
     label = "the idle websockets server"
-
-    def __init__(self, *, timeout: float = 10.0) -> None:
-        super().__init__(timeout=timeout)
-        self.hello = hello_frame()
-        self._server: Server | None = None
-
-    def held(self) -> int:
-        """Return the connections open now (call it on the server's loop)."""
-        return len(self._server.connections) if self._server is not None else 0
-
-    async def _startup(self) -> None:
-        self._server = await serve(self._handle, "127.0.0.1", 0, compression=None, backlog=128)
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await asyncio.wait_for(self._server.wait_closed(), self.timeout)
+    hello = hello_frame()
 
     async def _handle(self, ws: ServerConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -85,36 +64,10 @@ class _IdleHandler(tornado.websocket.WebSocketHandler):
         self.server.connections.discard(self)
 
 
-class IdleTornadoServer(ControlServer):
+class IdleTornadoServer(TornadoControl):
     """A bare ``tornado.websocket.WebSocketHandler`` on an ``HTTPServer`` with Tornado's defaults."""
 
     token = ""  # no authentication
     label = "the idle Tornado server"
-
-    def __init__(self, *, timeout: float = 10.0) -> None:
-        super().__init__(timeout=timeout)
-        self.hello = hello_frame()
-        self.connections: set[_IdleHandler] = set()
-        self._http: tornado.httpserver.HTTPServer | None = None
-
-    def held(self) -> int:
-        """Return the connections open now (call it on the server's loop)."""
-        return len(self.connections)
-
-    async def _startup(self) -> None:
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        app = tornado.web.Application([(r"/ws", _IdleHandler, {"server": self})])
-        self._http = tornado.httpserver.HTTPServer(app)
-        self._http.add_sockets(sockets)
-
-    async def _shutdown(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            for handler in list(self.connections):
-                handler.close(1001, "server stopping")
-            await asyncio.wait_for(self._http.close_all_connections(), self.timeout)
-        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+    handler = _IdleHandler
+    hello = hello_frame()

@@ -39,7 +39,7 @@ from multiprocessing.connection import Connection
 from typing import Any, AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from llmsock_widget.core.events import ModelDelta
@@ -51,7 +51,7 @@ from .bare import FIRST_DELTA_SEQUENCE
 from .common import (
     BenchFailure,
     ClientProcess,
-    ControlServer,
+    WebsocketsControl,
     child_recv,
     load_1m,
     percentile,
@@ -106,7 +106,7 @@ def _envelope(kind: str, seq: int, **event: Any) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
-class PlainServer(ControlServer):
+class PlainServer(WebsocketsControl):
     """A server written with the ``websockets`` package, on its own daemon thread and loop.
 
     It says hello on connecting; a ``/long N`` prompt gets the builtin model's N tokens unpaced
@@ -117,21 +117,12 @@ class PlainServer(ControlServer):
 
     token = ""  # no authentication
     label = "the plain websockets server"
+    max_size = None
 
     def __init__(self, *, rate: float, count: int, timeout: float = 10.0) -> None:
         super().__init__(timeout=timeout)
         self.interval_ns = round(1e9 / rate) if rate else 0
         self.count = count
-        self._server: Server | None = None
-
-    async def _startup(self) -> None:
-        self._server = await serve(self._handle, "127.0.0.1", 0, compression=None, max_size=None, backlog=128)
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await asyncio.wait_for(self._server.wait_closed(), self.timeout)
 
     async def _handle(self, ws: ServerConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
