@@ -67,17 +67,18 @@ class LocalFanout:
         """Add ``deliver`` (and ``delta``) to the session's subscribers."""
         entry = (deliver, delta)
         self._subscribers[session_id] = (*self._subscribers.get(session_id, ()), entry)
+        return Subscription(self, session_id, entry)
 
-        async def unsubscribe() -> None:
-            subscribers = list(self._subscribers.get(session_id, ()))
-            if entry in subscribers:
-                subscribers.remove(entry)
-            if subscribers:
-                self._subscribers[session_id] = tuple(subscribers)
-            else:
-                self._subscribers.pop(session_id, None)
-
-        return unsubscribe
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        """Remove ``subscription``'s subscriber (nothing if it is gone already)."""
+        session_id, entry = subscription.session_id, subscription.entry
+        subscribers = list(self._subscribers.get(session_id, ()))
+        if entry in subscribers:
+            subscribers.remove(entry)
+        if subscribers:
+            self._subscribers[session_id] = tuple(subscribers)
+        else:
+            self._subscribers.pop(session_id, None)
 
     def publish(self, session_id: str, event: Event) -> None:
         """Call every subscriber; one that raises is logged and the rest still get the event."""
@@ -123,23 +124,23 @@ class ObservedFanout(LocalFanout):
     def __init__(self, observe: Observer) -> None:
         super().__init__()
         self._observe = observe
-        self._attached: dict[object, tuple[str, Deliver]] = {}  # told attached, not yet told gone
+        # Told attached, not yet told gone (a dict: all_left tells them in the order they came).
+        self._attached: dict[Subscription, None] = {}
 
     async def subscribe(
         self, session_id: str, deliver: Deliver, delta: DeliverDelta | None = None
     ) -> Unsubscribe:
         """Add ``deliver`` to the session's subscribers and tell the observer."""
-        unsubscribe = await super().subscribe(session_id, deliver, delta)
-        token = object()
-        self._attached[token] = (session_id, deliver)
+        subscription = await super().subscribe(session_id, deliver, delta)
+        assert isinstance(subscription, Subscription)
+        self._attached[subscription] = None
         self._tell(session_id, deliver, True)
+        return subscription
 
-        async def unsubscribe_observed() -> None:
-            await unsubscribe()
-            if self._attached.pop(token, None) is not None:  # told once, however often it is called
-                self._tell(session_id, deliver, False)
-
-        return unsubscribe_observed
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        super()._unsubscribe(subscription)
+        if self._attached.pop(subscription, False) is None:  # told once, however often it is called
+            self._tell(subscription.session_id, subscription.entry[0], False)
 
     def all_left(self) -> None:
         """Tell the observer that every subscriber not yet told gone has left (the server stopped).
@@ -147,11 +148,31 @@ class ObservedFanout(LocalFanout):
         A stopping server may cancel a connection's unsubscribe before it runs.
         """
         attached, self._attached = self._attached, {}
-        for session_id, deliver in attached.values():
-            self._tell(session_id, deliver, False)
+        for subscription in attached:
+            self._tell(subscription.session_id, subscription.entry[0], False)
 
     def _tell(self, session_id: str, deliver: Deliver, attached: bool) -> None:
         try:
             self._observe(session_id, deliver, attached)
         except Exception:  # an observer's bug must not refuse the connection
             log.exception("llmsock: the fan-out's observer failed")
+
+
+class Subscription:
+    """One subscriber of a :class:`LocalFanout`: awaiting it unsubscribes (the ``Unsubscribe``).
+
+    An object with three slots rather than a closure: a connection keeps it as long as it is
+    attached, and a closure and its cells took three times the memory.
+    """
+
+    __slots__ = ("_fanout", "entry", "session_id")
+
+    def __init__(
+        self, fanout: LocalFanout, session_id: str, entry: tuple[Deliver, DeliverDelta | None]
+    ) -> None:
+        self._fanout = fanout
+        self.session_id = session_id
+        self.entry = entry
+
+    async def __call__(self) -> None:
+        self._fanout._unsubscribe(self)

@@ -196,13 +196,13 @@ class Hub:
         notes += _store_notes(self.store, key)
         if notes:  # what loading (and the store) found is said once somebody listens (after their ready)
             live.spawn(self._tell(live, notes), then=lambda: self._maybe_evict(live))
+        return key, Attachment(self, live, unsubscribe), ready
 
-        async def detach() -> None:
-            await unsubscribe()
-            live.remove_subscriber()
-            self._maybe_evict(live)
-
-        return key, detach, ready
+    async def _detach(self, live: LiveSession, unsubscribe: Unsubscribe) -> None:
+        """An attached connection left: unsubscribe it, and evict its session if nobody else uses it."""
+        await unsubscribe()
+        live.remove_subscriber()
+        self._maybe_evict(live)
 
     def ready(self, key: str, *, created: bool = False) -> SessionReady:
         """Return the ready announcement for a connection on session ``key``."""
@@ -723,3 +723,21 @@ class _Member:
     def busy(self) -> bool:
         live = self._live
         return live.worker is not None or bool(live.queue) or live.active is not None
+
+
+class Attachment:
+    """A connection's hold on its session: awaiting it detaches (the ``detach`` of :meth:`Hub.attach`).
+
+    An object with three slots rather than a closure, as the fan-out's :class:`~.fanout.Subscription`:
+    an idle connection keeps it for as long as it is open.
+    """
+
+    __slots__ = ("_hub", "_live", "_unsubscribe")
+
+    def __init__(self, hub: Hub, live: LiveSession, unsubscribe: Unsubscribe) -> None:
+        self._hub = hub
+        self._live = live
+        self._unsubscribe = unsubscribe
+
+    async def __call__(self) -> None:
+        await self._hub._detach(self._live, self._unsubscribe)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Coroutine
+from typing import AbstractSet, Any, Callable, Coroutine
 
 from ..core import lifecycle
 from ..core.events import (
@@ -29,6 +29,9 @@ from .sharing import Link
 # may lose a cancellation (asyncio.wait_for before Python 3.12 does, CPython gh-86296), and Stop
 # must end the turn all the same.
 ABORT_AGAIN_AFTER = 1.0
+_NO_TASKS: frozenset[asyncio.Task[None]] = (
+    frozenset()
+)  # what a session that never spawned holds (an empty set is 216 B)
 
 Refuse = Callable[[ClientError], None]
 """Tells the sender of a prompt that it was refused (an error reply to its connection)."""
@@ -65,6 +68,35 @@ class LiveSession:
     :attr:`seq`, :attr:`turn_id` and :meth:`stamp`, which never fold.
     """
 
+    # Slots: a session is made for every connection, and a dict of its 25 attributes took more.
+    __slots__ = (
+        "_aborting",
+        "_active",
+        "_allowed",
+        "_approvals",
+        "_message_id",
+        "_notes",
+        "_paused",
+        "_reasoning",
+        "_recent",
+        "_save_lock",
+        "_saved_seq",
+        "_seq",
+        "_state",
+        "_stream",
+        "_subscribers",
+        "_text",
+        "_updated_at",
+        "_worker",
+        "clock",
+        "key",
+        "link",
+        "publish",
+        "publish_delta",
+        "queue",
+        "tasks",
+    )
+
     def __init__(
         self,
         *,
@@ -83,8 +115,8 @@ class LiveSession:
         # Lists, and an event made only while paused: a session per idle connection, and an empty
         # deque or asyncio.Event keeps 0.5 to 0.8 KiB.
         self.queue: list[Waiting] = []
-        self.save_lock = asyncio.Lock()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._save_lock: asyncio.Lock | None = None  # made by the first save (see save_lock)
+        self.tasks: AbstractSet[asyncio.Task[None]] = _NO_TASKS  # a set of its own from the first spawn
         self._worker: asyncio.Task[None] | None = None
         self._stream: asyncio.Task[None] | None = None
         self._active: SendPrompt | None = None  # the prompt whose turn runs now
@@ -104,6 +136,14 @@ class LiveSession:
 
     def __repr__(self) -> str:
         return f"<LiveSession {self.key} seq={self._seq} phase={self._state.phase}>"
+
+    @property
+    def save_lock(self) -> asyncio.Lock:
+        """The lock that orders this session's saves (made when first asked for: most never save)."""
+        lock = self._save_lock
+        if lock is None:
+            lock = self._save_lock = asyncio.Lock()
+        return lock
 
     # -- state -------------------------------------------------------------------------
 
@@ -449,7 +489,10 @@ class LiveSession:
     def spawn(self, coro: Any, then: Callable[[], None] | None = None) -> None:
         """Run ``coro`` as a task this session keeps a reference to until it ends, then call ``then``."""
         task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        tasks = self.tasks
+        if not isinstance(tasks, set):
+            tasks = self.tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         if then is not None:
             task.add_done_callback(lambda _: then())

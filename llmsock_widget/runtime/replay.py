@@ -81,18 +81,25 @@ class _Run:
         return map(self.event, range(begin, len(self.texts)))
 
 
+# What an empty log holds until its first event: an empty deque keeps a block of 0.7 KiB, and a
+# session is made for every connection, most of which never get an event.  Never appended to.
+_NOTHING: deque[SessionEvent | _Run] = deque(maxlen=0)
+
+
 class ReplayLog:
     """The last ``maxlen`` events of one session, oldest first: a bounded deque of events."""
 
     __slots__ = ("_count", "_items", "_maxlen")
 
     def __init__(self, maxlen: int = REPLAY_EVENTS) -> None:
-        self._items: deque[SessionEvent | _Run] = deque()
+        self._items: deque[SessionEvent | _Run] = _NOTHING  # its own deque from the first event
         self._count = 0
         self._maxlen = maxlen
 
     def append(self, event: SessionEvent) -> None:
         """Keep ``event``; once the log holds ``maxlen`` events, the oldest one goes."""
+        if self._items is _NOTHING:
+            self._items = deque()
         if isinstance(event, _PIECES):
             fields = (event.session_id, event.seq, event.ts, event.turn_id, event.message_id, event.text)
             if self.extend_run(type(event), *fields):  # the next piece of the run the log ends with

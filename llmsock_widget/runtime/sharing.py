@@ -126,10 +126,16 @@ class Alone:
 
     def __init__(self, epoch: str) -> None:
         self.epoch = epoch
+        # The fan-out's two publish methods, bound once for all links (a bound method is 64 bytes
+        # and there is a session, so a link, per connection).
+        self._bound: tuple[Fanout, Callable[..., None], Callable[..., None]] | None = None
 
     async def join(self, session_id: str, member: Member, fanout: Fanout) -> Link:
         """Return the link of a session that only this server has open."""
-        return _AloneLink(self.epoch, member, fanout)
+        bound = self._bound
+        if bound is None or bound[0] is not fanout:
+            bound = self._bound = (fanout, fanout.publish, fanout.publish_delta)
+        return _AloneLink(self.epoch, member, bound[1], bound[2])
 
     async def aclose(self) -> None:
         """Nothing to hand on."""
@@ -140,11 +146,13 @@ class _AloneLink:
 
     runs_here = True
 
-    def __init__(self, epoch: str, member: Member, fanout: Fanout) -> None:
+    def __init__(
+        self, epoch: str, member: Member, publish: Callable[..., None], publish_delta: Callable[..., None]
+    ) -> None:
         self.epoch = epoch
         self._member = member
-        self.publish = fanout.publish  # the streaming path calls the fan-out itself
-        self.publish_delta = fanout.publish_delta
+        self.publish = publish  # the fan-out's own: the streaming path calls the fan-out itself
+        self.publish_delta = publish_delta
 
     def submit(self, command: Submitted, reply: ReplyTo) -> None:
         self._member.act(command, reply)

@@ -55,6 +55,8 @@ class Limits:
 class RateLimiter:
     """A token bucket: ``allow()`` says whether one more message fits now."""
 
+    __slots__ = ("burst", "clock", "rate", "stamp", "tokens", "warned_at")  # one per connection
+
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = burst
@@ -94,7 +96,7 @@ def too_many_messages_reply(limits: Limits, ts: int) -> ErrorReply:
     )
 
 
-@dataclass
+@dataclass(slots=True)  # one per connection
 class ConnectionStats:
     """One connection's counters, sent back on ``get_status`` (protocol section 8)."""
 

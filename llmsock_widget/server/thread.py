@@ -45,6 +45,7 @@ from .connection import Connection
 from .guard import FailureBudget, Guard, PendingConnections, check_token
 from .historyframes import HistoryFrames, is_history
 from .http import StatusHandler
+from .keepalive import Keepalive
 from .limits import Compression, Limits, Stats, compression_of
 from .listeners import Listeners, ServerEvent, SessionInfo
 from .loopthread import LoopThread
@@ -162,6 +163,7 @@ class ServerThread(SessionsApi, LoopThread):
         self._lock = threading.Lock()
         self._http: tornado.httpserver.HTTPServer | None = None
         self._acceptor: Acceptor | None = None
+        self._keepalive: Keepalive | None = None
         self.pending: PendingConnections[tornado.iostream.IOStream] = PendingConnections(
             max_pending_connections, is_closed=lambda stream: stream.closed()
         )
@@ -464,7 +466,7 @@ class ServerThread(SessionsApi, LoopThread):
                 (r"/status", StatusHandler, args),
             ],
             websocket_max_message_size=self.max_message_size,
-            websocket_ping_interval=self.ping_interval or None,
+            # No websocket_ping_interval: one Keepalive pings every WebSocket (see _startup).
             log_function=_log_request,
         )
 
@@ -479,11 +481,19 @@ class ServerThread(SessionsApi, LoopThread):
         )
         self._acceptor = Acceptor(self._http, self.pending)
         self._acceptor.listen(sockets)
+        if self.ping_interval:
+            self._keepalive = Keepalive(self.ping_interval, self._websockets)
+            self._keepalive.start()
         # Told from the loop before it serves anyone, so "started" comes before any client's event.
         self._announced = True
         self.listeners.emit(ServerEvent(kind="started", message=f"listening on {self.url}"))
 
+    def _websockets(self) -> list[WebSocketHandler]:
+        return [conn for conn in self.connections if isinstance(conn, WebSocketHandler)]
+
     async def _shutdown(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.stop()
         if self._acceptor is not None:
             self._acceptor.close()
         if self._http is not None:

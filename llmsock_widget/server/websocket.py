@@ -70,6 +70,8 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         "_lone_turn_id",
         "_outbox",
         "_outbox_size",
+        "_pinged",
+        "authenticated",
         "connected_at",
         "counters",
         "dialect",
@@ -78,10 +80,13 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         "seed004",
         "server",
         "session_id",
+        "tcp_stream",
     )
 
     def initialize(self, server: ServerContext) -> None:
         self.server = server
+        self.authenticated = False  # GuardedHandler's, in slots here
+        self.tcp_stream = None
         self.dialect: protocol.Dialect = "envelope"
         self.dialect_fixed = False
         self.session_id: str | None = None
@@ -99,6 +104,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
         self._flushing = False
         self._flusher: tuple[Flusher, asyncio.AbstractEventLoop] | None = None  # found on the first flush
         self._closing = False
+        self._pinged = False  # a keepalive ping is out, not yet answered (see keepalive)
         self._auth_timer: asyncio.TimerHandle | None = None
         self.connected_at = 0  # the hub's clock when the WebSocket opened (ms)
         self.seed004 = False  # whether the client is seed 004's (see open)
@@ -133,6 +139,11 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             # Seed 004's page offers no subprotocol on its path: it speaks the typed dialect, so
             # its first frames (ready, replay) are typed too rather than waiting for a detection.
             self.dialect, self.dialect_fixed = "typed", True
+        # The upgrade's headers, the request's and the response's, were read and sent (by the
+        # guard, and by Tornado to accept) before open(); nothing reads them again, and an open
+        # connection would keep them all: about 2 KiB from the Python client, more from a browser.
+        self.request.headers.clear()
+        self._headers.clear()
         self.server.stats.connections_total += 1
         self.server.connections.add(self)
         if not self._dialect_from_query():
@@ -257,6 +268,19 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             elif event.action == "get_history" and self.seed004 and self.dialect == "typed":
                 event = replace(event, data={**event.data, "history": plain_history(event.data)})
         self._send_event(event)
+
+    def keepalive(self) -> None:
+        """The server's keepalive sweep: close if the last ping went unanswered, else ping."""
+        if self._closing or self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        if self._pinged:
+            self.close(CLOSE_NORMAL, "ping timed out")
+            return
+        self._pinged = True
+        self.ping(b"")
+
+    def on_pong(self, data: bytes) -> None:
+        self._pinged = False
 
     def on_close(self) -> None:
         self._closing = True

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from llmsock_widget.core.events import Event, ModelDelta, StatusChanged
-from llmsock_widget.runtime.fanout import LocalFanout
+from llmsock_widget.runtime.fanout import LocalFanout, ObservedFanout
 
 SID = "s1"
 
@@ -46,3 +46,33 @@ def test_publish_delta_gives_fields_to_those_that_ask_and_one_event_to_the_other
     with caplog.at_level(logging.ERROR, logger="llmsock"):
         asyncio.run(main())
     assert sum("a subscriber of session s1 failed" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_an_observed_subscriber_is_told_gone_once_and_all_left_tells_the_rest_in_order() -> None:
+    """Unsubscribing twice tells the observer once; all_left (a stopping server) tells each
+    subscriber not yet gone, in the order they came, and only them."""
+
+    async def main() -> list[tuple[str, bool]]:
+        told: list[tuple[str, bool]] = []
+        names: dict[object, str] = {}
+        fanout = ObservedFanout(lambda sid, deliver, attached: told.append((names[deliver], attached)))
+        delivers = {name: (lambda event: None) for name in ("a", "b", "c")}
+        names.update({deliver: name for name, deliver in delivers.items()})
+        leave_a = await fanout.subscribe(SID, delivers["a"])
+        await fanout.subscribe(SID, delivers["b"])
+        await fanout.subscribe("other", delivers["c"])
+        await leave_a()
+        await leave_a()  # a second detach: nothing more to tell, and b stays subscribed
+        assert fanout.count(SID) == 1
+        fanout.all_left()
+        fanout.all_left()  # told once
+        return told
+
+    assert asyncio.run(main()) == [
+        ("a", True),
+        ("b", True),
+        ("c", True),
+        ("a", False),
+        ("b", False),
+        ("c", False),
+    ]

@@ -80,3 +80,15 @@ def test_a_streamed_answer_adds_no_object_per_delta() -> None:
 
 def _delta(seq: int) -> ModelDelta:
     return ModelDelta(session_id=SID, seq=seq, ts=seq * 7, turn_id="t", message_id="m", text=f" w{seq}")
+
+
+def test_empty_logs_share_nothing_once_one_is_written() -> None:
+    """Empty logs hold no deque of their own; the first event gives a log its own, seen by no other."""
+    first, second = ReplayLog(), ReplayLog()
+    assert first.after(0) == [] and not first.extend_run(ModelDelta, SID, 1, 1, "t1", "m1", "x")
+    first.append(_delta(1))
+    first.append(_delta(2))
+    assert [e.seq for e in first] == [1, 2]
+    assert len(second) == 0 and list(second) == [] and second.after(0) == []
+    second.append(_delta(5))
+    assert [e.seq for e in second] == [5] and [e.seq for e in first] == [1, 2]

@@ -1,0 +1,109 @@
+"""The server's keepalive: every WebSocket is pinged; one that stops answering is closed, others stay."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import struct
+from typing import Any
+
+from llmsock_widget.models import BuiltinModel
+from llmsock_widget.server.thread import ServerThread
+from tests.conftest import TIMEOUT
+from tests.integration.conftest import MakeServer, open_client
+
+INTERVAL = 0.2  # seconds between the server's pings (and the time a client has to answer one)
+
+
+async def raw_client(server: ServerThread, session: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a WebSocket by hand, authenticated by header; the caller answers no ping unless it says so."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        (
+            f"GET /ws?session={session}&dialect=envelope HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(secrets.token_bytes(16)).decode()}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {server.token}\r\n\r\n"
+        ).encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one unmasked server frame; return its opcode and payload."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+def pong_frame(payload: bytes) -> bytes:
+    """Return a masked client pong carrying ``payload`` (RFC 6455 5.5.3; under 126 bytes)."""
+    mask = secrets.token_bytes(4)
+    return bytes((0x8A, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def frames_until_close(reader: asyncio.StreamReader, writer: Any, answer: int) -> tuple[int, list[int]]:
+    """Read frames until the server's close, answering the first ``answer`` pings; return the
+    pings received and the opcodes seen."""
+    opcodes: list[int] = []
+    pings = 0
+    while True:
+        opcode, payload = await asyncio.wait_for(read_frame(reader), TIMEOUT)
+        opcodes.append(opcode)
+        if opcode == 0x9:
+            pings += 1
+            if pings <= answer:
+                writer.write(pong_frame(payload))
+                await writer.drain()
+        if opcode == 0x8 or pings > answer + 3:  # closed, or three pings unanswered and still open
+            return pings, opcodes
+
+
+def test_a_client_that_stops_answering_pings_is_closed_and_the_others_stay(
+    make_server: MakeServer, run: Any
+) -> None:
+    """Two pings answered, the third not: the server closes with 1000 "ping timed out" after it,
+    while a client that answers every ping (the websockets client) stays connected."""
+    server = make_server(model=BuiltinModel(tokens_per_second=None), ping_interval=INTERVAL)
+
+    async def scenario() -> tuple[int, list[int], dict[str, Any]]:
+        steady = await open_client(server, session="steady", dialect="envelope")
+        await steady.recv()
+        reader, writer = await raw_client(server, "silent")
+        pings, opcodes = await frames_until_close(reader, writer, answer=2)
+        writer.close()
+        # The steady client has outlived a sweep with a missing pong: it still gets its answer.
+        await steady.send("/echo still here")
+        end = (await steady.recv_until(lambda m: m["data"]["event"]["type"] == "end"))[-1]
+        await steady.ws.close()
+        return pings, opcodes, end["data"]["event"]
+
+    pings, opcodes, end = run(scenario())
+    assert opcodes[0] == 0x1, "the ready frame comes first"
+    assert pings == 3, f"closed after {pings} pings: the third, unanswered, should close it"
+    assert opcodes[-1] == 0x8
+    assert end["text"] == "still here"
+
+
+def test_the_close_says_ping_timed_out(make_server: MakeServer, run) -> None:
+    """A client that never answers gets a close frame of code 1000 and reason "ping timed out"."""
+    server = make_server(model=BuiltinModel(tokens_per_second=None), ping_interval=INTERVAL)
+
+    async def scenario() -> bytes:
+        reader, writer = await raw_client(server, "mute")
+        while True:
+            opcode, payload = await asyncio.wait_for(read_frame(reader), TIMEOUT)
+            if opcode == 0x8:
+                writer.close()
+                return payload
+
+    payload = run(scenario())
+    assert struct.unpack("!H", payload[:2])[0] == 1000
+    assert payload[2:].decode() == "ping timed out"
