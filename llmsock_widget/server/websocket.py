@@ -277,7 +277,10 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler, GuardedHandler):
             self.close(CLOSE_NORMAL, "ping timed out")
             return
         self._pinged = True
-        self.ping(b"")
+        try:
+            self.ping(b"")
+        except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
+            pass  # the peer has just gone; on_close cleans up
 
     def on_pong(self, data: bytes) -> None:
         self._pinged = False

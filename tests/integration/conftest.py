@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -131,3 +132,28 @@ async def aclose(*clients: Client) -> AsyncIterator[None] | None:
     for client in clients:
         await client.ws.close()
     return None
+
+
+# -- raw frames, for clients that must not answer pings (every WebSocket library does) --
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """Return one final masked client frame (RFC 6455 5.2) of ``opcode``; the payload is under 126 bytes."""
+    assert len(payload) < 126
+    mask = secrets.token_bytes(4)
+    return (
+        bytes((0x80 | opcode, 0x80 | len(payload)))
+        + mask
+        + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    )
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one unmasked server frame; return its opcode and payload."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    return first & 0x0F, await reader.readexactly(length)

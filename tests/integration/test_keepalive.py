@@ -11,7 +11,7 @@ from typing import Any
 from llmsock_widget.models import BuiltinModel
 from llmsock_widget.server.thread import ServerThread
 from tests.conftest import TIMEOUT
-from tests.integration.conftest import MakeServer, open_client
+from tests.integration.conftest import MakeServer, masked_frame, open_client, read_frame
 
 INTERVAL = 0.2  # seconds between the server's pings (and the time a client has to answer one)
 
@@ -32,23 +32,6 @@ async def raw_client(server: ServerThread, session: str) -> tuple[asyncio.Stream
     return reader, writer
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Read one unmasked server frame; return its opcode and payload."""
-    first, second = await reader.readexactly(2)
-    length = second & 0x7F
-    if length == 126:
-        length = int.from_bytes(await reader.readexactly(2), "big")
-    elif length == 127:
-        length = int.from_bytes(await reader.readexactly(8), "big")
-    return first & 0x0F, await reader.readexactly(length)
-
-
-def pong_frame(payload: bytes) -> bytes:
-    """Return a masked client pong carrying ``payload`` (RFC 6455 5.5.3; under 126 bytes)."""
-    mask = secrets.token_bytes(4)
-    return bytes((0x8A, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 async def frames_until_close(reader: asyncio.StreamReader, writer: Any, answer: int) -> tuple[int, list[int]]:
     """Read frames until the server's close, answering the first ``answer`` pings; return the
     pings received and the opcodes seen."""
@@ -60,7 +43,7 @@ async def frames_until_close(reader: asyncio.StreamReader, writer: Any, answer: 
         if opcode == 0x9:
             pings += 1
             if pings <= answer:
-                writer.write(pong_frame(payload))
+                writer.write(masked_frame(0xA, payload))
                 await writer.drain()
         if opcode == 0x8 or pings > answer + 3:  # closed, or three pings unanswered and still open
             return pings, opcodes

@@ -43,7 +43,15 @@ from llmsock_widget.server.websocket import WebSocketHandler
 from tests.browser.jupyter_process import REMOTE_HOST, JupyterServer
 from tests.conftest import TIMEOUT
 
-from .conftest import Client, MakeServer, assert_no_event_lost, is_model, is_turn_end
+from .conftest import (
+    Client,
+    MakeServer,
+    assert_no_event_lost,
+    is_model,
+    is_turn_end,
+    masked_frame,
+    read_frame,
+)
 
 pytest.importorskip("jupyter_server_proxy")
 
@@ -464,28 +472,9 @@ async def raw_upgrade(jupyter: ProxyJupyter, server: ServerThread, origin: str, 
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.startswith(b"HTTP/1.1 101"), head
-    writer.write(masked_text_frame(json.dumps({"type": "auth", "token": server.token})))
+    writer.write(masked_frame(0x1, json.dumps({"type": "auth", "token": server.token}).encode()))
     await writer.drain()
     return reader, writer
-
-
-def masked_text_frame(text: str) -> bytes:
-    """Return ``text`` as one masked client text frame (RFC 6455 5.2; under 126 bytes)."""
-    data = text.encode()
-    assert len(data) < 126
-    mask = secrets.token_bytes(4)
-    return bytes((0x81, 0x80 | len(data))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Read one unmasked server frame; return its opcode and payload."""
-    first, second = await reader.readexactly(2)
-    length = second & 0x7F
-    if length == 126:
-        length = int.from_bytes(await reader.readexactly(2), "big")
-    elif length == 127:
-        length = int.from_bytes(await reader.readexactly(8), "big")
-    return first & 0x0F, await reader.readexactly(length)
 
 
 def test_heartbeat_ends_at_the_proxy(
