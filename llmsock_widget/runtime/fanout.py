@@ -63,7 +63,7 @@ class LocalFanout:
 
     async def subscribe(
         self, session_id: str, deliver: Deliver, delta: DeliverDelta | None = None
-    ) -> Unsubscribe:
+    ) -> Subscription:
         """Add ``deliver`` (and ``delta``) to the session's subscribers."""
         entry = (deliver, delta)
         self._subscribers[session_id] = (*self._subscribers.get(session_id, ()), entry)
@@ -129,10 +129,9 @@ class ObservedFanout(LocalFanout):
 
     async def subscribe(
         self, session_id: str, deliver: Deliver, delta: DeliverDelta | None = None
-    ) -> Unsubscribe:
+    ) -> Subscription:
         """Add ``deliver`` to the session's subscribers and tell the observer."""
         subscription = await super().subscribe(session_id, deliver, delta)
-        assert isinstance(subscription, Subscription)
         self._attached[subscription] = None
         self._tell(session_id, deliver, True)
         return subscription

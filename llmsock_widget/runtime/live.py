@@ -29,9 +29,8 @@ from .sharing import Link
 # may lose a cancellation (asyncio.wait_for before Python 3.12 does, CPython gh-86296), and Stop
 # must end the turn all the same.
 ABORT_AGAIN_AFTER = 1.0
-_NO_TASKS: frozenset[asyncio.Task[None]] = (
-    frozenset()
-)  # what a session that never spawned holds (an empty set is 216 B)
+# What a session that never spawned a task holds as its tasks (an empty set is 216 bytes).
+_NO_TASKS: frozenset[asyncio.Task[None]] = frozenset()
 
 Refuse = Callable[[ClientError], None]
 """Tells the sender of a prompt that it was refused (an error reply to its connection)."""

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import tornado.httpserver
 import tornado.iostream
@@ -488,8 +488,9 @@ class ServerThread(SessionsApi, LoopThread):
         self._announced = True
         self.listeners.emit(ServerEvent(kind="started", message=f"listening on {self.url}"))
 
-    def _websockets(self) -> list[WebSocketHandler]:
-        return [conn for conn in self.connections if isinstance(conn, WebSocketHandler)]
+    def _websockets(self) -> Iterator[WebSocketHandler]:
+        """The open WebSockets (the keepalive takes them into a list of its own at once)."""
+        return (conn for conn in self.connections if isinstance(conn, WebSocketHandler))
 
     async def _shutdown(self) -> None:
         if self._keepalive is not None:

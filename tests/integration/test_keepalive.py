@@ -32,9 +32,11 @@ async def raw_client(server: ServerThread, session: str) -> tuple[asyncio.Stream
     return reader, writer
 
 
-async def frames_until_close(reader: asyncio.StreamReader, writer: Any, answer: int) -> tuple[int, list[int]]:
+async def frames_until_close(
+    reader: asyncio.StreamReader, writer: Any, answer: int
+) -> tuple[int, list[int], bytes]:
     """Read frames until the server's close, answering the first ``answer`` pings; return the
-    pings received and the opcodes seen."""
+    pings received, the opcodes seen and the last frame's payload (the close's, if it closed)."""
     opcodes: list[int] = []
     pings = 0
     while True:
@@ -46,7 +48,7 @@ async def frames_until_close(reader: asyncio.StreamReader, writer: Any, answer: 
                 writer.write(masked_frame(0xA, payload))
                 await writer.drain()
         if opcode == 0x8 or pings > answer + 3:  # closed, or three pings unanswered and still open
-            return pings, opcodes
+            return pings, opcodes, payload
 
 
 def test_a_client_that_stops_answering_pings_is_closed_and_the_others_stay(
@@ -56,37 +58,22 @@ def test_a_client_that_stops_answering_pings_is_closed_and_the_others_stay(
     while a client that answers every ping (the websockets client) stays connected."""
     server = make_server(model=BuiltinModel(tokens_per_second=None), ping_interval=INTERVAL)
 
-    async def scenario() -> tuple[int, list[int], dict[str, Any]]:
+    async def scenario() -> tuple[int, list[int], bytes, dict[str, Any]]:
         steady = await open_client(server, session="steady", dialect="envelope")
         await steady.recv()
         reader, writer = await raw_client(server, "silent")
-        pings, opcodes = await frames_until_close(reader, writer, answer=2)
+        pings, opcodes, close = await frames_until_close(reader, writer, answer=2)
         writer.close()
         # The steady client has outlived a sweep with a missing pong: it still gets its answer.
         await steady.send("/echo still here")
         end = (await steady.recv_until(lambda m: m["data"]["event"]["type"] == "end"))[-1]
         await steady.ws.close()
-        return pings, opcodes, end["data"]["event"]
+        return pings, opcodes, close, end["data"]["event"]
 
-    pings, opcodes, end = run(scenario())
+    pings, opcodes, close, end = run(scenario())
     assert opcodes[0] == 0x1, "the ready frame comes first"
     assert pings == 3, f"closed after {pings} pings: the third, unanswered, should close it"
     assert opcodes[-1] == 0x8
+    assert struct.unpack("!H", close[:2])[0] == 1000
+    assert close[2:].decode() == "ping timed out"
     assert end["text"] == "still here"
-
-
-def test_the_close_says_ping_timed_out(make_server: MakeServer, run) -> None:
-    """A client that never answers gets a close frame of code 1000 and reason "ping timed out"."""
-    server = make_server(model=BuiltinModel(tokens_per_second=None), ping_interval=INTERVAL)
-
-    async def scenario() -> bytes:
-        reader, writer = await raw_client(server, "mute")
-        while True:
-            opcode, payload = await asyncio.wait_for(read_frame(reader), TIMEOUT)
-            if opcode == 0x8:
-                writer.close()
-                return payload
-
-    payload = run(scenario())
-    assert struct.unpack("!H", payload[:2])[0] == 1000
-    assert payload[2:].decode() == "ping timed out"
